@@ -1,0 +1,189 @@
+"""Raw frames -> validated, indexed :class:`InteractionLog`.
+
+Every check names the source, the column and an offending row. Documented repairs, each logged
+with a count: exact duplicate interaction rows are dropped (``on_duplicates="drop"``, the default;
+``"error"`` refuses them instead); with ``on_unknown_items="drop"`` interactions naming items absent
+from the item table are dropped (the default ``"error"`` refuses them).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def _require_columns(frame: pd.DataFrame, needed: dict[str, str], source: str, table: str) -> None:
+    missing = [f"{src!r} (for {canon})" for canon, src in needed.items() if src not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{source}: {table} table lacks column(s) {', '.join(missing)}; "
+            f"it has {list(map(str, frame.columns))}. Pass a ColumnMapping naming the right columns."
+        )
+
+
+def _first_bad(mask: np.ndarray, frame: pd.DataFrame, column: str) -> str:
+    row = int(np.flatnonzero(mask)[0])
+    return f"row {row} (value {frame[column].iloc[row]!r})"
+
+
+def _ids(frame: pd.DataFrame, column: str, source: str, table: str) -> pd.Series:
+    col = frame[column]
+    bad = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
+    if bad.any():
+        raise DataError(f"{source}: {table} column {column!r} has {int(bad.sum())} empty or NaN id(s), first at "
+                        f"{_first_bad(bad, frame, column)}")
+    # Ids are compared as strings so that 1 and "1" from two files name the same thing.
+    return col.astype(str).str.strip()
+
+
+def _numeric(frame: pd.DataFrame, column: str, canon: str, source: str) -> np.ndarray:
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna().to_numpy() & frame[column].notna().to_numpy()
+    if bad.any():
+        raise DataError(f"{source}: column {column!r} ({canon}) has non-numeric value(s), first at "
+                        f"{_first_bad(bad, frame, column)}")
+    if values.isna().any():
+        raise DataError(f"{source}: column {column!r} ({canon}) has missing value(s), first at "
+                        f"{_first_bad(values.isna().to_numpy(), frame, column)}")
+    return values.to_numpy(dtype=np.float64)
+
+
+def _timestamps(frame: pd.DataFrame, column: str | None, source: str) -> np.ndarray:
+    if column is None:
+        return np.arange(len(frame), dtype=np.int64)
+    col = frame[column]
+    numeric = pd.to_numeric(col, errors="coerce")
+    if numeric.notna().all():
+        return numeric.to_numpy(dtype=np.float64).astype(np.int64)
+    parsed = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        raise DataError(f"{source}: column {column!r} (timestamp) has unparseable value(s), first at "
+                        f"{_first_bad(bad, frame, column)}")
+    return (parsed.astype("int64") // 10**9).to_numpy(dtype=np.int64)
+
+
+def _genres(value: object, sep: str) -> tuple[str, ...]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ()
+    if isinstance(value, str):
+        return tuple(g.strip() for g in value.split(sep) if g.strip() and g.strip() != "(no genres listed)")
+    return tuple(str(g) for g in value)  # type: ignore[union-attr]
+
+
+def _years(col: pd.Series) -> np.ndarray:
+    numeric = pd.to_numeric(col, errors="coerce")
+    if numeric.notna().sum() < col.notna().sum():  # dates such as "01-Jan-1995": take the year
+        dates = pd.to_datetime(col, errors="coerce", format="mixed")
+        numeric = numeric.fillna(dates.dt.year)
+    return numeric.to_numpy(dtype=np.float64)
+
+
+def _item_table(items: pd.DataFrame | None, item_ids: pd.Series, m: ColumnMapping, source: str) -> pd.DataFrame:
+    if items is None:
+        ids = pd.unique(item_ids)
+        return pd.DataFrame({"item_id": ids, "title": [""] * len(ids), "genres": [()] * len(ids),
+                             "year": np.full(len(ids), np.nan)})
+    _require_columns(items, {"item": m.item}, source, "item")
+    ids = _ids(items, m.item, source, "item")
+    dup = ids.duplicated().to_numpy()
+    if dup.any():
+        raise DataError(f"{source}: item table repeats id(s) in column {m.item!r}, first at "
+                        f"{_first_bad(dup, items, m.item)}")
+    out = pd.DataFrame({"item_id": ids.to_numpy()})
+    out["title"] = items[m.title].fillna("").astype(str).to_numpy() if m.title in items.columns else ""
+    out["genres"] = [_genres(v, m.genre_sep) for v in items[m.genres]] if m.genres in items.columns else [()] * len(out)
+    out["year"] = _years(items[m.year]) if m.year in items.columns else np.nan
+    used = {m.item, m.title, m.genres, m.year}
+    for col in items.columns:
+        if col not in used and pd.api.types.is_numeric_dtype(items[col]):
+            out[str(col)] = items[col].to_numpy(dtype=np.float64)
+    return out
+
+
+def _user_table(users: pd.DataFrame | None, user_ids: np.ndarray, m: ColumnMapping, source: str) -> pd.DataFrame:
+    if users is None:
+        return pd.DataFrame({"user_id": user_ids})
+    _require_columns(users, {"user": m.user}, source, "user")
+    ids = _ids(users, m.user, source, "user")
+    dup = ids.duplicated().to_numpy()
+    if dup.any():
+        raise DataError(f"{source}: user table repeats id(s) in column {m.user!r}, first at "
+                        f"{_first_bad(dup, users, m.user)}")
+    feats = users.drop(columns=[m.user]).assign(_id=ids.to_numpy()).set_index("_id")
+    out = pd.DataFrame({"user_id": user_ids}).join(feats, on="user_id")
+    return out.reset_index(drop=True)
+
+
+def build_log(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None,
+              m: ColumnMapping, *, name: str, source: str, on_duplicates: str = "drop",
+              on_unknown_items: str = "error") -> InteractionLog:
+    """Validate raw frames against ``m`` and return an indexed log (see the module docstring)."""
+    if on_duplicates not in ("drop", "error"):
+        raise DataError(f"on_duplicates must be 'drop' or 'error', got {on_duplicates!r}")
+    if on_unknown_items not in ("drop", "error"):
+        raise DataError(f"on_unknown_items must be 'drop' or 'error', got {on_unknown_items!r}")
+    if not isinstance(interactions, pd.DataFrame):
+        raise DataError(f"{source}: interactions must be a pandas DataFrame, got {type(interactions).__name__}")
+    if len(interactions) == 0:
+        raise DataError(f"{source}: the interaction log is empty (no rows)")
+    needed = {"user": m.user, "item": m.item} | ({"timestamp": m.timestamp} if m.timestamp else {})
+    needed |= m.responses()
+    _require_columns(interactions, needed, source, "interaction")
+
+    frame = pd.DataFrame({"user_id": _ids(interactions, m.user, source, "interaction").to_numpy(),
+                          "item_id": _ids(interactions, m.item, source, "interaction").to_numpy(),
+                          "timestamp": _timestamps(interactions, m.timestamp, source)})
+    for canon, col in m.responses().items():
+        frame[canon] = _numeric(interactions, col, canon, source).astype(np.float32)
+    frame = _drop_duplicates(frame, source, on_duplicates)
+
+    item_table = _item_table(items, frame["item_id"], m, source)
+    item_index = pd.Index(item_table["item_id"])
+    item_idx = item_index.get_indexer(frame["item_id"])
+    unknown = item_idx < 0
+    if unknown.any():
+        if on_unknown_items == "error":
+            row = int(np.flatnonzero(unknown)[0])
+            raise DataError(f"{source}: {int(unknown.sum())} interaction(s) name items absent from the item table, "
+                            f"first at row {row} (item id {frame['item_id'].iloc[row]!r} in column {m.item!r}); "
+                            f"pass on_unknown_items='drop' to drop them")
+        log.warning("%s: dropped %d interaction(s) naming items absent from the item table", source, int(unknown.sum()))
+        frame, item_idx = frame[~unknown].reset_index(drop=True), item_idx[~unknown]
+    if len(frame) == 0:
+        raise DataError(f"{source}: no interactions left after dropping unknown items")
+
+    user_ids = pd.unique(frame["user_id"])
+    if users is not None:  # keep the user table's order where it has one, so indices match its rows
+        _require_columns(users, {"user": m.user}, source, "user")
+        table_ids = _ids(users, m.user, source, "user")
+        user_ids = np.concatenate([table_ids[table_ids.isin(set(user_ids))].to_numpy(),
+                                   [u for u in user_ids if u not in set(table_ids)]])
+    user_table = _user_table(users, np.asarray(user_ids, dtype=object), m, source)
+    user_idx = pd.Index(user_table["user_id"]).get_indexer(frame["user_id"])
+
+    inter = pd.DataFrame({"user": user_idx.astype(np.int32), "item": item_idx.astype(np.int32),
+                          "timestamp": frame["timestamp"].to_numpy(np.int64)})
+    for canon in m.responses():
+        inter[canon] = frame[canon].to_numpy(np.float32)
+    inter = inter.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+    return InteractionLog(inter, item_table, user_table, name, {"source": source})
+
+
+def _drop_duplicates(frame: pd.DataFrame, source: str, on_duplicates: str) -> pd.DataFrame:
+    dup = frame.duplicated().to_numpy()
+    if not dup.any():
+        return frame
+    if on_duplicates == "error":
+        row = int(np.flatnonzero(dup)[0])
+        raise DataError(f"{source}: {int(dup.sum())} exact duplicate interaction row(s), first at row {row} "
+                        f"(user {frame['user_id'].iloc[row]!r}, item {frame['item_id'].iloc[row]!r})")
+    log.warning("%s: dropped %d exact duplicate interaction row(s)", source, int(dup.sum()))
+    return frame[~dup].reset_index(drop=True)
