@@ -1,0 +1,190 @@
+"""Choice models: how a user picks at most one slot of a slate, given the items' utilities.
+
+Two models implement :class:`~recsim_env.protocols.ChoiceModel`:
+
+* :class:`MultinomialLogit` — the user weighs the whole slate at once:
+  ``P(slot j) ∝ exp(u_j / T) * e_j`` with examination ``e_j = 1 / (1 + j) ** position_decay`` and
+  ``P(no click) ∝ exp(no_click_utility / T)``.
+* :class:`CascadeChoice` — the user scans the slots in order, may abandon before each one, clicks
+  slot ``j`` with probability ``sigmoid((u_j - no_click_utility) / T)`` and stops at the first click.
+
+Invalid slots (empty, or duplicates the env blanked) get probability 0 in both. The no-click
+utility sets the click-through rate; :func:`calibrate_no_click` finds the value that hits a target
+CTR on given utilities, which is the documented way to calibrate either model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from recsim_env.errors import ConfigError
+
+
+@lru_cache(maxsize=64)
+def _log_examination(k: int, position_decay: float) -> np.ndarray:
+    """``(k,)`` log examination probability of each slot; cached because every step asks for it."""
+    out = -position_decay * np.log1p(np.arange(k, dtype=np.float64))
+    out.setflags(write=False)
+    return out
+
+
+def _check_finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+
+
+def sample_categorical(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per row of ``(n, k + 1)`` choice probabilities -> ``(n,)`` slot, ``-1`` for the last column.
+
+    One uniform per row against the running sum (inverse CDF): a single ``rng.random(n)`` call, so a
+    batch of users costs the same number of generator calls as one user.
+    """
+    k = probabilities.shape[1] - 1
+    cdf = np.cumsum(probabilities, axis=1)
+    u = rng.random((probabilities.shape[0], 1)) * cdf[:, -1:]
+    slot = (cdf <= u).sum(axis=1)
+    # Ties at the top (u == total) would give k + 1; clip, then map the no-click column to -1.
+    slot = np.minimum(slot, k)
+    return np.where(slot == k, -1, slot).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class MultinomialLogit:
+    """Multinomial logit over the slate with a no-click option and position bias."""
+
+    temperature: float = 1.0
+    """Softmax temperature ``T`` (> 0): larger means choices depend less on utility."""
+    no_click_utility: float = 0.0
+    """Utility of not clicking; raising it lowers the click-through rate."""
+    position_decay: float = 0.0
+    """Examination of slot ``j`` is ``1 / (1 + j) ** position_decay`` (0: no position bias)."""
+
+    def __post_init__(self) -> None:
+        for name in ("temperature", "no_click_utility", "position_decay"):
+            _check_finite(name, getattr(self, name))
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
+        if self.position_decay < 0:
+            raise ConfigError(f"position_decay must be >= 0, got {self.position_decay!r}")
+
+    def probabilities(self, utilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        n, k = utilities.shape
+        logits = np.empty((n, k + 1), dtype=np.float64)
+        np.divide(utilities, self.temperature, out=logits[:, :k])
+        if self.position_decay:
+            logits[:, :k] += _log_examination(k, self.position_decay)
+        logits[:, :k][~valid] = -np.inf
+        logits[:, k] = self.no_click_utility / self.temperature
+        # Subtracting the row max keeps exp() finite; the no-click column is finite so max is too.
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+    def sample(self, utilities: np.ndarray, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return sample_categorical(self.probabilities(utilities, valid), rng)
+
+
+@dataclass(frozen=True)
+class CascadeChoice:
+    """Cascade model: scan slots in order, click the first attractive one, maybe abandon on the way."""
+
+    temperature: float = 1.0
+    """Sigmoid temperature ``T`` (> 0) of each slot's click probability."""
+    no_click_utility: float = 0.0
+    """Offset of the click sigmoid: slot ``j`` is clicked w.p. ``sigmoid((u_j - no_click_utility) / T)``."""
+    abandon_probability: float = 0.0
+    """Probability, before examining each slot, that the user stops scanning (in ``[0, 1)``)."""
+
+    def __post_init__(self) -> None:
+        for name in ("temperature", "no_click_utility", "abandon_probability"):
+            _check_finite(name, getattr(self, name))
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
+        if not 0.0 <= self.abandon_probability < 1.0:
+            raise ConfigError(f"abandon_probability must be in [0, 1), got {self.abandon_probability!r}")
+
+    def probabilities(self, utilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        n, k = utilities.shape
+        z = (np.asarray(utilities, dtype=np.float64) - self.no_click_utility) / self.temperature
+        # Stable sigmoid: exp of a non-positive number only.
+        ez = np.exp(-np.abs(z))
+        click = np.where(z >= 0, 1.0 / (1.0 + ez), ez / (1.0 + ez)) * valid
+        keep = 1.0 - self.abandon_probability
+        # Probability the user reaches (and examines) slot j: kept going and skipped all slots before it.
+        passed = np.cumprod(keep * (1.0 - click), axis=1)
+        reach = np.empty((n, k), dtype=np.float64)
+        reach[:, 0] = keep
+        reach[:, 1:] = passed[:, :-1] * keep
+        out = np.empty((n, k + 1), dtype=np.float64)
+        out[:, :k] = reach * click
+        out[:, k] = np.clip(1.0 - out[:, :k].sum(axis=1), 0.0, 1.0)
+        return out
+
+    def sample(self, utilities: np.ndarray, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        # Drawing from the closed-form slot distribution is the cascade in distribution, in one rng call.
+        return sample_categorical(self.probabilities(utilities, valid), rng)
+
+
+ChoiceWithNoClick = MultinomialLogit | CascadeChoice
+
+
+def click_through_rate(utilities: np.ndarray, valid: np.ndarray, choice: ChoiceWithNoClick) -> float:
+    """Mean probability over the rows that the user clicks something."""
+    return float(1.0 - choice.probabilities(utilities, valid)[:, -1].mean())
+
+
+def calibrate_no_click(
+    utilities: np.ndarray,
+    valid: np.ndarray,
+    target_ctr: float,
+    choice: ChoiceWithNoClick,
+    tol: float = 1e-6,
+    max_iter: int = 200,
+) -> float:
+    """The ``no_click_utility`` at which ``choice`` (other fields unchanged) has mean CTR ``target_ctr``.
+
+    CTR falls monotonically as the no-click utility rises, so bisection on a bracket that is widened
+    until it contains the target converges; raises :class:`ConfigError` when the target cannot be
+    reached (e.g. rows with no valid slot, or abandonment capping the CTR).
+    Use: ``choice = dataclasses.replace(choice, no_click_utility=calibrate_no_click(u, v, 0.3, choice))``.
+    """
+    if not (0.0 < target_ctr < 1.0):
+        raise ConfigError(f"target_ctr must be in (0, 1), got {target_ctr!r}")
+    utilities = np.asarray(utilities, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    if utilities.ndim != 2 or utilities.shape != valid.shape or utilities.size == 0:
+        raise ConfigError(f"utilities and valid must be equal non-empty (n, k) arrays, got {utilities.shape} "
+                          f"and {valid.shape}")
+
+    def ctr(b: float) -> float:
+        return click_through_rate(utilities, valid, dataclasses.replace(choice, no_click_utility=b))
+
+    finite = utilities[valid & np.isfinite(utilities)]
+    centre = float(finite.mean()) if finite.size else 0.0
+    span = 10.0 * choice.temperature
+    lo, hi = centre - span, centre + span
+    for _ in range(60):
+        if ctr(lo) >= target_ctr:
+            break
+        lo -= span
+        span *= 2.0
+    else:
+        raise ConfigError(f"target_ctr={target_ctr} is above the highest click-through rate this choice "
+                          f"model reaches on these utilities ({ctr(lo):.4f})")
+    span = 10.0 * choice.temperature
+    while ctr(hi) > target_ctr:
+        hi += span
+        span *= 2.0
+    for _ in range(max_iter):
+        mid = 0.5 * (lo + hi)
+        value = ctr(mid)
+        if abs(value - target_ctr) < tol:
+            return mid
+        lo, hi = (mid, hi) if value > target_ctr else (lo, mid)
+    return 0.5 * (lo + hi)
