@@ -47,3 +47,11 @@ def make_tiny_log(n_users: int = 40, n_items: int = 60, per_user: int = 15, seed
 @pytest.fixture(scope="session")
 def tiny_log() -> InteractionLog:
     return make_tiny_log()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> None:
+    """Small models on a shared 2-core machine run fastest, and deterministically, on one thread."""
+    import torch
+
+    torch.set_num_threads(1)
