@@ -4,6 +4,10 @@ Every check names the source, the column and an offending row. Documented repair
 with a count: exact duplicate interaction rows are dropped (``on_duplicates="drop"``, the default;
 ``"error"`` refuses them instead); with ``on_unknown_items="drop"`` interactions naming items absent
 from the item table are dropped (the default ``"error"`` refuses them).
+
+Where an offending row is named: ``row N`` is its 0-based position in the frame given. Frames that
+the file loaders produce carry the file line of each row as an index named ``"line"`` and the file
+in ``frame.attrs["source"]``; messages then name that file and ``line N`` instead.
 """
 
 from __future__ import annotations
@@ -28,9 +32,19 @@ def _require_columns(frame: pd.DataFrame, needed: dict[str, str], source: str, t
         )
 
 
+def _where(frame: pd.DataFrame, row: int) -> str:
+    """``line N`` for frames read from a file (index named "line"), else the 0-based ``row N``."""
+    return f"line {frame.index[row]}" if frame.index.name == "line" else f"row {row}"
+
+
+def _source(frame: pd.DataFrame | None, default: str) -> str:
+    """The file a loader read ``frame`` from, else the caller's ``source``."""
+    return str(frame.attrs.get("source", default)) if frame is not None else default
+
+
 def _first_bad(mask: np.ndarray, frame: pd.DataFrame, column: str) -> str:
     row = int(np.flatnonzero(mask)[0])
-    return f"row {row} (value {frame[column].iloc[row]!r})"
+    return f"{_where(frame, row)} (value {frame[column].iloc[row]!r})"
 
 
 def _ids(frame: pd.DataFrame, column: str, source: str, table: str) -> pd.Series:
@@ -62,6 +76,10 @@ def _timestamps(frame: pd.DataFrame, column: str | None, source: str) -> np.ndar
     numeric = pd.to_numeric(col, errors="coerce")
     if numeric.notna().all():
         return numeric.to_numpy(dtype=np.float64).astype(np.int64)
+    if numeric.notna().mean() > 0.5:  # epoch seconds with a few bad values: name those, not the numbers
+        bad = numeric.isna().to_numpy()
+        raise DataError(f"{source}: column {column!r} (timestamp) has unparseable value(s), first at "
+                        f"{_first_bad(bad, frame, column)}; expected epoch seconds like the other rows")
     parsed = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
     bad = parsed.isna().to_numpy()
     if bad.any():
@@ -136,37 +154,41 @@ def build_log(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.
         raise DataError(f"{source}: the interaction log is empty (no rows)")
     needed = {"user": m.user, "item": m.item} | ({"timestamp": m.timestamp} if m.timestamp else {})
     needed |= m.responses()
-    _require_columns(interactions, needed, source, "interaction")
+    inter_src, item_src, user_src = (_source(f, source) for f in (interactions, items, users))
+    _require_columns(interactions, needed, inter_src, "interaction")
 
-    frame = pd.DataFrame({"user_id": _ids(interactions, m.user, source, "interaction").to_numpy(),
-                          "item_id": _ids(interactions, m.item, source, "interaction").to_numpy(),
-                          "timestamp": _timestamps(interactions, m.timestamp, source)})
+    frame = pd.DataFrame({"user_id": _ids(interactions, m.user, inter_src, "interaction").to_numpy(),
+                          "item_id": _ids(interactions, m.item, inter_src, "interaction").to_numpy(),
+                          "timestamp": _timestamps(interactions, m.timestamp, inter_src)})
     for canon, col in m.responses().items():
-        frame[canon] = _numeric(interactions, col, canon, source).astype(np.float32)
-    frame = _drop_duplicates(frame, source, on_duplicates)
+        frame[canon] = _numeric(interactions, col, canon, inter_src).astype(np.float32)
+    frame["_row"] = np.arange(len(frame))  # input position, so messages after the repairs still name it
+    frame = _drop_duplicates(frame, inter_src, on_duplicates, interactions)
 
-    item_table = _item_table(items, frame["item_id"], m, source)
+    item_table = _item_table(items, frame["item_id"], m, item_src)
     item_index = pd.Index(item_table["item_id"])
     item_idx = item_index.get_indexer(frame["item_id"])
     unknown = item_idx < 0
     if unknown.any():
         if on_unknown_items == "error":
-            row = int(np.flatnonzero(unknown)[0])
-            raise DataError(f"{source}: {int(unknown.sum())} interaction(s) name items absent from the item table, "
-                            f"first at row {row} (item id {frame['item_id'].iloc[row]!r} in column {m.item!r}); "
+            first = int(frame["_row"].to_numpy()[unknown][0])
+            raise DataError(f"{inter_src}: {int(unknown.sum())} interaction(s) name items absent from the item table "
+                            f"({item_src}), first at {_where(interactions, first)} (item id "
+                            f"{interactions[m.item].iloc[first]!r} in column {m.item!r}); "
                             f"pass on_unknown_items='drop' to drop them")
-        log.warning("%s: dropped %d interaction(s) naming items absent from the item table", source, int(unknown.sum()))
+        log.warning("%s: dropped %d interaction(s) naming items absent from the item table", inter_src,
+                    int(unknown.sum()))
         frame, item_idx = frame[~unknown].reset_index(drop=True), item_idx[~unknown]
     if len(frame) == 0:
-        raise DataError(f"{source}: no interactions left after dropping unknown items")
+        raise DataError(f"{inter_src}: no interactions left after dropping unknown items")
 
     user_ids = pd.unique(frame["user_id"])
     if users is not None:  # keep the user table's order where it has one, so indices match its rows
-        _require_columns(users, {"user": m.user}, source, "user")
-        table_ids = _ids(users, m.user, source, "user")
-        user_ids = np.concatenate([table_ids[table_ids.isin(set(user_ids))].to_numpy(),
-                                   [u for u in user_ids if u not in set(table_ids)]])
-    user_table = _user_table(users, np.asarray(user_ids, dtype=object), m, source)
+        _require_columns(users, {"user": m.user}, user_src, "user")
+        table_ids = _ids(users, m.user, user_src, "user")
+        in_table = pd.Index(table_ids).get_indexer(user_ids) >= 0
+        user_ids = np.concatenate([table_ids[table_ids.isin(user_ids)].to_numpy(), user_ids[~in_table]])
+    user_table = _user_table(users, np.asarray(user_ids, dtype=object), m, user_src)
     user_idx = pd.Index(user_table["user_id"]).get_indexer(frame["user_id"])
 
     inter = pd.DataFrame({"user": user_idx.astype(np.int32), "item": item_idx.astype(np.int32),
@@ -177,13 +199,14 @@ def build_log(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.
     return InteractionLog(inter, item_table, user_table, name, {"source": source})
 
 
-def _drop_duplicates(frame: pd.DataFrame, source: str, on_duplicates: str) -> pd.DataFrame:
-    dup = frame.duplicated().to_numpy()
+def _drop_duplicates(frame: pd.DataFrame, source: str, on_duplicates: str, raw: pd.DataFrame) -> pd.DataFrame:
+    dup = frame.drop(columns="_row").duplicated().to_numpy()
     if not dup.any():
         return frame
     if on_duplicates == "error":
         row = int(np.flatnonzero(dup)[0])
-        raise DataError(f"{source}: {int(dup.sum())} exact duplicate interaction row(s), first at row {row} "
-                        f"(user {frame['user_id'].iloc[row]!r}, item {frame['item_id'].iloc[row]!r})")
+        raise DataError(f"{source}: {int(dup.sum())} exact duplicate interaction row(s), first at "
+                        f"{_where(raw, row)} (user {frame['user_id'].iloc[row]!r}, item {frame['item_id'].iloc[row]!r}); "
+                        f"pass on_duplicates='drop' to drop them")
     log.warning("%s: dropped %d exact duplicate interaction row(s)", source, int(dup.sum()))
     return frame[~dup].reset_index(drop=True)
