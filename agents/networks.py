@@ -1,0 +1,139 @@
+"""Torch building blocks shared by the agents: observation tensors, a state encoder over the
+contract's Dict observation, and a per-candidate scorer that gives one number per (state, item).
+
+Every agent head (SlateQ's item values, its click model, REINFORCE's policy and behaviour heads, the
+SB3 DQN features extractor) is a :class:`StateEncoder` plus a :class:`CandidateScorer`, so item
+embeddings sit in one place (:class:`ItemTower`) and warm starts load into that one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from recsim_env.errors import ConfigError
+
+OBS_KEYS = ("user_index", "user_features", "history_items", "history_responses", "candidates", "context")
+INT_KEYS = ("user_index", "history_items", "candidates")
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """Sizes read off a single env's observation space (the contract in the project README)."""
+
+    n_items: int
+    """Catalogue size (candidate indices lie in ``[0, n_items)``)."""
+    n_users: int
+    """Logged-user index space (``user_index`` in ``[-1, n_users)``)."""
+    n_user_features: int
+    """Length of ``user_features``."""
+    history: int
+    """``H``, the history length."""
+    n_candidates: int
+    """``C``, candidates per step."""
+    n_context: int
+    """Length of ``context``."""
+
+    @classmethod
+    def from_space(cls, space: spaces.Space) -> "ObservationSpec":
+        if not isinstance(space, spaces.Dict):
+            raise ConfigError(f"agents need the env's Dict observation, got {type(space).__name__}; "
+                              "do not flatten the observation for them")
+        missing = [k for k in OBS_KEYS if k not in space.spaces]
+        if missing:
+            raise ConfigError(f"observation space lacks key(s) {missing}; agents need {list(OBS_KEYS)}")
+        s = space.spaces
+        return cls(n_items=int(s["candidates"].high.max()) + 1, n_users=max(int(s["user_index"].high.max()) + 1, 0),
+                   n_user_features=int(s["user_features"].shape[0]), history=int(s["history_items"].shape[0]),
+                   n_candidates=int(s["candidates"].shape[0]), n_context=int(s["context"].shape[0]))
+
+
+def obs_to_tensors(obs: dict[str, np.ndarray], batched: bool = True) -> dict[str, torch.Tensor]:
+    """Numpy observation dict -> torch tensors (int64 for index keys, float32 otherwise)."""
+    out = {}
+    for key in OBS_KEYS:
+        value = np.asarray(obs[key])
+        if not batched:
+            value = value[None]
+        out[key] = torch.as_tensor(value, dtype=torch.long if key in INT_KEYS else torch.float32)
+    return out
+
+
+class ItemTower(nn.Module):
+    """Item (and logged-user) embeddings; row ``n`` of each table is the "none" row for index -1."""
+
+    def __init__(self, n_items: int, n_users: int, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.items = nn.Embedding(n_items + 1, dim)
+        self.users = nn.Embedding(max(n_users, 0) + 1, dim)
+        for table in (self.items, self.users):
+            nn.init.normal_(table.weight, std=0.1)
+
+    def item(self, index: torch.Tensor) -> torch.Tensor:
+        return self.items(torch.where(index < 0, self.items.num_embeddings - 1, index))
+
+    def user(self, index: torch.Tensor) -> torch.Tensor:
+        return self.users(torch.where(index < 0, self.users.num_embeddings - 1, index))
+
+
+def mlp(sizes: list[int], activate_last: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or activate_last:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class StateEncoder(nn.Module):
+    """Observation -> ``(b, out_dim)`` state vector from user features, logged-user embedding,
+    the response-weighted history of consumed items, and the step context."""
+
+    def __init__(self, spec: ObservationSpec, tower: ItemTower, hidden: int = 64, out_dim: int = 64) -> None:
+        super().__init__()
+        self.tower = tower
+        d = tower.dim
+        self.history_proj = nn.Linear(d + 3, d)
+        self.net = mlp([spec.n_user_features + 2 * d + spec.n_context, hidden, out_dim], activate_last=True)
+        self.out_dim = out_dim
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        items = obs["history_items"]
+        mask = (items >= 0).float().unsqueeze(-1)
+        hist = torch.relu(self.history_proj(torch.cat([self.tower.item(items), obs["history_responses"]], -1)))
+        pooled = (hist * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        user = self.tower.user(obs["user_index"].reshape(-1))
+        return self.net(torch.cat([obs["user_features"], user, pooled, obs["context"]], -1))
+
+
+class CandidateScorer(nn.Module):
+    """``(b, s)`` states and ``(b, c)`` item indices -> ``(b, c)`` scores, the same function for every
+    candidate (permutation-equivariant), from [state, item embedding, their elementwise product]."""
+
+    def __init__(self, state_dim: int, tower: ItemTower, hidden: int = 64) -> None:
+        super().__init__()
+        self.tower = tower
+        self.state_proj = nn.Linear(state_dim, tower.dim)
+        self.net = mlp([state_dim + 2 * tower.dim, hidden, 1])
+
+    def forward(self, state: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        emb = self.tower.item(items)
+        s = state.unsqueeze(1).expand(-1, items.shape[1], -1)
+        inter = self.state_proj(s) * emb
+        return self.net(torch.cat([s, emb, inter], -1)).squeeze(-1)
+
+
+class ValueHead(nn.Module):
+    """A scalar per state (e.g. the value of the no-click outcome)."""
+
+    def __init__(self, state_dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = mlp([state_dim, hidden, 1])
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state).squeeze(-1)

@@ -1,0 +1,224 @@
+"""REINFORCE with the top-K off-policy correction (Chen et al., WSDM 2019).
+
+A softmax policy ``π(i | s)`` over the step's candidates shows ``K`` items sampled from it without
+replacement. For a clicked item ``a`` with return-to-go ``R``, the gradient is
+
+    ∇ = E[ min(π(a|s) / β(a|s), c) · λ_K(s, a) · (R - b) · ∇ log π(a|s) ],  λ_K = K (1 - π(a|s))^(K-1)
+
+where ``λ_K`` corrects for the item entering the slate in any of ``K`` draws (so the policy does not
+over-concentrate on one item) and ``β`` is the behaviour policy that logged the data, estimated by
+a separate head on the policy's state with the gradient stopped into that state, as in the paper.
+The same update serves on-policy training in the simulator (``β`` then tracks the recent policy) and
+off-policy training from logged data (:func:`collect_logged` + :meth:`ReinforceAgent.learn_offline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, obs_to_tensors
+from agents.policy import SlatePolicy
+from agents.replay import Episodes, EpisodeReturns
+from agents.training import Transition, clicked_slots
+from agents.warm_start import Embeddings, apply_to_tower
+from recsim_env.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    """Hyperparameters of :class:`ReinforceAgent`."""
+
+    gamma: float = 0.9
+    """Discount of the returns-to-go."""
+    embedding_dim: int = 32
+    """Item / user embedding width (a warm start's file sets it)."""
+    hidden: int = 64
+    """Hidden width."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    batch_size: int = 512
+    """Finished-episode steps gathered before a policy update."""
+    weight_cap: float = 10.0
+    """Cap ``c`` on the importance weight π/β (variance control)."""
+    topk_correction: bool = True
+    """Multiply by λ_K (off: plain importance-weighted REINFORCE)."""
+    baseline: bool = True
+    """Subtract the batch's mean return from ``R``."""
+    entropy_coef: float = 0.0
+    """Entropy bonus on π."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma < 1.0:
+            raise ConfigError(f"ReinforceConfig.gamma must lie in [0, 1), got {self.gamma}")
+        for name in ("embedding_dim", "hidden", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ReinforceConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.weight_cap <= 0 or self.entropy_coef < 0:
+            raise ConfigError("ReinforceConfig.lr and weight_cap must be > 0 and entropy_coef >= 0, got "
+                              f"{self.lr}, {self.weight_cap}, {self.entropy_coef}")
+
+
+def topk_correction(pi: torch.Tensor, k: int) -> torch.Tensor:
+    """``λ_K = K (1 - π)^(K-1)``: d/dπ of ``1 - (1 - π)^K``, the chance the item is in a K-draw slate."""
+    return k * (1.0 - pi).pow(k - 1)
+
+
+def importance_weight(pi: torch.Tensor, beta: torch.Tensor, cap: float) -> torch.Tensor:
+    """``min(π / β, cap)``."""
+    return torch.clamp(pi / beta.clamp(min=1e-8), max=cap)
+
+
+class PolicyNet(nn.Module):
+    """Policy logits over candidates and, on the gradient-stopped state, behaviour logits."""
+
+    def __init__(self, spec: ObservationSpec, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.tower = ItemTower(spec.n_items, spec.n_users, dim)
+        self.encoder = StateEncoder(spec, self.tower, hidden, hidden)
+        self.policy = CandidateScorer(hidden, self.tower, hidden)
+        self.behaviour = CandidateScorer(hidden, ItemTower(spec.n_items, spec.n_users, dim), hidden)
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        state = self.encoder(obs)
+        cands = obs["candidates"]
+        return self.policy(state, cands), self.behaviour(state.detach(), cands)
+
+
+class ReinforceAgent(SlatePolicy):
+    """Top-K off-policy-corrected REINFORCE; trains through :func:`agents.training.train` (on-policy)
+    or :meth:`learn_offline` (logged data).
+
+    :param spec: sizes of the env's observation.
+    :param slate_size: ``K``, slots per slate (and the K of the correction).
+    :param config: hyperparameters.
+    :param seed: seeds initialisation, slate sampling and minibatch order.
+    :param warm_start: pretrained embeddings for the policy's and behaviour head's item towers.
+    """
+
+    name = "ReinforceAgent"
+    format_version = 1
+
+    def __init__(self, spec: ObservationSpec, slate_size: int, config: ReinforceConfig | None = None, seed: int = 0,
+                 warm_start: Embeddings | None = None) -> None:
+        if slate_size > spec.n_candidates:
+            raise ConfigError(f"slate_size {slate_size} exceeds the env's {spec.n_candidates} candidates")
+        self.spec, self.slate_size = spec, slate_size
+        self.config = config = config or ReinforceConfig()
+        net_seed, rng_seed = np.random.SeedSequence(seed).generate_state(2)
+        torch.manual_seed(int(net_seed))
+        self.net = PolicyNet(spec, warm_start.dim if warm_start is not None else config.embedding_dim, config.hidden)
+        if warm_start is not None:
+            apply_to_tower(self.net.tower, warm_start)
+            apply_to_tower(self.net.behaviour.tower, warm_start)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.rng = np.random.default_rng(int(rng_seed))
+        self.returns: EpisodeReturns | None = None
+        self.n_updates = 0
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], explore: bool) -> np.ndarray:
+        logits = self.net(obs_to_tensors(obs))[0].numpy()
+        if explore:  # Gumbel top-K: K draws from softmax(logits) without replacement
+            logits = logits - np.log(-np.log(self.rng.random(logits.shape).clip(1e-12, 1.0)))
+        order = np.argsort(-logits, axis=1, kind="stable")
+        return order[:, : self.slate_size].astype(np.int64)
+
+    @torch.no_grad()
+    def probabilities(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``(π, β)``: ``(n, C)`` policy and estimated behaviour probabilities over the candidates."""
+        logits, beh = self.net(obs_to_tensors(obs))
+        return torch.softmax(logits, 1).numpy(), torch.softmax(beh, 1).numpy()
+
+    def observe(self, t: Transition) -> None:
+        if self.returns is None:
+            self.returns = EpisodeReturns(len(t.reward), self.config.gamma)
+        self.returns.add(t.obs, t.slate, t.choice, t.reward, np.logical_or(t.terminated, t.truncated))
+
+    def update(self, progress: float) -> dict[str, float]:
+        if self.returns is None or len(self.returns) < self.config.batch_size:
+            return {}
+        return self.learn(self.returns.pop())
+
+    def learn(self, data: Episodes) -> dict[str, float]:
+        """One gradient step on finished-episode steps (clicked steps drive the policy term, every
+        shown slate trains the behaviour head)."""
+        logits, beh_logits = self.net(obs_to_tensors(data.obs))
+        log_pi, log_beta = F.log_softmax(logits, 1), F.log_softmax(beh_logits, 1)
+        slate = torch.as_tensor(data.slate)
+        behaviour_loss = -log_beta.gather(1, slate).mean()
+        rows = np.flatnonzero(data.choice >= 0)
+        pg_loss = torch.zeros(())
+        weight_mean = 0.0
+        if rows.size:
+            action = slate[rows, data.choice[rows]]
+            lp = log_pi[rows, action]
+            weight = self.weights(lp.detach().exp(), log_beta[rows, action].detach().exp())
+            ret = torch.as_tensor(data.ret[rows])
+            adv = ret - ret.mean() if self.config.baseline and rows.size > 1 else ret
+            pg_loss = -(weight * adv * lp).mean()
+            weight_mean = weight.mean().item()
+        entropy = -(log_pi.exp() * log_pi).sum(1).mean()
+        loss = pg_loss + behaviour_loss - self.config.entropy_coef * entropy
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.n_updates += 1
+        return {"train/loss": pg_loss.item(), "train/behaviour_loss": behaviour_loss.item(),
+                "train/entropy": entropy.item(), "train/weight_mean": weight_mean}
+
+    def weights(self, pi: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """Per-sample multiplier of ``(R - b) ∇ log π``: capped π/β times λ_K."""
+        w = importance_weight(pi, beta, self.config.weight_cap)
+        return w * topk_correction(pi, self.slate_size) if self.config.topk_correction else w
+
+    def learn_offline(self, data: Episodes, epochs: int = 5, batch_size: int | None = None) -> list[dict[str, float]]:
+        """Off-policy training from logged steps (e.g. :func:`collect_logged`); β is estimated, not given."""
+        size = batch_size or self.config.batch_size
+        history = []
+        for _ in range(epochs):
+            order = self.rng.permutation(len(data))
+            for start in range(0, len(order), size):
+                history.append(self.learn(data.take(order[start:start + size])))
+        return history
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"spec": asdict(self.spec), "slate_size": self.slate_size, "config": self.config,
+                "net": self.net.state_dict(), "opt": self.opt.state_dict(), "rng": self.rng.bit_generator.state,
+                "returns": None if self.returns is None else self.returns.state_dict(), "n_updates": self.n_updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.rng.bit_generator.state = state["rng"]
+        self.n_updates = state["n_updates"]
+        self.returns = None
+        if state["returns"] is not None:
+            self.returns = EpisodeReturns(len(state["returns"]["pending"]), self.config.gamma)
+            self.returns.load_state_dict(state["returns"])
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "ReinforceAgent":
+        agent = cls(ObservationSpec(**state["spec"]), state["slate_size"], state["config"])
+        agent.load_state_dict(state)
+        return agent
+
+
+def collect_logged(env: Any, policy: Any, steps: int, gamma: float, seed: int) -> Episodes:
+    """Roll ``policy`` (anything with ``predict``) in the batched ``env`` for ``steps`` user-steps and
+    return the finished episodes' steps: a log of a behaviour policy whose probabilities are unknown."""
+    obs, _ = env.reset(seed=seed)
+    n = int(env.num_envs)
+    returns = EpisodeReturns(n, gamma)
+    for _ in range(max(1, steps // n)):
+        slate, _ = policy.predict(obs, deterministic=False)
+        next_obs, reward, terminated, truncated, info = env.step(slate)
+        done = np.logical_or(terminated, truncated)
+        returns.add(obs, np.asarray(slate), clicked_slots(info, n), np.asarray(reward, np.float32), done)
+        obs = next_obs
+    return returns.pop()

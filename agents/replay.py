@@ -1,0 +1,149 @@
+"""A uniform replay buffer for slate transitions, filled a whole batch of users at a time."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class SlateBatch(NamedTuple):
+    """A minibatch of transitions; observations are dicts of arrays with a leading batch axis."""
+
+    obs: dict[str, np.ndarray]
+    slate: np.ndarray
+    """``(b, k)`` int64 candidate positions shown, in display order."""
+    choice: np.ndarray
+    """``(b,)`` int64 slot the user picked, ``-1`` for no click."""
+    reward: np.ndarray
+    """``(b,)`` float32."""
+    next_obs: dict[str, np.ndarray]
+    terminated: np.ndarray
+    """``(b,)`` float32: 1 where the user left (no bootstrap); a step cap is not a termination."""
+
+
+class ReplayBuffer:
+    """Fixed-capacity ring buffer; storage is allocated on the first :meth:`add` from its shapes.
+
+    :param capacity: transitions kept; the oldest are overwritten.
+    :param rng: the generator that draws minibatch indices (checkpointed by the owner).
+    """
+
+    def __init__(self, capacity: int, rng: np.random.Generator) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.rng = rng
+        self.size = 0
+        self.cursor = 0
+        self._store: dict[str, Any] | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs: dict[str, np.ndarray], slate: np.ndarray, choice: np.ndarray, reward: np.ndarray,
+            next_obs: dict[str, np.ndarray], terminated: np.ndarray) -> None:
+        """Append ``n`` transitions (one per user of a batched step)."""
+        fields = {"slate": slate, "choice": choice, "reward": reward, "terminated": terminated}
+        fields.update({f"obs/{k}": v for k, v in obs.items()})
+        fields.update({f"next_obs/{k}": v for k, v in next_obs.items()})
+        if self._store is None:
+            self._store = {k: np.zeros((self.capacity,) + np.shape(v)[1:], dtype=np.asarray(v).dtype)
+                           for k, v in fields.items()}
+        n = len(reward)
+        idx = (self.cursor + np.arange(n)) % self.capacity
+        for key, value in fields.items():
+            self._store[key][idx] = value
+        self.cursor = int((self.cursor + n) % self.capacity)
+        self.size = int(min(self.size + n, self.capacity))
+
+    def sample(self, batch_size: int) -> SlateBatch:
+        if self._store is None or self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        return self.gather(self.rng.integers(0, self.size, size=batch_size))
+
+    def gather(self, idx: np.ndarray) -> SlateBatch:
+        store = self._store
+        assert store is not None
+        obs = {k[4:]: v[idx] for k, v in store.items() if k.startswith("obs/")}
+        next_obs = {k[9:]: v[idx] for k, v in store.items() if k.startswith("next_obs/")}
+        return SlateBatch(obs, store["slate"][idx], store["choice"][idx], store["reward"][idx].astype(np.float32),
+                          next_obs, store["terminated"][idx].astype(np.float32))
+
+    def state_dict(self) -> dict[str, Any]:
+        store = None if self._store is None else {k: v[: self.size].copy() for k, v in self._store.items()}
+        return {"capacity": self.capacity, "size": self.size, "cursor": self.cursor, "store": store}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.capacity, self.size, self.cursor = state["capacity"], state["size"], state["cursor"]
+        if state["store"] is None:
+            self._store = None
+            return
+        self._store = {}
+        for key, value in state["store"].items():
+            full = np.zeros((self.capacity,) + value.shape[1:], dtype=value.dtype)
+            full[: len(value)] = value
+            self._store[key] = full
+
+
+class Episodes(NamedTuple):
+    """Steps of finished episodes with their discounted returns-to-go."""
+
+    obs: dict[str, np.ndarray]
+    slate: np.ndarray
+    choice: np.ndarray
+    reward: np.ndarray
+    ret: np.ndarray
+    """``Σ_{t'≥t} γ^{t'-t} r_{t'}`` within the episode."""
+
+    def __len__(self) -> int:
+        return len(self.ret)
+
+    def take(self, idx: np.ndarray) -> "Episodes":
+        return Episodes({k: v[idx] for k, v in self.obs.items()}, self.slate[idx], self.choice[idx],
+                        self.reward[idx], self.ret[idx])
+
+
+class EpisodeReturns:
+    """Keeps each user's steps until their episode ends (REINFORCE needs whole-episode returns),
+    then releases them with returns-to-go; a batch of users is added per step.
+
+    :param n: users stepped together.
+    :param gamma: discount.
+    """
+
+    def __init__(self, n: int, gamma: float) -> None:
+        self.gamma = gamma
+        self.pending: list[list[tuple[dict[str, np.ndarray], np.ndarray, int, float]]] = [[] for _ in range(n)]
+        self.ready: list[tuple[dict[str, np.ndarray], np.ndarray, int, float, float]] = []
+
+    def add(self, obs: dict[str, np.ndarray], slate: np.ndarray, choice: np.ndarray, reward: np.ndarray,
+            done: np.ndarray) -> None:
+        for u in range(len(reward)):
+            self.pending[u].append(({k: v[u] for k, v in obs.items()}, slate[u], int(choice[u]), float(reward[u])))
+            if done[u]:
+                self._finish(u)
+
+    def _finish(self, u: int) -> None:
+        ret = 0.0
+        rows = []
+        for obs, slate, choice, reward in reversed(self.pending[u]):
+            ret = reward + self.gamma * ret
+            rows.append((obs, slate, choice, reward, ret))
+        self.ready.extend(reversed(rows))
+        self.pending[u] = []
+
+    def __len__(self) -> int:
+        return len(self.ready)
+
+    def pop(self) -> Episodes:
+        rows, self.ready = self.ready, []
+        obs = {k: np.stack([r[0][k] for r in rows]) for k in rows[0][0]}
+        return Episodes(obs, np.stack([r[1] for r in rows]), np.array([r[2] for r in rows], dtype=np.int64),
+                        np.array([r[3] for r in rows], dtype=np.float32), np.array([r[4] for r in rows], dtype=np.float32))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"gamma": self.gamma, "pending": self.pending, "ready": self.ready}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gamma, self.pending, self.ready = state["gamma"], state["pending"], state["ready"]

@@ -1,0 +1,284 @@
+"""SlateQ (Ie et al., IJCAI 2019): slate values decomposed into per-item long-term values.
+
+The value of showing slate ``A`` in state ``s`` is the choice-weighted value of what the user takes:
+
+    Q(s, A) = Σ_{i∈A} P(i | s, A) Q(s, i) + P(∅ | s, A) Q(s, ∅)
+
+``Q(s, i)`` (a :class:`CandidateScorer` over a :class:`StateEncoder`) is learned with double DQN, a
+target network and a replay buffer: the item the user clicked (or the no-click outcome ∅, which
+RecSim's reference drops although sessions here continue after it) is regressed on
+
+    y = r + γ (1 - terminated) Σ_j P(j | s', A*) Q_target(s', j),  A* = argmax_A Q_online(s', A)
+
+— built from the NEXT state through the TARGET network (RecSim's reference read the current state;
+its issue #26). The simulator's utilities are hidden, so ``P(i | s, A)`` comes from a learned
+multinomial-logit click model over the logged slates (item logits, a no-click logit and a per-slot
+bias, the same family as the env's choice model). Slates: ``"greedy"`` adds, slot by slot, the item
+that most raises ``Q(s, A)``; ``"topk"`` is the paper's top-K on ``v(s, i) Q(s, i)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from agents.exploration import LinearSchedule, epsilon_mix
+from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, ValueHead, obs_to_tensors
+from agents.policy import SlatePolicy
+from agents.replay import ReplayBuffer, SlateBatch
+from agents.training import Transition
+from agents.warm_start import Embeddings, apply_to_tower
+from recsim_env.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SlateQConfig:
+    """Hyperparameters of :class:`SlateQAgent`."""
+
+    gamma: float = 0.9
+    """Discount per step."""
+    embedding_dim: int = 32
+    """Item / user embedding width (a warm start's file sets it)."""
+    hidden: int = 64
+    """Hidden width of every MLP."""
+    lr: float = 1e-3
+    """Adam learning rate (value and click model)."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    replay_capacity: int = 100_000
+    """Transitions kept in the replay buffer."""
+    learning_starts: int = 2_000
+    """Transitions collected before the first update."""
+    updates_per_step: int = 1
+    """Gradient steps per batched env step."""
+    target_update_interval: int = 250
+    """Gradient steps between copies of the online into the target network."""
+    max_grad_norm: float = 10.0
+    """Gradient-norm clip."""
+    slate_builder: str = "greedy"
+    """``"greedy"`` (adds the item that most raises Q(s, A), slot by slot) or ``"topk"`` (v(s,i)·Q(s,i))."""
+    double_q: bool = True
+    """Pick the next slate with the online network and value it with the target network."""
+    exploration: LinearSchedule = field(default_factory=LinearSchedule)
+    """Epsilon-random slates over the run."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma < 1.0:
+            raise ConfigError(f"SlateQConfig.gamma must lie in [0, 1), got {self.gamma}")
+        if self.slate_builder not in ("greedy", "topk"):
+            raise ConfigError(f"SlateQConfig.slate_builder must be 'greedy' or 'topk', got {self.slate_builder!r}")
+        for name in ("embedding_dim", "hidden", "batch_size", "replay_capacity", "updates_per_step",
+                     "target_update_interval"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"SlateQConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.learning_starts < 0:
+            raise ConfigError(f"SlateQConfig.lr must be > 0 and learning_starts >= 0, got {self.lr}, {self.learning_starts}")
+
+
+class ItemValueNet(nn.Module):
+    """``Q(s, i)`` for candidates and ``Q(s, ∅)`` for the no-click outcome."""
+
+    def __init__(self, spec: ObservationSpec, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.tower = ItemTower(spec.n_items, spec.n_users, dim)
+        self.encoder = StateEncoder(spec, self.tower, hidden, hidden)
+        self.item = CandidateScorer(hidden, self.tower, hidden)
+        self.null = ValueHead(hidden, hidden)
+
+    def forward(self, obs: dict[str, torch.Tensor], items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        state = self.encoder(obs)
+        return self.item(state, items), self.null(state)
+
+
+class ClickModel(nn.Module):
+    """Multinomial logit over a slate: item logits, a no-click logit, a bias per slot."""
+
+    def __init__(self, spec: ObservationSpec, slate_size: int, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.tower = ItemTower(spec.n_items, spec.n_users, dim)
+        self.encoder = StateEncoder(spec, self.tower, hidden, hidden)
+        self.item = CandidateScorer(hidden, self.tower, hidden)
+        self.null = ValueHead(hidden, hidden)
+        self.slot_bias = nn.Parameter(torch.zeros(slate_size))
+
+    def forward(self, obs: dict[str, torch.Tensor], items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        state = self.encoder(obs)
+        return self.item(state, items), self.null(state)
+
+
+def choice_probabilities(item_logits: torch.Tensor, null_logit: torch.Tensor, slot_bias: torch.Tensor,
+                         slate: torch.Tensor) -> torch.Tensor:
+    """``(b, k + 1)`` choice probabilities of the slots of ``slate`` (positions into the logits'
+    candidate axis), last column no click."""
+    util = item_logits.gather(1, slate) + slot_bias[: slate.shape[1]]
+    return torch.softmax(torch.cat([util, null_logit[:, None]], 1), 1)
+
+
+def slate_value(q: torch.Tensor, q_null: torch.Tensor, probs: torch.Tensor, slate: torch.Tensor) -> torch.Tensor:
+    """``Σ_i P(i|s,A) Q(s,i) + P(∅|s,A) Q(s,∅)`` per row."""
+    return (probs[:, :-1] * q.gather(1, slate)).sum(1) + probs[:, -1] * q_null
+
+
+def build_slates(q: torch.Tensor, q_null: torch.Tensor, item_logits: torch.Tensor, null_logit: torch.Tensor,
+                 slot_bias: torch.Tensor, slate_size: int, method: str) -> torch.Tensor:
+    """``(b, k)`` candidate positions maximising the decomposed slate value (approximately)."""
+    shift = torch.maximum(item_logits.max(1).values, null_logit)[:, None]
+    v = torch.exp(item_logits - shift)
+    if method == "topk":
+        return torch.topk(v * q, slate_size, dim=1).indices
+    v_null = torch.exp(null_logit[:, None] - shift)
+    num, den = (v_null * q_null[:, None]).squeeze(1), v_null.squeeze(1)
+    taken = torch.zeros_like(q, dtype=torch.bool)
+    picks = []
+    for slot in range(slate_size):
+        vk = v * torch.exp(slot_bias[slot])
+        gain = (num[:, None] + vk * q) / (den[:, None] + vk)
+        pick = gain.masked_fill(taken, -torch.inf).argmax(1)
+        picks.append(pick)
+        taken[torch.arange(len(pick)), pick] = True
+        num = num + (vk * q).gather(1, pick[:, None]).squeeze(1)
+        den = den + vk.gather(1, pick[:, None]).squeeze(1)
+    return torch.stack(picks, 1)
+
+
+class SlateQAgent(SlatePolicy):
+    """SlateQ with a learned click model; trains through :func:`agents.training.train`.
+
+    :param spec: sizes of the env's observation (``ObservationSpec.from_space``).
+    :param slate_size: ``k``, slots per slate.
+    :param config: hyperparameters.
+    :param seed: seeds network initialisation, exploration and replay sampling.
+    :param warm_start: pretrained embeddings loaded into both item towers.
+    """
+
+    name = "SlateQAgent"
+    format_version = 1
+
+    def __init__(self, spec: ObservationSpec, slate_size: int, config: SlateQConfig | None = None, seed: int = 0,
+                 warm_start: Embeddings | None = None) -> None:
+        self.spec, self.slate_size = spec, slate_size
+        self.config = config = config or SlateQConfig()
+        if slate_size > spec.n_candidates:
+            raise ConfigError(f"slate_size {slate_size} exceeds the env's {spec.n_candidates} candidates")
+        dim = warm_start.dim if warm_start is not None else config.embedding_dim
+        net_seed, rng_seed = np.random.SeedSequence(seed).generate_state(2)
+        torch.manual_seed(int(net_seed))
+        self.q = ItemValueNet(spec, dim, config.hidden)
+        self.click = ClickModel(spec, slate_size, dim, config.hidden)
+        if warm_start is not None:
+            apply_to_tower(self.q.tower, warm_start)
+            apply_to_tower(self.click.tower, warm_start)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=config.lr)
+        self.click_opt = torch.optim.Adam(self.click.parameters(), lr=config.lr)
+        self.rng = np.random.default_rng(int(rng_seed))
+        self.replay = ReplayBuffer(config.replay_capacity, self.rng)
+        self.n_updates, self.progress = 0, 0.0
+
+    # -- acting ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def greedy_slates(self, obs_t: dict[str, torch.Tensor], q_net: ItemValueNet | None = None) -> torch.Tensor:
+        cands = obs_t["candidates"]
+        q, q_null = (q_net or self.q)(obs_t, cands)
+        logits, null_logit = self.click(obs_t, cands)
+        return build_slates(q, q_null, logits, null_logit, self.click.slot_bias, self.slate_size,
+                            self.config.slate_builder)
+
+    def act(self, obs: dict[str, np.ndarray], explore: bool) -> np.ndarray:
+        slates = self.greedy_slates(obs_to_tensors(obs)).numpy()
+        if not explore:
+            return slates
+        return epsilon_mix(slates, self.epsilon, self.spec.n_candidates, self.rng)
+
+    @property
+    def epsilon(self) -> float:
+        return self.config.exploration(self.progress, 1.0)
+
+    @torch.no_grad()
+    def item_values(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """``(n, C)`` learned long-term values ``Q(s, i)`` of each user's candidates."""
+        obs_t = obs_to_tensors(obs)
+        return self.q(obs_t, obs_t["candidates"])[0].numpy()
+
+    # -- learning ----------------------------------------------------------------------------
+    def observe(self, t: Transition) -> None:
+        self.replay.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated.astype(np.float32))
+
+    def update(self, progress: float) -> dict[str, float]:
+        self.progress = progress
+        if len(self.replay) < max(self.config.learning_starts, self.config.batch_size):
+            return {}
+        out: dict[str, float] = {}
+        for _ in range(self.config.updates_per_step):
+            out = self.learn(self.replay.sample(self.config.batch_size))
+        return {**out, "train/epsilon": self.epsilon}
+
+    @torch.no_grad()
+    def td_target(self, batch: SlateBatch) -> torch.Tensor:
+        """``r + γ (1 - terminated) Q_target(s', A*)``, everything read from the NEXT observation."""
+        nxt = obs_to_tensors(batch.next_obs)
+        cands = nxt["candidates"]
+        selector = self.q if self.config.double_q else self.q_target
+        best = self.greedy_slates(nxt, selector)
+        q_t, q_null_t = self.q_target(nxt, cands)
+        logits, null_logit = self.click(nxt, cands)
+        probs = choice_probabilities(logits, null_logit, self.click.slot_bias, best)
+        future = slate_value(q_t, q_null_t, probs, best)
+        return torch.as_tensor(batch.reward) + self.config.gamma * (1.0 - torch.as_tensor(batch.terminated)) * future
+
+    def learn(self, batch: SlateBatch) -> dict[str, float]:
+        obs = obs_to_tensors(batch.obs)
+        slate, choice = torch.as_tensor(batch.slate), torch.as_tensor(batch.choice)
+        click_loss = self._learn_clicks(obs, slate, choice)
+        target = self.td_target(batch)
+        clicked = choice >= 0
+        items = obs["candidates"].gather(1, slate.gather(1, choice.clamp(min=0)[:, None]))
+        q_item, q_null = self.q(obs, items)
+        pred = torch.where(clicked, q_item.squeeze(1), q_null)
+        loss = F.smooth_l1_loss(pred, target)
+        self.q_opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.q.parameters(), self.config.max_grad_norm)
+        self.q_opt.step()
+        self.n_updates += 1
+        if self.n_updates % self.config.target_update_interval == 0:
+            self.q_target.load_state_dict(self.q.state_dict())
+        return {"train/loss": loss.item(), "train/click_loss": click_loss, "train/q_mean": pred.mean().item()}
+
+    def _learn_clicks(self, obs: dict[str, torch.Tensor], slate: torch.Tensor, choice: torch.Tensor) -> float:
+        shown = obs["candidates"].gather(1, slate)
+        logits, null_logit = self.click(obs, shown)
+        util = logits + self.click.slot_bias[: slate.shape[1]]
+        label = torch.where(choice >= 0, choice, torch.full_like(choice, slate.shape[1]))
+        loss = F.cross_entropy(torch.cat([util, null_logit[:, None]], 1), label)
+        self.click_opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.click.parameters(), self.config.max_grad_norm)
+        self.click_opt.step()
+        return loss.item()
+
+    # -- persistence -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"spec": asdict(self.spec), "slate_size": self.slate_size, "config": self.config,
+                "q": self.q.state_dict(), "q_target": self.q_target.state_dict(), "click": self.click.state_dict(),
+                "q_opt": self.q_opt.state_dict(), "click_opt": self.click_opt.state_dict(),
+                "replay": self.replay.state_dict(), "rng": self.rng.bit_generator.state,
+                "n_updates": self.n_updates, "progress": self.progress}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("q", "q_target", "click", "q_opt", "click_opt", "replay"):
+            getattr(self, key).load_state_dict(state[key])
+        self.rng.bit_generator.state = state["rng"]
+        self.n_updates, self.progress = state["n_updates"], state["progress"]
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "SlateQAgent":
+        agent = cls(ObservationSpec(**state["spec"]), state["slate_size"], state["config"])
+        agent.load_state_dict(state)
+        return agent

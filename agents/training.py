@@ -1,0 +1,237 @@
+"""The one training loop for our own agents (SlateQ, REINFORCE), and the episode bookkeeping and
+TensorBoard logging it shares with the SB3 DQN callback.
+
+An agent plugs in by implementing :class:`TrainableAgent`: it picks slates (``act``), sees each
+batched transition (``observe``) and decides itself when and how to learn (``update``) — an
+off-policy learner samples its replay buffer, an on-policy one waits for finished episodes. The loop
+owns everything else: stepping the batched env, episode statistics, logging, progress, atomic
+checkpoints and resume (agent, counters, the env itself when it pickles, and every RNG state).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from agents.checkpoint import load_checkpoint, save_checkpoint
+from recsim_env.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+LOOP_FORMAT = 1
+
+
+class Transition(NamedTuple):
+    """One batched env step as the agents see it (leading axis: the ``n`` users)."""
+
+    obs: dict[str, np.ndarray]
+    slate: np.ndarray
+    choice: np.ndarray
+    """``(n,)`` slot clicked, ``-1`` none."""
+    reward: np.ndarray
+    next_obs: dict[str, np.ndarray]
+    """The state the step led to: the departing user's final observation where an episode ended."""
+    terminated: np.ndarray
+    truncated: np.ndarray
+
+
+class TrainableAgent(Protocol):
+    name: str
+    """Agent class name written into checkpoints."""
+    format_version: int
+
+    def act(self, obs: dict[str, np.ndarray], explore: bool) -> np.ndarray: ...
+    def observe(self, transition: Transition) -> None: ...
+    def update(self, progress: float) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Budget and bookkeeping of one training run."""
+
+    total_steps: int = 200_000
+    """User-steps to train for (a batched step of ``n`` users counts ``n``)."""
+    log_interval: int = 10_000
+    """User-steps between TensorBoard / log lines."""
+    checkpoint_interval: int = 50_000
+    """User-steps between checkpoints (0: only at the end)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        for name in ("total_steps", "log_interval"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.checkpoint_interval < 0:
+            raise ConfigError(f"TrainConfig.checkpoint_interval must be >= 0, got {self.checkpoint_interval}")
+
+
+def clicked_slots(info: dict[str, Any], n: int) -> np.ndarray:
+    """``(n,)`` slot each user clicked (``-1`` none) from the env's per-slot ``info`` arrays."""
+    if "choice" in info:
+        return np.asarray(info["choice"], dtype=np.int64).reshape(n)
+    click = np.asarray(info["click"]).reshape(n, -1)
+    return np.where(click.any(axis=1), click.argmax(axis=1), -1).astype(np.int64)
+
+
+def final_observations(obs: dict[str, np.ndarray], info: dict[str, Any], done: np.ndarray) -> dict[str, np.ndarray]:
+    """The observation each step led to: with SAME_STEP autoreset, rows of ended episodes hold the
+    next user's first observation and the departed user's last one is in ``info["final_obs"]``."""
+    if not done.any() or "final_obs" not in info:
+        return obs
+    final = info["final_obs"]
+    out = {k: v.copy() for k, v in obs.items()}
+    for i in np.flatnonzero(done):
+        for key in out:
+            # Gymnasium vector envs give an object array of per-env dicts; a native one may give a dict of arrays.
+            out[key][i] = final[i][key] if isinstance(final, np.ndarray) else final[key][i]
+    return out
+
+
+class EpisodeStats:
+    """Running per-user episode sums; finished episodes are collected until :meth:`drain`."""
+
+    def __init__(self, n: int) -> None:
+        self.ret, self.clicks, self.likes, self.length = (np.zeros(n) for _ in range(4))
+        self.finished: list[tuple[float, float, float, float]] = []
+
+    def update(self, reward: np.ndarray, info: dict[str, Any], done: np.ndarray) -> None:
+        n = len(reward)
+        self.ret += reward
+        self.clicks += clicked_slots(info, n) >= 0
+        if "like" in info:
+            self.likes += np.asarray(info["like"]).reshape(n, -1).sum(1)
+        self.length += 1
+        for i in np.flatnonzero(done):
+            self.finished.append((self.ret[i], self.clicks[i] / self.length[i], self.likes[i] / self.length[i],
+                                  self.length[i]))
+        for arr in (self.ret, self.clicks, self.likes, self.length):
+            arr[done] = 0.0
+
+    def drain(self) -> dict[str, float]:
+        if not self.finished:
+            return {}
+        ret, ctr, like, length = np.asarray(self.finished).mean(0)
+        count = len(self.finished)
+        self.finished = []
+        return {"episode/return": ret, "episode/ctr": ctr, "episode/like_rate": like, "episode/length": length,
+                "episode/count": float(count)}
+
+
+class ScalarLogger:
+    """TensorBoard scalars plus the learning curve kept in memory (and in checkpoints)."""
+
+    def __init__(self, log_dir: Path | None) -> None:
+        self.writer = None
+        if log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(log_dir))
+        self.curve: list[dict[str, float]] = []
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        self.curve.append({"step": float(step), **{k: float(v) for k, v in scalars.items()}})
+        if self.writer is not None:
+            for key, value in scalars.items():
+                self.writer.add_scalar(key, value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the learning curve and the final step count."""
+
+    steps: int
+    curve: list[dict[str, float]]
+    checkpoint: Path | None
+
+
+def _pickle_env(env: Any) -> bytes | None:
+    try:
+        return pickle.dumps(env)
+    except Exception as exc:  # an env holding e.g. an open file: resume then reseeds fresh users
+        logger.warning("env does not pickle (%s); a resumed run starts fresh users", exc)
+        return None
+
+
+def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_dir: str | Path | None = None,
+          resume: bool = False) -> TrainResult:
+    """Train ``agent`` on the batched ``env`` (a Gymnasium ``VectorEnv`` with the contract's Dict
+    observations and autoreset SAME_STEP) for ``config.total_steps`` user-steps.
+
+    With ``out_dir``, TensorBoard logs go to ``out_dir/tb`` and checkpoints to ``out_dir/checkpoint.pt``;
+    ``resume=True`` continues the run saved there (same counters, replay, RNG streams, env users).
+    """
+    torch.set_num_threads(1)
+    out = Path(out_dir) if out_dir is not None else None
+    ckpt_path = out / "checkpoint.pt" if out is not None else None
+    scalars = ScalarLogger(out / "tb" if out is not None else None)
+    n = int(env.num_envs)
+    stats = EpisodeStats(n)
+    step, obs = 0, None
+    if resume:
+        if ckpt_path is None:
+            raise ConfigError("resume=True needs out_dir, where the checkpoint to resume lives")
+        payload = load_checkpoint(ckpt_path, agent.name, agent.format_version)
+        agent.load_state_dict(payload["agent"])
+        loop = payload["loop"]
+        step, scalars.curve, obs = loop["step"], loop["curve"], loop["obs"]
+        stats.__dict__.update(loop["stats"])
+        if loop["env"] is not None:
+            env = pickle.loads(loop["env"])
+        else:
+            obs = None
+        logger.info("resumed %s at step %d from %s", agent.name, step, ckpt_path)
+    if obs is None:
+        obs, _ = env.reset(seed=int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
+    losses: dict[str, list[float]] = {}
+    next_log = (step // config.log_interval + 1) * config.log_interval
+    next_ckpt = (step // config.checkpoint_interval + 1) * config.checkpoint_interval if config.checkpoint_interval else None
+    bar = tqdm(total=config.total_steps, initial=step, disable=not config.progress, unit="step", desc=agent.name)
+    clock, clock_step = time.perf_counter(), step
+    while step < config.total_steps:
+        slate = agent.act(obs, explore=True)
+        next_obs, reward, terminated, truncated, info = env.step(slate)
+        done = np.logical_or(terminated, truncated)
+        reward = np.asarray(reward, dtype=np.float32)
+        agent.observe(Transition(obs, slate, clicked_slots(info, n), reward,
+                                 final_observations(next_obs, info, done), np.asarray(terminated), np.asarray(truncated)))
+        stats.update(reward, info, done)
+        obs, step = next_obs, step + n
+        for key, value in agent.update(step / config.total_steps).items():
+            losses.setdefault(key, []).append(value)
+        bar.update(n)
+        if step >= next_log or step >= config.total_steps:
+            rate = (step - clock_step) / max(time.perf_counter() - clock, 1e-9)
+            row = {**stats.drain(), **{k: float(np.mean(v)) for k, v in losses.items()}, "time/env_steps_per_s": rate}
+            scalars.log(step, row)
+            bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in row.items() if k in ("episode/return", "train/loss")})
+            losses, clock, clock_step = {}, time.perf_counter(), step
+            next_log += config.log_interval
+        if ckpt_path is not None and next_ckpt is not None and step >= next_ckpt and step < config.total_steps:
+            _checkpoint(ckpt_path, agent, env, obs, step, scalars, stats)
+            next_ckpt += config.checkpoint_interval
+    bar.close()
+    if ckpt_path is not None:
+        _checkpoint(ckpt_path, agent, env, obs, step, scalars, stats)
+    scalars.close()
+    return TrainResult(steps=step, curve=scalars.curve, checkpoint=ckpt_path)
+
+
+def _checkpoint(path: Path, agent: TrainableAgent, env: Any, obs: dict[str, np.ndarray], step: int,
+                scalars: ScalarLogger, stats: EpisodeStats) -> None:
+    loop = {"step": step, "curve": scalars.curve, "obs": obs, "env": _pickle_env(env), "stats": dict(stats.__dict__)}
+    save_checkpoint(path, agent.name, agent.format_version, {"agent": agent.state_dict(), "loop": loop})
