@@ -1,0 +1,168 @@
+"""`SlateSimulation`: the batched step both envs run — ``RecEnv`` with one user, ``RecVectorEnv`` with N.
+
+It owns the per-user bookkeeping the observation needs (history of consumed items, click counts,
+step counters, this step's candidates) and turns a ``(n, slate_size)`` action of candidate positions
+into the user model's ``respond`` / ``update`` calls. Every array operation is over all ``n`` users
+at once; the only per-user Python code in a step is none.
+
+Duplicates: a slate that repeats an item (the same candidate position twice, or two positions whose
+candidates are the same item) shows it once, in its first slot; every later repeat is an *empty*
+slot — item ``-1`` in ``info["slate"]``, masked out of the choice, never clicked. With
+``duplicates="error"`` such an action raises :class:`~recsim_env.errors.ActionError` instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recsim_env.candidates import make_candidate_generator
+from recsim_env.errors import ActionError, ConfigError
+from recsim_env.protocols import Responses, RewardFn, UserModel
+
+if TYPE_CHECKING:
+    from recsim_env.catalog import ItemCatalog
+    from recsim_env.env import EnvConfig
+
+RESPONSE_KEYS = ("click", "rating", "like", "dwell")
+
+
+class SlateSimulation:
+    """``n`` simulated users with their candidates and history, stepped as arrays."""
+
+    def __init__(self, user_model: UserModel, catalog: "ItemCatalog | None", config: "EnvConfig",
+                 reward_fn: RewardFn, n: int) -> None:
+        if catalog is not None and catalog.n_items != user_model.n_items:
+            raise ConfigError(f"catalog has {catalog.n_items} items but the user model has {user_model.n_items}")
+        if config.n_candidates > user_model.n_items:
+            raise ConfigError(f"n_candidates={config.n_candidates} exceeds the {user_model.n_items} items")
+        self.model, self.config, self.reward_fn, self.n = user_model, config, reward_fn, n
+        popularity = catalog.popularity if catalog is not None else None
+        self.candidate_generator = make_candidate_generator(
+            config.candidates, user_model.n_items, config.n_candidates, popularity, config.popularity_share)
+        if config.include_candidate_features and catalog is None:
+            raise ConfigError("include_candidate_features=True needs an ItemCatalog for the item features")
+        self.item_features = catalog.content_features() if config.include_candidate_features else None
+        self.max_rating = float(getattr(user_model, "max_rating", 5.0))
+        k = config.slate_size
+        self._earlier = np.tril(np.ones((k, k), dtype=bool), -1)  # [j, i]: slot i comes before slot j
+        self.state: Any = None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def reset(self, rng: np.random.Generator) -> None:
+        n, h = self.n, self.config.history_length
+        self.state = self.model.sample(n, rng)
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.clicks = np.zeros(n, dtype=np.float64)
+        self.last_click = np.zeros(n, dtype=np.float32)
+        self.last_rating = np.zeros(n, dtype=np.float32)
+        self.history_items = np.full((n, h), -1, dtype=np.int64)
+        self.history_responses = np.zeros((n, h, 3), dtype=np.float32)
+        self.candidates = self.candidate_generator(n, rng)
+
+    def replace(self, mask: np.ndarray, rng: np.random.Generator) -> None:
+        """New users in the rows of ``mask`` (their candidates were already drawn for the next step)."""
+        self.model.replace(self.state, mask, rng)
+        for array, value in ((self.steps, 0), (self.clicks, 0.0), (self.last_click, 0.0),
+                             (self.last_rating, 0.0), (self.history_items, -1), (self.history_responses, 0.0)):
+            array[mask] = value
+
+    # --- one step ---------------------------------------------------------------------------------
+    def step(self, action: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Show the slates; returns ``(reward, terminated, truncated, info)`` with ``(n, ...)`` arrays."""
+        positions = self.check_action(action)
+        slates = np.take_along_axis(self.candidates, positions, axis=1)
+        valid = self._first_occurrences(slates)
+        if not valid.all():
+            slates[~valid] = -1
+        responses = self.model.respond(self.state, slates, valid, rng)
+        reward = np.asarray(self.reward_fn(responses), dtype=np.float32)
+        self.model.update(self.state, slates, responses, rng)
+        self._record(slates, responses)
+        terminated = np.array(self.model.left(self.state), dtype=bool)
+        truncated = (self.steps >= self.config.step_cap) & ~terminated
+        self.candidates = self.candidate_generator(self.n, rng)
+        info = {"click": responses.click, "rating": responses.rating, "like": responses.like,
+                "dwell": responses.dwell, "choice": responses.choice, "slate": slates}
+        return reward, terminated, truncated, info
+
+    def check_action(self, action: Any) -> np.ndarray:
+        """``(n, slate_size)`` int64 positions, or :class:`ActionError` naming the offending slot."""
+        a = np.asarray(action)
+        expected = (self.n, self.config.slate_size)
+        if a.shape != expected:
+            if self.n == 1 and a.shape == expected[1:]:
+                a = a.reshape(expected)  # the single env's (slate_size,) action
+            else:
+                raise ActionError(f"action must have shape {expected[1:] if self.n == 1 else expected} "
+                                  f"(candidate positions per slot), got shape {a.shape}")
+        if a.dtype.kind not in "iu":
+            raise ActionError(self._dtype_message(a))
+        n_candidates = self.config.n_candidates
+        if a.min() < 0 or a.max() >= n_candidates:
+            user, slot = np.argwhere((a < 0) | (a >= n_candidates))[0]
+            raise ActionError(f"{self._where(user, slot)} holds candidate position {a[user, slot]}, "
+                              f"outside [0, {n_candidates})")
+        return a.astype(np.int64, copy=False)
+
+    def _dtype_message(self, a: np.ndarray) -> str:
+        if a.dtype.kind == "f":
+            bad = np.argwhere(~np.isfinite(a))
+            if len(bad):
+                return f"{self._where(*bad[0])} is {a[tuple(bad[0])]}: actions must be finite integers"
+            return (f"actions must be integer candidate positions, got dtype {a.dtype} "
+                    f"(first slot value {a.flat[0]!r}); cast with .astype(int) if that is meant")
+        return f"actions must be integer candidate positions, got dtype {a.dtype}"
+
+    def _where(self, user: int, slot: int) -> str:
+        return f"slot {slot}" if self.n == 1 else f"env {user}, slot {slot}"
+
+    def _first_occurrences(self, slates: np.ndarray) -> np.ndarray:
+        """``(n, k)`` bool: True where the slot's item does not appear in an earlier slot."""
+        repeat = ((slates[:, :, None] == slates[:, None, :]) & self._earlier).any(axis=2)
+        if repeat.any() and self.config.duplicates == "error":
+            user, slot = np.argwhere(repeat)[0]
+            raise ActionError(f"{self._where(user, slot)} repeats item {slates[user, slot]} shown in an earlier "
+                              f"slot (EnvConfig.duplicates='error')")
+        return ~repeat
+
+    def _record(self, slates: np.ndarray, responses: Responses) -> None:
+        self.steps += 1
+        rows = np.flatnonzero(responses.choice >= 0)
+        self.last_click[:] = 0.0
+        self.last_rating[:] = 0.0
+        if not len(rows):
+            return
+        slots = responses.choice[rows]
+        self.clicks[rows] += 1.0
+        self.last_click[rows] = 1.0
+        rating = responses.rating[rows, slots]
+        self.last_rating[rows] = rating
+        self.history_items[rows, :-1] = self.history_items[rows, 1:]
+        self.history_items[rows, -1] = slates[rows, slots]
+        self.history_responses[rows, :-1] = self.history_responses[rows, 1:]
+        self.history_responses[rows, -1] = np.column_stack(
+            [rating, responses.like[rows, slots], responses.dwell[rows, slots]])
+
+    # --- observation ------------------------------------------------------------------------------
+    def observe(self, rows: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
+        """Fresh arrays (never views of internal state) for the given rows of users."""
+        steps = self.steps[rows]
+        context = np.empty((len(steps), 4), dtype=np.float32)
+        context[:, 0] = steps / self.config.step_cap
+        context[:, 1] = self.clicks[rows] / np.maximum(steps, 1)
+        context[:, 2] = self.last_click[rows]
+        context[:, 3] = np.clip(self.last_rating[rows] / self.max_rating, 0.0, 1.0)
+        candidates = self.candidates[rows].copy() if isinstance(rows, slice) else self.candidates[rows]
+        obs = {
+            "user_index": np.array(self.model.user_index(self.state), dtype=np.int64)[rows].reshape(-1, 1),
+            "user_features": np.array(self.model.features(self.state)[rows], dtype=np.float32),
+            "history_items": self.history_items[rows].copy(),
+            "history_responses": self.history_responses[rows].copy(),
+            "candidates": candidates,
+            "context": context,
+        }
+        if self.item_features is not None:
+            obs["candidate_features"] = self.item_features[candidates]
+        return obs
