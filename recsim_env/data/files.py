@@ -122,7 +122,7 @@ def read_delimited(files: DataFiles, name: str, *, sep: str, columns: list[str] 
     if columns is None:
         first = text.split("\n", 1)[0].rstrip("\r").lstrip("\ufeff")
         if not first.strip():
-            raise DataError(f"{label}: line 1: expected a header line, found {'an empty file' if not text else first!r}")
+            raise DataError(f"{label}: line 1: expected a header line, found {'an empty file' if not text else repr(first)}")
         columns = [c.strip() for c in next(csv.reader([first], delimiter=sep)) if quoted] if quoted \
             else [c.strip() for c in first.split(sep)]
         skip = 1

@@ -85,7 +85,8 @@ def _timestamps(frame: pd.DataFrame, column: str | None, source: str) -> np.ndar
     if bad.any():
         raise DataError(f"{source}: column {column!r} (timestamp) has unparseable value(s), first at "
                         f"{_first_bad(bad, frame, column)}")
-    return (parsed.astype("int64") // 10**9).to_numpy(dtype=np.int64)
+    # Seconds via a Timedelta: the integer view depends on the resolution pandas chose (ns, or us in pandas 3).
+    return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
 
 
 def _genres(value: object, sep: str) -> tuple[str, ...]:
@@ -150,11 +151,11 @@ def build_log(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.
         raise DataError(f"on_unknown_items must be 'drop' or 'error', got {on_unknown_items!r}")
     if not isinstance(interactions, pd.DataFrame):
         raise DataError(f"{source}: interactions must be a pandas DataFrame, got {type(interactions).__name__}")
+    inter_src, item_src, user_src = (_source(f, source) for f in (interactions, items, users))
     if len(interactions) == 0:
-        raise DataError(f"{source}: the interaction log is empty (no rows)")
+        raise DataError(f"{inter_src}: the interaction log is empty (no rows)")
     needed = {"user": m.user, "item": m.item} | ({"timestamp": m.timestamp} if m.timestamp else {})
     needed |= m.responses()
-    inter_src, item_src, user_src = (_source(f, source) for f in (interactions, items, users))
     _require_columns(interactions, needed, inter_src, "interaction")
 
     frame = pd.DataFrame({"user_id": _ids(interactions, m.user, inter_src, "interaction").to_numpy(),
