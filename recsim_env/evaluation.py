@@ -19,7 +19,8 @@ Per-episode metrics (one row per episode in :attr:`EpisodeStats.episodes`)
     ``like_rate`` (likes / conversions per slate shown), ``mean_rating`` (mean rating of clicked
     items, NaN without a click), ``dwell`` (dwell seconds per episode; only when the env reports
     it), ``diversity`` (intra-list diversity of the slates over the catalogue's genre features),
-    ``novelty`` (mean self-information of the shown items under the logged popularity). Catalogue
+    ``novelty`` (mean self-information of the shown items under the logged popularity), and
+    ``clicks`` (items consumed: the unit of logged session lengths). Catalogue
     ``coverage`` (share of items shown at least once) is a property of a whole evaluation, one value
     per seed. Responses are read from ``info`` (``click``, ``like``, ``rating``, ``dwell``: per-slot
     arrays); with SAME_STEP autoreset a finished slot's responses come from ``info["final_info"]``.
@@ -92,13 +93,24 @@ class EpisodeStats:
                             pd.concat([p.seeds for p in parts], ignore_index=True))
 
 
+BOUNDED = {"ctr": (0.0, 1.0), "like_rate": (0.0, 1.0), "diversity": (0.0, 1.0), "coverage": (0.0, 1.0),
+           "return": (None, None), "session_length": (1.0, None)}
+"""Natural ranges: a t-interval from few seeds can overshoot them, so its ends are clipped there."""
+
+
 def summarize(table: pd.DataFrame, columns: Sequence[str], confidence: float = 0.95) -> pd.DataFrame:
-    """Mean and t-interval of each column over the table's rows (NaNs dropped; all-NaN -> NaN row)."""
+    """Mean and t-interval of each column over the table's rows (NaNs dropped; all-NaN -> NaN row).
+
+    Interval ends are clipped to the metric's natural range (:data:`BOUNDED`; names containing ``@``
+    are ranking metrics in [0, 1])."""
     rows = []
     for col in columns:
         values = table[col].dropna().to_numpy(dtype=np.float64)
         if values.size:
             mean, low, high = metrics.mean_confidence_interval(values, confidence)
+            lo_bound, hi_bound = BOUNDED.get(col, (0.0, 1.0) if "@" in col else (None, None))
+            low, high = (max(low, lo_bound) if lo_bound is not None else low,
+                         min(high, hi_bound) if hi_bound is not None else high)
         else:
             mean = low = high = float("nan")
         rows.append({"metric": col, "mean": mean, "ci_low": low, "ci_high": high, "n": int(values.size)})
@@ -207,12 +219,15 @@ def _run_wave(policy: Policy, venv: VectorEnv, reset_seed: int, count: int, dete
         wave.active.append(active.copy())
         obs, reward, terminated, truncated, info = venv.step(action)
         done = np.asarray(terminated) | np.asarray(truncated)
+        shown = _step_values(info, "slate", done, n)
+        if shown is not None:  # the env's own record: repeated items blanked to -1
+            wave.slates[-1] = shown.astype(np.int64)
         sums["return"] += np.where(active, reward, 0.0)
         sums["session_length"] += active
         for key in RESPONSE_KEYS:
-            values = _step_response(info, key, done, n)
+            values = _step_values(info, key, done, n)
             if values is not None:
-                sums[key] += np.where(active, values, 0.0)
+                sums[key] += np.where(active, values.sum(axis=1), 0.0)
                 wave.has_dwell |= key == "dwell"
         active &= ~done
         episode_start = done
@@ -226,18 +241,20 @@ def _user_index(obs: dict[str, np.ndarray], n: int) -> np.ndarray:
     return np.asarray(obs["user_index"]).reshape(n, -1)[:, 0].astype(np.int64)
 
 
-def _step_response(info: dict[str, Any], key: str, done: np.ndarray, n: int) -> np.ndarray | None:
-    """``(n,)`` per-user sum over the slate of one response; finished slots read ``final_info``."""
+def _step_values(info: dict[str, Any], key: str, done: np.ndarray, n: int) -> np.ndarray | None:
+    """``(n, k)`` per-slot values of ``info[key]``; finished slots read ``info["final_info"]``."""
     final = info.get("final_info")
     live = info.get(key)
-    if live is None and not (isinstance(final, dict) and key in final):
+    in_final = isinstance(final, dict) and key in final
+    if live is None and not in_final:
         return None
-    out = np.zeros(n)
-    if live is not None:
-        out[:] = np.asarray(live, dtype=np.float64).reshape(n, -1).sum(axis=1)
-    if isinstance(final, dict) and key in final and done.any():
+    source = live if live is not None else final[key]
+    out = np.array(source, dtype=np.float64).reshape(n, -1)
+    if live is None:
+        out[:] = 0.0
+    if in_final and done.any():
         mask = np.asarray(final.get(f"_{key}", done), dtype=bool) & done
-        out[mask] = np.asarray(final[key], dtype=np.float64).reshape(n, -1).sum(axis=1)[mask]
+        out[mask] = np.asarray(final[key], dtype=np.float64).reshape(n, -1)[mask]
     return out
 
 
@@ -254,6 +271,7 @@ def _stats(waves: list[_Wave], seed: int, catalog: ItemCatalog | None) -> Episod
             "like_rate": w.sums["like"][counted] / np.maximum(steps, 1),
             "mean_rating": np.where(clicks > 0, w.sums["rating"][counted] / np.maximum(clicks, 1), np.nan),
             "session_length": steps,
+            "clicks": clicks,
         })
         if w.has_dwell:
             frame.insert(4, "dwell", w.sums["dwell"][counted])

@@ -1,0 +1,147 @@
+"""The default policies of ``recsim benchmark``: builders that train each one on a training context.
+
+Supervised baselines fit on the context's leave-one-out split (training part; the validation item
+drives early stopping) and act myopically: they rank each step's candidates. RL agents train in the
+context's simulator for ``budgets.agent_steps`` user-steps. ``baselines`` and ``agents`` are imported
+inside the builders, never at import time (``recsim_env`` must not depend on them to load).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsim_env.registry import BuiltPolicy, PolicySpec, TrainingContext, register_policy
+
+
+def _curve(history: list[dict[str, float]] | None, step_key: str) -> pd.DataFrame | None:
+    if not history:
+        return None
+    frame = pd.DataFrame(history)
+    if step_key in frame.columns and step_key != "step":
+        frame = frame.rename(columns={step_key: "step"})
+    if "step" not in frame.columns:
+        frame.insert(0, "step", np.arange(1, len(frame) + 1))
+    return frame
+
+
+def _fit_scoring(model: Any, ctx: TrainingContext) -> BuiltPolicy:
+    model.fit(ctx.split)
+    report = getattr(model, "report", None)
+    return BuiltPolicy(model, _curve(getattr(report, "history", None), "epoch"), scorer=model)
+
+
+def _torch_train(ctx: TrainingContext, name: str) -> Any:
+    from baselines.training import TrainConfig
+
+    return TrainConfig(epochs=ctx.budgets.epochs, seed=ctx.seed, progress=ctx.progress,
+                       log_dir=str(ctx.out_dir / "tb"))
+
+
+def build_random(ctx: TrainingContext) -> BuiltPolicy:
+    from baselines.popularity import RandomConfig, RandomScores
+
+    return _fit_scoring(RandomScores(RandomConfig(seed=ctx.seed), slate_size=ctx.slate_size), ctx)
+
+
+def build_popularity(ctx: TrainingContext) -> BuiltPolicy:
+    from baselines.popularity import Popularity
+
+    return _fit_scoring(Popularity(slate_size=ctx.slate_size), ctx)
+
+
+def build_item_knn(ctx: TrainingContext) -> BuiltPolicy:
+    from baselines.knn import ItemKNN
+
+    return _fit_scoring(ItemKNN(slate_size=ctx.slate_size), ctx)
+
+
+def build_mf_bpr(ctx: TrainingContext) -> BuiltPolicy:
+    from baselines.mf import BPRMF
+
+    return _fit_scoring(BPRMF(train=_torch_train(ctx, "mf-bpr"), slate_size=ctx.slate_size), ctx)
+
+
+def build_neumf(ctx: TrainingContext) -> BuiltPolicy:
+    from baselines.ncf import NeuMF
+
+    return _fit_scoring(NeuMF(train=_torch_train(ctx, "neumf"), slate_size=ctx.slate_size), ctx)
+
+
+def build_content(ctx: TrainingContext) -> BuiltPolicy:
+    from baselines.content import ContentModel
+
+    return _fit_scoring(ContentModel(train=_torch_train(ctx, "content"), slate_size=ctx.slate_size), ctx)
+
+
+def _agent_train_config(ctx: TrainingContext) -> Any:
+    from agents.training import TrainConfig
+
+    steps = ctx.budgets.agent_steps
+    return TrainConfig(total_steps=steps, log_interval=max(steps // 20, 1), checkpoint_interval=0,
+                       progress=ctx.progress)
+
+
+def _train_agent(agent: Any, ctx: TrainingContext) -> BuiltPolicy:
+    from agents.training import train
+
+    env = ctx.simulator.make_env(ctx.budgets.train_envs)
+    result = train(agent, env, _agent_train_config(ctx), ctx.seed, out_dir=ctx.out_dir)
+    return BuiltPolicy(agent, _curve(result.curve, "step"))
+
+
+def build_slateq(ctx: TrainingContext) -> BuiltPolicy:
+    from agents.networks import ObservationSpec
+    from agents.slateq import SlateQAgent
+
+    probe = ctx.simulator.make_env(1)
+    spec = ObservationSpec.from_space(probe.single_observation_space)
+    return _train_agent(SlateQAgent(spec, ctx.slate_size, seed=ctx.seed), ctx)
+
+
+def build_oracle(ctx: TrainingContext) -> BuiltPolicy:
+    return BuiltPolicy(OraclePolicy(ctx.slate_size))
+
+
+class OraclePolicy:
+    """Greedy on the users' true utilities: shows the ``slate_size`` candidates the user values most.
+
+    It reads the simulated users' hidden state, which no real policy can, so it is an upper
+    reference for a myopic policy (not the long-term optimum). :meth:`bind_env` attaches it to the
+    vector env whose users it reads.
+    """
+
+    def __init__(self, slate_size: int) -> None:
+        self.slate_size = slate_size
+        self.env: Any = None
+
+    def bind_env(self, env: Any) -> "OraclePolicy":
+        self.env = env.unwrapped if hasattr(env, "unwrapped") else env
+        return self
+
+    def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        if self.env is None:
+            from recsim_env.errors import ConfigError
+
+            raise ConfigError("OraclePolicy needs bind_env(vector_env) before predict")
+        cands = np.asarray(observation["candidates"], dtype=np.int64)
+        # The users' hidden state lives in the env's batched simulation; only an oracle may read it.
+        utilities = self.env.user_model.true_utilities(self.env._sim.state, cands)
+        top = np.argsort(-utilities, axis=1, kind="stable")[:, : self.slate_size]
+        return top.astype(np.int64), state
+
+
+for _spec in (
+    PolicySpec("random", build_random, "baseline", "uniformly random candidates"),
+    PolicySpec("popularity", build_popularity, "baseline", "most-consumed candidates first"),
+    PolicySpec("item-knn", build_item_knn, "baseline", "cosine item-KNN over the user's training items"),
+    PolicySpec("mf-bpr", build_mf_bpr, "baseline", "matrix factorisation with BPR loss"),
+    PolicySpec("neumf", build_neumf, "baseline", "NeuMF (He et al. 2017), greedy on its scores"),
+    PolicySpec("content", build_content, "baseline", "content model over item text and genres"),
+    PolicySpec("slateq", build_slateq, "agent", "SlateQ (Ie et al. 2019), double DQN per item"),
+    PolicySpec("oracle", build_oracle, "oracle", "greedy on the simulator's true utilities (upper reference)"),
+):
+    register_policy(_spec)
