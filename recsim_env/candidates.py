@@ -4,11 +4,11 @@ Every generator returns ``(n, n_candidates)`` int64 item indices with no item re
 drawn from the ``rng`` it is given, in ``O(n · n_candidates)`` (times ``log n_items`` for the weighted
 one) — never ``O(n · n_items)``, because this runs every step of the hot path.
 
-* :class:`UniformCandidates` — a uniform random start ``s`` and a uniform random stride ``d`` among
-  the strides coprime with ``n_items`` (a fixed random subset of ``max_strides`` of them when there
-  are more); row = ``(s + d·j) mod n_items`` for ``j < n_candidates``. Every item is in a row with
-  probability exactly ``n_candidates / n_items``; the joint law is uniform over these arithmetic
-  progressions, not over all subsets.
+* :class:`UniformCandidates` — one of ``n_orderings`` fixed random permutations of the items (drawn
+  uniformly) and a uniform start ``s``; row = the ``n_candidates`` items at cyclic positions
+  ``s, s+1, ...`` of that permutation. Every item is in a row with probability exactly
+  ``n_candidates / n_items``; the joint law is uniform over these ``n_orderings · n_items``
+  windows, not over all subsets (which would cost ``O(n_items)`` per row to sample).
 * :class:`WeightedCandidates` — systematic probability-proportional-to-size sampling: item ``i``
   is in a row with probability exactly ``π_i = min(1, c·w_i)`` (``c`` chosen so that ``Σπ = n_candidates``),
   by one uniform offset on the cumulative ``π`` of one of ``n_orderings`` fixed random item orders.
@@ -18,10 +18,10 @@ one) — never ``O(n · n_items)``, because this runs every step of the hot path
 
 from __future__ import annotations
 
-import math
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from recsim_env.errors import ConfigError
 
@@ -48,30 +48,25 @@ def _check_sizes(n_items: int, n_candidates: int) -> None:
 
 
 class UniformCandidates:
-    """Distinct items per row: random start plus a random stride coprime with ``n_items``."""
+    """Distinct items per row: a window of ``n_candidates`` consecutive entries of a random permutation."""
 
-    def __init__(self, n_items: int, n_candidates: int, max_strides: int = 256, seed: int = 0) -> None:
+    def __init__(self, n_items: int, n_candidates: int, n_orderings: int | None = None, seed: int = 0) -> None:
         _check_sizes(n_items, n_candidates)
         self.n_items, self.n_candidates = n_items, n_candidates
-        strides = np.array([d for d in range(1, max(n_items, 2)) if math.gcd(d, n_items) == 1] or [1])
-        if len(strides) > max_strides:
-            # A fixed subset keeps the offset table small for huge catalogues; the start stays uniform,
-            # so every item's inclusion probability is still exactly n_candidates / n_items.
-            strides = np.sort(np.random.default_rng(seed).choice(strides, max_strides, replace=False))
-        self.strides = strides.astype(np.int64)
-        # (d·j) mod n_items per stride, precomputed: a step is then a gather, an add and one wrap.
-        self._table = (self.strides[:, None] * np.arange(n_candidates)) % n_items
+        # Enough orderings for varied co-occurrence, capped at ~4M stored indices for huge catalogues.
+        self.n_orderings = n_orderings or int(np.clip(4_000_000 // (n_items + n_candidates), 1, 256))
+        order_rng = np.random.default_rng(seed)
+        orders = np.stack([order_rng.permutation(n_items) for _ in range(self.n_orderings)])
+        # Each permutation is extended by its own first n_candidates entries (a cycle), so a window may
+        # start anywhere; the windows are a strided view, and one fancy index gathers a whole batch.
+        cyclic = np.concatenate([orders, orders[:, :n_candidates]], axis=1).astype(np.int64)
+        self._windows = sliding_window_view(cyclic, n_candidates, axis=1)[:, :n_items]
 
     def __call__(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        draws = rng.random((n, 2))
-        start = (draws[:, 0:1] * self.n_items).astype(np.int64)
-        out = self._table[(draws[:, 1] * len(self.strides)).astype(np.int64)]
-        np.add(out, start, out=out)
-        # Wrap [n_items, 2·n_items) back by a branch-free unsigned min: out - n_items is negative (a huge
-        # unsigned number) exactly where no wrap is due. Masked or np.where versions cost 5-30x more.
-        wrapped = out - self.n_items
-        np.minimum(out.view(np.uint64), wrapped.view(np.uint64), out=out.view(np.uint64))
-        return out
+        draws = rng.random((2, n))
+        ordering = (draws[0] * self.n_orderings).astype(np.int64)
+        start = (draws[1] * self.n_items).astype(np.int64)
+        return self._windows[ordering, start]
 
 
 class WeightedCandidates:

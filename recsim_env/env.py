@@ -167,6 +167,11 @@ class RecEnv(gym.Env):
         self.action_space = spaces.MultiDiscrete(np.full(config.slate_size, config.n_candidates, dtype=np.int64))
         self._needs_reset = True
 
+    @property
+    def user_state(self) -> Any:
+        """The user model's current state (hidden from policies; for oracles and diagnostics)."""
+        return self._sim.state
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._sim.reset(self.np_random)

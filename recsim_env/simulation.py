@@ -45,8 +45,13 @@ class SlateSimulation:
             raise ConfigError("include_candidate_features=True needs an ItemCatalog for the item features")
         self.item_features = catalog.content_features() if config.include_candidate_features else None
         self.max_rating = float(getattr(user_model, "max_rating", 5.0))
-        k = config.slate_size
+        k, c = config.slate_size, config.n_candidates
         self._earlier = np.tril(np.ones((k, k), dtype=bool), -1)  # [j, i]: slot i comes before slot j
+        # Row offsets turn (n, k) positions into indices of the flattened (n, C) candidates: a flat
+        # gather is several times cheaper than take_along_axis.
+        self._row_offsets = (np.arange(n, dtype=np.int64) * c)[:, None]
+        self._slot_ids = np.arange(n * k, dtype=np.int64)
+        self._first_slot = np.empty(n * c, dtype=np.int64)  # scratch for duplicate detection
         self.state: Any = None
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -72,8 +77,9 @@ class SlateSimulation:
     def step(self, action: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """Show the slates; returns ``(reward, terminated, truncated, info)`` with ``(n, ...)`` arrays."""
         positions = self.check_action(action)
-        slates = np.take_along_axis(self.candidates, positions, axis=1)
-        valid = self._first_occurrences(slates)
+        flat = positions + self._row_offsets
+        slates = self.candidates.ravel()[flat]
+        valid = self._first_occurrences(flat)
         if not valid.all():
             slates[~valid] = -1
         responses = self.model.respond(self.state, slates, valid, rng)
@@ -118,13 +124,24 @@ class SlateSimulation:
     def _where(self, user: int, slot: int) -> str:
         return f"slot {slot}" if self.n == 1 else f"env {user}, slot {slot}"
 
-    def _first_occurrences(self, slates: np.ndarray) -> np.ndarray:
-        """``(n, k)`` bool: True where the slot's item does not appear in an earlier slot."""
-        repeat = ((slates[:, :, None] == slates[:, None, :]) & self._earlier).any(axis=2)
-        if repeat.any() and self.config.duplicates == "error":
+    def _first_occurrences(self, flat: np.ndarray) -> np.ndarray:
+        """``(n, k)`` bool: True where the slot's candidate does not appear in an earlier slot.
+
+        Candidates within a row are distinct items, so a repeated position is exactly a repeated item.
+        """
+        if self.n < 64:
+            # Few users: the (n, k, k) pairwise comparison is the fewest numpy calls.
+            repeat = ((flat[:, :, None] == flat[:, None, :]) & self._earlier).any(axis=2)
+        else:
+            # Many users: scatter slot ids in reverse so the first slot of each candidate wins; O(n·k).
+            ids = flat.ravel()
+            self._first_slot[ids[::-1]] = self._slot_ids[::-1]
+            repeat = (self._first_slot[ids] != self._slot_ids).reshape(flat.shape)
+        if self.config.duplicates == "error" and repeat.any():
             user, slot = np.argwhere(repeat)[0]
-            raise ActionError(f"{self._where(user, slot)} repeats item {slates[user, slot]} shown in an earlier "
-                              f"slot (EnvConfig.duplicates='error')")
+            position = flat[user, slot] - self._row_offsets[user, 0]
+            raise ActionError(f"{self._where(user, slot)} repeats candidate position {position} shown in an "
+                              f"earlier slot (EnvConfig.duplicates='error')")
         return ~repeat
 
     def _record(self, slates: np.ndarray, responses: Responses) -> None:

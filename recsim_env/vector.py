@@ -56,6 +56,11 @@ class RecVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._needs_reset = True
 
+    @property
+    def user_state(self) -> Any:
+        """The user model's current state (hidden from policies; for oracles and diagnostics)."""
+        return self._sim.state
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None and not isinstance(seed, (int, np.integer)):
             raise ConfigError(f"RecVectorEnv.reset takes one int seed for all users, got {seed!r}")

@@ -163,10 +163,13 @@ class SyntheticUserModel:
 
     def true_utilities(self, state: SyntheticState, items: np.ndarray) -> np.ndarray:
         """``(n, m)`` ground-truth click utilities of ``(n, m)`` item indices (for oracle policies)."""
-        topic = self.item_topic[items]
-        interest = np.take_along_axis(state.interest, topic, axis=1)
-        fatigue = np.take_along_axis(state.fatigue, topic, axis=1)
-        return interest + self.item_appeal[items] - self.config.fatigue_weight * fatigue
+        # Flat gathers of (user, topic) cells: cheaper than take_along_axis on the hot path.
+        cell = self.item_topic[items] + (np.arange(len(items)) * self.config.n_topics)[:, None]
+        utility = state.interest.ravel()[cell]
+        utility += self.item_appeal[items]
+        if self.config.fatigue_weight:
+            utility -= self.config.fatigue_weight * state.fatigue.ravel()[cell]
+        return utility
 
     def respond(self, state: SyntheticState, slates: np.ndarray, valid: np.ndarray,
                 rng: np.random.Generator) -> Responses:

@@ -1,0 +1,106 @@
+"""The synthetic ground-truth user model: protocol, dynamics, the clickbait trap, generated logs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsim_env.data.log import InteractionLog
+from recsim_env.errors import ConfigError
+from recsim_env.protocols import UserModel
+from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
+from recsim_env.vector import RecVectorEnv
+
+
+@pytest.fixture(scope="module")
+def model() -> SyntheticUserModel:
+    return SyntheticUserModel(SyntheticConfig(n_items=200, n_users=300))
+
+
+def test_is_a_user_model(model, rng):
+    assert isinstance(model, UserModel)
+    state = model.sample(4, rng)
+    assert model.features(state).shape == (4, model.n_user_features)
+    assert model.user_index(state).dtype == np.int64 and model.user_index(state).max() < model.n_logged_users
+
+
+def test_consumption_drifts_interest_and_builds_fatigue(model, rng):
+    state = model.state_for(np.zeros(1, dtype=np.int64))
+    item = np.array([[7, 8]])
+    topic = model.item_topic[7]
+    before = state.interest[0, topic]
+    responses = model.respond(state, item, np.ones((1, 2), bool), rng)
+    forced = responses._replace(choice=np.array([0]))
+    model.update(state, item, forced, rng)
+    assert state.interest[0, topic] > before
+    assert state.fatigue[0, topic] == 1.0
+    fresh = model.state_for(np.zeros(1, dtype=np.int64))
+    gained = state.interest[0, topic] - before
+    penalty = model.config.fatigue_weight * 1.0
+    expected = model.true_utilities(fresh, item)[0, 0] + gained - penalty
+    assert model.true_utilities(state, item)[0, 0] == pytest.approx(expected)
+
+
+def _episode_clicks(model, scores_of, seed: int, n: int = 512) -> tuple[float, float]:
+    """Mean clicks per episode and mean episode length of a policy ranking candidates by a score."""
+    env = RecVectorEnv(model, model.catalog(), num_envs=n, step_cap=100)
+    obs, _ = env.reset(seed=seed)
+    totals, lengths, active = np.zeros(n), np.zeros(n), np.ones(n, bool)
+    for _ in range(100):
+        action = np.argsort(-scores_of(env, obs["candidates"]), axis=1)[:, :10]
+        obs, reward, term, trunc, _ = env.step(action)
+        totals += reward * active
+        lengths += active
+        active &= ~(term | trunc)
+    return totals.mean(), lengths.mean()
+
+
+def test_click_greedy_policy_is_beaten_by_a_quality_aware_one(model):
+    def greedy(env, cands):  # the myopic oracle: highest true click utility
+        return model.true_utilities(env.user_state, cands)
+
+    def quality_aware(env, cands):  # trades some attractiveness for quality
+        return model.true_utilities(env.user_state, cands) + 3.0 * model.item_quality[cands]
+
+    greedy_clicks, greedy_len = _episode_clicks(model, greedy, seed=1)
+    quality_clicks, quality_len = _episode_clicks(model, quality_aware, seed=1)
+    assert quality_len > 1.5 * greedy_len
+    assert quality_clicks > 1.2 * greedy_clicks
+
+
+def test_generate_log_is_an_interaction_log(model, rng):
+    log = model.generate_log(50, rng)
+    assert isinstance(log, InteractionLog)
+    assert log.n_users == 50 and log.n_items == model.n_items and log.n_interactions > 100
+    inter = log.interactions
+    assert inter["user"].max() < 50 and inter["rating"].between(1, 5).all() and (inter["dwell"] > 0).all()
+    assert (inter.groupby("user")["timestamp"].diff().dropna() > 0).all()
+    # Genres are the true topics; ratings rise with item quality.
+    assert log.items["genres"].iloc[3] == (f"topic{model.item_topic[3]}",)
+    quality = model.item_quality[inter["item"].to_numpy()]
+    assert np.corrcoef(quality, inter["rating"])[0, 1] > 0.3
+
+
+def test_generate_log_is_reproducible(model):
+    a = model.generate_log(20, np.random.default_rng(5)).interactions
+    b = model.generate_log(20, np.random.default_rng(5)).interactions
+    assert a.equals(b)
+
+
+def test_generate_log_refuses_more_users_than_the_population(model, rng):
+    with pytest.raises(ConfigError, match="n_users must be in"):
+        model.generate_log(301, rng)
+
+
+def test_catalog_matches_the_items(model):
+    cat = model.catalog()
+    assert cat.n_items == model.n_items and cat.n_genres == model.config.n_topics
+    np.testing.assert_array_equal(cat.genres.argmax(axis=1), model.item_topic)
+    assert cat.popularity.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("field, value", [("n_items", 0), ("drift_rate", -0.1), ("fatigue_decay", 1.0),
+                                          ("temperature", 0.0), ("time_budget", float("nan"))])
+def test_bad_synthetic_config_is_refused(field, value):
+    with pytest.raises(ConfigError, match=f"SyntheticConfig.{field}"):
+        SyntheticConfig(**{field: value})
