@@ -113,7 +113,7 @@ def _numbers(frame: pd.DataFrame, column: str, what: str) -> np.ndarray:
 def _by_numeric_id(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Rows ordered by numeric id (MovieLens ids are integers), so indices follow the ids."""
     order = np.argsort(_numbers(frame, column, "id"), kind="stable")
-    return frame.iloc[order]
+    return _with_attrs(frame.iloc[order], frame)
 
 
 def _split_title_year(titles: pd.Series) -> tuple[list[str], np.ndarray]:
@@ -183,7 +183,7 @@ def _ml_users(users: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"user_id": users["user_id"], "age": _numbers(users, "age", "user"),
                         "gender": users["gender"].str.strip(), "occupation": users["occupation"].str.strip()},
                        index=users.index)
-    return _with_attrs(_by_numeric_id(out.astype({"user_id": str}), "user_id"), users)
+    return _by_numeric_id(_with_attrs(out, users), "user_id")
 
 
 def load_movielens_1m(path: DataFiles | str | os.PathLike, *, name: str = "ml-1m") -> InteractionLog:
@@ -208,7 +208,7 @@ def _movies(movies: pd.DataFrame) -> pd.DataFrame:
     titles, years = _split_title_year(movies["title"])
     out = pd.DataFrame({"item_id": movies["item_id"], "title": titles, "genres": movies["genres"], "year": years},
                        index=movies.index)
-    return _with_attrs(_by_numeric_id(out, "item_id"), movies)
+    return _by_numeric_id(_with_attrs(out, movies), "item_id")
 
 
 def load_movielens_latest(path: DataFiles | str | os.PathLike, *, name: str = "ml-latest") -> InteractionLog:

@@ -61,6 +61,13 @@ def test_ml1m_dat_files(tmp_path):
     assert data.users["age"].tolist() == [1.0, 56.0]
 
 
+def test_ml1m_non_numeric_movie_id_names_file_and_line(tmp_path):
+    folder = write(tmp_path / "m", {"ratings.dat": lines(["1::10::5::1"]),
+                                    "movies.dat": lines(["10::X (2000)::Drama", "tt11::Y (2001)::Drama"])})
+    with pytest.raises(DataError, match=r"movies\.dat: line 2: id column 'item_id' is not a number: 'tt11'"):
+        load_movielens_1m(folder)
+
+
 def test_ml1m_without_users_dat(tmp_path):
     folder = write(tmp_path / "m", {"ratings.dat": lines(["1::10::5::1"]), "movies.dat": lines(["10::X (2000)::Drama"])})
     data = load_movielens_1m(folder)
