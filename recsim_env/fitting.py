@@ -1,0 +1,556 @@
+"""Logs -> a :class:`~recsim_env.users.fitted.FittedUserModel` (PyTorch), cached as a versioned artifact.
+
+``fit_user_model(log, config)`` fits on the whole ``log`` it is given: pass the training part.
+Stages (each user's sequence is cut in time into a *head* and the last ``holdout_fraction`` *tail*):
+
+1. **Relevance** (head): ``score(u, i) = p_u·v_i + b_i`` with ``v_i = q_i + W·c_i`` (id embedding plus
+   projected content: genres, standardised year), trained as a sampled softmax over the positive and
+   ``negatives`` uniformly drawn items shared by the batch; its logits are the choice utilities.
+2. **Drift and fatigue** (tail, whose history is known): the interest vector ``h`` is an
+   exponential moving average of consumed item vectors with rate ``η``; fatigue ``F`` a decayed sum of
+   the genre vectors consumed earlier in the same session. ``η`` is chosen on ``drift_grid`` and, for
+   each ``η``, the weights ``γ`` (drift) and ``φ`` (fatigue) by L-BFGS, maximising the full-softmax
+   likelihood of the next item. If the best ``φ`` is not positive (the logs show genre *attraction*,
+   not repulsion) ``default_fatigue`` is used and ``meta["fatigue_source"]`` says so.
+3. **Ratings** (head; residual std measured on the tail): biased MF with content,
+   ``r = μ + b_u + b_i + a_u·(e_i + W'c_i)``, MSE. Dwell: per-item mean log dwell (shrunk to the
+   global mean) and residual std, only when the log has dwell.
+4. **Calibration** (see :mod:`recsim_env.users.calibration`): no-click utility to ``target_ctr``,
+   patience budget scale to the logged session lengths (sessions split at gaps >= ``session_gap``).
+
+:func:`movielens_user_model` fits ML-100K once and caches the artifact (see its docstring).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from recsim_env.catalog import ItemCatalog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.sessions import sessionize
+from recsim_env.data.splits import temporal_split
+from recsim_env.errors import ArtifactError, ConfigError, DataError
+from recsim_env.users.calibration import calibrate_budget, calibrate_ctr
+from recsim_env.users.fitted import Dynamics, FittedArrays, FittedUserModel, Scales
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Hyperparameters of :func:`fit_user_model` and the documented defaults of the user dynamics."""
+
+    embedding_dim: int = 32
+    """Dimension ``d`` of user preferences and item vectors."""
+    rating_dim: int = 8
+    """Dimension of the rating model's factors."""
+    epochs: int = 8
+    """Passes over the head interactions for the relevance model (the rating model uses the same)."""
+    lr: float = 0.01
+    """Adam learning rate."""
+    batch_size: int = 1024
+    """Interactions per gradient step."""
+    negatives: int = 128
+    """Uniformly drawn negative items per batch (shared by its positives) in the sampled softmax."""
+    l2: float = 0.1
+    """L2 penalty on the embeddings used in a batch (strong: next-item likelihood on held-out tails is
+    best here on ML-100K; weaker penalties overfit the user vectors within a few epochs)."""
+    rating_l2: float = 0.05
+    """L2 penalty of the rating model's factors and item biases."""
+    seed: int = 0
+    """Seeds torch and every numpy draw of the fit and its calibration."""
+    holdout_fraction: float = 0.1
+    """Last share of each user's sequence held out to fit drift/fatigue and measure rating noise."""
+    like_threshold: float = 4.0
+    """A rating >= this is a like."""
+    session_gap: float = 1800.0
+    """Seconds of inactivity (>=) that split a user's interactions into sessions."""
+    target_ctr: float = 0.35
+    """Click-through rate of the reference policy's slates that the no-click utility is calibrated to."""
+    temperature: float = 1.0
+    """Choice temperature (1: the softmax scale the utilities were fitted on)."""
+    position_decay: float = 0.5
+    """Position bias: slot ``j`` is examined with weight ``1/(1+j)**position_decay``."""
+    drift_grid: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5)
+    """Candidate interest drift rates ``η``."""
+    drift_events: int = 2000
+    """Tail events (at most) in the drift/fatigue likelihood."""
+    fatigue_decay: float = 0.7
+    """Per-step decay of fatigue (documented default; not fitted)."""
+    default_fatigue: float = 1.0
+    """Fatigue strength used when the logs give no positive estimate."""
+    repeat_penalty: float = 5.0
+    """Utility penalty for re-showing a recently consumed item (logs never repeat, so not fitted)."""
+    step_cost: float = 1.0
+    """Patience spent by every step."""
+    no_click_cost: float = 1.0
+    """Extra patience spent by a step without a click."""
+    like_gain: float = 1.0
+    """Patience regained by a liked item."""
+    dislike_cost: float = 3.0
+    """Patience lost by an item rated at the bottom of the scale."""
+    calibrate_sessions: bool = True
+    """Calibrate the patience budget scale to logged session lengths (else 1.0)."""
+    calibration_users: int = 1000
+    """Simulated sessions per calibration grid point."""
+    calibration_step_cap: int = 300
+    """Step cap of calibration sessions; both length distributions are capped at it."""
+    max_categories: int = 32
+    """Categorical user columns with more levels than this are left out of the user features."""
+
+    def __post_init__(self) -> None:
+        positive_ints = ("embedding_dim", "rating_dim", "epochs", "batch_size", "negatives", "drift_events",
+                         "calibration_users", "calibration_step_cap", "max_categories")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"FitConfig.{name} must be a positive int, got {value!r}")
+        for name in ("lr", "session_gap"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"FitConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0.0 < self.target_ctr < 1.0:
+            raise ConfigError(f"FitConfig.target_ctr must be in (0, 1), got {self.target_ctr!r}")
+        if not 0.0 < self.holdout_fraction < 0.5:
+            raise ConfigError(f"FitConfig.holdout_fraction must be in (0, 0.5), got {self.holdout_fraction!r}")
+        if not self.drift_grid or any(not 0.0 <= r <= 1.0 for r in self.drift_grid):
+            raise ConfigError(f"FitConfig.drift_grid must be non-empty rates in [0, 1], got {self.drift_grid!r}")
+        for name in ("l2", "rating_l2"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        # The dynamics defaults are validated where they are used.
+        Dynamics(fatigue_decay=self.fatigue_decay, fatigue_strength=self.default_fatigue,
+                 repeat_penalty=self.repeat_penalty, temperature=self.temperature,
+                 position_decay=self.position_decay, like_threshold=self.like_threshold,
+                 step_cost=self.step_cost, no_click_cost=self.no_click_cost, like_gain=self.like_gain,
+                 dislike_cost=self.dislike_cost)
+
+
+# ---------------------------------------------------------------------------- data preparation
+def session_table(log: InteractionLog, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths of all sessions grouped by user, ``(n_users + 1,)`` offsets into them)."""
+    inter = log.interactions
+    users = inter["user"].to_numpy()
+    sid = sessionize(log, gap)
+    lengths = np.bincount(sid)
+    owner = users[np.searchsorted(sid, np.arange(len(lengths)))]
+    offsets = np.searchsorted(owner, np.arange(log.n_users + 1))
+    return lengths.astype(np.int64), offsets.astype(np.int64)
+
+
+def user_feature_matrix(users: pd.DataFrame, max_categories: int) -> tuple[np.ndarray, list[str]]:
+    """Standardised numeric and one-hot categorical user columns (``(U, F)`` float32, names)."""
+    blocks, names = [], []
+    for col in users.columns:
+        if col == "user_id":
+            continue
+        numeric = pd.to_numeric(users[col], errors="coerce")
+        if numeric.notna().sum() == users[col].notna().sum() and numeric.notna().any():
+            values = numeric.fillna(numeric.mean()).to_numpy(dtype=np.float64)
+            blocks.append(((values - values.mean()) / max(values.std(), 1e-9))[:, None])
+            names.append(str(col))
+            continue
+        levels = sorted(users[col].dropna().astype(str).unique())
+        if len(levels) > max_categories:
+            logger.info("user column %r has %d levels (> max_categories=%d): left out of user features",
+                     col, len(levels), max_categories)
+            continue
+        codes = pd.Categorical(users[col].astype(str), categories=levels).codes
+        blocks.append(np.eye(len(levels))[codes] * (codes >= 0)[:, None])
+        names.extend(f"{col}={level}" for level in levels)
+    if not blocks:
+        return np.zeros((len(users), 0), dtype=np.float32), []
+    return np.column_stack(blocks).astype(np.float32), names
+
+
+def tail_mask(users: np.ndarray, fraction: float) -> np.ndarray:
+    """True for the last ``fraction`` (rounded down) of each user's rows (rows sorted by user, time)."""
+    starts = np.searchsorted(users, users, side="left")
+    ends = np.searchsorted(users, users, side="right")
+    count = ends - starts
+    n_tail = np.floor(count * fraction).astype(np.int64)
+    return (np.arange(len(users)) - starts) >= (count - n_tail)
+
+
+def normalised_genres(catalog: ItemCatalog) -> np.ndarray:
+    norm = np.linalg.norm(catalog.genres, axis=1, keepdims=True)
+    return (catalog.genres / np.maximum(norm, 1e-9)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- torch models
+class _Relevance(torch.nn.Module):
+    def __init__(self, n_users: int, content: torch.Tensor, dim: int) -> None:
+        super().__init__()
+        self.content = content
+        self.user = torch.nn.Embedding(n_users, dim)
+        self.item = torch.nn.Embedding(content.shape[0], dim)
+        self.proj = torch.nn.Linear(content.shape[1], dim, bias=False)
+        self.bias = torch.nn.Embedding(content.shape[0], 1)
+        for emb in (self.user, self.item):
+            torch.nn.init.normal_(emb.weight, std=0.1)
+        torch.nn.init.zeros_(self.bias.weight)
+
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item(items) + self.proj(self.content[items])
+
+    def loss(self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor, l2: float) -> torch.Tensor:
+        p = self.user(users)
+        v_pos, v_neg = self.item_vectors(items), self.item_vectors(negatives)
+        pos = (p * v_pos).sum(1) + self.bias(items)[:, 0]
+        neg = p @ v_neg.T + self.bias(negatives)[:, 0]
+        neg = neg.masked_fill(negatives[None, :] == items[:, None], float("-inf"))  # accidental hits
+        logits = torch.cat([pos[:, None], neg], dim=1)
+        nll = torch.logsumexp(logits, dim=1) - pos
+        return nll.mean() + l2 * (p.pow(2).sum(1) + v_pos.pow(2).sum(1)).mean()
+
+
+class _Rating(torch.nn.Module):
+    def __init__(self, n_users: int, content: torch.Tensor, dim: int, mean: float) -> None:
+        super().__init__()
+        self.content, self.mean = content, mean
+        self.user = torch.nn.Embedding(n_users, dim)
+        self.item = torch.nn.Embedding(content.shape[0], dim)
+        self.proj = torch.nn.Linear(content.shape[1], dim, bias=False)
+        self.user_bias = torch.nn.Embedding(n_users, 1)
+        self.item_bias = torch.nn.Embedding(content.shape[0], 1)
+        self.item_content_bias = torch.nn.Linear(content.shape[1], 1, bias=False)
+        for emb in (self.user, self.item):
+            torch.nn.init.normal_(emb.weight, std=0.05)
+        for emb in (self.user_bias, self.item_bias):
+            torch.nn.init.zeros_(emb.weight)
+
+    def item_factors(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item(items) + self.proj(self.content[items])
+
+    def item_biases(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item_bias(items)[:, 0] + self.item_content_bias(self.content[items])[:, 0]
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        dot = (self.user(users) * self.item_factors(items)).sum(1)
+        return self.mean + self.user_bias(users)[:, 0] + self.item_biases(items) + dot
+
+    def loss(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, l2: float) -> torch.Tensor:
+        err = (self(users, items) - ratings).pow(2).mean()
+        reg = self.user(users).pow(2).sum(1) + self.item(items).pow(2).sum(1) + self.item_bias(items)[:, 0] ** 2
+        return err + l2 * reg.mean()
+
+
+def _train(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...], config: FitConfig, step,
+           desc: str) -> None:
+    """The one epoch loop: shuffled minibatches, Adam, a progress bar over epochs."""
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    n = tensors[0].shape[0]
+    gen = torch.Generator().manual_seed(config.seed)
+    for _ in tqdm(range(config.epochs), desc=desc, leave=False, disable=None):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, config.batch_size):
+            batch = [t[order[start:start + config.batch_size]] for t in tensors]
+            opt.zero_grad()
+            loss = step(model, batch, gen)
+            loss.backward()
+            opt.step()
+
+
+def fit_relevance(log: InteractionLog, content: np.ndarray, config: FitConfig) -> tuple[np.ndarray, ...]:
+    """(user preferences ``(U, d)``, item vectors ``(I, d)``, item biases ``(I,)``) from ``log``."""
+    inter = log.interactions
+    model = _Relevance(log.n_users, torch.from_numpy(content), config.embedding_dim)
+    users = torch.from_numpy(inter["user"].to_numpy(np.int64))
+    items = torch.from_numpy(inter["item"].to_numpy(np.int64))
+    k = min(config.negatives, log.n_items)
+
+    def step(m: _Relevance, batch: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+        negatives = torch.randint(0, log.n_items, (k,), generator=gen)
+        return m.loss(batch[0], batch[1], negatives, config.l2)
+
+    _train(model, (users, items), config, step, "relevance")
+    with torch.no_grad():
+        all_items = torch.arange(log.n_items)
+        return (model.user.weight.numpy().copy(), model.item_vectors(all_items).numpy().copy(),
+                model.bias.weight[:, 0].numpy().copy())
+
+
+def fit_ratings(head: InteractionLog, tail: InteractionLog, content: np.ndarray,
+                config: FitConfig) -> tuple[dict[str, np.ndarray], float, float]:
+    """Rating-model arrays, global mean and residual std (measured on ``tail``) fitted on ``head``."""
+    ratings = head.interactions["rating"].to_numpy(np.float32).copy()
+    mean = float(ratings.mean())
+    model = _Rating(head.n_users, torch.from_numpy(content), config.rating_dim, mean)
+    users = torch.from_numpy(head.interactions["user"].to_numpy(np.int64))
+    items = torch.from_numpy(head.interactions["item"].to_numpy(np.int64))
+    _train(model, (users, items, torch.from_numpy(ratings)), config,
+           lambda m, b, _g: m.loss(b[0], b[1], b[2], config.rating_l2), "ratings")
+    with torch.no_grad():
+        all_items = torch.arange(head.n_items)
+        arrays = {"rating_user": model.user.weight.numpy().copy(),
+                  "rating_item": model.item_factors(all_items).numpy().copy(),
+                  "rating_user_bias": model.user_bias.weight[:, 0].numpy().copy(),
+                  "rating_item_bias": model.item_biases(all_items).numpy().copy()}
+        check = tail if tail.n_interactions else head
+        pred = model(torch.from_numpy(check.interactions["user"].to_numpy(np.int64)),
+                     torch.from_numpy(check.interactions["item"].to_numpy(np.int64))).numpy()
+    resid = check.interactions["rating"].to_numpy(np.float32) - pred
+    return arrays, mean, float(np.sqrt(np.mean(resid**2)))
+
+
+def _dwell_model(log: InteractionLog) -> tuple[np.ndarray, float]:
+    """Per-item mean log dwell shrunk toward the global mean (prior weight 5), and the residual std."""
+    if "dwell" not in log.interactions.columns:
+        return np.zeros(0, dtype=np.float32), 0.0
+    inter = log.interactions[log.interactions["dwell"] > 0]
+    if inter.empty:
+        return np.zeros(0, dtype=np.float32), 0.0
+    logd = np.log(inter["dwell"].to_numpy(np.float64))
+    items = inter["item"].to_numpy()
+    total = np.bincount(items, weights=logd, minlength=log.n_items)
+    count = np.bincount(items, minlength=log.n_items)
+    item_mean = (total + 5 * logd.mean()) / (count + 5)
+    return item_mean.astype(np.float32), float(np.std(logd - item_mean[items]))
+
+
+# ---------------------------------------------------------------------------- sequences
+def sequence_states(log: InteractionLog, vectors: np.ndarray, genres: np.ndarray, rate: float,
+                    fatigue_decay: float, gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every interaction, the interest ``h`` and fatigue ``F`` *before* it, and each user's final ``h``.
+
+    Vectorised over users: one loop iteration per position in the sequences. Fatigue restarts at
+    each session; interest carries across sessions.
+    """
+    inter = log.interactions
+    users, items = inter["user"].to_numpy(), inter["item"].to_numpy()
+    sid = sessionize(log, gap)
+    new_session = np.ones(len(users), dtype=bool)
+    new_session[1:] = sid[1:] != sid[:-1]
+    starts = np.searchsorted(users, np.arange(log.n_users))
+    counts = np.bincount(users, minlength=log.n_users)
+    h_before = np.zeros((len(users), vectors.shape[1]), dtype=np.float32)
+    f_before = np.zeros((len(users), genres.shape[1]), dtype=np.float32)
+    h = np.zeros((log.n_users, vectors.shape[1]), dtype=np.float32)
+    f = np.zeros((log.n_users, genres.shape[1]), dtype=np.float32)
+    for t in range(int(counts.max(initial=0))):
+        who = np.flatnonzero(counts > t)
+        rows = starts[who] + t
+        f[who[new_session[rows]]] = 0.0
+        h_before[rows], f_before[rows] = h[who], f[who]
+        h[who] += rate * (vectors[items[rows]] - h[who])
+        f[who] = fatigue_decay * f[who] + genres[items[rows]]
+    return h_before, f_before, h
+
+
+def _nll_fit(base: torch.Tensor, drift: torch.Tensor, fatigue: torch.Tensor, pos: torch.Tensor) -> tuple[float, float, float]:
+    """Minimise the next-item NLL of ``base + γ·drift - φ·fatigue`` over (γ >= 0, φ); returns (nll, γ, φ)."""
+    log_gamma = torch.zeros((), requires_grad=True)
+    phi = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([log_gamma, phi], lr=0.5, max_iter=20, line_search_fn="strong_wolfe")
+    rows = torch.arange(len(pos))
+
+    def nll() -> torch.Tensor:
+        logits = base + torch.exp(log_gamma) * drift - phi * fatigue
+        return (torch.logsumexp(logits, dim=1) - logits[rows, pos]).mean()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nll()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(nll()), float(torch.exp(log_gamma)), float(phi)
+
+
+@dataclass(frozen=True)
+class DriftFit:
+    """Result of the drift/fatigue likelihood fit."""
+
+    rate: float
+    scale: float
+    fatigue: float
+    nll: dict[float, float] = field(default_factory=dict)
+    """Next-item NLL per candidate drift rate (for the report)."""
+
+
+def fit_drift(log: InteractionLog, is_tail: np.ndarray, pref: np.ndarray, vectors: np.ndarray, bias: np.ndarray,
+              genres: np.ndarray, config: FitConfig, rng: np.random.Generator) -> DriftFit:
+    """Choose ``η`` on the grid and fit ``γ``, ``φ`` by next-item likelihood on (a sample of) tail events."""
+    rows = np.flatnonzero(is_tail)
+    if rows.size == 0:
+        logger.warning("no tail interactions to fit interest drift: using drift rate 0")
+        return DriftFit(0.0, 0.0, config.default_fatigue)
+    rows = np.sort(rng.choice(rows, size=min(rows.size, config.drift_events), replace=False))
+    users = log.interactions["user"].to_numpy()[rows]
+    pos = torch.from_numpy(log.interactions["item"].to_numpy(np.int64)[rows])
+    v = torch.from_numpy(vectors)
+    base = torch.from_numpy(pref[users]) @ v.T + torch.from_numpy(bias)
+    results: dict[float, tuple[float, float, float]] = {}
+    for rate in config.drift_grid:
+        h, f, _ = sequence_states(log, vectors, genres, rate, config.fatigue_decay, config.session_gap)
+        drift = torch.from_numpy(h[rows]) @ v.T
+        fatigue = torch.from_numpy(f[rows]) @ torch.from_numpy(genres).T
+        results[rate] = _nll_fit(base, drift, fatigue, pos)
+    rate = min(results, key=lambda r: results[r][0])
+    _, scale, phi = results[rate]
+    return DriftFit(rate, scale if rate > 0 else 0.0, phi, {r: v[0] for r, v in results.items()})
+
+
+# ---------------------------------------------------------------------------- the fit
+def _check_log(log: InteractionLog) -> None:
+    if log.n_interactions < 10:
+        raise DataError(f"{log.name}: {log.n_interactions} interactions are too few to fit a user model (need >= 10)")
+    if "rating" in log.interactions.columns and not np.isfinite(log.interactions["rating"].to_numpy()).all():
+        raise DataError(f"{log.name}: column 'rating' has non-finite values")
+
+
+def _rating_scale(log: InteractionLog) -> tuple[float, float, float]:
+    r = log.interactions["rating"].to_numpy(np.float64)
+    step = 1.0 if np.allclose(r, np.round(r)) else (0.5 if np.allclose(2 * r, np.round(2 * r)) else 0.0)
+    return float(r.min()), float(r.max()), step
+
+
+def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> FittedUserModel:
+    """Fit every part of the user model on ``log`` (the training part; see the module docstring)."""
+    config = config or FitConfig()
+    _check_log(log)
+    torch.set_num_threads(1)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    began = time.perf_counter()
+    catalog = ItemCatalog.from_log(log)
+    content = catalog.content_features()
+    genres = normalised_genres(catalog)
+    inter = log.interactions
+    is_tail = tail_mask(inter["user"].to_numpy(), config.holdout_fraction)
+    head = log.with_interactions(inter[~is_tail], f"{log.name}/head")
+    tail = log.with_interactions(inter[is_tail], f"{log.name}/tail")
+    bar = tqdm(total=5, desc=f"fitting user model on {log.name}", disable=None)
+
+    pref, vectors, bias = fit_relevance(head, content, config)
+    bar.update()
+    drift = fit_drift(log, is_tail, pref, vectors, bias, genres, config, rng)
+    _, _, interest0 = sequence_states(log, vectors, genres, drift.rate, config.fatigue_decay, config.session_gap)
+    bar.update()
+    rating_arrays, scales = _fit_responses(head, tail, content, config, log)
+    bar.update()
+    lengths, offsets = session_table(log, config.session_gap)
+    features, feature_names = user_feature_matrix(log.users, config.max_categories)
+    fatigue_fitted = drift.fatigue > 0
+    dynamics = Dynamics(
+        drift_rate=drift.rate, drift_scale=drift.scale,
+        fatigue_strength=drift.fatigue if fatigue_fitted else config.default_fatigue,
+        fatigue_decay=config.fatigue_decay, repeat_penalty=config.repeat_penalty,
+        temperature=config.temperature, position_decay=config.position_decay,
+        like_threshold=config.like_threshold, step_cost=config.step_cost, no_click_cost=config.no_click_cost,
+        like_gain=config.like_gain, dislike_cost=config.dislike_cost)
+    arrays = FittedArrays(
+        user_pref=pref, user_interest0=interest0, item_vectors=vectors, item_bias=bias, item_genres=genres,
+        user_features=features, **rating_arrays, session_lengths=lengths, session_offsets=offsets,
+        active_users=np.flatnonzero(np.bincount(inter["user"].to_numpy(), minlength=log.n_users) > 0))
+    meta = {"dataset": log.name, "fingerprint": log.fingerprint(), "config": _jsonable(config),
+            "user_feature_names": feature_names, "genre_names": list(catalog.genre_names),
+            "fatigue_source": "fitted" if fatigue_fitted else "default", "fitted_fatigue": drift.fatigue,
+            "drift_nll": {str(k): v for k, v in drift.nll.items()}}
+    model = FittedUserModel(arrays, scales, dynamics, meta)
+    model = model.with_dynamics(no_click_utility=calibrate_ctr(model, config.target_ctr, rng))
+    bar.update()
+    model = _calibrate_sessions(model, lengths, config)
+    bar.update()
+    bar.close()
+    model.meta["fit_seconds"] = time.perf_counter() - began
+    logger.info("fitted %r in %.1f s: drift rate %.2f, fatigue %.2f (%s), no-click %.2f, budget scale %.2f",
+             log.name, model.meta["fit_seconds"], dynamics.drift_rate, model.dynamics.fatigue_strength,
+             meta["fatigue_source"], model.dynamics.no_click_utility, model.dynamics.budget_scale)
+    return model
+
+
+def _fit_responses(head: InteractionLog, tail: InteractionLog, content: np.ndarray, config: FitConfig,
+                   log: InteractionLog) -> tuple[dict[str, np.ndarray], Scales]:
+    dwell_mean, dwell_std = _dwell_model(log)
+    if "rating" not in log.interactions.columns:
+        r = config.rating_dim
+        zeros = {"rating_user": np.zeros((log.n_users, r), np.float32),
+                 "rating_item": np.zeros((log.n_items, r), np.float32),
+                 "rating_user_bias": np.zeros(log.n_users, np.float32),
+                 "rating_item_bias": np.zeros(log.n_items, np.float32)}
+        return zeros | {"dwell_item_log_mean": dwell_mean}, Scales(0.0, 0.0, 0.0, 0.0, 0.0, False, dwell_std)
+    arrays, mean, std = fit_ratings(head, tail, content, config)
+    low, high, step = _rating_scale(log)
+    return arrays | {"dwell_item_log_mean": dwell_mean}, Scales(mean, std, low, high, step, True, dwell_std)
+
+
+def _calibrate_sessions(model: FittedUserModel, lengths: np.ndarray, config: FitConfig) -> FittedUserModel:
+    if not config.calibrate_sessions:
+        return model
+    scale, ks = calibrate_budget(model, lengths, config.seed, config.calibration_users,
+                                 config.calibration_step_cap)
+    model = model.with_dynamics(budget_scale=scale)
+    model.meta["session_ks_at_calibration"] = ks
+    return model
+
+
+def _jsonable(config: FitConfig) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+
+
+def config_from_meta(meta: dict) -> FitConfig:
+    """The :class:`FitConfig` an artifact was fitted with."""
+    raw = dict(meta["config"])
+    names = {f.name for f in fields(FitConfig)}
+    raw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in names}
+    return FitConfig(**raw)
+
+
+# ---------------------------------------------------------------------------- ML-100K, cached
+TRAIN_FRACTION = 0.8
+"""ML-100K is cut in time at this fraction of interactions: the earlier part is "train"."""
+
+
+def movielens_splits(cache_dir: str | Path | None = None) -> tuple[InteractionLog, InteractionLog]:
+    """ML-100K cut once in time: (earlier 80 %, later 20 %) over the same user and item index spaces."""
+    from recsim_env.data.loaders import load_dataset
+
+    return temporal_split(load_dataset("ml-100k", cache_dir=cache_dir), TRAIN_FRACTION)
+
+
+def movielens_user_model(split: str = "train", cache_dir: str | Path | None = None,
+                         config: FitConfig | None = None) -> tuple[FittedUserModel, ItemCatalog]:
+    """The user model fitted on ML-100K, and the catalog of the part it was fitted on.
+
+    ``split="train"`` fits on the temporally earlier 80 % of the interactions (the simulator policies
+    train in; the later 20 % is its held-out fidelity data). ``split="later"`` fits on the later 20 %
+    only (disjoint in time and data from the train simulator), so a policy trained in one can be
+    evaluated in a simulator fitted on interactions it never saw. Cached under
+    ``<data cache>/models/``: the first call fits (a progress bar; well under a minute on 2 cores),
+    later calls load; a cached artifact of another library version, dataset or config is refitted.
+    """
+    if split not in ("train", "later"):
+        raise ConfigError(f"split must be 'train' or 'later', got {split!r}")
+    from recsim_env.data.fetch import default_cache_dir
+
+    config = config or FitConfig()
+    early, later = movielens_splits(cache_dir)
+    log = early if split == "train" else later
+    path = Path(cache_dir or default_cache_dir()) / "models" / f"ml-100k-{split}-{_config_key(config)}.npz"
+    if path.exists():
+        try:
+            return FittedUserModel.load(path, expected_fingerprint=log.fingerprint()), ItemCatalog.from_log(log)
+        except ArtifactError as exc:
+            logger.warning("refitting: cached artifact unusable (%s)", exc)
+    model = fit_user_model(log, config)
+    model.save(path)
+    logger.info("saved fitted user model to %s", path)
+    return model, ItemCatalog.from_log(log)
+
+
+def _config_key(config: FitConfig) -> str:
+    """Short hash of a config: artifacts fitted with other settings live under other names."""
+    text = json.dumps(_jsonable(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]

@@ -1,0 +1,1 @@
+"""User models: fitted from logs (`fitted`), synthetic ground truth (`synthetic`), one-user adapter."""

@@ -1,0 +1,359 @@
+"""`FittedUserModel`: users simulated from parameters fitted to logs (see :mod:`recsim_env.fitting`).
+
+One simulated user is drawn from one logged user and keeps that user's fitted preference. Per step:
+
+* **Utility** of item ``i``: ``(p_u + γ·h)·v_i + b_i - φ·(g_i·F) - ρ·[i consumed recently]``, where
+  ``p_u`` is the static preference, ``h`` the interest vector that drifts toward consumed items
+  (``h <- (1-η)·h + η·v_i`` on each click), ``g_i`` the item's L2-normalised genre vector, ``F`` the
+  fatigue vector (decays by ``fatigue_decay`` each step, ``+= g_i`` on each click) and ``ρ`` the
+  penalty on re-showing one of the last ``recent_len`` consumed items.
+* **Choice**: :class:`~recsim_env.choice.MultinomialLogit` with a no-click option and position bias.
+* **Responses** to the clicked item: rating = fitted explicit-rating model + Gaussian noise with the
+  fitted residual std, clipped to the logged scale and rounded to its step; like = rating >= the like
+  threshold; dwell from a fitted log-normal when the log had dwell, else 0 (never invented).
+  Logs without ratings give rating 0 and like 0.
+* **Leaving**: a patience budget (initially ``budget_scale`` x a session length drawn from the user's
+  own logged sessions) falls by ``step_cost`` each step, by ``no_click_cost`` more on a step without a
+  click and by ``dislike_cost`` x (shortfall of the rating below the like threshold, as a share of the
+  scale); it rises by ``like_gain`` on a liked item. The session ends when it reaches 0.
+
+Everything is batched over users: a step is a handful of gathers and array operations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from recsim_env.choice import MultinomialLogit
+from recsim_env.errors import ArtifactError, ConfigError
+from recsim_env.protocols import Responses
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load."""
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """The scalar parameters of the simulated users: fitted, calibrated or documented defaults."""
+
+    drift_rate: float = 0.1
+    """``η`` in ``[0, 1]``: how far the interest vector moves toward each consumed item."""
+    drift_scale: float = 1.0
+    """``γ`` >= 0: weight of the interest vector against the static preference in the utility."""
+    fatigue_strength: float = 0.5
+    """``φ`` >= 0: utility lost per unit of genre overlap with recently consumed items."""
+    fatigue_decay: float = 0.7
+    """Per-step factor in ``[0, 1)`` by which accumulated fatigue fades."""
+    repeat_penalty: float = 5.0
+    """``ρ`` >= 0: utility lost by an item the user consumed within the last ``recent_len`` clicks."""
+    recent_len: int = 16
+    """How many consumed items are remembered for the repeat penalty."""
+    temperature: float = 1.0
+    """Choice temperature (the fitted utilities are softmax logits, so 1 is their own scale)."""
+    no_click_utility: float = 0.0
+    """Utility of the no-click option; calibrated to the target click-through rate."""
+    position_decay: float = 0.5
+    """Examination of slot ``j`` is ``1/(1+j)**position_decay``."""
+    like_threshold: float = 4.0
+    """A rating at or above this is a like."""
+    budget_scale: float = 1.0
+    """Initial patience = this x a logged session length of the user; calibrated to session lengths."""
+    step_cost: float = 1.0
+    """Patience spent by every step."""
+    no_click_cost: float = 1.0
+    """Extra patience spent by a step without a click."""
+    like_gain: float = 1.0
+    """Patience regained by a liked item."""
+    dislike_cost: float = 3.0
+    """Patience lost by a clicked item rated at the bottom of the scale (scaled by the shortfall below the like threshold)."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = float(getattr(self, f.name))
+            if not np.isfinite(value):
+                raise ConfigError(f"Dynamics.{f.name} must be finite, got {value!r}")
+        nonneg = ("drift_scale", "fatigue_strength", "repeat_penalty", "position_decay", "budget_scale",
+                  "step_cost", "no_click_cost", "like_gain", "dislike_cost")
+        for name in nonneg:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"Dynamics.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.drift_rate <= 1.0:
+            raise ConfigError(f"Dynamics.drift_rate must be in [0, 1], got {self.drift_rate!r}")
+        if not 0.0 <= self.fatigue_decay < 1.0:
+            raise ConfigError(f"Dynamics.fatigue_decay must be in [0, 1), got {self.fatigue_decay!r}")
+        if self.temperature <= 0 or self.recent_len < 1 or self.step_cost + self.no_click_cost <= 0:
+            raise ConfigError(f"Dynamics needs temperature > 0, recent_len >= 1 and a positive cost of an "
+                              f"unengaging step; got {self.temperature!r}, {self.recent_len!r}, "
+                              f"{self.step_cost!r}+{self.no_click_cost!r}")
+
+
+ARRAY_NAMES = (
+    "user_pref", "user_interest0", "item_vectors", "item_bias", "item_genres", "user_features",
+    "rating_user", "rating_item", "rating_user_bias", "rating_item_bias", "dwell_item_log_mean",
+    "session_lengths", "session_offsets", "active_users",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class FittedArrays:
+    """The fitted arrays. ``U`` logged users, ``I`` items, ``d`` embedding dim, ``G`` genres."""
+
+    user_pref: np.ndarray
+    """``(U, d)`` static preference ``p_u``."""
+    user_interest0: np.ndarray
+    """``(U, d)`` interest vector at the end of each user's logged history (start of a simulated session)."""
+    item_vectors: np.ndarray
+    """``(I, d)`` item vector ``v_i`` (id embedding + projected content features)."""
+    item_bias: np.ndarray
+    """``(I,)`` item bias ``b_i``."""
+    item_genres: np.ndarray
+    """``(I, G)`` L2-normalised genre vectors (fatigue similarity)."""
+    user_features: np.ndarray
+    """``(U, F)`` standardised numeric + one-hot categorical user columns."""
+    rating_user: np.ndarray
+    """``(U, r)`` rating-model user factors."""
+    rating_item: np.ndarray
+    """``(I, r)`` rating-model item factors."""
+    rating_user_bias: np.ndarray
+    """``(U,)`` rating-model user bias."""
+    rating_item_bias: np.ndarray
+    """``(I,)`` rating-model item bias."""
+    dwell_item_log_mean: np.ndarray
+    """``(I,)`` mean log dwell per item, or ``(0,)`` when the log has no dwell."""
+    session_lengths: np.ndarray
+    """``(S,)`` logged session lengths (interactions), grouped by user."""
+    session_offsets: np.ndarray
+    """``(U + 1,)`` user ``u``'s sessions are ``session_lengths[offsets[u]:offsets[u+1]]``."""
+    active_users: np.ndarray
+    """``(A,)`` users with training interactions: simulated users are drawn from these."""
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Scalars of the response models."""
+
+    rating_mean: float
+    """Global mean rating (0 when the log has no ratings)."""
+    rating_std: float
+    """Residual std of the rating model on held-out training ratings."""
+    rating_min: float
+    """Lowest rating of the scale."""
+    rating_max: float
+    """Highest rating of the scale."""
+    rating_step: float
+    """Ratings are rounded to multiples of this (0: continuous)."""
+    has_rating: bool
+    """Whether the log had ratings."""
+    dwell_log_std: float
+    """Std of log dwell around the item mean (unused without dwell)."""
+
+
+@dataclass
+class FittedState:
+    """Per-user state of ``n`` simulated users (arrays; updated in place)."""
+
+    logged: np.ndarray
+    """``(n,)`` int64 logged user each simulated user was drawn from."""
+    interest: np.ndarray
+    """``(n, d)`` float32 drifting interest vector ``h``."""
+    fatigue: np.ndarray
+    """``(n, G)`` float32 decayed genre exposure of consumed items."""
+    recent: np.ndarray
+    """``(n, recent_len)`` int64 ring of recently consumed items (-1: empty)."""
+    patience: np.ndarray
+    """``(n,)`` float32 remaining patience; the user leaves at <= 0."""
+    clicks: np.ndarray
+    """``(n,)`` int64 items consumed this session."""
+
+
+class FittedUserModel:
+    """Batched :class:`~recsim_env.protocols.UserModel` with parameters fitted from an interaction log."""
+
+    def __init__(self, arrays: FittedArrays, scales: Scales, dynamics: Dynamics, meta: dict) -> None:
+        self.arrays, self.scales, self.dynamics, self.meta = arrays, scales, dynamics, dict(meta)
+        self.n_items = int(arrays.item_vectors.shape[0])
+        self.n_user_features = int(arrays.user_features.shape[1])
+        self.n_logged_users = int(arrays.user_pref.shape[0])
+        self.choice = MultinomialLogit(dynamics.temperature, dynamics.no_click_utility, dynamics.position_decay)
+        # One gather per step: [v_i, b_i, g_i] side by side, dotted with [p+γh, 1, -φF].
+        self._item_table = np.ascontiguousarray(np.column_stack(
+            [arrays.item_vectors, arrays.item_bias[:, None], arrays.item_genres]).astype(np.float32))
+        self._rating_table = np.column_stack([arrays.rating_item, arrays.rating_item_bias[:, None]]).astype(np.float32)
+        self._poor_scale = max(dynamics.like_threshold - scales.rating_min, 1e-6)
+
+    # ------------------------------------------------------------------ users
+    def sample(self, n: int, rng: np.random.Generator) -> FittedState:
+        a, d = self.arrays, self.dynamics
+        logged = a.active_users[rng.integers(0, len(a.active_users), size=n)].astype(np.int64)
+        return FittedState(
+            logged=logged,
+            interest=a.user_interest0[logged].astype(np.float32),
+            fatigue=np.zeros((n, a.item_genres.shape[1]), dtype=np.float32),
+            recent=np.full((n, d.recent_len), -1, dtype=np.int64),
+            patience=(d.budget_scale * self._draw_session_lengths(logged, rng)).astype(np.float32),
+            clicks=np.zeros(n, dtype=np.int64),
+        )
+
+    def _draw_session_lengths(self, logged: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One of each user's own logged session lengths (pooled sessions for users without any)."""
+        offsets, lengths = self.arrays.session_offsets, self.arrays.session_lengths
+        start, count = offsets[logged], offsets[logged + 1] - offsets[logged]
+        pooled = rng.integers(0, len(lengths), size=len(logged))
+        own = start + np.floor(rng.random(len(logged)) * np.maximum(count, 1)).astype(np.int64)
+        return lengths[np.where(count > 0, own, pooled)].astype(np.float64)
+
+    def replace(self, state: FittedState, mask: np.ndarray, rng: np.random.Generator) -> None:
+        idx = np.flatnonzero(mask)
+        if idx.size == 0:
+            return
+        new = self.sample(idx.size, rng)
+        for f in fields(FittedState):
+            getattr(state, f.name)[idx] = getattr(new, f.name)
+
+    def features(self, state: FittedState) -> np.ndarray:
+        return self.arrays.user_features[state.logged]
+
+    def user_index(self, state: FittedState) -> np.ndarray:
+        return state.logged
+
+    def left(self, state: FittedState) -> np.ndarray:
+        return state.patience <= 0.0
+
+    # ------------------------------------------------------------------ scoring
+    def utilities(self, state: FittedState, slates: np.ndarray) -> np.ndarray:
+        """``(n, k)`` float32 utility of each shown item for each user (any ``k``: slates or candidates)."""
+        d = self.dynamics
+        n = slates.shape[0]
+        query = np.empty((n, self._item_table.shape[1]), dtype=np.float32)
+        dim = self.arrays.item_vectors.shape[1]
+        np.multiply(state.interest, np.float32(d.drift_scale), out=query[:, :dim])
+        query[:, :dim] += self.arrays.user_pref[state.logged]
+        query[:, dim] = 1.0
+        np.multiply(state.fatigue, np.float32(-d.fatigue_strength), out=query[:, dim + 1:])
+        util = np.matmul(self._item_table[slates], query[:, :, None])[..., 0]
+        if d.repeat_penalty:
+            repeats = (slates[:, :, None] == state.recent[:, None, :]).any(axis=2)
+            util -= np.float32(d.repeat_penalty) * repeats
+        return util
+
+    def expected_rating(self, state: FittedState, items: np.ndarray) -> np.ndarray:
+        """``(n, k)`` mean rating the users would give ``items`` (``(n, k)``), before noise and rounding."""
+        a = self.arrays
+        user = np.column_stack([a.rating_user[state.logged], np.ones(len(state.logged), np.float32)])
+        raw = np.matmul(self._rating_table[items], user[:, :, None])[..., 0]
+        return raw + (a.rating_user_bias[state.logged][:, None] + np.float32(self.scales.rating_mean))
+
+    def choice_probabilities(self, state: FittedState, slates: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """``(n, k + 1)`` probabilities of each slot and (last column) of no click."""
+        return self.choice.probabilities(self.utilities(state, slates), valid)
+
+    # ------------------------------------------------------------------ a step
+    def respond(self, state: FittedState, slates: np.ndarray, valid: np.ndarray,
+                rng: np.random.Generator) -> Responses:
+        n, k = slates.shape
+        choice = self.choice.sample(self.utilities(state, slates), valid, rng)
+        rows = np.flatnonzero(choice >= 0)
+        slots = choice[rows]
+        items = slates[rows, slots]
+        click, rating, like, dwell = (np.zeros((n, k), dtype=np.float32) for _ in range(4))
+        click[rows, slots] = 1.0
+        if rows.size and self.scales.has_rating:
+            r = self._sample_ratings(state.logged[rows], items, rng)
+            rating[rows, slots] = r
+            like[rows, slots] = r >= self.dynamics.like_threshold
+        if rows.size and self.arrays.dwell_item_log_mean.size:
+            noise = rng.standard_normal(rows.size) * self.scales.dwell_log_std
+            dwell[rows, slots] = np.exp(self.arrays.dwell_item_log_mean[items] + noise)
+        return Responses(choice, click, rating, like, dwell)
+
+    def _sample_ratings(self, logged: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        a, s = self.arrays, self.scales
+        mean = (s.rating_mean + a.rating_user_bias[logged] + a.rating_item_bias[items]
+                + np.einsum("nd,nd->n", a.rating_user[logged], a.rating_item[items]))
+        r = mean + rng.standard_normal(len(items)) * s.rating_std
+        if s.rating_step > 0:
+            r = s.rating_min + np.round((r - s.rating_min) / s.rating_step) * s.rating_step
+        return np.clip(r, s.rating_min, s.rating_max).astype(np.float32)
+
+    def update(self, state: FittedState, slates: np.ndarray, responses: Responses,
+               rng: np.random.Generator) -> None:
+        d = self.dynamics
+        rows = np.flatnonzero(responses.choice >= 0)
+        slots = responses.choice[rows]
+        items = slates[rows, slots]
+        state.fatigue *= np.float32(d.fatigue_decay)
+        cost = np.full(len(state.patience), d.step_cost + d.no_click_cost, dtype=np.float32)
+        if rows.size:
+            state.interest[rows] += np.float32(d.drift_rate) * (self.arrays.item_vectors[items] - state.interest[rows])
+            state.fatigue[rows] += self.arrays.item_genres[items]
+            state.recent[rows, state.clicks[rows] % d.recent_len] = items
+            state.clicks[rows] += 1
+            cost[rows] = d.step_cost + self._engagement_cost(responses, rows, slots)
+        state.patience -= cost
+
+    def _engagement_cost(self, responses: Responses, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Patience cost (negative: gain) of the clicked items' ratings beyond the step cost."""
+        if not self.scales.has_rating:
+            return np.zeros(rows.size, dtype=np.float32)
+        d = self.dynamics
+        rating = responses.rating[rows, slots]
+        poor = np.clip((d.like_threshold - rating) / self._poor_scale, 0.0, 1.0)
+        return (d.dislike_cost * poor - d.like_gain * responses.like[rows, slots]).astype(np.float32)
+
+    # ------------------------------------------------------------------ artifact
+    def save(self, path: str | Path) -> Path:
+        """Write a versioned ``.npz`` artifact (format/library version, dataset, fingerprint, config, arrays)."""
+        from recsim_env import __version__
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {"format_version": FORMAT_VERSION, "library_version": __version__,
+                  "scales": asdict(self.scales), "dynamics": asdict(self.dynamics), "meta": self.meta}
+        arrays = {name: getattr(self.arrays, name) for name in ARRAY_NAMES}
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:  # write-then-rename: a crash never leaves a half artifact in the cache
+            np.savez(fh, __header__=np.array(json.dumps(header)), **arrays)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, expected_fingerprint: str | None = None) -> "FittedUserModel":
+        """Read an artifact; :class:`ArtifactError` on another format/library version or dataset fingerprint."""
+        from recsim_env import __version__
+
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                header = json.loads(str(npz["__header__"]))
+                arrays = {name: npz[name] for name in ARRAY_NAMES}
+        except (OSError, KeyError, ValueError) as exc:
+            raise ArtifactError(f"{path}: not a readable fitted user model artifact ({exc})") from exc
+        if header.get("format_version") != FORMAT_VERSION or header.get("library_version") != __version__:
+            raise ArtifactError(
+                f"{path}: fitted with format version {header.get('format_version')} / recsim-env "
+                f"{header.get('library_version')}, this is format {FORMAT_VERSION} / recsim-env {__version__}; "
+                f"refit it (recsim fit) or delete it")
+        found = header["meta"].get("fingerprint")
+        if expected_fingerprint is not None and found != expected_fingerprint:
+            raise ArtifactError(
+                f"{path}: fitted on dataset {header['meta'].get('dataset')!r} with fingerprint {found}, "
+                f"expected fingerprint {expected_fingerprint}; refit it on this data")
+        return cls(FittedArrays(**arrays), Scales(**header["scales"]), Dynamics(**header["dynamics"]),
+                   header["meta"])
+
+    def with_dynamics(self, **changes: float) -> "FittedUserModel":
+        """A copy with some :class:`Dynamics` fields changed (e.g. for ablations); arrays are shared."""
+        from dataclasses import replace
+
+        return FittedUserModel(self.arrays, self.scales, replace(self.dynamics, **changes), self.meta)
+
+    def __repr__(self) -> str:
+        return (f"FittedUserModel(dataset={self.meta.get('dataset')!r}, users={self.n_logged_users}, "
+                f"items={self.n_items}, dim={self.arrays.item_vectors.shape[1]})")
