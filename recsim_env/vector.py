@@ -10,7 +10,8 @@ row ``i``; the ended episode's last observation is ``info["final_obs"][i]`` (an 
 single-env observation dicts, ``None`` elsewhere, mask ``info["_final_obs"]``) and its step info is
 in ``info["final_info"]`` (same keys as the step info, arrays over N with ``_key`` masks true only
 for ended rows, mask ``info["_final_info"]``). The top-level per-step info of an ended row holds the
-new episode's (empty) reset info: zeros, with its ``_key`` mask false.
+new episode's (empty) reset info: zeros, with its ``_key`` mask false (and when every row ended,
+the per-step keys are absent altogether).
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ class RecVectorEnv(VectorEnv):
             info["final_info"] = _final_info(step_info, ended)
             info["_final_info"] = ended.copy()
             for key in step_info:
-                info[key][ended] = 0
+                if ended.all():  # no row has a step info left: SyncVectorEnv has no such key then
+                    del info[key], info[f"_{key}"]
+                else:
+                    info[key][ended] = 0
             self._sim.replace(ended, rng)
         return self._sim.observe(), reward, terminated, truncated, info
 

@@ -1,0 +1,35 @@
+"""Registered ids: gym.make / gym.make_vec with keyword options, and the env checker on each."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import recsim_env  # noqa: F401  (registers the ids)
+from recsim_env.env import RecEnv
+from recsim_env.errors import ConfigError
+from recsim_env.registration import ENV_IDS
+
+
+def test_ids_are_registered_with_both_entry_points():
+    for env_id in ENV_IDS:
+        spec = gym.spec(env_id)
+        assert spec.entry_point and spec.vector_entry_point
+
+
+def test_synthetic_id_takes_options_and_passes_the_checker():
+    env = gym.make("recsim_env:RecSim/Synthetic-v0", slate_size=5, n_candidates=30,
+                   synthetic={"n_items": 80, "n_users": 40})
+    assert isinstance(env.unwrapped, RecEnv) and env.action_space.nvec.tolist() == [30] * 5
+    assert env.unwrapped.user_model.n_items == 80
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_bad_options_are_refused_before_any_fitting():
+    with pytest.raises(ConfigError, match="unknown env option"):
+        gym.make("RecSim/Synthetic-v0", slate_sise=5)
+    with pytest.raises(ConfigError, match="slate_size"):
+        gym.make("RecSim/MovieLens100K-v0", slate_size=0)
+    with pytest.raises(ConfigError, match="synthetic must be"):
+        gym.make("RecSim/Synthetic-v0", synthetic=3)

@@ -1,0 +1,138 @@
+"""RecVectorEnv: same spaces and dynamics as N single envs, SAME_STEP autoreset, gym.make_vec."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from recsim_env.env import EnvConfig, RecEnv
+from recsim_env.errors import ActionError, ConfigError
+from recsim_env.vector import RecVectorEnv
+
+CONFIG = EnvConfig(slate_size=3, n_candidates=10, step_cap=6)
+
+
+def _pair(model, n):
+    native = RecVectorEnv(model, config=CONFIG, num_envs=n)
+    sync = SyncVectorEnv([lambda: RecEnv(model, config=CONFIG) for _ in range(n)],
+                         autoreset_mode=AutoresetMode.SAME_STEP)
+    return native, sync
+
+
+def test_spaces_and_info_structure_equal_a_sync_vector_env(fake_model):
+    native, sync = _pair(fake_model, 6)
+    assert native.single_observation_space == sync.single_observation_space
+    assert native.observation_space == sync.observation_space and native.action_space == sync.action_space
+    assert native.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    (obs_n, _), (obs_s, _) = native.reset(seed=0), sync.reset(seed=0)
+    assert native.observation_space.contains(obs_n) and sync.observation_space.contains(obs_s)
+    seen_end = False
+    for _ in range(20):
+        action = native.action_space.sample()
+        obs_n, r_n, te_n, tr_n, info_n = native.step(action)
+        obs_s, r_s, te_s, tr_s, info_s = sync.step(action)
+        assert {k: v.shape for k, v in obs_n.items()} == {k: v.shape for k, v in obs_s.items()}
+        assert r_n.dtype == np.float32 and te_n.dtype == bool and tr_n.dtype == bool
+        ended_n, ended_s = te_n | tr_n, te_s | tr_s
+        if ended_n.any() and ended_s.any() and ended_n.all() == ended_s.all():
+            seen_end = True
+            assert set(info_n) == set(info_s)
+            assert set(info_n["final_info"]) == set(info_s["final_info"])
+            for key in ("click", "rating", "slate"):
+                if key in info_s:
+                    assert info_n[key].shape == info_s[key].shape and info_n[f"_{key}"].dtype == bool
+                assert info_n["final_info"][key].shape == info_s["final_info"][key].shape
+            i = int(np.flatnonzero(te_n | tr_n)[0])
+            assert set(info_n["final_obs"][i]) == set(obs_n)
+    assert seen_end
+
+
+def test_same_step_autoreset_replaces_departed_users(make_fake_model):
+    env = RecVectorEnv(make_fake_model(patience=1), config=CONFIG, num_envs=64)
+    obs, _ = env.reset(seed=3)
+    action = np.tile(np.arange(3), (64, 1))
+    obs, _, term, trunc, info = env.step(action)
+    ended = term | trunc
+    assert ended.any() and not ended.all()
+    np.testing.assert_array_equal(info["_final_obs"], ended)
+    np.testing.assert_array_equal(info["_final_info"], ended)
+    # New users start afresh: step counter 0, empty history; the ended episode's last obs is kept.
+    assert np.all(obs["context"][ended, 0] == 0) and np.all(obs["history_items"][ended] == -1)
+    for i in np.flatnonzero(ended):
+        assert info["final_obs"][i]["context"][0] == pytest.approx(1 / CONFIG.step_cap)
+        assert info["final_info"]["_click"][i] and not info["_click"][i]
+    assert info["final_obs"][int(np.flatnonzero(~ended)[0])] is None
+    # Ended rows' step responses live only in final_info, as SyncVectorEnv does it.
+    np.testing.assert_array_equal(info["click"][ended], 0)
+
+
+def test_rows_behave_like_single_envs_in_distribution(fake_model):
+    n, steps = 512, 40
+    native = RecVectorEnv(fake_model, config=CONFIG, num_envs=n)
+    native.reset(seed=1)
+    action = np.tile(np.arange(3), (n, 1))
+    native_rewards, native_ends = 0.0, 0
+    for _ in range(steps):
+        _, r, te, tr, _ = native.step(action)
+        native_rewards += r.sum()
+        native_ends += (te | tr).sum()
+    single = RecEnv(fake_model, config=CONFIG)
+    single.reset(seed=2)
+    single_rewards, single_ends = 0.0, 0
+    for _ in range(n * steps // 8):
+        _, r, te, tr, _ = single.step(np.arange(3))
+        single_rewards += r
+        if te or tr:
+            single_ends += 1
+            single.reset()
+    per_step = n * steps, n * steps // 8
+    assert native_rewards / per_step[0] == pytest.approx(single_rewards / per_step[1], abs=0.03)
+    assert native_ends / per_step[0] == pytest.approx(single_ends / per_step[1], abs=0.03)
+
+
+def test_same_seed_same_batch(fake_model):
+    def run(seed):
+        env = RecVectorEnv(fake_model, config=CONFIG, num_envs=16)
+        env.reset(seed=seed)
+        rng = np.random.default_rng(0)
+        return [env.step(rng.integers(0, 10, (16, 3)))[1] for _ in range(15)]
+
+    np.testing.assert_array_equal(run(5), run(5))
+    assert not np.array_equal(run(5), run(6))
+
+
+def test_bad_actions_name_env_and_slot(fake_model):
+    env = RecVectorEnv(fake_model, config=CONFIG, num_envs=4)
+    env.reset(seed=0)
+    bad = np.zeros((4, 3), dtype=int)
+    bad[2, 1] = 10
+    with pytest.raises(ActionError, match="env 2, slot 1 holds candidate position 10"):
+        env.step(bad)
+    with pytest.raises(ActionError, match=r"shape \(4, 3\)"):
+        env.step(np.zeros(3, dtype=int))
+    with pytest.raises(ConfigError, match="num_envs"):
+        RecVectorEnv(fake_model, config=CONFIG, num_envs=0)
+
+
+def test_large_batch_duplicate_detection_matches_pairwise(fake_model):
+    env = RecVectorEnv(fake_model, config=EnvConfig(slate_size=6, n_candidates=8), num_envs=200)
+    obs, _ = env.reset(seed=0)
+    action = np.random.default_rng(1).integers(0, 8, (200, 6))
+    _, _, _, _, info = env.step(action)
+    slate = np.where(info["_slate"][:, None], info["slate"], info["final_info"]["slate"]
+                     if "final_info" in info else info["slate"])
+    for row, act in zip(slate, action):
+        first = {p: j for j, p in reversed(list(enumerate(act)))}
+        for j, p in enumerate(act):
+            assert (row[j] == -1) == (first[p] != j)
+
+
+def test_make_vec_uses_the_native_env():
+    env = gym.make_vec("recsim_env:RecSim/Synthetic-v0", num_envs=8, vectorization_mode="vector_entry_point",
+                       slate_size=4, n_candidates=20)
+    assert isinstance(env.unwrapped, RecVectorEnv) and env.action_space.shape == (8, 4)
+    obs, _ = env.reset(seed=0)
+    assert obs["candidates"].shape == (8, 20)
+    env.step(env.action_space.sample())
