@@ -61,6 +61,9 @@ class SlateQConfig:
     """Gradient steps between copies of the online into the target network."""
     max_grad_norm: float = 10.0
     """Gradient-norm clip."""
+    huber: bool = False
+    """Huber instead of squared TD error. Off by default: with random departures the TD target is
+    bimodal and Huber's fit drifts toward the median, overestimating Q (the mean is what we want)."""
     slate_builder: str = "greedy"
     """``"greedy"`` (adds the item that most raises Q(s, A), slot by slot) or ``"topk"`` (v(s,i)·Q(s,i))."""
     double_q: bool = True
@@ -241,7 +244,7 @@ class SlateQAgent(SlatePolicy):
         items = obs["candidates"].gather(1, slate.gather(1, choice.clamp(min=0)[:, None]))
         q_item, q_null = self.q(obs, items)
         pred = torch.where(clicked, q_item.squeeze(1), q_null)
-        loss = F.smooth_l1_loss(pred, target)
+        loss = F.smooth_l1_loss(pred, target) if self.config.huber else F.mse_loss(pred, target)
         self.q_opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(self.q.parameters(), self.config.max_grad_norm)

@@ -1,0 +1,147 @@
+import copy
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from fakes import FakeSlateVecEnv, Scenario
+
+from agents.exploration import LinearSchedule
+from agents.networks import ObservationSpec, obs_to_tensors
+from agents.replay import SlateBatch
+from agents.slateq import SlateQAgent, SlateQConfig, build_slates, choice_probabilities, slate_value
+from agents.training import TrainConfig, train
+from recsim_env.errors import ConfigError
+
+
+def _agent(env: FakeSlateVecEnv, **kwargs) -> SlateQAgent:
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    return SlateQAgent(spec, env.sc.slate_size, SlateQConfig(**kwargs), seed=0)
+
+
+def _value(q, q0, logits, l0, bias, slate) -> float:
+    probs = choice_probabilities(logits, l0, bias, slate)
+    return float(slate_value(q, q0, probs, slate)[0])
+
+
+def test_decomposed_value_matches_hand_computation() -> None:
+    q, q0 = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([0.5])
+    logits, l0, bias = torch.log(torch.tensor([[1.0, 2.0, 3.0]])), torch.log(torch.tensor([4.0])), torch.zeros(2)
+    slate = torch.tensor([[2, 0]])
+    # P = (3, 1, 4) / 8 over (item 2, item 0, no click)
+    assert _value(q, q0, logits, l0, bias, slate) == pytest.approx((3 * 3 + 1 * 1 + 4 * 0.5) / 8)
+
+
+def test_greedy_slates_are_distinct_and_near_the_brute_force_optimum() -> None:
+    gen = torch.Generator().manual_seed(0)
+    ratios = []
+    for _ in range(30):
+        q, q0 = torch.rand(1, 6, generator=gen) * 3, torch.rand(1, generator=gen)
+        logits, l0 = torch.randn(1, 6, generator=gen), torch.randn(1, generator=gen)
+        bias = torch.tensor([0.0, -0.5, -1.0])
+        slate = build_slates(q, q0, logits, l0, bias, 3, "greedy")
+        assert len(set(slate[0].tolist())) == 3
+        best = max(_value(q, q0, logits, l0, bias, torch.tensor([p])) for p in itertools.permutations(range(6), 3))
+        ratios.append(_value(q, q0, logits, l0, bias, slate) / best)
+        if True:  # with one slot greedy is exact
+            one = build_slates(q, q0, logits, l0, bias, 1, "greedy")
+            assert _value(q, q0, logits, l0, bias, one) == pytest.approx(
+                max(_value(q, q0, logits, l0, bias, torch.tensor([[i]])) for i in range(6)))
+    assert min(ratios) > 0.97
+
+
+def test_topk_ranks_by_choice_score_times_value() -> None:
+    q, logits = torch.tensor([[1.0, 4.0, 2.0, 0.1]]), torch.log(torch.tensor([[1.0, 1.0, 3.0, 9.0]]))
+    slate = build_slates(q, torch.zeros(1), logits, torch.zeros(1), torch.zeros(2), 2, "topk")
+    assert slate[0].tolist() == [2, 1]  # scores 1, 4, 6, 0.9
+
+
+def _batch(env: FakeSlateVecEnv, steps: int = 3) -> SlateBatch:
+    obs, _ = env.reset(seed=0)
+    for _ in range(steps):
+        slate = np.tile(np.arange(env.sc.slate_size), (env.num_envs, 1))
+        nxt, reward, term, trunc, info = env.step(slate)
+        batch = SlateBatch(obs, slate, info["choice"], reward, nxt, term.astype(np.float32))
+        obs = nxt
+    return batch
+
+
+def _manual_target(agent: SlateQAgent, batch: SlateBatch, observation: dict) -> torch.Tensor:
+    o = obs_to_tensors(observation)
+    with torch.no_grad():
+        best = agent.greedy_slates(o, agent.q)
+        q_t, q0_t = agent.q_target(o, o["candidates"])
+        logits, l0 = agent.click(o, o["candidates"])
+        future = slate_value(q_t, q0_t, choice_probabilities(logits, l0, agent.click.slot_bias, best), best)
+    return torch.as_tensor(batch.reward) + agent.config.gamma * (1 - torch.as_tensor(batch.terminated)) * future
+
+
+def test_target_reads_the_next_state_through_the_target_network() -> None:
+    """RecSim's reference SlateQ valued the CURRENT state in its target (its issue #26)."""
+    env = FakeSlateVecEnv(Scenario(leave_prob=0.0, budget=1e9), num_envs=16)
+    agent = _agent(env)
+    with torch.no_grad():  # make the target network differ from the online one
+        for p in agent.q_target.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    batch = _batch(env)
+    target = agent.td_target(batch)
+    torch.testing.assert_close(target, _manual_target(agent, batch, batch.next_obs))
+    wrong = _manual_target(agent, batch, batch.obs)
+    assert (target - wrong).abs().max() > 1e-3  # current and next states differ, and it matters
+    online = copy.deepcopy(agent)
+    online.q_target.load_state_dict(online.q.state_dict())
+    assert (online.td_target(batch) - target).abs().max() > 1e-3  # the target network's values are used
+
+
+def test_terminal_transitions_do_not_bootstrap_and_plain_dqn_ignores_the_online_net() -> None:
+    env = FakeSlateVecEnv(Scenario(), num_envs=8)
+    agent = _agent(env, double_q=False)
+    batch = _batch(env)._replace(terminated=np.ones(8, np.float32))
+    np.testing.assert_allclose(agent.td_target(batch).numpy(), batch.reward)
+    batch = batch._replace(terminated=np.zeros(8, np.float32))
+    before = agent.td_target(batch)
+    with torch.no_grad():
+        for p in agent.q.parameters():
+            p.zero_()
+    torch.testing.assert_close(agent.td_target(batch), before)
+
+
+def test_config_and_slate_size_are_validated() -> None:
+    with pytest.raises(ConfigError, match="slate_builder"):
+        SlateQConfig(slate_builder="best")
+    with pytest.raises(ConfigError, match="gamma"):
+        SlateQConfig(gamma=1.0)
+    env = FakeSlateVecEnv(Scenario(n_candidates=3, slate_size=2))
+    with pytest.raises(ConfigError, match="exceeds"):
+        SlateQAgent(ObservationSpec.from_space(env.single_observation_space), 4)
+
+
+@pytest.mark.slow
+def test_values_match_a_tiny_mdp_with_known_q() -> None:
+    """The user always clicks slot 0 and never leaves; sessions are cut at a step cap (truncation, so
+    values bootstrap through it): Q(i) = r_i + γ V*, V* = r_max / (1 - γ)."""
+    rewards = tuple(0.1 * (i + 1) for i in range(6))
+    sc = Scenario(n_items=6, n_candidates=6, slate_size=1, item_reward=rewards, item_cost=(0.0,) * 6,
+                  first_slot_only=True, step_cap=20)
+    env = FakeSlateVecEnv(sc, num_envs=8)
+    agent = _agent(env, gamma=0.7, learning_starts=400, batch_size=64, target_update_interval=50, lr=2e-3,
+                   exploration=LinearSchedule(1.0, 0.3, 0.3))
+    train(agent, env, TrainConfig(total_steps=10_000, log_interval=5_000, progress=False), seed=0)
+    obs, _ = env.reset(seed=1)
+    expected = np.asarray(rewards)[obs["candidates"]] + 0.7 * max(rewards) / (1 - 0.7)
+    np.testing.assert_allclose(agent.item_values(obs), expected, atol=0.1)
+
+
+@pytest.mark.slow
+def test_finds_the_item_that_is_always_chosen() -> None:
+    logits = [-8.0] * 12
+    logits[3] = 8.0
+    sc = Scenario(item_logit=tuple(logits), always_candidates=(3,), null_logit=0.0, budget=1e9, step_cap=10)
+    env = FakeSlateVecEnv(sc, num_envs=16)
+    agent = _agent(env, learning_starts=200, batch_size=64, exploration=LinearSchedule(1.0, 0.0, 0.5))
+    train(agent, env, TrainConfig(total_steps=6_000, log_interval=2_000, progress=False), seed=0)
+    obs, _ = env.reset(seed=5)
+    slates, _ = agent.predict(obs)
+    shown = np.take_along_axis(obs["candidates"], slates, 1)
+    assert (shown == 3).any(axis=1).mean() == 1.0
