@@ -66,7 +66,7 @@ def evaluation_seed(seed: int, simulator: str) -> int:
 def result_settings(config: BenchmarkConfig) -> dict[str, Any]:
     """The settings a finished cell depends on: a resumed run must keep them."""
     return {"episodes": config.episodes, "slate_size": config.slate_size, "n_candidates": config.n_candidates,
-            "max_envs": config.max_envs, "budgets": asdict(config.budgets)}
+            "max_envs": config.max_envs, "budgets": asdict(config.budgets), "retrain_per_seed": config.retrain_per_seed}
 
 
 def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> Path:
@@ -157,15 +157,21 @@ def _run_context(config: BenchmarkConfig, context: str, sims: list[str], store: 
         if sim.logged_session_lengths is not None:
             frame = pd.DataFrame({"session_length": np.asarray(sim.logged_session_lengths)})
             atomic_write_text(config.out_path / "logged_sessions" / f"{sim.name}.csv", frame.to_csv(index=False))
+    trained: dict[str, BuiltPolicy] = {}  # policies trained once, when seeds do not retrain
     for seed in range(config.seeds):
         for policy in config.policies:
             cells = [s for s in sims if not store.done(policy, s, seed)
                      and (policy_spec(policy).kind != "oracle" or simulator_spec(s).has_oracle)]
             if not cells:
                 continue
-            bar.set_postfix_str(f"{context} {policy} seed {seed}: training")
-            built, ctx = train_policy(config, loaded, policy, seed, progress)
-            _store_training(store, config, context, policy, seed, built, ctx)
+            train_seed = seed if config.retrain_per_seed else 0
+            built = trained.get(policy)
+            if built is None:
+                bar.set_postfix_str(f"{context} {policy} seed {train_seed}: training")
+                built, ctx = train_policy(config, loaded, policy, train_seed, progress)
+                _store_training(store, config, context, policy, train_seed, built, ctx)
+                if not config.retrain_per_seed:
+                    trained[policy] = built
             for sim in cells:
                 bar.set_postfix_str(f"{policy} on {sim}, seed {seed}")
                 store.write(policy, sim, seed, evaluate_on(built, loaded.simulators[sim], config, seed))

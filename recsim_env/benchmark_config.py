@@ -51,7 +51,11 @@ class Budgets:
     @classmethod
     def quick(cls) -> "Budgets":
         """Smoke-run budgets: the whole ``--quick`` pipeline fits in minutes on two cores."""
-        return cls(epochs=4, agent_steps=30_000, train_envs=64, synthetic_log_users=300)
+        return cls(epochs=4, agent_steps=8_000, train_envs=32, synthetic_log_users=300)
+
+
+QUICK_DEFAULTS = {"seeds": 3, "episodes": 200, "retrain_per_seed": False}
+"""Fields ``quick`` changes unless the file or the command line sets them."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,10 @@ class BenchmarkConfig:
     out_dir: str = "runs/benchmark"
     """Run directory: results, report, plots, TensorBoard logs; an existing one is resumed."""
     quick: bool = False
-    """Use :meth:`Budgets.quick` and fewer evaluation episodes: a smoke run."""
+    """A smoke run: :meth:`Budgets.quick`, 3 seeds, 200 episodes, policies trained once (unless set)."""
+    retrain_per_seed: bool = True
+    """Train each policy anew per seed (intervals cover training and evaluation noise); ``False``
+    trains once (seed 0) and evaluates that policy on every seed's users (evaluation noise only)."""
     offline: bool = True
     """Also compute the offline NCF-protocol metrics (HR@10, NDCG@10) of the supervised baselines."""
     max_envs: int = 512
@@ -118,8 +125,9 @@ class BenchmarkConfig:
         values = dict(values)
         quick = bool(values.get("quick", False))
         budgets = _budgets(values.pop("budgets", {}), quick)
-        if quick and "episodes" not in values:
-            values["episodes"] = 200
+        if quick:
+            for name, value in QUICK_DEFAULTS.items():
+                values.setdefault(name, value)
         for name in ("policies", "simulators", "metrics"):
             if name in values:
                 values[name] = _names(name, values[name])

@@ -33,7 +33,7 @@ def _fit_scoring(model: Any, ctx: TrainingContext) -> BuiltPolicy:
     return BuiltPolicy(model, _curve(getattr(report, "history", None), "epoch"), scorer=model)
 
 
-def _torch_train(ctx: TrainingContext, name: str) -> Any:
+def _torch_train(ctx: TrainingContext) -> Any:
     from baselines.training import TrainConfig
 
     return TrainConfig(epochs=ctx.budgets.epochs, seed=ctx.seed, progress=ctx.progress,
@@ -61,19 +61,19 @@ def build_item_knn(ctx: TrainingContext) -> BuiltPolicy:
 def build_mf_bpr(ctx: TrainingContext) -> BuiltPolicy:
     from baselines.mf import BPRMF
 
-    return _fit_scoring(BPRMF(train=_torch_train(ctx, "mf-bpr"), slate_size=ctx.slate_size), ctx)
+    return _fit_scoring(BPRMF(train=_torch_train(ctx), slate_size=ctx.slate_size), ctx)
 
 
 def build_neumf(ctx: TrainingContext) -> BuiltPolicy:
     from baselines.ncf import NeuMF
 
-    return _fit_scoring(NeuMF(train=_torch_train(ctx, "neumf"), slate_size=ctx.slate_size), ctx)
+    return _fit_scoring(NeuMF(train=_torch_train(ctx), slate_size=ctx.slate_size), ctx)
 
 
 def build_content(ctx: TrainingContext) -> BuiltPolicy:
-    from baselines.content import ContentModel
+    from baselines.content import ContentRecommender
 
-    return _fit_scoring(ContentModel(train=_torch_train(ctx, "content"), slate_size=ctx.slate_size), ctx)
+    return _fit_scoring(ContentRecommender(train=_torch_train(ctx), slate_size=ctx.slate_size), ctx)
 
 
 def _agent_train_config(ctx: TrainingContext) -> Any:
@@ -92,13 +92,22 @@ def _train_agent(agent: Any, ctx: TrainingContext) -> BuiltPolicy:
     return BuiltPolicy(agent, _curve(result.curve, "step"))
 
 
-def build_slateq(ctx: TrainingContext) -> BuiltPolicy:
+def _observation_spec(ctx: TrainingContext) -> Any:
     from agents.networks import ObservationSpec
+
+    return ObservationSpec.from_space(ctx.simulator.make_env(1).single_observation_space)
+
+
+def build_slateq(ctx: TrainingContext) -> BuiltPolicy:
     from agents.slateq import SlateQAgent
 
-    probe = ctx.simulator.make_env(1)
-    spec = ObservationSpec.from_space(probe.single_observation_space)
-    return _train_agent(SlateQAgent(spec, ctx.slate_size, seed=ctx.seed), ctx)
+    return _train_agent(SlateQAgent(_observation_spec(ctx), ctx.slate_size, seed=ctx.seed), ctx)
+
+
+def build_reinforce(ctx: TrainingContext) -> BuiltPolicy:
+    from agents.reinforce import ReinforceAgent
+
+    return _train_agent(ReinforceAgent(_observation_spec(ctx), ctx.slate_size, seed=ctx.seed), ctx)
 
 
 def build_oracle(ctx: TrainingContext) -> BuiltPolicy:
@@ -142,6 +151,8 @@ for _spec in (
     PolicySpec("neumf", build_neumf, "baseline", "NeuMF (He et al. 2017), greedy on its scores"),
     PolicySpec("content", build_content, "baseline", "content model over item text and genres"),
     PolicySpec("slateq", build_slateq, "agent", "SlateQ (Ie et al. 2019), double DQN per item"),
-    PolicySpec("oracle", build_oracle, "oracle", "greedy on the simulator's true utilities (upper reference)"),
+    PolicySpec("reinforce", build_reinforce, "agent", "top-K off-policy-corrected REINFORCE (Chen et al. 2019)"),
+    PolicySpec("oracle", build_oracle, "oracle",
+               "greedy on the true utilities: the CTR ceiling of a myopic policy, not a return bound"),
 ):
     register_policy(_spec)

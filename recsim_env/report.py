@@ -135,11 +135,16 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
              f"{len(cfg.policies)} policies x {len(cfg.simulators)} simulators x {cfg.seeds} seeds, "
              f"{cfg.episodes} episodes per cell, slate {cfg.slate_size} of {cfg.n_candidates} candidates"
              f"{' (quick budgets)' if cfg.quick else ''}.", "",
-             "Cells are `mean [95% CI]`: a t-interval over seeds (each seed trains the policy anew and "
-             "evaluates it on its own users). Within a seed every policy meets the same simulated users "
+             "Cells are `mean [95% CI]`: a t-interval over seeds "
+             + ("(each seed trains the policy anew and evaluates it on its own users). " if cfg.retrain_per_seed else
+                "(each policy was trained once, with seed 0, and evaluated on each seed's users: the intervals "
+                "cover evaluation noise, not training noise). ")
+             + "Within a seed every policy meets the same simulated users "
              "(common random numbers). CTR and like rate are per slate shown; mean rating is over clicked "
              "items; diversity is intra-list genre diversity; novelty is the mean self-information of "
-             "shown items; coverage is the share of the catalogue shown at least once.", ""]
+             "shown items; coverage is the share of the catalogue shown at least once. `oracle` is greedy on "
+             "the simulator's true utilities: the click-through ceiling of a myopic policy, not a bound on "
+             "long-term return.", ""]
     for sim in cfg.simulators:
         table = wide_table(agg, sim, cfg.metrics)
         lines += [f"## {sim}", ""]

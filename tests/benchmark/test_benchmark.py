@@ -107,3 +107,11 @@ def test_cli_runs_a_config_file_with_overrides(tmp_path, fake_registry, capsys):
                  "--out", str(tmp_path / "ev")]) == 0
     assert "fav on fake-b" in capsys.readouterr().out
     assert len(pd.read_csv(tmp_path / "ev" / "episodes_fav_fake-b.csv")) == 8
+
+
+def test_without_retraining_each_policy_is_trained_once_and_evaluated_on_every_seed(tmp_path, fake_registry):
+    config = _config(tmp_path, seeds=3, retrain_per_seed=False)
+    run_benchmark(config, progress=False)
+    assert sorted(fake_registry) == [("FirstSlotsPolicy", 0), ("OraclePolicy", 0)]
+    per_seed = pd.read_csv(config.out_path / "per_seed.csv")
+    assert len(per_seed) == 2 * 2 * 3 and "evaluation noise" in (config.out_path / "report.md").read_text()

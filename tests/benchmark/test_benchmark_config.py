@@ -44,7 +44,9 @@ def test_precedence_is_defaults_then_quick_then_file_then_overrides(tmp_path):
     assert config.policies == ("random", "popularity")
     assert config.budgets == Budgets(**{**Budgets.quick().__dict__, "agent_steps": 999})
     assert BenchmarkConfig.build(quick=True).episodes < BenchmarkConfig().episodes
-    assert BenchmarkConfig.build(quick=True).budgets == Budgets.quick()
+    quick = BenchmarkConfig.build(quick=True)
+    assert quick.budgets == Budgets.quick() and quick.seeds == 3 and not quick.retrain_per_seed
+    assert BenchmarkConfig.build(quick=True, seeds=5, retrain_per_seed=True).retrain_per_seed
 
 
 def test_missing_and_malformed_files_are_config_errors(tmp_path):
