@@ -1,0 +1,158 @@
+"""`ContentRecommender`: items as text, users as attention over the items they consumed.
+
+An item's text is its title words plus ``genre=<g>``, ``year=<yyyy>`` and ``decade=<yyy0>`` tokens.
+Word embeddings trained here feed a text encoder (``"cnn"``: a width-3 convolution with max-pooling,
+or ``"gru"``: a GRU with mean-pooling) that gives each item a vector; a user is an attention-weighted
+(``aggregate="attention"``) or plain mean (``"mean"``) of the vectors of their last ``history``
+training items; ``score = <user, item>``. Because an item is only its text, items never seen in
+training are scored like any other (item cold start); a cold user is scored from the
+observation's ``history_items``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from baselines.torch_model import TorchRecommender
+from recsim_env.data.log import InteractionLog
+from recsim_env.errors import ArtifactError, ConfigError
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    """Configuration of :class:`ContentRecommender`."""
+
+    dim: int = 32
+    """Word embedding and item vector size."""
+    encoder: str = "cnn"
+    """Text encoder: ``"cnn"`` or ``"gru"``."""
+    aggregate: str = "attention"
+    """How a user's history becomes one vector: ``"attention"`` or ``"mean"``."""
+    history: int = 50
+    """Most recent training items that represent a user."""
+    max_tokens: int = 16
+    """Tokens kept per item (title words first, then genre and year tokens)."""
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ("cnn", "gru") or self.aggregate not in ("attention", "mean"):
+            raise ConfigError(f"ContentConfig: encoder must be 'cnn' or 'gru' and aggregate 'attention' or "
+                              f"'mean'; got {self.encoder!r}, {self.aggregate!r}")
+        if self.dim < 1 or self.history < 1 or self.max_tokens < 1:
+            raise ConfigError(f"ContentConfig needs dim, history and max_tokens >= 1, got {self}")
+
+
+def item_tokens(log: InteractionLog, max_tokens: int) -> tuple[np.ndarray, list[str]]:
+    """``(n_items, max_tokens)`` token ids (0 = padding) and the vocabulary (index 0 is ``"<pad>"``)."""
+    texts = []
+    for title, genres, year in zip(log.items["title"], log.items["genres"], log.items["year"]):
+        words = _WORD.findall(str(title).lower())
+        tags = [f"genre={g.lower()}" for g in genres]
+        if not np.isnan(year):
+            tags += [f"year={int(year)}", f"decade={int(year) // 10 * 10}"]
+        texts.append((tags + words)[:max_tokens])  # tags first: they are what cold items share
+    vocab = ["<pad>"] + sorted({t for text in texts for t in text})
+    index = {t: i for i, t in enumerate(vocab)}
+    ids = np.zeros((len(texts), max_tokens), dtype=np.int64)
+    for row, text in enumerate(texts):
+        ids[row, : len(text)] = [index[t] for t in text]
+    return ids, vocab
+
+
+def user_histories(train: InteractionLog, length: int) -> np.ndarray:
+    """``(n_users, length)`` last training items per user, oldest first, left-padded with -1."""
+    out = np.full((train.n_users, length), -1, dtype=np.int64)
+    for u, seq in enumerate(train.user_sequences()):
+        seq = seq[-length:]
+        if len(seq):
+            out[u, length - len(seq):] = seq
+    return out
+
+
+class ContentModule(nn.Module):
+    def __init__(self, tokens: np.ndarray, histories: np.ndarray, vocab_size: int, config: ContentConfig):
+        super().__init__()
+        self.register_buffer("tokens", torch.as_tensor(tokens))
+        self.register_buffer("histories", torch.as_tensor(histories))
+        d = config.dim
+        self.words = nn.Embedding(vocab_size, d, padding_idx=0)
+        self.encoder_kind = config.encoder
+        self.conv = nn.Conv1d(d, d, kernel_size=3, padding=1) if config.encoder == "cnn" else None
+        self.gru = nn.GRU(d, d, batch_first=True) if config.encoder == "gru" else None
+        self.project = nn.Linear(d, d)
+        self.attend = nn.Linear(d, 1) if config.aggregate == "attention" else None
+        nn.init.normal_(self.words.weight, std=0.1)
+
+    def encode_items(self) -> torch.Tensor:
+        """``(n_items, d)`` item vectors from their tokens."""
+        mask = (self.tokens > 0).unsqueeze(-1).float()
+        x = self.words(self.tokens)
+        if self.conv is not None:
+            h = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+            h = (h * mask - (1 - mask) * 1e4).max(dim=1).values  # max over real tokens only
+        else:
+            out, _ = self.gru(x)
+            h = (out * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return self.project(h + (x * mask).sum(1) / mask.sum(1).clamp(min=1))
+
+    def user_vectors(self, items: torch.Tensor, history: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
+        valid = history >= 0
+        if drop is not None:
+            valid = valid & (history != drop[:, None])  # a training positive must not explain itself
+        h = items[history.clamp(min=0)]
+        if self.attend is None:
+            logits = torch.zeros(valid.shape)
+        else:
+            logits = self.attend(torch.tanh(h)).squeeze(-1)
+        logits = logits.masked_fill(~valid, -1e9)
+        weights = torch.softmax(logits, dim=1) * valid.any(dim=1, keepdim=True)
+        return (weights.unsqueeze(-1) * h).sum(1)
+
+    def score_history(self, history: torch.Tensor, items: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        vectors = self.encode_items()
+        user = self.user_vectors(vectors, history, drop)
+        return (user[:, None, :] * vectors[items]).sum(-1)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        drop = items[:, 0] if self.training else None
+        return self.score_history(self.histories[users], items, drop)
+
+
+class ContentRecommender(TorchRecommender):
+    config_class = ContentConfig
+    can_score_history = True
+    loss = "bce"
+
+    def _build(self, train: InteractionLog) -> nn.Module:
+        tokens, vocab = item_tokens(train, self.config.max_tokens)
+        self.vocabulary = vocab
+        return ContentModule(tokens, user_histories(train, self.config.history), len(vocab), self.config)
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        if "tokens" not in state or "histories" not in state or "words.weight" not in state:
+            raise ArtifactError("ContentRecommender checkpoint lacks tokens, histories or word embeddings")
+        tokens, histories = state["tokens"], state["histories"]
+        if tokens.shape[0] != self.n_items or histories.shape[0] != self.n_users:
+            raise ArtifactError(f"ContentRecommender checkpoint: tokens for {tokens.shape[0]} items and histories "
+                                f"for {histories.shape[0]} users, header says {self.n_items} x {self.n_users}")
+        vocab = int(state["words.weight"].shape[0])
+        self._build_for = lambda n_users, n_items: ContentModule(tokens, histories, vocab, self.config)  # noqa: E731
+        super()._set_state(state)
+
+    @torch.no_grad()
+    def _score_history(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.module.score_history(torch.as_tensor(history), torch.as_tensor(items)).numpy().astype(np.float64)
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """User vectors (attention over their history), item vectors, and the text encoder's weights."""
+        with torch.no_grad():
+            items = self.module.encode_items()
+            users = self.module.user_vectors(items, self.module.histories, None)
+        towers = {k: v.numpy() for k, v in self.module.state_dict().items() if k not in ("histories",)}
+        return users.numpy(), items.numpy(), towers

@@ -1,0 +1,188 @@
+"""Ranking, calibration, distribution and slate metrics, each checked in tests against hand-computed cases.
+
+Conventions
+- ``ranks``: 0-based rank of a held-out positive among the items it was ranked with (0 = first).
+- Ranking metrics return the mean over users; ``reduce=False`` returns the per-user values (for
+  :func:`mean_confidence_interval`).
+- Slates are ``(n, k)`` integer item indices; ``-1`` marks an empty slot and is ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from recsim_env.errors import ConfigError
+
+
+def _ranks(ranks: np.ndarray | Sequence[int], k: int) -> np.ndarray:
+    if int(k) != k or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    r = np.asarray(ranks)
+    if r.size and (r.min() < 0 or not np.all(np.isfinite(r))):
+        raise ConfigError(f"ranks must be finite and >= 0 (0-based); got minimum {r.min()!r}")
+    return r
+
+
+def _reduce(values: np.ndarray, reduce: bool) -> float | np.ndarray:
+    if not reduce:
+        return values.astype(np.float64)
+    return float(values.mean()) if values.size else float("nan")
+
+
+def hit_rate_at_k(ranks: np.ndarray | Sequence[int], k: int, reduce: bool = True) -> float | np.ndarray:
+    """Share of users whose positive is in the top ``k`` (HR@k)."""
+    r = _ranks(ranks, k)
+    return _reduce((r < k).astype(np.float64), reduce)
+
+
+def ndcg_at_k(ranks: np.ndarray | Sequence[int], k: int, reduce: bool = True) -> float | np.ndarray:
+    """NDCG@k with one relevant item: ``1 / log2(rank + 2)`` inside the top ``k``, else 0."""
+    r = _ranks(ranks, k)
+    gains = np.where(r < k, 1.0 / np.log2(r.astype(np.float64) + 2.0), 0.0)
+    return _reduce(gains, reduce)
+
+
+def mrr_at_k(ranks: np.ndarray | Sequence[int], k: int, reduce: bool = True) -> float | np.ndarray:
+    """Reciprocal rank ``1 / (rank + 1)`` inside the top ``k``, else 0 (MRR@k)."""
+    r = _ranks(ranks, k)
+    return _reduce(np.where(r < k, 1.0 / (r.astype(np.float64) + 1.0), 0.0), reduce)
+
+
+def recall_at_k(recommended: np.ndarray, relevant: Sequence[set[int] | Sequence[int]], k: int,
+                reduce: bool = True) -> float | np.ndarray:
+    """Share of each user's relevant items found in the first ``k`` of ``recommended`` (``(n, >=k)``).
+
+    Users with no relevant item are skipped (they have no recall to measure).
+    """
+    _ranks([], k)
+    recs = np.asarray(recommended)
+    if recs.ndim != 2 or recs.shape[0] != len(relevant):
+        raise ConfigError(f"recommended must be (n_users, >=k) with one row per relevant set; got shape "
+                          f"{recs.shape} for {len(relevant)} users")
+    if recs.shape[1] < k:
+        raise ConfigError(f"recall@{k} needs at least {k} recommendations per user, got {recs.shape[1]}")
+    values = [len(set(row[:k].tolist()) & set(rel)) / len(set(rel))
+              for row, rel in zip(recs, relevant) if len(rel)]
+    return _reduce(np.asarray(values, dtype=np.float64), reduce)
+
+
+def auc(pos_scores: np.ndarray | Sequence[float], neg_scores: np.ndarray | Sequence[float]) -> float:
+    """Probability that a random positive outscores a random negative (ties count one half)."""
+    pos = np.asarray(pos_scores, dtype=np.float64).ravel()
+    neg = np.asarray(neg_scores, dtype=np.float64).ravel()
+    if not pos.size or not neg.size:
+        raise ConfigError(f"auc needs at least one positive and one negative score, got {pos.size} and {neg.size}")
+    # Mann-Whitney U via average ranks: O((p + n) log(p + n)) instead of the p * n pair table.
+    ranks = stats.rankdata(np.concatenate([pos, neg]))
+    u = ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2.0
+    return float(u / (pos.size * neg.size))
+
+
+def expected_calibration_error(probs: np.ndarray | Sequence[float], outcomes: np.ndarray | Sequence[float],
+                               n_bins: int = 10) -> tuple[float, pd.DataFrame]:
+    """ECE over ``n_bins`` equal-width probability bins, and the per-bin table (for reliability plots).
+
+    ECE = sum over bins of (share of samples in the bin) * |mean outcome - mean probability|.
+    The last bin is closed on the right so that probability 1.0 is counted.
+    """
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    y = np.asarray(outcomes, dtype=np.float64).ravel()
+    if p.shape != y.shape or not p.size:
+        raise ConfigError(f"probs and outcomes must be non-empty and of one length, got {p.size} and {y.size}")
+    if n_bins < 1:
+        raise ConfigError(f"n_bins must be >= 1, got {n_bins}")
+    if p.min() < 0.0 or p.max() > 1.0:
+        raise ConfigError(f"probs must lie in [0, 1]; got range [{p.min()}, {p.max()}]")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, n_bins - 1)
+    count = np.bincount(which, minlength=n_bins)
+    safe = np.maximum(count, 1)
+    mean_p = np.bincount(which, weights=p, minlength=n_bins) / safe
+    mean_y = np.bincount(which, weights=y, minlength=n_bins) / safe
+    bins = pd.DataFrame({"low": edges[:-1], "high": edges[1:], "count": count,
+                         "mean_prob": np.where(count > 0, mean_p, np.nan),
+                         "mean_outcome": np.where(count > 0, mean_y, np.nan)})
+    ece = float(np.sum(count / p.size * np.abs(mean_y - mean_p)))
+    return ece, bins
+
+
+def ks_statistic(a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float]) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical CDFs."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if not a.size or not b.size:
+        raise ConfigError(f"ks_statistic needs two non-empty samples, got sizes {a.size} and {b.size}")
+    return float(stats.ks_2samp(a, b).statistic)
+
+
+def _slate_items(slates: np.ndarray) -> np.ndarray:
+    s = np.asarray(slates)
+    if s.ndim != 2:
+        raise ConfigError(f"slates must be a 2-D (n, k) array of item indices, got shape {s.shape}")
+    return s
+
+
+def catalog_coverage(slates: np.ndarray, n_items: int) -> float:
+    """Share of the catalogue that appears in at least one slate."""
+    if n_items < 1:
+        raise ConfigError(f"n_items must be >= 1, got {n_items}")
+    s = _slate_items(slates)
+    shown = np.unique(s[s >= 0])
+    if shown.size and shown.max() >= n_items:
+        raise ConfigError(f"slates name item {int(shown.max())}, outside the catalogue of {n_items} items")
+    return float(shown.size / n_items)
+
+
+def intra_list_diversity(slates: np.ndarray, item_features: np.ndarray) -> float:
+    """Mean over slates of the mean pairwise cosine distance (1 - cosine) between the slate's items.
+
+    Slates with fewer than two items are skipped; items with all-zero features count as distance 1.
+    """
+    s = _slate_items(slates)
+    feats = np.asarray(item_features, dtype=np.float64)
+    norms = np.linalg.norm(feats, axis=1, keepdims=True)
+    unit = np.divide(feats, norms, out=np.zeros_like(feats), where=norms > 0)
+    values = []
+    for row in s:
+        items = row[row >= 0]
+        if items.size < 2:
+            continue
+        sim = unit[items] @ unit[items].T
+        upper = np.triu_indices(items.size, k=1)
+        values.append(float(np.mean(1.0 - sim[upper])))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def novelty(slates: np.ndarray, popularity: np.ndarray) -> float:
+    """Mean self-information ``-log2 p(item)`` of the shown items, ``p`` = popularity share.
+
+    Items never seen in the log get the smallest positive share (``1 / (10 * n_items)``) instead of
+    infinite novelty.
+    """
+    s = _slate_items(slates)
+    pop = np.asarray(popularity, dtype=np.float64)
+    total = pop.sum()
+    if total <= 0:
+        raise ConfigError("popularity must have a positive sum")
+    share = np.maximum(pop / total, 1.0 / (10.0 * pop.size))
+    shown = s[s >= 0]
+    return float(np.mean(-np.log2(share[shown]))) if shown.size else float("nan")
+
+
+def mean_confidence_interval(values: np.ndarray | Sequence[float],
+                             confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)``: Student-t interval of the mean. One value gives a zero-width interval."""
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence!r}")
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if not v.size:
+        raise ConfigError("mean_confidence_interval needs at least one value")
+    mean = float(v.mean())
+    if v.size < 2 or np.all(v == v[0]):
+        return mean, mean, mean
+    half = float(stats.sem(v) * stats.t.ppf((1.0 + confidence) / 2.0, v.size - 1))
+    return mean, mean - half, mean + half

@@ -1,0 +1,93 @@
+"""Every baseline through the shared suite, plus each model's own known answers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from baselines.content import ContentConfig, ContentRecommender, item_tokens
+from baselines.knn import ItemKNN, ItemKNNConfig
+from baselines.mf import BPRMF, MFConfig
+from baselines.ncf import GMF, MLP, NCFConfig, NeuMF
+from baselines.popularity import Popularity, RandomConfig, RandomScores
+from baselines.training import TrainConfig
+from recsim_env.data.splits import leave_one_out
+
+from recommender_suite import RecommenderSuite, preferred_genre_auc
+
+FAST = TrainConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
+                   recency_half_life=None)
+SMALL_NCF = NCFConfig(dim=8, layers=(16, 8))
+
+
+class TestRandom(RecommenderSuite):
+    make = staticmethod(lambda: RandomScores(RandomConfig(seed=1)))
+    learns_preferences = False
+
+    def test_is_at_chance_and_reproducible(self, fitted, tiny_log):
+        assert 0.35 < preferred_genre_auc(fitted, tiny_log) < 0.65
+        np.testing.assert_array_equal(fitted.score([0, 1], [2, 3]), fitted.score([0, 1], [2, 3]))
+        other = RandomScores(RandomConfig(seed=2)).fit(tiny_log)
+        assert not np.array_equal(other.score([0], np.arange(20)), fitted.score([0], np.arange(20)))
+
+
+class TestPopularity(RecommenderSuite):
+    make = staticmethod(Popularity)
+    learns_preferences = False
+
+    def test_ranks_by_training_counts(self, fitted, tiny_log):
+        counts = np.bincount(leave_one_out(tiny_log).train.interactions["item"], minlength=tiny_log.n_items)
+        np.testing.assert_array_equal(fitted.score([0], np.arange(tiny_log.n_items))[0], counts)
+        top = fitted.recommend([0], 3, exclude_seen=False)[0]
+        assert list(counts[top]) == sorted(counts, reverse=True)[:3]
+
+
+class TestItemKNN(RecommenderSuite):
+    make = staticmethod(lambda: ItemKNN(ItemKNNConfig(neighbors=20)))
+
+    def test_cold_user_scored_from_history(self, fitted, tiny_log):
+        item_genre = np.arange(tiny_log.n_items) % 4
+        history = np.flatnonzero(item_genre == 2)[:6][None]
+        scores = fitted._score_history(history, np.arange(tiny_log.n_items)[None])[0]
+        unseen = np.setdiff1d(np.arange(tiny_log.n_items), history)
+        assert scores[unseen][item_genre[unseen] == 2].mean() > scores[unseen][item_genre[unseen] != 2].mean()
+
+
+class TestBPRMF(RecommenderSuite):
+    make = staticmethod(lambda: BPRMF(MFConfig(dim=16), FAST))
+
+
+class TestGMF(RecommenderSuite):
+    make = staticmethod(lambda: GMF(SMALL_NCF, FAST))
+
+
+class TestMLP(RecommenderSuite):
+    # The tower needs a larger step than a dot product to find the interaction in 600 rows.
+    make = staticmethod(lambda: MLP(SMALL_NCF, replace(FAST, lr=3e-2, epochs=30)))
+
+
+@pytest.mark.slow
+class TestNeuMF(RecommenderSuite):
+    make = staticmethod(lambda: NeuMF(SMALL_NCF, FAST))
+
+    def test_pretraining_reports_and_same_seed_same_model(self, fitted, tiny_log):
+        assert len(fitted.pretrain_reports) == 2
+        again = NeuMF(SMALL_NCF, FAST).fit(leave_one_out(tiny_log))
+        np.testing.assert_array_equal(again.score([0, 1], np.arange(10)), fitted.score([0, 1], np.arange(10)))
+
+
+class TestContent(RecommenderSuite):
+    make = staticmethod(lambda: ContentRecommender(ContentConfig(dim=16, history=10), FAST))
+
+    def test_tokens_carry_title_genre_and_year(self, tiny_log):
+        ids, vocab = item_tokens(tiny_log, max_tokens=8)
+        words = [vocab[i] for i in ids[0] if i]
+        assert "genre=action" in words and "year=1990" in words and "decade=1990" in words and "movie" in words
+
+
+@pytest.mark.slow
+class TestContentGRUMean(RecommenderSuite):
+    make = staticmethod(lambda: ContentRecommender(ContentConfig(dim=16, history=10, encoder="gru", aggregate="mean"),
+                                                   FAST))
