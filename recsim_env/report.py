@@ -36,6 +36,10 @@ PACKAGES = ("recsim-env", "gymnasium", "stable-baselines3", "torch", "numpy", "p
             "tensorboard", "rich", "tqdm")
 
 
+SHORT_NAMES = {"like_rate": "like", "mean_rating": "rating", "session_length": "length", "diversity": "ILD"}
+"""Terminal column headers: short enough for an 80-column table."""
+
+
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages a result depends on (``python`` included)."""
     import platform
@@ -119,11 +123,24 @@ def _cell(row: pd.Series) -> str:
     return f"{_num(row['mean'])} [{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
 
 
-def wide_table(agg: pd.DataFrame, simulator: str, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """One simulator's policies (rows, best return first) x metrics, cells ``mean [low, high]``."""
+def _compact(row: pd.Series) -> str:
+    """``mean ±h`` with ``h`` the larger half-width: narrow enough for a terminal."""
+    if np.isnan(row["mean"]):
+        return "—"
+    half = max(row["ci_high"] - row["mean"], row["mean"] - row["ci_low"])
+    return _num(row["mean"]) if half == 0 else f"{_num(row['mean'])} ±{half:.2g}"
+
+
+def wide_table(agg: pd.DataFrame, simulator: str, metrics: tuple[str, ...], compact: bool = False) -> pd.DataFrame:
+    """One simulator's policies (rows, best return first) x metrics, cells ``mean [low, high]``
+    (``mean ±half-width`` when ``compact``). Metrics without data there (all NaN, or a dwell that
+    is zero everywhere because the log had none) are left out."""
     part = agg[(agg["simulator"] == simulator) & agg["metric"].isin(metrics)]
     part = part[part.groupby("metric")["n"].transform("max") > 0]
-    cells = part.assign(cell=part.apply(_cell, axis=1)).pivot(index="policy", columns="metric", values="cell")
+    no_dwell = (part["metric"] == "dwell") & (part.groupby("metric")["mean"].transform(lambda v: v.abs().max()) == 0)
+    part = part[~no_dwell]
+    cells = part.assign(cell=part.apply(_compact if compact else _cell, axis=1)).pivot(
+        index="policy", columns="metric", values="cell")
     order = part[part["metric"] == "return"].sort_values("mean", ascending=False)["policy"].tolist()
     cols = [m for m in metrics if m in cells.columns]
     return cells.reindex(index=order or list(cells.index), columns=cols)
@@ -191,14 +208,16 @@ def print_table(agg: pd.DataFrame, result: "BenchmarkResult") -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:  # piped to a file or a CI log: no terminal width to respect
+        console = Console(width=max(console.width, 160))
     for sim in result.config.simulators:
-        table = wide_table(agg, sim, result.config.metrics)
+        table = wide_table(agg, sim, result.config.metrics, compact=True)
         if not len(table):
             continue
-        rich_table = Table(title=f"{sim}: mean [95% CI] over {result.config.seeds} seeds")
-        rich_table.add_column("policy", style="bold")
+        rich_table = Table(title=f"{sim}: mean ±95% CI half-width over {result.config.seeds} seeds")
+        rich_table.add_column("policy", style="bold", no_wrap=True)
         for col in table.columns:
-            rich_table.add_column(col, justify="right")
+            rich_table.add_column(SHORT_NAMES.get(col, col), justify="right")
         for idx, row in zip(table.index, table.itertuples(index=False)):
             rich_table.add_row(str(idx), *("—" if pd.isna(v) else str(v) for v in row))
         console.print(rich_table)
