@@ -54,9 +54,9 @@ def _movielens_simulator(name: str, split: str):
     def build(data: ContextData, config: Any) -> Simulator:
         from recsim_env.data.sessions import session_lengths
 
-        model = data.resources["fit"](split=split)
+        model, catalog = data.resources["fit"](split=split)  # catalog popularity: the part it was fitted on
         log = data.resources["logs"][split]
-        return Simulator(name, vector_env_factory(model, data.catalog, config), data.catalog,
+        return Simulator(name, vector_env_factory(model, catalog, config), catalog,
                          logged_session_lengths=session_lengths(log))
 
     return build
