@@ -110,6 +110,15 @@ def build_reinforce(ctx: TrainingContext) -> BuiltPolicy:
     return _train_agent(ReinforceAgent(_observation_spec(ctx), ctx.slate_size, seed=ctx.seed), ctx)
 
 
+def build_sb3_dqn(ctx: TrainingContext) -> BuiltPolicy:
+    from agents.sb3_dqn import SB3SlatePolicy, batched_discrete_env, make_sb3_dqn, train_sb3_dqn
+
+    env = batched_discrete_env(ctx.simulator.make_env(ctx.budgets.train_envs))
+    model = make_sb3_dqn(env, seed=ctx.seed)
+    result = train_sb3_dqn(model, _agent_train_config(ctx), out_dir=ctx.out_dir)
+    return BuiltPolicy(SB3SlatePolicy(model, ctx.slate_size), _curve(result.curve, "step"))
+
+
 def build_oracle(ctx: TrainingContext) -> BuiltPolicy:
     return BuiltPolicy(OraclePolicy(ctx.slate_size))
 
@@ -150,6 +159,7 @@ for _spec in (
     PolicySpec("mf-bpr", build_mf_bpr, "baseline", "matrix factorisation with BPR loss"),
     PolicySpec("neumf", build_neumf, "baseline", "NeuMF (He et al. 2017), greedy on its scores"),
     PolicySpec("content", build_content, "baseline", "content model over item text and genres"),
+    PolicySpec("sb3-dqn", build_sb3_dqn, "agent", "Stable-Baselines3 DQN, one item per step, top-k by Q"),
     PolicySpec("slateq", build_slateq, "agent", "SlateQ (Ie et al. 2019), double DQN per item"),
     PolicySpec("reinforce", build_reinforce, "agent", "top-K off-policy-corrected REINFORCE (Chen et al. 2019)"),
     PolicySpec("oracle", build_oracle, "oracle",
