@@ -1,9 +1,10 @@
 """REINFORCE with the top-K off-policy correction (Chen et al., WSDM 2019).
 
 A softmax policy ``π(i | s)`` over the step's candidates shows ``K`` items sampled from it without
-replacement. For a clicked item ``a`` with return-to-go ``R``, the gradient is
+replacement. For each shown item ``a`` with return ``G_a`` (the step's reward if ``a`` was clicked,
+plus the discounted future of the session), the gradient is
 
-    ∇ = E[ min(π(a|s) / β(a|s), c) · λ_K(s, a) · (R - b) · ∇ log π(a|s) ],  λ_K = K (1 - π(a|s))^(K-1)
+    ∇ = E[ min(π(a|s) / β(a|s), c) · λ_K(s, a) · (G_a - b) · ∇ log π(a|s) ],  λ_K = K (1 - π(a|s))^(K-1)
 
 where ``λ_K`` corrects for the item entering the slate in any of ``K`` draws (so the policy does not
 over-concentrate on one item) and ``β`` is the behaviour policy that logged the data, estimated by
@@ -25,7 +26,7 @@ from torch.nn import functional as F
 from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, obs_to_tensors
 from agents.policy import SlatePolicy
 from agents.replay import Episodes, EpisodeReturns
-from agents.training import Transition, clicked_slots
+from agents.training import Transition, clicked_slots, step_info
 from agents.warm_start import Embeddings, apply_to_tower
 from recsim_env.errors import ConfigError
 
@@ -146,23 +147,22 @@ class ReinforceAgent(SlatePolicy):
         return self.learn(self.returns.pop())
 
     def learn(self, data: Episodes) -> dict[str, float]:
-        """One gradient step on finished-episode steps (clicked steps drive the policy term, every
-        shown slate trains the behaviour head)."""
+        """One gradient step on finished-episode steps. Every shown item is an action; item ``j``'s
+        return credits the step's reward to it only if it was clicked, the future to all shown:
+        ``G_j = click_j · r_t + (R_t - r_t)``."""
         logits, beh_logits = self.net(obs_to_tensors(data.obs))
         log_pi, log_beta = F.log_softmax(logits, 1), F.log_softmax(beh_logits, 1)
         slate = torch.as_tensor(data.slate)
-        behaviour_loss = -log_beta.gather(1, slate).mean()
+        lp, lb = log_pi.gather(1, slate), log_beta.gather(1, slate)
+        behaviour_loss = -lb.mean()
+        click = torch.zeros(slate.shape)
         rows = np.flatnonzero(data.choice >= 0)
-        pg_loss = torch.zeros(())
-        weight_mean = 0.0
-        if rows.size:
-            action = slate[rows, data.choice[rows]]
-            lp = log_pi[rows, action]
-            weight = self.weights(lp.detach().exp(), log_beta[rows, action].detach().exp())
-            ret = torch.as_tensor(data.ret[rows])
-            adv = ret - ret.mean() if self.config.baseline and rows.size > 1 else ret
-            pg_loss = -(weight * adv * lp).mean()
-            weight_mean = weight.mean().item()
+        click[rows, data.choice[rows]] = 1.0
+        reward, ret = torch.as_tensor(data.reward)[:, None], torch.as_tensor(data.ret)[:, None]
+        item_return = click * reward + (ret - reward)
+        adv = item_return - item_return.mean() if self.config.baseline else item_return
+        weight = self.weights(lp.detach().exp(), lb.detach().exp())
+        pg_loss = -(weight * adv * lp).mean()
         entropy = -(log_pi.exp() * log_pi).sum(1).mean()
         loss = pg_loss + behaviour_loss - self.config.entropy_coef * entropy
         self.opt.zero_grad()
@@ -170,7 +170,7 @@ class ReinforceAgent(SlatePolicy):
         self.opt.step()
         self.n_updates += 1
         return {"train/loss": pg_loss.item(), "train/behaviour_loss": behaviour_loss.item(),
-                "train/entropy": entropy.item(), "train/weight_mean": weight_mean}
+                "train/entropy": entropy.item(), "train/weight_mean": weight.mean().item()}
 
     def weights(self, pi: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         """Per-sample multiplier of ``(R - b) ∇ log π``: capped π/β times λ_K."""
@@ -219,6 +219,6 @@ def collect_logged(env: Any, policy: Any, steps: int, gamma: float, seed: int) -
         slate, _ = policy.predict(obs, deterministic=False)
         next_obs, reward, terminated, truncated, info = env.step(slate)
         done = np.logical_or(terminated, truncated)
-        returns.add(obs, np.asarray(slate), clicked_slots(info, n), np.asarray(reward, np.float32), done)
+        returns.add(obs, np.asarray(slate), clicked_slots(step_info(info, done), n), np.asarray(reward, np.float32), done)
         obs = next_obs
     return returns.pop()

@@ -5,7 +5,10 @@ The file is the ``.npz`` that :mod:`baselines.embeddings` exports. Read here:
 - ``item_embeddings``: ``(n_items, d)`` float, row ``i`` for item index ``i`` (required);
 - ``user_embeddings``: ``(n_users, d)`` float, row ``u`` for logged-user index ``u`` (optional);
 - ``item_ids``: ``(n_items,)`` original item ids, checked against the env's vocabulary when the
-  caller passes one (optional).
+  caller passes one (optional);
+- ``format_version``: checked when present (optional).
+
+User embeddings of another width than the items' (NeuMF's MLP side) are skipped: only items load.
 
 A file whose shapes or vocabulary disagree with the env is an :class:`ArtifactError`, never a silent
 partial copy: a warm start from another dataset would be worse than a cold one.
@@ -13,6 +16,7 @@ partial copy: a warm start from another dataset would be worse than a cold one.
 
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
 from dataclasses import dataclass
@@ -23,6 +27,11 @@ import torch
 
 from agents.networks import ItemTower
 from recsim_env.errors import ArtifactError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""The :mod:`baselines.embeddings` format version this reader understands."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,10 +68,15 @@ def load_embeddings(path: str | os.PathLike) -> Embeddings:
     user = arrays.get("user_embeddings")
     if item.ndim != 2 or not np.isfinite(item).all():
         raise ArtifactError(f"{path}: 'item_embeddings' must be a finite 2-D array, got shape {item.shape}")
+    if "format_version" in arrays and int(arrays["format_version"]) != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: embeddings format {int(arrays['format_version'])}, agents read {FORMAT_VERSION}")
     if user is not None:
         user = np.asarray(user, dtype=np.float32)
         if user.ndim != 2 or user.shape[1] != item.shape[1]:
-            raise ArtifactError(f"{path}: 'user_embeddings' shape {user.shape} does not match item dim {item.shape[1]}")
+            # NeuMF's user vectors live in another space than its item vectors: only items warm-start then.
+            logger.info("%s: user embeddings of shape %s do not match item dim %d; loading items only",
+                        path, user.shape, item.shape[1])
+            user = None
     ids = arrays.get("item_ids")
     if ids is not None and len(ids) != len(item):
         raise ArtifactError(f"{path}: {len(ids)} item_ids for {len(item)} item embeddings")

@@ -146,6 +146,11 @@ class FakeSlateVecEnv(gym.vector.VectorEnv):
             for i in np.flatnonzero(done):
                 final[i] = {key: v[i].copy() for key, v in obs.items()}
             info["final_obs"], info["_final_obs"] = final, done.copy()
+            # As RecVectorEnv: the ended rows' step info moves to final_info, the top level is zeroed.
+            info["final_info"] = {k: np.where(done.reshape((-1,) + (1,) * (v.ndim - 1)), v, 0) for k, v in info.items()
+                                  if k in ("choice", "click", "like")}
+            for key in ("choice", "click", "like"):
+                info[key] = np.where(done.reshape((-1,) + (1,) * (info[key].ndim - 1)), 0, info[key])
             self._new_users(done)
             self._draw_candidates_for(done)
             obs = self._obs()
@@ -157,3 +162,48 @@ class FakeSlateVecEnv(gym.vector.VectorEnv):
         self.cands = np.where(mask[:, None], self.cands, keep)
 
 
+
+
+class OneItemUsers:
+    """A batched :class:`~recsim_env.protocols.UserModel` for the real env: every user clicks
+    ``favourite`` whenever it is shown and nothing else; nobody leaves (the step cap ends sessions)."""
+
+    n_user_features = 2
+    n_logged_users = 4
+
+    def __init__(self, n_items: int = 12, favourite: int = 3) -> None:
+        self.n_items, self.favourite = n_items, favourite
+
+    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"user": rng.integers(0, self.n_logged_users, n)}
+
+    def replace(self, state: dict[str, np.ndarray], mask: np.ndarray, rng: np.random.Generator) -> None:
+        state["user"][mask] = rng.integers(0, self.n_logged_users, int(mask.sum()))
+
+    def features(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        return np.ones((len(state["user"]), 2), dtype=np.float32)
+
+    def user_index(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        return state["user"].astype(np.int64)
+
+    def respond(self, state, slates: np.ndarray, valid: np.ndarray, rng: np.random.Generator):
+        from recsim_env.protocols import Responses
+
+        hit = (slates == self.favourite) & valid
+        choice = np.where(hit.any(1), hit.argmax(1), -1).astype(np.int64)
+        click = hit.astype(np.float32)
+        return Responses(choice, click, click * 5.0, click, np.zeros_like(click))
+
+    def update(self, state, slates, responses, rng) -> None:
+        pass
+
+    def left(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        return np.zeros(len(state["user"]), dtype=bool)
+
+
+def one_item_vector_env(num_envs: int = 16, n_candidates: int = 6, slate_size: int = 2):
+    from recsim_env.env import EnvConfig
+    from recsim_env.vector import RecVectorEnv
+
+    config = EnvConfig(slate_size=slate_size, n_candidates=n_candidates, history_length=3, step_cap=10)
+    return RecVectorEnv(OneItemUsers(), None, config, num_envs=num_envs)

@@ -1,0 +1,283 @@
+"""Stable-Baselines3's DQN on the recommendation env, through the single-item ``Discrete`` view.
+
+The Q-network scores each candidate with the same function of (state, item embedding) — a
+:class:`CandidateFeaturesExtractor` builds per-candidate features and :class:`CandidateQHead` maps
+each to one Q-value — so the action "show candidate ``a`` in slot 0" generalises across positions
+and items, and item embeddings can be warm-started from the baselines' export, in place
+(:func:`warm_start_in_place`) or through SB3's ``set_parameters(..., exact_match=False)``
+(:func:`warm_start_parameters`).
+
+Batched training: :func:`batched_discrete_env` puts a :class:`RecVectorEnv` behind the SB3 ``VecEnv``
+adapter and a vectorised ``Discrete`` view with the same fill rule as
+:class:`~recsim_env.wrappers.SingleItemDiscrete` (slot 0 is the action, slots 1.. the candidates
+that follow it cyclically). A single env goes through ``SingleItemDiscrete`` itself. A slate env
+without either view is refused with a :class:`ConfigError`: SB3's DQN only takes ``Discrete``.
+As a slate policy, :class:`SB3SlatePolicy` shows the top-``k`` candidates by Q-value.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from torch import nn
+from tqdm.auto import tqdm
+
+from agents.checkpoint import load_checkpoint, save_checkpoint
+from agents.networks import INT_KEYS, OBS_KEYS, ItemTower, ObservationSpec, StateEncoder, mlp
+from agents.training import EpisodeStats, ScalarLogger, TrainConfig, TrainResult
+from agents.warm_start import Embeddings, apply_to_tower
+from recsim_env.errors import ConfigError
+
+
+class CandidateFeaturesExtractor(BaseFeaturesExtractor):
+    """Dict observation -> ``(b, C · f)``: per candidate, [state, item embedding, their product]."""
+
+    def __init__(self, observation_space: spaces.Dict, embedding_dim: int = 32, hidden: int = 64) -> None:
+        spec = ObservationSpec.from_space(observation_space)
+        self.n_candidates, self.per_candidate = spec.n_candidates, hidden + 2 * embedding_dim
+        super().__init__(observation_space, features_dim=spec.n_candidates * self.per_candidate)
+        self.tower = ItemTower(spec.n_items, spec.n_users, embedding_dim)
+        self.encoder = StateEncoder(spec, self.tower, hidden, hidden)
+        self.state_proj = nn.Linear(hidden, embedding_dim)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        # SB3 hands every Box over as float; item and user indices are ids, so round them back.
+        obs = {k: (observations[k].round().long() if k in INT_KEYS else observations[k]) for k in OBS_KEYS}
+        obs["user_index"] = obs["user_index"].reshape(-1, 1)
+        state = self.encoder(obs)
+        emb = self.tower.item(obs["candidates"])
+        s = state.unsqueeze(1).expand(-1, emb.shape[1], -1)
+        return torch.cat([s, emb, self.state_proj(s) * emb], -1).flatten(1)
+
+
+class CandidateQHead(nn.Module):
+    """``(b, C · f)`` per-candidate features -> ``(b, C)`` Q-values, one shared MLP per candidate."""
+
+    def __init__(self, n_candidates: int, per_candidate: int, hidden: int) -> None:
+        super().__init__()
+        self.n_candidates, self.per_candidate = n_candidates, per_candidate
+        self.net = mlp([per_candidate, hidden, 1])
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features.view(-1, self.n_candidates, self.per_candidate)).squeeze(-1)
+
+
+class CandidateDQNPolicy(DQNPolicy):
+    """SB3's DQN policy with :class:`CandidateQHead` in place of the flat MLP head."""
+
+    def make_q_net(self) -> QNetwork:
+        net = super().make_q_net()
+        extractor = net.features_extractor
+        if not isinstance(extractor, CandidateFeaturesExtractor):
+            raise ConfigError("CandidateDQNPolicy needs features_extractor_class=CandidateFeaturesExtractor")
+        hidden = self.net_arch[0] if self.net_arch else 64
+        net.q_net = CandidateQHead(extractor.n_candidates, extractor.per_candidate, hidden).to(self.device)
+        return net
+
+
+class DiscreteVecView(VecEnvWrapper):
+    """A slate SB3 ``VecEnv`` seen through ``Discrete(n_candidates)`` actions, batched: row ``i``'s
+    action fills slot 0, slots 1.. follow cyclically (the rule of ``SingleItemDiscrete``)."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        space = venv.action_space
+        if not isinstance(space, spaces.MultiDiscrete) or space.nvec.ndim != 1:
+            raise ConfigError(f"DiscreteVecView wraps a slate VecEnv (MultiDiscrete), got {space}")
+        self.n_candidates, self.slate_size = int(space.nvec[0]), len(space.nvec)
+        super().__init__(venv, action_space=spaces.Discrete(self.n_candidates))
+        self._offsets = np.arange(self.slate_size, dtype=np.int64)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        first = np.asarray(actions, dtype=np.int64).reshape(-1, 1)
+        self.venv.step_async((first + self._offsets) % self.n_candidates)
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        return self.venv.step_wait()
+
+
+def batched_discrete_env(vector_env: Any) -> DiscreteVecView:
+    """A :class:`~recsim_env.vector.RecVectorEnv` as a ``Discrete`` SB3 ``VecEnv`` (responses in infos)."""
+    from recsim_env.wrappers import SB3VecEnvAdapter
+
+    return DiscreteVecView(SB3VecEnvAdapter(vector_env, include_responses=True))
+
+
+def check_discrete(env: Any) -> None:
+    """:class:`ConfigError` unless ``env`` offers SB3's DQN a ``Discrete`` action space."""
+    space = getattr(env, "action_space", None)
+    if isinstance(space, spaces.Discrete):
+        return
+    if isinstance(env, gym.vector.VectorEnv):
+        hint = "pass agents.sb3_dqn.batched_discrete_env(vector_env)"
+    else:
+        hint = "wrap it in recsim_env.wrappers.SingleItemDiscrete"
+    raise ConfigError(f"SB3 DQN needs a Discrete action space but the env's is {space} (a slate); {hint}")
+
+
+def make_sb3_dqn(env: Any, seed: int = 0, embedding_dim: int = 32, hidden: int = 64,
+                 warm_start: Embeddings | None = None, tensorboard_log: str | None = None, **dqn_kwargs: Any) -> DQN:
+    """An SB3 ``DQN`` with the per-candidate Q-network on a ``Discrete`` view of the env.
+
+    ``dqn_kwargs`` override the defaults below (any ``DQN`` constructor argument).
+    """
+    check_discrete(env)
+    dim = warm_start.dim if warm_start is not None else embedding_dim
+    kwargs: dict[str, Any] = dict(learning_rate=1e-3, buffer_size=100_000, learning_starts=2_000, batch_size=128,
+                                  gamma=0.9, train_freq=1, gradient_steps=1, target_update_interval=2_000,
+                                  exploration_fraction=0.3, exploration_final_eps=0.05, verbose=0)
+    kwargs.update(dqn_kwargs)
+    policy_kwargs = dict(features_extractor_class=CandidateFeaturesExtractor,
+                         features_extractor_kwargs=dict(embedding_dim=dim, hidden=hidden), net_arch=[hidden])
+    model = DQN(CandidateDQNPolicy, env, policy_kwargs=policy_kwargs, seed=seed, device="cpu",
+                tensorboard_log=tensorboard_log, **kwargs)
+    if warm_start is not None:
+        warm_start_in_place(model, warm_start)
+    return model
+
+
+def _towers(model: DQN) -> list[ItemTower]:
+    return [model.q_net.features_extractor.tower, model.q_net_target.features_extractor.tower]
+
+
+def warm_start_in_place(model: DQN, emb: Embeddings, item_ids: np.ndarray | None = None) -> None:
+    """Copy ``emb`` into the online and target networks' item (and user) tables."""
+    for tower in _towers(model):
+        apply_to_tower(tower, emb, item_ids)
+
+
+def warm_start_parameters(model: DQN, emb: Embeddings, item_ids: np.ndarray | None = None) -> dict[str, Any]:
+    """The partial parameter dict that ``model.set_parameters(params, exact_match=False)`` loads."""
+    params: dict[str, torch.Tensor] = {}
+    for prefix, tower in (("q_net", _towers(model)[0]), ("q_net_target", _towers(model)[1])):
+        scratch = ItemTower(tower.items.num_embeddings - 1, tower.users.num_embeddings - 1, tower.dim)
+        scratch.load_state_dict(tower.state_dict())
+        apply_to_tower(scratch, emb, item_ids)
+        for name, value in scratch.state_dict().items():
+            params[f"{prefix}.features_extractor.tower.{name}"] = value
+    return {"policy": params}
+
+
+class SB3SlatePolicy:
+    """A trained SB3 DQN as a slate :class:`~recsim_env.protocols.Recommender`: top-``k`` by Q."""
+
+    def __init__(self, model: DQN, slate_size: int) -> None:
+        self.model, self.slate_size = model, slate_size
+
+    @torch.no_grad()
+    def q_values(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        obs_t, _ = self.model.policy.obs_to_tensor(observation)
+        return self.model.q_net(obs_t).cpu().numpy()
+
+    def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        single = np.ndim(observation["candidates"]) == 1
+        q = self.q_values(observation).reshape(-1, np.shape(observation["candidates"])[-1])
+        slate = np.argsort(-q, axis=1, kind="stable")[:, : self.slate_size].astype(np.int64)
+        return (slate[0] if single else slate), state
+
+
+SB3_NAME, SB3_FORMAT = "SB3DQN", 1
+
+
+class RecCallback(BaseCallback):
+    """Episode metrics, TensorBoard scalars, progress and atomic checkpoints for SB3's own loop,
+    through the same :class:`EpisodeStats` / :class:`ScalarLogger` as :func:`agents.training.train`."""
+
+    def __init__(self, config: TrainConfig, scalars: ScalarLogger, ckpt_path: Path | None) -> None:
+        super().__init__()
+        self.config, self.scalars, self.ckpt_path = config, scalars, ckpt_path
+        self.stats: EpisodeStats | None = None
+        self.bar: Any = None
+
+    def _on_training_start(self) -> None:
+        n = self.training_env.num_envs
+        self.stats = EpisodeStats(n)
+        start = self.model.num_timesteps
+        self.next_log = (start // self.config.log_interval + 1) * self.config.log_interval
+        interval = self.config.checkpoint_interval
+        self.next_ckpt = (start // interval + 1) * interval if interval else None
+        self.clock, self.clock_step = time.perf_counter(), start
+        self.bar = tqdm(total=self.config.total_steps, initial=start, disable=not self.config.progress,
+                        unit="step", desc="SB3 DQN")
+
+    def _on_step(self) -> bool:
+        infos, done = self.locals["infos"], np.asarray(self.locals["dones"])
+        info = {k: np.array([i.get(k, 0) for i in infos]) for k in ("choice", "like") if k in infos[0]}
+        self.stats.update(np.asarray(self.locals["rewards"], dtype=np.float64), info, done)
+        step = self.model.num_timesteps
+        self.bar.update(len(done))
+        if step >= self.next_log:
+            rate = (step - self.clock_step) / max(time.perf_counter() - self.clock, 1e-9)
+            loss = self.model.logger.name_to_value.get("train/loss")
+            row = {**self.stats.drain(), "train/epsilon": self.model.exploration_rate, "time/env_steps_per_s": rate}
+            if loss is not None:
+                row["train/loss"] = float(loss)
+            self.scalars.log(step, row)
+            self.clock, self.clock_step = time.perf_counter(), step
+            self.next_log += self.config.log_interval
+        if self.ckpt_path is not None and self.next_ckpt is not None and step >= self.next_ckpt:
+            save_sb3_checkpoint(self.ckpt_path, self.model, self.scalars.curve)
+            self.next_ckpt += self.config.checkpoint_interval
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]]) -> None:
+    """Model, replay buffer, counters, curve and the global RNG states SB3 draws from, in one atomic file."""
+    zipped, replay = io.BytesIO(), io.BytesIO()
+    model.save(zipped)
+    model.save_replay_buffer(replay)
+    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    save_checkpoint(path, SB3_NAME, SB3_FORMAT, {"model": zipped.getvalue(), "replay": replay.getvalue(),
+                                                  "steps": model.num_timesteps, "curve": curve, "rng": rng})
+
+
+def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, list[dict[str, float]]]:
+    """A DQN (with its replay buffer) and learning curve from :func:`save_sb3_checkpoint`."""
+    payload = load_checkpoint(path, SB3_NAME, SB3_FORMAT)
+    model = DQN.load(io.BytesIO(payload["model"]), env=env, device="cpu",
+                     custom_objects={"policy_class": CandidateDQNPolicy})
+    model.load_replay_buffer(io.BytesIO(payload["replay"]))
+    torch.set_rng_state(payload["rng"]["torch"])
+    np.random.set_state(payload["rng"]["numpy"])
+    random.setstate(payload["rng"]["python"])
+    return model, payload["curve"]
+
+
+def train_sb3_dqn(model: DQN, config: TrainConfig, out_dir: str | Path | None = None,
+                  curve: list[dict[str, float]] | None = None) -> TrainResult:
+    """Run SB3's loop to ``config.total_steps`` user-steps (continuing a loaded model's count)."""
+    torch.set_num_threads(1)
+    out = Path(out_dir) if out_dir is not None else None
+    scalars = ScalarLogger(out / "tb" if out is not None else None)
+    scalars.curve = list(curve or [])
+    ckpt = out / "checkpoint.pt" if out is not None else None
+    remaining = config.total_steps - model.num_timesteps
+    if model.num_timesteps == 0 and model.seed is not None:
+        # SB3 draws from the global RNGs, seeded at construction; reseed so other work done in
+        # between (another model's training) cannot change this run.
+        model.set_random_seed(model.seed)
+    if remaining > 0:
+        model.learn(remaining, callback=RecCallback(config, scalars, ckpt), reset_num_timesteps=False)
+    if ckpt is not None:
+        save_sb3_checkpoint(ckpt, model, scalars.curve)
+    scalars.close()
+    return TrainResult(steps=model.num_timesteps, curve=scalars.curve, checkpoint=ckpt)

@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fakes import one_item_vector_env
+
+from agents.sb3_dqn import (SB3SlatePolicy, batched_discrete_env, load_sb3_checkpoint, make_sb3_dqn, train_sb3_dqn,
+                            warm_start_in_place, warm_start_parameters)
+from agents.training import TrainConfig
+from agents.warm_start import Embeddings
+from recsim_env.env import RecEnv
+from recsim_env.errors import ArtifactError, ConfigError
+from recsim_env.wrappers import SingleItemDiscrete
+
+QUIET = TrainConfig(total_steps=400, log_interval=200, progress=False)
+
+
+def _model(seed: int = 0, **kwargs):
+    env = batched_discrete_env(one_item_vector_env(num_envs=8))
+    return make_sb3_dqn(env, seed=seed, embedding_dim=8, hidden=16, learning_starts=50, batch_size=32,
+                        target_update_interval=100, **kwargs)
+
+
+def test_slate_env_without_the_discrete_view_is_refused() -> None:
+    vec = one_item_vector_env()
+    with pytest.raises(ConfigError, match="batched_discrete_env"):
+        make_sb3_dqn(vec)
+    single = RecEnv(vec.user_model, None, vec.config)
+    with pytest.raises(ConfigError, match="SingleItemDiscrete"):
+        make_sb3_dqn(single)
+    make_sb3_dqn(SingleItemDiscrete(single), learning_starts=10)  # the wrapped single env is accepted
+
+
+def test_q_network_scores_every_candidate_with_one_function() -> None:
+    policy = SB3SlatePolicy(_model(), slate_size=2)
+    obs, _ = one_item_vector_env(num_envs=4).reset(seed=0)
+    q = policy.q_values(obs)
+    perm = np.array([5, 4, 3, 2, 1, 0])
+    q_perm = policy.q_values({**obs, "candidates": obs["candidates"][:, perm]})
+    np.testing.assert_allclose(q_perm, q[:, perm], rtol=1e-5, atol=1e-6)  # permutation-equivariant
+    slate, _ = policy.predict({k: v[0] for k, v in obs.items()})
+    assert slate.shape == (2,) and slate[0] == q[0].argmax()
+
+
+def test_warm_start_in_place_and_through_set_parameters_agree() -> None:
+    rng = np.random.default_rng(0)
+    emb = Embeddings(item=rng.normal(size=(12, 8)).astype(np.float32), user=None, item_ids=None, source="test")
+    a, b = _model(), _model()
+    warm_start_in_place(a, emb)
+    b.set_parameters(warm_start_parameters(b, emb), exact_match=False)
+    for model in (a, b):
+        for net in (model.q_net, model.q_net_target):
+            torch.testing.assert_close(net.features_extractor.tower.items.weight[:12], torch.from_numpy(emb.item))
+    wrong = Embeddings(item=emb.item[:10], user=None, item_ids=None, source="short.npz")
+    with pytest.raises(ArtifactError, match="10 rows but the env has 12 items"):
+        warm_start_in_place(a, wrong)
+
+
+def test_same_seed_same_weights_and_checkpoint_resume(tmp_path: Path) -> None:
+    first, second = _model(seed=1), _model(seed=1)
+    train_sb3_dqn(first, QUIET)
+    train_sb3_dqn(second, QUIET, out_dir=tmp_path)
+    for p, q in zip(first.policy.parameters(), second.policy.parameters()):
+        assert torch.equal(p, q)
+    loaded, curve = load_sb3_checkpoint(tmp_path / "checkpoint.pt", batched_discrete_env(one_item_vector_env(8)))
+    assert loaded.num_timesteps == 400 and curve and loaded.replay_buffer.size() > 0
+    result = train_sb3_dqn(loaded, TrainConfig(total_steps=600, log_interval=200, progress=False), tmp_path, curve)
+    assert result.steps == 600 and result.curve[-1]["step"] >= 600
+    assert "episode/ctr" in result.curve[-1] and "train/epsilon" in result.curve[-1]
+
+
+@pytest.mark.slow
+def test_finds_the_item_that_is_always_chosen() -> None:
+    model = _model(exploration_fraction=0.5, learning_rate=3e-3)
+    train_sb3_dqn(model, TrainConfig(total_steps=8_000, log_interval=4_000, progress=False))
+    env = one_item_vector_env(num_envs=64)
+    obs, _ = env.reset(seed=3)
+    slate, _ = SB3SlatePolicy(model, 2).predict(obs)
+    has = (obs["candidates"] == 3).any(1)
+    shown = (np.take_along_axis(obs["candidates"], slate, 1) == 3).any(1)
+    assert has.sum() > 10 and shown[has].mean() == 1.0
