@@ -18,6 +18,7 @@ one) — never ``O(n · n_items)``, because this runs every step of the hot path
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -52,21 +53,44 @@ class UniformCandidates:
 
     def __init__(self, n_items: int, n_candidates: int, n_orderings: int | None = None, seed: int = 0) -> None:
         _check_sizes(n_items, n_candidates)
-        self.n_items, self.n_candidates = n_items, n_candidates
+        self.n_items, self.n_candidates, self.seed = n_items, n_candidates, seed
         # Enough orderings for varied co-occurrence, capped at ~4M stored indices for huge catalogues.
         self.n_orderings = n_orderings or int(np.clip(4_000_000 // (n_items + n_candidates), 1, 256))
-        order_rng = np.random.default_rng(seed)
-        orders = np.stack([order_rng.permutation(n_items) for _ in range(self.n_orderings)])
-        # Each permutation is extended by its own first n_candidates entries (a cycle), so a window may
-        # start anywhere; the windows are a strided view, and one fancy index gathers a whole batch.
-        cyclic = np.concatenate([orders, orders[:, :n_candidates]], axis=1).astype(np.int64)
-        self._windows = sliding_window_view(cyclic, n_candidates, axis=1)[:, :n_items]
+        self._build()
+
+    def _build(self) -> None:
+        cyclic = _cyclic_orders(self.n_items, self.n_candidates, self.n_orderings, self.seed)
+        # Overlapping windows as a strided view: one fancy index gathers a whole batch of rows.
+        self._windows = sliding_window_view(cyclic, self.n_candidates, axis=1)[:, : self.n_items]
+
+    def __getstate__(self) -> dict:
+        # Pickling the strided view would materialise every window (hundreds of MB): rebuild instead.
+        state = dict(self.__dict__)
+        del state["_windows"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._build()
 
     def __call__(self, n: int, rng: np.random.Generator) -> np.ndarray:
         draws = rng.random((2, n))
         ordering = (draws[0] * self.n_orderings).astype(np.int64)
         start = (draws[1] * self.n_items).astype(np.int64)
         return self._windows[ordering, start]
+
+
+@lru_cache(maxsize=8)
+def _cyclic_orders(n_items: int, n_candidates: int, n_orderings: int, seed: int) -> np.ndarray:
+    """Fixed random item orders, each extended by its own first ``n_candidates`` entries (a cycle).
+
+    Cached and read-only: a ``SyncVectorEnv`` of a thousand single envs shares one table.
+    """
+    order_rng = np.random.default_rng(seed)
+    orders = np.stack([order_rng.permutation(n_items) for _ in range(n_orderings)])
+    cyclic = np.concatenate([orders, orders[:, :n_candidates]], axis=1).astype(np.int64)
+    cyclic.setflags(write=False)
+    return cyclic
 
 
 class WeightedCandidates:

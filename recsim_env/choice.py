@@ -53,12 +53,15 @@ def sample_columns(weights_t: np.ndarray, rng: np.random.Generator) -> np.ndarra
     Users along the last axis make every pass a contiguous row operation over all users: numpy's
     reductions and running sums along a short last axis cost several times more.
     """
-    k = weights_t.shape[0] - 1
-    for j in range(1, k + 1):
-        weights_t[j] += weights_t[j - 1]
-    u = rng.random(weights_t.shape[1])
+    k, n = weights_t.shape[0] - 1, weights_t.shape[1]
+    if n >= 64:
+        for j in range(1, k + 1):  # k contiguous row adds beat cumsum's strided inner loop
+            weights_t[j] += weights_t[j - 1]
+    else:
+        np.cumsum(weights_t, axis=0, out=weights_t)  # one call: fewest calls for a few users
+    u = rng.random(n)
     u *= weights_t[k]
-    slot = np.count_nonzero(weights_t <= u, axis=0)
+    slot = (weights_t <= u).sum(axis=0)  # np.count_nonzero(axis=) has a slow Python wrapper
     # u == total (rounding) would count k + 1 columns; both that and k mean the no-click column.
     slot[slot >= k] = -1
     return slot.astype(np.int64, copy=False)

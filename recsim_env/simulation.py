@@ -66,12 +66,14 @@ class SlateSimulation:
         self.history_responses = np.zeros((n, h, 3), dtype=np.float32)
         self.candidates = self.candidate_generator(n, rng)
 
-    def replace(self, mask: np.ndarray, rng: np.random.Generator) -> None:
-        """New users in the rows of ``mask`` (their candidates were already drawn for the next step)."""
+    def replace(self, rows: np.ndarray, rng: np.random.Generator) -> None:
+        """New users in ``rows`` (their candidates were already drawn for the next step)."""
+        mask = np.zeros(self.n, dtype=bool)
+        mask[rows] = True
         self.model.replace(self.state, mask, rng)
         for array, value in ((self.steps, 0), (self.clicks, 0.0), (self.last_click, 0.0),
                              (self.last_rating, 0.0), (self.history_items, -1), (self.history_responses, 0.0)):
-            array[mask] = value
+            array[rows] = value
 
     # --- one step ---------------------------------------------------------------------------------
     def step(self, action: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -146,9 +148,9 @@ class SlateSimulation:
 
     def _record(self, slates: np.ndarray, responses: Responses) -> None:
         self.steps += 1
-        rows = np.flatnonzero(responses.choice >= 0)
-        self.last_click[:] = 0.0
-        self.last_rating[:] = 0.0
+        rows = (responses.choice >= 0).nonzero()[0]
+        self.last_click.fill(0.0)
+        self.last_rating.fill(0.0)
         if not len(rows):
             return
         slots = responses.choice[rows]
@@ -159,19 +161,23 @@ class SlateSimulation:
         self.history_items[rows, :-1] = self.history_items[rows, 1:]
         self.history_items[rows, -1] = slates[rows, slots]
         self.history_responses[rows, :-1] = self.history_responses[rows, 1:]
-        self.history_responses[rows, -1] = np.column_stack(
-            [rating, responses.like[rows, slots], responses.dwell[rows, slots]])
+        newest = self.history_responses[:, -1]  # a view: the row writes below land in the history
+        newest[rows, 0] = rating
+        newest[rows, 1] = responses.like[rows, slots]
+        newest[rows, 2] = responses.dwell[rows, slots]
 
     # --- observation ------------------------------------------------------------------------------
     def observe(self, rows: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
-        """Fresh arrays (never views of internal state) for the given rows of users."""
+        """Arrays for the given rows of users that the env never writes to after returning them."""
         steps = self.steps[rows]
         context = np.empty((len(steps), 4), dtype=np.float32)
         context[:, 0] = steps / self.config.step_cap
         context[:, 1] = self.clicks[rows] / np.maximum(steps, 1)
         context[:, 2] = self.last_click[rows]
-        context[:, 3] = np.clip(self.last_rating[rows] / self.max_rating, 0.0, 1.0)
-        candidates = self.candidates[rows].copy() if isinstance(rows, slice) else self.candidates[rows]
+        # Ratings outside [0, max_rating] (a model's own scale) must not leave the Box(0, 1).
+        np.minimum(np.maximum(self.last_rating[rows] / self.max_rating, 0.0), 1.0, out=context[:, 3])
+        # Candidates are drawn into a fresh array every step and only read afterwards: no copy.
+        candidates = self.candidates[rows]
         obs = {
             "user_index": np.array(self.model.user_index(self.state), dtype=np.int64)[rows].reshape(-1, 1),
             "user_features": np.array(self.model.features(self.state)[rows], dtype=np.float32),

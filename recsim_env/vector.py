@@ -9,7 +9,7 @@ in that mode: when user ``i``'s episode ends, the step returns the *new* user's 
 row ``i``; the ended episode's last observation is ``info["final_obs"][i]`` (an object array of
 single-env observation dicts, ``None`` elsewhere, mask ``info["_final_obs"]``) and its step info is
 in ``info["final_info"]`` (same keys as the step info, arrays over N with ``_key`` masks true only
-for ended rows, mask ``info["_final_info"]``). The top-level per-step info of an ended row holds the
+for ended rows — other rows are unspecified — mask ``info["_final_info"]``). The top-level per-step info of an ended row holds the
 new episode's (empty) reset info: zeros, with its ``_key`` mask false (and when every row ended,
 the per-step keys are absent altogether).
 """
@@ -78,17 +78,18 @@ class RecVectorEnv(VectorEnv):
         ended = terminated | truncated
         info = _with_masks(step_info, ~ended)
         if ended.any():
-            rows = np.flatnonzero(ended)
+            rows = ended.nonzero()[0]
             info["final_obs"] = _final_observations(self._sim.observe(rows), rows, self.num_envs)
-            info["_final_obs"] = ended.copy()
+            info["_final_obs"] = ended
             info["final_info"] = _final_info(step_info, ended)
-            info["_final_info"] = ended.copy()
+            info["_final_info"] = ended
+            every_row = len(rows) == self.num_envs
             for key in step_info:
-                if ended.all():  # no row has a step info left: SyncVectorEnv has no such key then
+                if every_row:  # no row has a step info left: SyncVectorEnv has no such key then
                     del info[key], info[f"_{key}"]
                 else:
-                    info[key][ended] = 0
-            self._sim.replace(ended, rng)
+                    info[key][rows] = 0
+            self._sim.replace(rows, rng)
         return self._sim.observe(), reward, terminated, truncated, info
 
 
@@ -105,16 +106,19 @@ def _with_masks(step_info: dict[str, np.ndarray], present: np.ndarray) -> dict[s
 
 
 def _final_info(step_info: dict[str, np.ndarray], ended: np.ndarray) -> dict[str, np.ndarray]:
+    # Whole copies (one pass each); rows outside the `_key` masks are not the ended episodes' and
+    # must not be read — the same contract as every masked Gymnasium vector info.
     final: dict[str, Any] = {}
     for key, value in step_info.items():
-        array = np.zeros_like(value)
-        array[ended] = value[ended]
-        final[key], final[f"_{key}"] = array, ended
+        final[key], final[f"_{key}"] = value.copy(), ended
     return final
 
 
 def _final_observations(obs: dict[str, np.ndarray], rows: np.ndarray, n: int) -> np.ndarray:
+    """Object array of per-row observation dicts (``None`` for rows that did not end)."""
     out = np.full(n, None, dtype=object)
-    for j, i in enumerate(rows):
-        out[i] = {key: value[j] for key, value in obs.items()}
+    keys = list(obs)
+    # list(array) splits into row views in C; zipping them builds each dict without per-key indexing.
+    for i, values in zip(rows, zip(*(list(obs[key]) for key in keys))):
+        out[i] = dict(zip(keys, values))
     return out

@@ -151,9 +151,10 @@ class SyntheticUserModel:
                               np.full(len(users), self.config.time_budget), interest.astype(np.float32))
 
     def replace(self, state: SyntheticState, mask: np.ndarray, rng: np.random.Generator) -> None:
-        fresh = self.sample(int(mask.sum()), rng)
+        rows = mask.nonzero()[0]  # integer rows: cheaper than boolean masks for the few that left
+        fresh = self.sample(len(rows), rng)
         for f in fields(SyntheticState):
-            getattr(state, f.name)[mask] = getattr(fresh, f.name)
+            getattr(state, f.name)[rows] = getattr(fresh, f.name)
 
     def features(self, state: SyntheticState) -> np.ndarray:
         return state.features
@@ -175,15 +176,15 @@ class SyntheticUserModel:
                 rng: np.random.Generator) -> Responses:
         n, k = slates.shape
         choice = self.choice.sample(self.true_utilities(state, slates), valid, rng)
-        click, rating, like, dwell = (np.zeros((n, k), dtype=np.float32) for _ in range(4))
-        rows = np.flatnonzero(choice >= 0)
+        click, rating, like, dwell = np.zeros((4, n, k), dtype=np.float32)
+        rows = (choice >= 0).nonzero()[0]
         if len(rows):
             slots = choice[rows]
             item = slates[rows, slots]
             engagement = self.item_quality[item] + state.interest[rows, self.item_topic[item]]
             c = self.config
             raw = 3.0 + c.rating_scale * engagement + rng.normal(0.0, c.rating_noise, len(rows))
-            r = np.clip(np.round(raw), 1.0, self.max_rating)
+            r = np.minimum(np.maximum(np.round(raw), 1.0), self.max_rating)
             click[rows, slots] = 1.0
             rating[rows, slots] = r
             like[rows, slots] = r >= c.like_threshold
@@ -195,7 +196,7 @@ class SyntheticUserModel:
         c = self.config
         state.fatigue *= c.fatigue_decay
         state.budget -= c.step_cost
-        rows = np.flatnonzero(responses.choice >= 0)
+        rows = (responses.choice >= 0).nonzero()[0]
         if not len(rows):
             return
         item = slates[rows, responses.choice[rows]]

@@ -1,0 +1,178 @@
+"""Env throughput: single ``RecEnv.step``, the batched ``RecVectorEnv`` and a ``SyncVectorEnv`` of single envs.
+
+Prints a markdown table (medians over ``--repeats``) and the command that produced it, with rates
+by wall-clock and by process CPU time: on a shared machine the CPU-time rate is the steadier one. Actions are
+random valid slates (distinct candidate positions), drawn before timing; resets happen inside the
+timed loop and count toward the time but not the steps, as in Google RecSim's peer benchmark
+(``../shared/peers/bench_recsim.sh``, run with ``--recsim`` and reported beside ours).
+
+    python scripts/bench_env.py [--model synthetic|movielens] [--num-envs 1024] [--recsim]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from recsim_env.env import EnvConfig, RecEnv
+from recsim_env.registration import synthetic_user_model
+from recsim_env.vector import RecVectorEnv
+
+PEER_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "peers" / "bench_recsim.sh"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=("synthetic", "movielens"), default="synthetic", help="user model")
+    p.add_argument("--num-envs", type=int, default=1024, help="users stepped together by the vector env")
+    p.add_argument("--slate-size", type=int, default=10)
+    p.add_argument("--n-candidates", type=int, default=100)
+    p.add_argument("--single-steps", type=int, default=5000, help="timed steps of the single env per repeat")
+    p.add_argument("--vector-steps", type=int, default=200, help="timed steps of the vector env per repeat")
+    p.add_argument("--sync-steps", type=int, default=5, help="timed steps of the SyncVectorEnv per repeat")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--recsim", action="store_true", help="also run Google RecSim's peer benchmark")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def load_model(name: str):
+    if name == "movielens":
+        from recsim_env.fitting import movielens_user_model
+
+        return movielens_user_model(split="train", cache_dir=None)
+    return synthetic_user_model()
+
+
+def action_bank(rng: np.random.Generator, shape: tuple[int, ...], n_candidates: int, size: int = 64) -> list:
+    """``size`` random actions of ``shape`` (..., slate_size) with distinct positions per slate."""
+    k = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    bank = []
+    for _ in range(size):
+        perm = np.argsort(rng.random((rows, n_candidates)), axis=1)[:, :k]
+        bank.append(perm.reshape(shape).astype(np.int64))
+    return bank
+
+
+class Rate(NamedTuple):
+    wall: float
+    cpu: float
+
+
+def _rates(count: int, wall: float, cpu: float) -> Rate:
+    return Rate(count / wall, count / cpu)
+
+
+def time_single(env: RecEnv, bank: list, steps: int, seed: int) -> Rate:
+    env.reset(seed=seed)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(steps):
+        _, _, terminated, truncated, _ = env.step(bank[i % len(bank)])
+        if terminated or truncated:
+            env.reset()
+    return _rates(steps, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def time_vector(env, bank: list, steps: int, seed: int) -> Rate:
+    env.reset(seed=seed)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(steps):
+        env.step(bank[i % len(bank)])
+    return _rates(steps * env.num_envs, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def median_rate(fn, repeats: int) -> Rate:
+    runs = [fn(rep) for rep in range(repeats)]
+    return Rate(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs))
+
+
+def peak_memory_mb(model, catalog, config: EnvConfig, num_envs: int, bank: list) -> float:
+    """Peak traced Python/numpy allocation of building and stepping the vector env, in MiB."""
+    tracemalloc.start()
+    env = RecVectorEnv(model, catalog, config, num_envs=num_envs)
+    env.reset(seed=0)
+    for i in range(20):
+        env.step(bank[i % len(bank)])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def run_recsim(n_candidates: int, slate_size: int) -> Rate | str:
+    """Google RecSim's interest-evolution env, timed by the peer script on this machine, now."""
+    out = subprocess.run(["bash", str(PEER_SCRIPT), str(n_candidates), str(slate_size)], capture_output=True,
+                         text=True, check=False, timeout=1800)
+    text = out.stdout + out.stderr
+    wall = re.search(r"median_wall_steps_per_s=([\d,.]+)", text)
+    cpu = re.search(r"median_cpu_steps_per_s=([\d,.]+)", text)
+    if not (wall and cpu):
+        return f"failed: {text.strip().splitlines()[-1] if text.strip() else out.returncode}"
+    return Rate(float(wall.group(1).replace(",", "")), float(cpu.group(1).replace(",", "")))
+
+
+def _fmt(rate: Rate, unit: str) -> tuple[str, str]:
+    return f"{rate.wall:,.0f} {unit}", f"{rate.cpu:,.0f} {unit}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_before = f"{os.getloadavg()[0]:.2f}"
+    model, catalog = load_model(args.model)
+    config = EnvConfig(slate_size=args.slate_size, n_candidates=args.n_candidates)
+    rng = np.random.default_rng(args.seed)
+    single_bank = action_bank(rng, (args.slate_size,), args.n_candidates, size=256)
+    vector_bank = action_bank(rng, (args.num_envs, args.slate_size), args.n_candidates, size=8)
+
+    single = median_rate(lambda r: time_single(RecEnv(model, catalog, config), single_bank,
+                                               args.single_steps, args.seed + r), args.repeats)
+    vector = median_rate(lambda r: time_vector(RecVectorEnv(model, catalog, config, num_envs=args.num_envs),
+                                               vector_bank, args.vector_steps, args.seed + r), args.repeats)
+    sync_env = SyncVectorEnv([lambda: RecEnv(model, catalog, config) for _ in range(args.num_envs)],
+                             autoreset_mode=AutoresetMode.SAME_STEP)
+    sync = median_rate(lambda r: time_vector(sync_env, vector_bank, args.sync_steps, args.seed + r),
+                       max(1, args.repeats // 2))
+    peak = peak_memory_mb(model, catalog, config, args.num_envs, vector_bank)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    rows = [
+        ("single `RecEnv.step`", *_fmt(single, "steps/s")),
+        (f"`RecVectorEnv`, N={args.num_envs}", *_fmt(vector, "user-steps/s")),
+        (f"`SyncVectorEnv` of {args.num_envs} `RecEnv`", *_fmt(sync, "user-steps/s")),
+        ("batched / SyncVectorEnv", f"{vector.wall / sync.wall:,.1f}x", f"{vector.cpu / sync.cpu:,.1f}x"),
+    ]
+    if args.recsim:
+        peer = run_recsim(args.n_candidates, args.slate_size)
+        if isinstance(peer, Rate):
+            rows.append(("Google RecSim interest_evolution, single env", *_fmt(peer, "steps/s")))
+            rows.append(("single `RecEnv` / RecSim", f"{single.wall / peer.wall:,.1f}x", f"{single.cpu / peer.cpu:,.1f}x"))
+            rows.append((f"`RecVectorEnv` N={args.num_envs} / RecSim", f"{vector.wall / peer.wall:,.0f}x",
+                         f"{vector.cpu / peer.cpu:,.0f}x"))
+        else:
+            rows.append(("Google RecSim interest_evolution, single env", peer, ""))
+    rows.append((f"peak traced memory, vector env N={args.num_envs}", f"{peak:,.1f} MiB", ""))
+    rows.append(("peak RSS of this process", f"{rss:,.0f} MiB", ""))
+    print(f"model={args.model}, slate {args.slate_size}, {args.n_candidates} candidates, medians of "
+          f"{args.repeats} repeats; load average before: {load_before}, after: {os.getloadavg()[0]:.2f}\n")
+    print("| measure | wall-clock | CPU time |\n|---|---|---|")
+    for name, wall, cpu in rows:
+        print(f"| {name} | {wall} | {cpu} |")
+    print(f"\ncommand: `python {' '.join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])}`")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
