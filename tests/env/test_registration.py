@@ -33,3 +33,13 @@ def test_bad_options_are_refused_before_any_fitting():
         gym.make("RecSim/MovieLens100K-v0", slate_size=0)
     with pytest.raises(ConfigError, match="synthetic must be"):
         gym.make("RecSim/Synthetic-v0", synthetic=3)
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_movielens_id_makes_single_and_vector_envs():
+    env = gym.make("recsim_env:RecSim/MovieLens100K-v0", slate_size=5)
+    check_env(env.unwrapped, skip_render_check=True)
+    venv = gym.make_vec("recsim_env:RecSim/MovieLens100K-v0", num_envs=4, vectorization_mode="vector_entry_point")
+    obs, _ = venv.reset(seed=0)
+    assert obs["user_index"].shape == (4, 1) and obs["user_index"].max() < env.unwrapped.user_model.n_logged_users
