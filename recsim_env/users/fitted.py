@@ -14,8 +14,11 @@ One simulated user is drawn from one logged user and keeps that user's fitted pr
   Logs without ratings give rating 0 and like 0.
 * **Leaving**: a patience budget (initially ``budget_scale`` x a session length drawn from the user's
   own logged sessions) falls by ``step_cost`` each step, by ``no_click_cost`` more on a step without a
-  click and by ``dislike_cost`` x (shortfall of the rating below the like threshold, as a share of the
-  scale); it rises by ``like_gain`` on a liked item. The session ends when it reaches 0.
+  click, by ``dislike_cost`` x (shortfall of the rating below the like threshold, as a share of the
+  scale) and by ``tedium_cost`` x (genre overlap of the consumed item with the fatigue vector); it
+  rises by ``like_gain`` on a liked item. The session ends when it reaches 0. Items whose click
+  appeal exceeds their rating quality, and repetition, thus shorten sessions: greedy-on-click is
+  not the best policy over a session.
 
 Everything is batched over users: a step is a handful of gathers and array operations.
 """
@@ -65,14 +68,16 @@ class Dynamics:
     """A rating at or above this is a like."""
     budget_scale: float = 1.0
     """Initial patience = this x a logged session length of the user; calibrated to session lengths."""
-    step_cost: float = 1.0
+    step_cost: float = 0.5
     """Patience spent by every step."""
-    no_click_cost: float = 1.0
+    no_click_cost: float = 0.25
     """Extra patience spent by a step without a click."""
-    like_gain: float = 1.0
+    like_gain: float = 2.0
     """Patience regained by a liked item."""
-    dislike_cost: float = 3.0
+    dislike_cost: float = 6.0
     """Patience lost by a clicked item rated at the bottom of the scale (scaled by the shortfall below the like threshold)."""
+    tedium_cost: float = 0.5
+    """Patience lost per unit of genre overlap ``g_i·F`` between a consumed item and the fatigue: repetition tires."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -80,7 +85,7 @@ class Dynamics:
             if not np.isfinite(value):
                 raise ConfigError(f"Dynamics.{f.name} must be finite, got {value!r}")
         nonneg = ("drift_scale", "fatigue_strength", "repeat_penalty", "position_decay", "budget_scale",
-                  "step_cost", "no_click_cost", "like_gain", "dislike_cost")
+                  "step_cost", "no_click_cost", "like_gain", "dislike_cost", "tedium_cost")
         for name in nonneg:
             if getattr(self, name) < 0:
                 raise ConfigError(f"Dynamics.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -188,6 +193,11 @@ class FittedUserModel:
         self._rating_table = np.column_stack([arrays.rating_item, arrays.rating_item_bias[:, None]]).astype(np.float32)
         self._poor_scale = max(dynamics.like_threshold - scales.rating_min, 1e-6)
 
+    @property
+    def max_rating(self) -> float:
+        """Top of the rating scale (the env normalises the last rating by it); 1 without ratings."""
+        return self.scales.rating_max if self.scales.has_rating else 1.0
+
     # ------------------------------------------------------------------ users
     def sample(self, n: int, rng: np.random.Generator) -> FittedState:
         a, d = self.arrays, self.dynamics
@@ -291,11 +301,13 @@ class FittedUserModel:
         state.fatigue *= np.float32(d.fatigue_decay)
         cost = np.full(len(state.patience), d.step_cost + d.no_click_cost, dtype=np.float32)
         if rows.size:
+            genres = self.arrays.item_genres[items]
+            tedium = np.einsum("ng,ng->n", state.fatigue[rows], genres)
             state.interest[rows] += np.float32(d.drift_rate) * (self.arrays.item_vectors[items] - state.interest[rows])
-            state.fatigue[rows] += self.arrays.item_genres[items]
+            state.fatigue[rows] += genres
             state.recent[rows, state.clicks[rows] % d.recent_len] = items
             state.clicks[rows] += 1
-            cost[rows] = d.step_cost + self._engagement_cost(responses, rows, slots)
+            cost[rows] = d.step_cost + d.tedium_cost * tedium + self._engagement_cost(responses, rows, slots)
         state.patience -= cost
 
     def _engagement_cost(self, responses: Responses, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
