@@ -1,0 +1,20 @@
+"""Supervised baselines: the myopic policies RL agents must beat, and the source of warm-start embeddings.
+
+Every model is a :class:`~baselines.base.ScoringRecommender` (fit / score / recommend / predict /
+save / load); the torch models share one loop (:mod:`baselines.training`). Named, tuned instances:
+:func:`baselines.registry.build_model`. Offline benchmark: :mod:`baselines.benchmark`
+(``recsim offline-eval``, ``scripts/bench_baselines.py``). Embedding export: :mod:`baselines.embeddings`.
+"""
+
+from baselines.base import ScoringRecommender, load_recommender
+from baselines.content import ContentConfig, ContentRecommender
+from baselines.embeddings import Embeddings, export_embeddings, load_embeddings
+from baselines.knn import ItemKNN, ItemKNNConfig
+from baselines.mf import BPRMF, MFConfig
+from baselines.ncf import GMF, MLP, NCFConfig, NeuMF
+from baselines.popularity import Popularity, RandomConfig, RandomScores
+from baselines.training import TrainConfig
+
+__all__ = ["ScoringRecommender", "load_recommender", "ContentConfig", "ContentRecommender", "Embeddings",
+           "export_embeddings", "load_embeddings", "ItemKNN", "ItemKNNConfig", "BPRMF", "MFConfig", "GMF", "MLP",
+           "NCFConfig", "NeuMF", "Popularity", "RandomConfig", "RandomScores", "TrainConfig"]

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import Split
@@ -52,6 +53,9 @@ class ScoringRecommender:
     """The frozen dataclass holding this model's hyper-parameters (``None``: it has none)."""
     can_score_history: ClassVar[bool] = False
     """Whether ``_score_history`` scores cold users from their consumed items."""
+    early_stops: ClassVar[bool] = False
+    """Whether the model needs the validation part of a Split (early stopping). Models that do not
+    are fitted on training + validation interactions: everything but the test is known data."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -80,8 +84,11 @@ class ScoringRecommender:
         return self.n_items > 0
 
     def fit(self, data: InteractionLog | Split) -> "ScoringRecommender":
-        """Fit on a log, or on a :class:`Split` (train; validation drives early stopping)."""
+        """Fit on a log, or on a :class:`Split`: models that stop early train on its training part and
+        validate on its validation part; the others fit training + validation interactions."""
         train, valid = (data.train, data) if isinstance(data, Split) else (data, None)
+        if valid is not None and not self.early_stops:
+            train, valid = merge_validation(valid), None
         if train.n_interactions == 0:
             raise DataError(f"cannot fit {type(self).__name__} on {train.name!r}: it has no interactions")
         active = np.unique(train.interactions["user"].to_numpy())
@@ -250,6 +257,12 @@ class ScoringRecommender:
             check_vocabulary(path, model.n_users, model.item_ids, log)
         model._set_state({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
         return model
+
+
+def merge_validation(split: Split) -> InteractionLog:
+    """The split's training and validation interactions as one log (the test part stays out)."""
+    merged = pd.concat([split.train.interactions, split.valid.interactions])
+    return split.train.with_interactions(merged, f"{split.train.name}+valid")
 
 
 def _repeats(cands: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
 """`ItemKNN`: item-based collaborative filtering with cosine similarity on the binary user-item matrix.
 
-``score(u, i) = sum over the user's training items j of sim(i, j)``, where each item keeps only its
-``neighbors`` most similar items and ``sim = |U_i & U_j| / (sqrt(|U_i| |U_j|) + shrink)``.
-Cold users are scored the same way from the observation's ``history_items``.
+``score(u, i) = sum over the user's training items j of w_j * sim(i, j)``, where each item keeps only
+its ``neighbors`` most similar items, ``sim = |U_i & U_j| / (sqrt(|U_i| |U_j|) + shrink)``, and
+``w_j = 0.5 ** (later items of the user / recency_half_life)`` weighs recent items up (all 1 when
+``recency_half_life`` is None). Cold users are scored the same way from the observation's
+``history_items`` (oldest first, so the rightmost item is the most recent).
 """
 
 from __future__ import annotations
@@ -22,12 +24,17 @@ from recsim_env.errors import ArtifactError, ConfigError
 class ItemKNNConfig:
     """Configuration of :class:`ItemKNN`."""
 
-    neighbors: int = 100
+    neighbors: int = 200
     """Most similar items kept per item (0: keep all)."""
     shrink: float = 10.0
     """Added to the cosine denominator: damps similarities resting on few co-occurrences."""
+    recency_half_life: float | None = 3.0
+    """A history item's weight halves every this many later items of the user (ML-100K's next item
+    follows the last few closely); ``None`` weighs the whole history equally (classic item-KNN)."""
 
     def __post_init__(self) -> None:
+        if self.recency_half_life is not None and self.recency_half_life <= 0:
+            raise ConfigError(f"ItemKNNConfig.recency_half_life must be > 0 or None, got {self.recency_half_life}")
         if self.neighbors < 0 or self.shrink < 0:
             raise ConfigError(f"ItemKNNConfig needs neighbors >= 0 and shrink >= 0, got {self}")
 
@@ -51,28 +58,38 @@ class ItemKNN(ScoringRecommender):
             np.put_along_axis(sim, cut, 0.0, axis=1)
         # Row i holds item i's kept neighbours, so score(u, i) = (x_u @ similarity.T)[i].
         self.similarity = sparse.csr_matrix(sim)
-        self._user_items = x
+        self._user_items = self._history_matrix(users, np.searchsorted(users, users, side="right") - 1
+                                                - np.arange(len(users)), items, self.n_users)
+
+    def _history_matrix(self, rows: np.ndarray, later: np.ndarray, items: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+        """Rows of recency-weighted consumed items (``later``: how many items of the row came after)."""
+        h = self.config.recency_half_life
+        weights = np.ones(len(rows)) if h is None else 0.5 ** (later / h)
+        return sparse.csr_matrix((weights, (rows, items)), shape=(n_rows, self.n_items))
 
     def _score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         rows = (self._user_items[users] @ self.similarity.T)
         return np.take_along_axis(np.asarray(rows.todense()), items, axis=1)
 
     def _score_history(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        r, c = np.nonzero(history >= 0)
-        h = sparse.csr_matrix((np.ones(len(r)), (r, history[r, c])), shape=(len(history), self.n_items))
-        h.data[:] = 1.0
+        valid = history >= 0
+        r, c = np.nonzero(valid)
+        later = (np.cumsum(valid[:, ::-1], axis=1)[:, ::-1] - 1)[r, c]
+        h = self._history_matrix(r, later, history[r, c], len(history))
         return np.take_along_axis(np.asarray((h @ self.similarity.T).todense()), items, axis=1)
 
     def _state(self) -> dict[str, np.ndarray]:
         s = self.similarity
-        return {"sim_data": s.data, "sim_indices": s.indices, "sim_indptr": s.indptr}
+        x = self._user_items
+        return {"sim_data": s.data, "sim_indices": s.indices, "sim_indptr": s.indptr,
+                "user_data": x.data, "user_indices": x.indices, "user_indptr": x.indptr}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         try:
             self.similarity = sparse.csr_matrix((state["sim_data"], state["sim_indices"], state["sim_indptr"]),
                                                 shape=(self.n_items, self.n_items))
+            self._user_items = sparse.csr_matrix((state["user_data"], state["user_indices"], state["user_indptr"]),
+                                                 shape=(self.n_users, self.n_items))
         except (KeyError, ValueError) as exc:
-            raise ArtifactError(f"ItemKNN checkpoint: similarity matrix missing or of the wrong shape ({exc})") from exc
-        users = np.repeat(np.arange(self.n_users), np.diff(self._seen_ptr))
-        self._user_items = sparse.csr_matrix((np.ones(len(users)), (users, self._seen_idx)),
-                                             shape=(self.n_users, self.n_items))
+            raise ArtifactError(f"ItemKNN checkpoint: similarity or history matrix missing or of the wrong shape "
+                                f"({exc})") from exc

@@ -8,10 +8,9 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 
-from baselines.base import ScoringRecommender
+from baselines.base import ScoringRecommender, merge_validation
 from baselines.training import TrainConfig, TrainReport, train_module
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import Split, seen_items
@@ -43,6 +42,7 @@ def validation_ranking(split: Split, n_negatives: int = 99, seed: int = 0) -> Sa
 class TorchRecommender(ScoringRecommender):
     """Shared plumbing of the neural baselines: fit through the one loop, score in batches, save weights."""
 
+    early_stops = True
     loss: ClassVar[str] = "bce"
     """``"bce"`` (pointwise, NCF) or ``"bpr"`` (pairwise)."""
 
@@ -69,8 +69,7 @@ class TorchRecommender(ScoringRecommender):
         self.report = train_module(self.module, self.loss, train, validation, config, name)
         if split is None or config.refit_epochs == 0 or split.valid.n_interactions == 0:
             return
-        merged = train.with_interactions(pd.concat([train.interactions, split.valid.interactions]),
-                                         f"{train.name}+valid")
+        merged = merge_validation(split)
         refit = replace(config, epochs=config.refit_epochs, seed=config.seed + 1, lr=config.lr * config.refit_lr_scale)
         extra = train_module(self.module, self.loss, merged, None, refit, f"{name}/refit")
         self.report.epochs += extra.epochs
@@ -82,9 +81,10 @@ class TorchRecommender(ScoringRecommender):
         assert self.module is not None
         self.module.eval()
         out = np.empty(items.shape, dtype=np.float64)
-        for lo in range(0, len(users), 256):  # bounded memory for full-catalogue scoring
-            out[lo:lo + 256] = self.module(torch.as_tensor(users[lo:lo + 256]),
-                                           torch.as_tensor(np.ascontiguousarray(items[lo:lo + 256]))).numpy()
+        rows = max(1, 2**15 // max(1, items.shape[1]))  # ~32k pairs per forward: bounded activation memory
+        for lo in range(0, len(users), rows):
+            out[lo:lo + rows] = self.module(torch.as_tensor(users[lo:lo + rows]),
+                                            torch.as_tensor(np.ascontiguousarray(items[lo:lo + rows]))).numpy()
         return out
 
     def _header(self) -> dict[str, Any]:

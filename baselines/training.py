@@ -30,19 +30,20 @@ LOSSES = ("bce", "bpr")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a torch model is trained."""
+    """How a torch model is trained. The defaults are the recipe tuned on ML-100K (BENCHMARKS.md);
+    ``recency_half_life=None, refit_epochs=0`` gives the plain NCF / BPR training."""
 
     epochs: int = 30
     """Upper bound on epochs (early stopping usually ends sooner)."""
-    batch_size: int = 512
+    batch_size: int = 1024
     """Positives per mini-batch (each carries ``n_negatives`` sampled negatives)."""
-    lr: float = 2e-3
+    lr: float = 4e-3
     """Adam learning rate."""
-    weight_decay: float = 0.0
+    weight_decay: float = 1e-3
     """L2 penalty on the parameters touched in a batch (applied in the loss, not by Adam)."""
     n_negatives: int = 4
     """Sampled negatives per positive (NCF uses 4 with BCE)."""
-    patience: int = 3
+    patience: int = 1
     """Epochs without a better validation NDCG@10 before stopping."""
     seed: int = 0
     """Seeds initialisation, negative sampling and batch order."""
@@ -52,12 +53,12 @@ class TrainConfig:
     """Show a tqdm bar per epoch."""
     max_seconds: float | None = None
     """Stop after this much wall time (the best weights so far are kept)."""
-    refit_epochs: int = 0
+    refit_epochs: int = 3
     """After early stopping, further epochs on training + validation interactions (test stays unseen), so
     that each user's latest known interaction informs the final model. Used only when fitting a Split."""
-    refit_lr_scale: float = 0.3
+    refit_lr_scale: float = 0.5
     """Learning rate of the refit epochs relative to ``lr`` (small: the early-stopped weights are kept close)."""
-    recency_half_life: float | None = None
+    recency_half_life: float | None = 10.0
     """Time-decayed training: a positive's loss weight halves every this many of the user's own later
     interactions (weights rescaled to mean 1). ``None`` weighs every positive equally (plain NCF/BPR)."""
 

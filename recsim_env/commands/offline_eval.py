@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 TABLE_COLUMNS = {
-    "model": "model", "ncf_HR@10": "HR@10", "ncf_NDCG@10": "NDCG@10", "ncf_HR@10_mean": "HR@10 (5 seeds)",
-    "ncf_NDCG@10_mean": "NDCG@10 (5 seeds)", "full_Recall@10": "full R@10", "full_NDCG@10": "full NDCG@10",
+    "model": "model", "ncf_HR@10": "HR@10", "ncf_NDCG@10": "NDCG@10", "ncf_HR@10_mean": "HR@10 (seed mean)",
+    "ncf_NDCG@10_mean": "NDCG@10 (seed mean)", "full_Recall@10": "full R@10", "full_NDCG@10": "full NDCG@10",
     "full_MRR@10": "full MRR@10", "full_coverage": "coverage", "to_best_s": "to best (s)", "fit_s": "fit (s)",
 }
 
@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results.to_csv(args.out, index=False)
     console = Console()
+    if not console.is_terminal:  # files and pipes get the whole table instead of an 80-column squeeze
+        console = Console(width=180)
     shown = results[[c for c in TABLE_COLUMNS if c in results.columns]].rename(columns=TABLE_COLUMNS)
     console.print(_table(shown, f"{log.name}: NCF protocol (1 positive + 99 negatives) and full ranking"))
     if args.cold_start:

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from baselines.base import merge_validation
 from baselines.content import ContentConfig, ContentRecommender, item_tokens
 from baselines.knn import ItemKNN, ItemKNNConfig
 from baselines.mf import BPRMF, MFConfig
@@ -37,8 +38,9 @@ class TestPopularity(RecommenderSuite):
     make = staticmethod(Popularity)
     learns_preferences = False
 
-    def test_ranks_by_training_counts(self, fitted, tiny_log):
-        counts = np.bincount(leave_one_out(tiny_log).train.interactions["item"], minlength=tiny_log.n_items)
+    def test_ranks_by_training_and_validation_counts(self, fitted, tiny_log):
+        known = merge_validation(leave_one_out(tiny_log))  # a model without early stopping uses both
+        counts = np.bincount(known.interactions["item"], minlength=tiny_log.n_items)
         np.testing.assert_array_equal(fitted.score([0], np.arange(tiny_log.n_items))[0], counts)
         top = fitted.recommend([0], 3, exclude_seen=False)[0]
         assert list(counts[top]) == sorted(counts, reverse=True)[:3]
@@ -46,6 +48,15 @@ class TestPopularity(RecommenderSuite):
 
 class TestItemKNN(RecommenderSuite):
     make = staticmethod(lambda: ItemKNN(ItemKNNConfig(neighbors=20)))
+
+    def test_recent_history_items_weigh_more(self, fitted, tiny_log):
+        history = np.array([[3, 4]])  # item 4 is the most recent
+        similar_to_4 = int(np.argmax(fitted.similarity[4].toarray()[0] - fitted.similarity[3].toarray()[0]))
+        similar_to_3 = int(np.argmax(fitted.similarity[3].toarray()[0] - fitted.similarity[4].toarray()[0]))
+        scores = fitted._score_history(history, np.array([[similar_to_4, similar_to_3]]))[0]
+        flat = ItemKNN(ItemKNNConfig(neighbors=20, recency_half_life=None)).fit(leave_one_out(tiny_log))
+        flat_scores = flat._score_history(history, np.array([[similar_to_4, similar_to_3]]))[0]
+        assert scores[0] - scores[1] > flat_scores[0] - flat_scores[1]
 
     def test_cold_user_scored_from_history(self, fitted, tiny_log):
         item_genre = np.arange(tiny_log.n_items) % 4
