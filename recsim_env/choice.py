@@ -33,9 +33,13 @@ def _log_examination(k: int, position_decay: float) -> np.ndarray:
     return out
 
 
-def _check_finite(name: str, value: float) -> None:
-    if not math.isfinite(value):
-        raise ConfigError(f"{name} must be finite, got {value!r}")
+def _check_fields(model: object) -> None:
+    """Every field finite and the temperature positive: what both choice models require."""
+    for name, value in vars(model).items():
+        if not math.isfinite(value):
+            raise ConfigError(f"{type(model).__name__}.{name} must be finite, got {value!r}")
+    if model.temperature <= 0:  # type: ignore[attr-defined]
+        raise ConfigError(f"{type(model).__name__}.temperature must be > 0, got {model.temperature!r}")
 
 
 def sample_categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -79,12 +83,9 @@ class MultinomialLogit:
     """Examination of slot ``j`` is ``1 / (1 + j) ** position_decay`` (0: no position bias)."""
 
     def __post_init__(self) -> None:
-        for name in ("temperature", "no_click_utility", "position_decay"):
-            _check_finite(name, getattr(self, name))
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
+        _check_fields(self)
         if self.position_decay < 0:
-            raise ConfigError(f"position_decay must be >= 0, got {self.position_decay!r}")
+            raise ConfigError(f"MultinomialLogit.position_decay must be >= 0, got {self.position_decay!r}")
 
     def probabilities(self, utilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
         weights = self.weights_t(utilities, valid)
@@ -122,12 +123,10 @@ class CascadeChoice:
     """Probability, before examining each slot, that the user stops scanning (in ``[0, 1)``)."""
 
     def __post_init__(self) -> None:
-        for name in ("temperature", "no_click_utility", "abandon_probability"):
-            _check_finite(name, getattr(self, name))
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
+        _check_fields(self)
         if not 0.0 <= self.abandon_probability < 1.0:
-            raise ConfigError(f"abandon_probability must be in [0, 1), got {self.abandon_probability!r}")
+            raise ConfigError(f"CascadeChoice.abandon_probability must be in [0, 1), "
+                              f"got {self.abandon_probability!r}")
 
     def probabilities(self, utilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
         n, k = utilities.shape

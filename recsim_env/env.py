@@ -124,7 +124,7 @@ class RecEnv(gym.Env):
     | history_items        | (H,)     | int64   | last H clicked items, oldest first, left-padded with -1     |
     | history_responses    | (H, 3)   | float32 | [rating, like, dwell] of those items, 0 for padding         |
     | candidates           | (C,)     | int64   | this step's candidate item indices                          |
-    | context              | (4,)     | float32 | [step/step_cap, click rate so far, clicked last step, last rating/max rating] |
+    | context              | (4,)     | float32 | [step/step_cap, click rate, clicked last step, last rating/max] |
     | candidate_features   | (C, D)   | float32 | only with ``include_candidate_features``: catalog content features |
 
     ## Rewards

@@ -9,9 +9,9 @@ in that mode: when user ``i``'s episode ends, the step returns the *new* user's 
 row ``i``; the ended episode's last observation is ``info["final_obs"][i]`` (an object array of
 single-env observation dicts, ``None`` elsewhere, mask ``info["_final_obs"]``) and its step info is
 in ``info["final_info"]`` (same keys as the step info, arrays over N with ``_key`` masks true only
-for ended rows — other rows are unspecified — mask ``info["_final_info"]``). The top-level per-step info of an ended row holds the
-new episode's (empty) reset info: zeros, with its ``_key`` mask false (and when every row ended,
-the per-step keys are absent altogether).
+for ended rows — other rows are unspecified — mask ``info["_final_info"]``). The top-level per-step
+info of an ended row holds the new episode's (empty) reset info: zeros, with its ``_key`` mask
+false (and when every row ended, the per-step keys are absent altogether).
 """
 
 from __future__ import annotations

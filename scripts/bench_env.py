@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--recsim", action="store_true", help="also run Google RecSim's peer benchmark")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -112,6 +113,21 @@ def peak_memory_mb(model, catalog, config: EnvConfig, num_envs: int, bank: list)
     return peak / 2**20
 
 
+def default_env_peak_rss_mb(model: str) -> float:
+    """Peak RSS of a fresh process that builds the default single env and steps it 2,000 times."""
+    out = subprocess.run([sys.executable, __file__, "--model", model, "--memory-probe"], capture_output=True,
+                         text=True, check=True, timeout=900)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def memory_probe(args: argparse.Namespace) -> None:
+    model, catalog = load_model(args.model)
+    env = RecEnv(model, catalog, EnvConfig())
+    bank = action_bank(np.random.default_rng(args.seed), (EnvConfig().slate_size,), EnvConfig().n_candidates)
+    time_single(env, bank, 2000, args.seed)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def run_recsim(n_candidates: int, slate_size: int) -> Rate | str:
     """Google RecSim's interest-evolution env, timed by the peer script on this machine, now."""
     out = subprocess.run(["bash", str(PEER_SCRIPT), str(n_candidates), str(slate_size)], capture_output=True,
@@ -130,6 +146,9 @@ def _fmt(rate: Rate, unit: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.memory_probe:
+        memory_probe(args)
+        return 0
     load_before = f"{os.getloadavg()[0]:.2f}"
     model, catalog = load_model(args.model)
     config = EnvConfig(slate_size=args.slate_size, n_candidates=args.n_candidates)
@@ -158,13 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         peer = run_recsim(args.n_candidates, args.slate_size)
         if isinstance(peer, Rate):
             rows.append(("Google RecSim interest_evolution, single env", *_fmt(peer, "steps/s")))
-            rows.append(("single `RecEnv` / RecSim", f"{single.wall / peer.wall:,.1f}x", f"{single.cpu / peer.cpu:,.1f}x"))
+            rows.append(("single `RecEnv` / RecSim", f"{single.wall / peer.wall:,.1f}x",
+                         f"{single.cpu / peer.cpu:,.1f}x"))
             rows.append((f"`RecVectorEnv` N={args.num_envs} / RecSim", f"{vector.wall / peer.wall:,.0f}x",
                          f"{vector.cpu / peer.cpu:,.0f}x"))
         else:
             rows.append(("Google RecSim interest_evolution, single env", peer, ""))
     rows.append((f"peak traced memory, vector env N={args.num_envs}", f"{peak:,.1f} MiB", ""))
-    rows.append(("peak RSS of this process", f"{rss:,.0f} MiB", ""))
+    rows.append(("peak RSS, a process with one default env (2,000 steps)",
+                 f"{default_env_peak_rss_mb(args.model):,.0f} MiB", ""))
+    rows.append(("peak RSS of this benchmark process (incl. the SyncVectorEnv)", f"{rss:,.0f} MiB", ""))
     print(f"model={args.model}, slate {args.slate_size}, {args.n_candidates} candidates, medians of "
           f"{args.repeats} repeats; load average before: {load_before}, after: {os.getloadavg()[0]:.2f}\n")
     print("| measure | wall-clock | CPU time |\n|---|---|---|")

@@ -104,3 +104,17 @@ def test_catalog_matches_the_items(model):
 def test_bad_synthetic_config_is_refused(field, value):
     with pytest.raises(ConfigError, match=f"SyntheticConfig.{field}"):
         SyntheticConfig(**{field: value})
+
+
+class _ReversedPolicy:
+    """A Recommender that shows the last candidates, in reverse order."""
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        n, c = observation["candidates"].shape
+        return np.tile(np.arange(c - 1, c - 11, -1), (n, 1)), state
+
+
+def test_generate_log_follows_a_given_policy(model):
+    log = model.generate_log(10, np.random.default_rng(0), policy=_ReversedPolicy(), n_candidates=50)
+    default = model.generate_log(10, np.random.default_rng(0), n_candidates=50)
+    assert log.n_interactions > 0 and not log.interactions["item"].equals(default.interactions["item"])
