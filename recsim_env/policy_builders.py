@@ -80,7 +80,7 @@ def _agent_train_config(ctx: TrainingContext) -> Any:
     from agents.training import TrainConfig
 
     steps = ctx.budgets.agent_steps
-    return TrainConfig(total_steps=steps, log_interval=max(steps // 20, 1), checkpoint_interval=0,
+    return TrainConfig(total_steps=steps, log_interval=max(steps // 10, 1), checkpoint_interval=0,
                        progress=ctx.progress)
 
 

@@ -93,7 +93,8 @@ def learning_curves(curves: pd.DataFrame, path: Path) -> Path | None:
     """Training curves: episode return for agents (per step), validation NDCG for baselines (per epoch)."""
     if curves.empty:
         return None
-    panels = [(m, label) for m, label in (("episode/return", "episode return"), ("valid_ndcg", "validation NDCG@10"))
+    panels = [(m, label) for m, label in (("episode/return", "episode return (agents)"),
+                                          ("ndcg@10", "validation NDCG@10 (baselines)"))
               if m in curves.columns and curves[m].notna().any()]
     if not panels:
         return None
@@ -103,7 +104,9 @@ def learning_curves(curves: pd.DataFrame, path: Path) -> Path | None:
         data = curves[curves[metric].notna()]
         for (context, policy), group in data.groupby(["context", "policy"], sort=False):
             mean = group.groupby("step")[metric].mean()
-            ax.plot(mean.index, mean.values, label=f"{policy} ({context})")
+            # A log interval holds few episodes: a centred 3-point mean shows the trend, not the noise.
+            smooth = mean.rolling(3, center=True, min_periods=1).mean() if metric == "episode/return" else mean
+            ax.plot(smooth.index, smooth.values, label=f"{policy} ({context})")
         ax.set_xlabel("user-steps" if metric == "episode/return" else "epoch")
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
