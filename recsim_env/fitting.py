@@ -142,6 +142,14 @@ class FitConfig:
                  dislike_cost=self.dislike_cost, tedium_cost=self.tedium_cost)
 
 
+    @classmethod
+    def fast(cls, **changes: object) -> "FitConfig":
+        """A fit of a few seconds on small logs (tests, examples, smoke runs); ``changes`` override fields."""
+        base = dict(embedding_dim=8, rating_dim=4, epochs=5, batch_size=64, l2=0.01, negatives=32, drift_grid=(0.0, 0.2, 0.5),
+                    drift_events=300, calibration_users=200, calibration_step_cap=60)
+        return cls(**(base | changes))  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------- data preparation
 def session_table(log: InteractionLog, gap: float) -> tuple[np.ndarray, np.ndarray]:
     """(lengths of all sessions grouped by user, ``(n_users + 1,)`` offsets into them)."""

@@ -1,0 +1,237 @@
+"""FittedUserModel: batched shapes and invariants, dynamics (drift, fatigue, patience), the artifact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import recsim_env
+from recsim_env.errors import ArtifactError, ConfigError
+from recsim_env.protocols import Responses, UserModel
+from recsim_env.users import fitted as fitted_module
+from recsim_env.users.fitted import Dynamics, FittedUserModel
+
+
+def _slates(model: FittedUserModel, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    return np.stack([rng.choice(model.n_items, size=k, replace=False) for _ in range(n)])
+
+
+def _click(model: FittedUserModel, state, slates: np.ndarray, slot: int, rating: float) -> Responses:
+    """Responses in which every user clicked ``slot`` and gave ``rating``."""
+    n, k = slates.shape
+    per_slot = np.zeros((n, k), dtype=np.float32)
+    click, ratings, like = per_slot.copy(), per_slot.copy(), per_slot.copy()
+    click[:, slot] = 1.0
+    ratings[:, slot] = rating
+    like[:, slot] = float(rating >= model.dynamics.like_threshold)
+    return Responses(np.full(n, slot, dtype=np.int64), click, ratings, like, per_slot.copy())
+
+
+def _no_click(n: int, k: int) -> Responses:
+    z = np.zeros((n, k), dtype=np.float32)
+    return Responses(np.full(n, -1, dtype=np.int64), z, z.copy(), z.copy(), z.copy())
+
+
+def test_implements_the_user_model_protocol(tiny_model, tiny_log):
+    assert isinstance(tiny_model, UserModel)
+    assert tiny_model.n_items == tiny_log.n_items
+    assert tiny_model.n_logged_users == tiny_log.n_users
+    # age (standardised) + gender one-hot (F, M)
+    assert tiny_model.n_user_features == 3
+    assert tiny_model.meta["user_feature_names"] == ["age", "gender=F", "gender=M"]
+
+
+def test_sample_shapes_and_features(tiny_model, rng):
+    state = tiny_model.sample(7, rng)
+    idx = tiny_model.user_index(state)
+    assert idx.shape == (7,) and idx.dtype == np.int64
+    assert ((idx >= 0) & (idx < tiny_model.n_logged_users)).all()
+    feats = tiny_model.features(state)
+    assert feats.shape == (7, tiny_model.n_user_features) and feats.dtype == np.float32
+    np.testing.assert_array_equal(feats, tiny_model.arrays.user_features[idx])
+    assert (state.patience > 0).all() and not tiny_model.left(state).any()
+
+
+def test_respond_shapes_dtypes_and_consistency(tiny_model, rng):
+    state = tiny_model.sample(200, rng)
+    slates = _slates(tiny_model, 200, 6, rng)
+    r = tiny_model.respond(state, slates, np.ones((200, 6), dtype=bool), rng)
+    assert r.choice.shape == (200,) and r.choice.dtype == np.int64
+    assert ((r.choice >= -1) & (r.choice < 6)).all()
+    for arr in (r.click, r.rating, r.like, r.dwell):
+        assert arr.shape == (200, 6) and arr.dtype == np.float32
+    clicked = r.choice >= 0
+    assert clicked.any() and (~clicked).any()
+    np.testing.assert_array_equal(r.click.sum(axis=1), clicked.astype(np.float32))
+    ratings = r.rating[clicked, r.choice[clicked]]
+    assert ((ratings >= 1) & (ratings <= 5)).all() and np.array_equal(ratings, np.round(ratings))
+    np.testing.assert_array_equal(r.like[clicked, r.choice[clicked]], (ratings >= 4).astype(np.float32))
+    assert (r.rating[r.click == 0] == 0).all()
+    assert (r.dwell == 0).all()  # the tiny log has no dwell: none is invented
+
+
+def test_invalid_slots_are_never_chosen(tiny_model, rng):
+    state = tiny_model.sample(300, rng)
+    slates = _slates(tiny_model, 300, 5, rng)
+    valid = np.ones((300, 5), dtype=bool)
+    valid[:, 0] = False
+    valid[:150, 1:] = False
+    r = tiny_model.respond(state, slates, valid, rng)
+    assert (r.choice != 0).all()
+    assert (r.choice[:150] == -1).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 8), seed=st.integers(0, 2**31 - 1))
+def test_utilities_are_batch_invariant(tiny_model, n, k, seed):
+    rng = np.random.default_rng(seed)
+    state = tiny_model.sample(n, rng)
+    slates = rng.integers(0, tiny_model.n_items, size=(n, k))
+    batch = tiny_model.utilities(state, slates)
+    assert batch.shape == (n, k) and batch.dtype == np.float32
+    for row in range(n):
+        single = tiny_model.utilities(fitted_module.FittedState(
+            **{name: getattr(state, name)[row:row + 1] for name in vars(state)}), slates[row:row + 1])
+        np.testing.assert_allclose(single[0], batch[row], rtol=1e-5, atol=1e-5)
+    probs = tiny_model.choice_probabilities(state, slates, np.ones((n, k), dtype=bool))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_same_seed_same_responses(tiny_model):
+    def run(seed: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        state = tiny_model.sample(50, rng)
+        out = []
+        for _ in range(5):
+            slates = _slates(tiny_model, 50, 4, rng)
+            r = tiny_model.respond(state, slates, np.ones((50, 4), dtype=bool), rng)
+            tiny_model.update(state, slates, r, rng)
+            out += [r.choice, r.rating, state.patience.copy()]
+        return out
+
+    for a, b in zip(run(3), run(3)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_drift_moves_interest_toward_consumed_items(tiny_model, rng):
+    model = tiny_model.with_dynamics(drift_rate=0.3)
+    state = model.sample(20, rng)
+    slates = _slates(model, 20, 3, rng)
+    target = model.arrays.item_vectors[slates[:, 0]]
+    before = np.linalg.norm(state.interest - target, axis=1)
+    model.update(state, slates, _click(model, state, slates, 0, 5.0), rng)
+    after = np.linalg.norm(state.interest - target, axis=1)
+    np.testing.assert_allclose(after, 0.7 * before, rtol=1e-4)
+
+
+def test_fatigue_lowers_utility_of_similar_items(tiny_model, rng):
+    model = tiny_model.with_dynamics(fatigue_strength=2.0, drift_rate=0.0, repeat_penalty=0.0)
+    state = model.sample(10, rng)
+    genre = model.arrays.item_genres.argmax(axis=1)
+    same = np.flatnonzero(genre == genre[0])
+    other = np.flatnonzero(genre != genre[0])
+    probe = np.tile([same[1], other[0]], (10, 1))
+    before = model.utilities(state, probe)
+    consumed = np.tile([same[2], other[1]], (10, 1))
+    model.update(state, consumed, _click(model, state, consumed, 0, 5.0), rng)
+    after = model.utilities(state, probe)
+    np.testing.assert_allclose(before[:, 0] - after[:, 0], 2.0 * 0.7 ** 0, rtol=1e-4)  # g·g = 1, not yet decayed
+    np.testing.assert_allclose(after[:, 1], before[:, 1], rtol=1e-5)  # other genre: untouched
+    model.update(state, consumed, _no_click(10, 2), rng)
+    decayed = model.utilities(state, probe)
+    np.testing.assert_allclose(before[:, 0] - decayed[:, 0], 2.0 * 0.7, rtol=1e-4)
+
+
+def test_repeats_of_consumed_items_lose_utility(tiny_model, rng):
+    state = tiny_model.sample(5, rng)
+    slates = _slates(tiny_model, 5, 3, rng)
+    tiny_model.update(state, slates, _click(tiny_model, state, slates, 1, 5.0), rng)
+    with_penalty = tiny_model.utilities(state, slates)
+    without = tiny_model.with_dynamics(repeat_penalty=0.0).utilities(state, slates)
+    np.testing.assert_allclose(without - with_penalty, [[0.0, tiny_model.dynamics.repeat_penalty, 0.0]] * 5,
+                               atol=1e-5)
+
+
+def test_patience_runs_out_without_engagement(tiny_model, rng):
+    state = tiny_model.sample(30, rng)
+    slates = _slates(tiny_model, 30, 4, rng)
+    for step in range(10_000):
+        if tiny_model.left(state).all():
+            break
+        tiny_model.update(state, slates, _no_click(30, 4), rng)
+    assert tiny_model.left(state).all()
+    assert step < 10_000
+
+
+def test_liked_items_raise_patience_and_poor_ratings_lower_it(tiny_model, rng):
+    state = tiny_model.sample(8, rng)
+    start = state.patience.copy()
+    slates = _slates(tiny_model, 8, 3, rng)
+    tiny_model.with_dynamics(tedium_cost=0.0).update(state, slates, _click(tiny_model, state, slates, 0, 5.0), rng)
+    d = tiny_model.dynamics
+    np.testing.assert_allclose(state.patience, start - d.step_cost + d.like_gain, rtol=1e-5)
+    mid = state.patience.copy()
+    tiny_model.with_dynamics(tedium_cost=0.0).update(state, slates, _click(tiny_model, state, slates, 1, 1.0), rng)
+    np.testing.assert_allclose(state.patience, mid - d.step_cost - d.dislike_cost, rtol=1e-5)
+
+
+def test_replace_only_touches_masked_users(tiny_model, rng):
+    state = tiny_model.sample(6, rng)
+    state.patience[:] = -1.0
+    before = state.interest.copy()
+    mask = np.array([True, False, True, False, False, False])
+    tiny_model.replace(state, mask, rng)
+    assert (state.patience[mask] > 0).all() and (state.patience[~mask] == -1.0).all()
+    np.testing.assert_array_equal(state.interest[~mask], before[~mask])
+
+
+def test_save_load_round_trip(tiny_model, tmp_path, rng):
+    path = tiny_model.save(tmp_path / "model.npz")
+    loaded = FittedUserModel.load(path, expected_fingerprint=tiny_model.meta["fingerprint"])
+    assert loaded.dynamics == tiny_model.dynamics and loaded.scales == tiny_model.scales
+    for name in fitted_module.ARRAY_NAMES:
+        np.testing.assert_array_equal(getattr(loaded.arrays, name), getattr(tiny_model.arrays, name))
+    slates = _slates(tiny_model, 40, 4, rng)
+    valid = np.ones((40, 4), dtype=bool)
+    a = tiny_model.respond(tiny_model.sample(40, np.random.default_rng(1)), slates, valid, np.random.default_rng(2))
+    b = loaded.respond(loaded.sample(40, np.random.default_rng(1)), slates, valid, np.random.default_rng(2))
+    np.testing.assert_array_equal(a.choice, b.choice)
+    np.testing.assert_array_equal(a.rating, b.rating)
+
+
+def test_load_refuses_other_dataset(tiny_model, tmp_path):
+    path = tiny_model.save(tmp_path / "model.npz")
+    with pytest.raises(ArtifactError, match="fingerprint"):
+        FittedUserModel.load(path, expected_fingerprint="0000000000000000")
+
+
+def test_load_refuses_other_format_version(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(fitted_module, "FORMAT_VERSION", fitted_module.FORMAT_VERSION + 1)
+    path = tiny_model.save(tmp_path / "model.npz")
+    monkeypatch.undo()
+    with pytest.raises(ArtifactError, match="format version"):
+        FittedUserModel.load(path)
+
+
+def test_load_refuses_other_library_version(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(recsim_env, "__version__", "0.0.0-other")
+    path = tiny_model.save(tmp_path / "model.npz")
+    monkeypatch.undo()
+    with pytest.raises(ArtifactError, match="0.0.0-other"):
+        FittedUserModel.load(path)
+
+
+def test_load_refuses_garbage(tmp_path):
+    path = tmp_path / "junk.npz"
+    path.write_bytes(b"not an artifact")
+    with pytest.raises(ArtifactError, match="junk.npz"):
+        FittedUserModel.load(path)
+
+
+@pytest.mark.parametrize("field, value", [("drift_rate", 1.5), ("fatigue_decay", 1.0), ("temperature", 0.0),
+                                          ("like_gain", -1.0), ("recent_len", 0), ("budget_scale", float("nan"))])
+def test_dynamics_validation_names_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        Dynamics(**{field: value})

@@ -1,0 +1,160 @@
+"""fit_user_model and its parts: config validation, the rating model, sequences, caching, known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsim_env import fitting
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.splits import leave_one_out
+from recsim_env.errors import ConfigError, DataError
+from recsim_env.fitting import FitConfig, fit_user_model, sequence_states, tail_mask, user_feature_matrix
+from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
+
+
+@pytest.mark.parametrize("field, value", [("embedding_dim", 0), ("epochs", 1.5), ("lr", 0.0), ("target_ctr", 1.0),
+                                          ("holdout_fraction", 0.6), ("drift_grid", ()), ("drift_grid", (0.1, 2.0)),
+                                          ("l2", -1.0), ("fatigue_decay", 1.0), ("like_gain", -0.5)])
+def test_config_validation_names_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        FitConfig(**{field: value})
+
+
+def test_too_small_log_is_refused(tiny_log):
+    few = tiny_log.with_interactions(tiny_log.interactions.head(5))
+    with pytest.raises(DataError, match="too few"):
+        fit_user_model(few, FitConfig.fast())
+
+
+def test_rating_model_beats_the_global_mean(tiny_log):
+    split = leave_one_out(tiny_log)
+    model = fit_user_model(split.train, FitConfig.fast(epochs=20, calibrate_sessions=False))
+    test = split.test.interactions
+    state = model.sample(len(test), np.random.default_rng(0))
+    state.logged[:] = test["user"].to_numpy()
+    pred = model.expected_rating(state, test["item"].to_numpy()[:, None])[:, 0]
+    truth = test["rating"].to_numpy()
+    rmse = np.sqrt(np.mean((pred - truth) ** 2))
+    baseline = np.sqrt(np.mean((split.train.interactions["rating"].mean() - truth) ** 2))
+    assert rmse < 0.8 * baseline
+
+
+def test_fit_is_deterministic_for_a_seed(tiny_log, tiny_model):
+    again = fit_user_model(tiny_log, FitConfig.fast())
+    np.testing.assert_array_equal(again.arrays.user_pref, tiny_model.arrays.user_pref)
+    np.testing.assert_array_equal(again.arrays.rating_item, tiny_model.arrays.rating_item)
+    assert again.dynamics == tiny_model.dynamics
+
+
+def test_fit_records_provenance(tiny_log, tiny_model):
+    meta = tiny_model.meta
+    assert meta["dataset"] == "tiny" and meta["fingerprint"] == tiny_log.fingerprint()
+    assert fitting.config_from_meta(meta) == FitConfig.fast()
+    assert meta["fatigue_source"] == "fitted"
+
+
+def test_user_features_standardise_numbers_and_one_hot_categories():
+    users = pd.DataFrame({"user_id": ["a", "b", "c", "d"], "age": ["20", "30", "40", "50"],
+                          "job": ["x", "y", "x", None], "zip": ["1", "2", "3", "A4"]})
+    feats, names = user_feature_matrix(users, max_categories=3)
+    assert names == ["age", "job=x", "job=y"]  # zip has 4 levels > 3: left out
+    np.testing.assert_allclose(feats[:, 0].mean(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(feats[:, 0].std(), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(feats[:, 1:], [[1, 0], [0, 1], [1, 0], [0, 0]])
+
+
+def test_tail_mask_holds_out_the_last_share_of_each_user():
+    users = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1])
+    mask = tail_mask(users, 0.2)
+    np.testing.assert_array_equal(np.flatnonzero(mask), [8, 9])  # user 1: floor(0.6) = 0 rows
+
+
+def _sequence_log(timestamps: list[int]) -> InteractionLog:
+    inter = pd.DataFrame({"user": np.zeros(len(timestamps), np.int32), "item": np.arange(len(timestamps), dtype=np.int32),
+                          "timestamp": np.array(timestamps, np.int64)})
+    items = pd.DataFrame({"item_id": [str(i) for i in range(len(timestamps))], "title": "", "genres": [()] * len(timestamps),
+                          "year": np.nan})
+    return InteractionLog(inter, items, pd.DataFrame({"user_id": ["u"]}), "seq")
+
+
+def test_sequence_states_are_an_ema_and_fatigue_restarts_each_session():
+    log = _sequence_log([0, 60, 120, 100_000])  # the last interaction opens a new session
+    vectors = np.eye(4, dtype=np.float32)
+    genres = np.eye(4, dtype=np.float32)
+    h, f, final = sequence_states(log, vectors, genres, rate=0.5, fatigue_decay=0.5, gap=1800)
+    np.testing.assert_allclose(h[0], 0.0)
+    np.testing.assert_allclose(h[2], [0.25, 0.5, 0, 0])
+    np.testing.assert_allclose(final[0], [0.0625, 0.125, 0.25, 0.5])
+    np.testing.assert_allclose(f[2], [0.5, 1.0, 0, 0])
+    np.testing.assert_allclose(f[3], 0.0)  # new session: no fatigue carried over
+
+
+def test_log_without_ratings_gives_zero_ratings(tiny_log, rng):
+    implicit = tiny_log.with_interactions(tiny_log.interactions.drop(columns=["rating"]))
+    model = fit_user_model(implicit, FitConfig.fast(calibrate_sessions=False))
+    assert not model.scales.has_rating
+    state = model.sample(100, rng)
+    slates = rng.integers(0, model.n_items, (100, 5))
+    r = model.respond(state, slates, np.ones((100, 5), bool), rng)
+    assert (r.choice >= 0).any() and (r.rating == 0).all() and (r.like == 0).all()
+
+
+def test_log_with_dwell_gives_dwell(tiny_log, rng):
+    inter = tiny_log.interactions.assign(dwell=np.float32(120.0))
+    model = fit_user_model(tiny_log.with_interactions(inter), FitConfig.fast(calibrate_sessions=False))
+    state = model.sample(100, rng)
+    slates = rng.integers(0, model.n_items, (100, 5))
+    r = model.respond(state, slates, np.ones((100, 5), bool), rng)
+    clicked = r.choice >= 0
+    np.testing.assert_allclose(r.dwell[clicked, r.choice[clicked]], 120.0, rtol=1e-3)
+
+
+def test_fitted_user_model_caches_the_artifact(tiny_log, tmp_path, monkeypatch):
+    calls = []
+    early = tiny_log.with_interactions(tiny_log.interactions.iloc[::2], "tiny/early")
+    monkeypatch.setattr(fitting, "dataset_splits", lambda dataset, cache_dir: (early, early))
+    real_fit = fitting.fit_user_model
+    monkeypatch.setattr(fitting, "fit_user_model", lambda log, config: calls.append(1) or real_fit(log, config))
+    first, catalog = fitting.fitted_user_model("tiny", "train", tmp_path, FitConfig.fast())
+    second, _ = fitting.fitted_user_model("tiny", "train", tmp_path, FitConfig.fast())
+    assert len(calls) == 1 and list((tmp_path / "models").glob("tiny-train-*.npz"))
+    np.testing.assert_array_equal(first.arrays.item_vectors, second.arrays.item_vectors)
+    assert catalog.n_items == tiny_log.n_items
+
+
+def test_unknown_split_is_refused():
+    with pytest.raises(ConfigError, match="split"):
+        fitting.movielens_user_model(split="test")
+
+
+@pytest.mark.slow
+def test_known_answer_on_synthetic_logs():
+    """Fit on logs of the synthetic ground-truth model and recover what it knows.
+
+    Tolerances: the fitted topic affinities (mean utility per topic, centred over users and topics)
+    correlate >= 0.4 with the true interests per user on average; without drift in the truth the
+    fitted drift rate is 0; the fitted fatigue is below 0.35 when the truth has none and at least
+    0.4 above that when the truth's fatigue weight is 1.5 (the scales differ: the truth decays
+    fatigue per step, the fit per consumed item).
+    """
+    fit = FitConfig(embedding_dim=16, epochs=10, l2=0.01, calibrate_sessions=False, drift_events=1000)
+    fitted = {}
+    for weight in (0.0, 1.5):
+        truth = SyntheticUserModel(SyntheticConfig(n_users=300, n_items=200, fatigue_weight=weight,
+                                                   drift_rate=0.0, clickbait_appeal=0.0))
+        fitted[weight] = fit_user_model(truth.generate_log(300, np.random.default_rng(0)), fit)
+    model = fitted[0.0]
+    a = model.arrays
+    scores = a.user_pref @ a.item_vectors.T + a.item_bias
+    affinity = np.stack([scores[:, truth.item_topic == t].mean(axis=1) for t in range(truth.config.n_topics)], 1)
+    interest = truth.population_interest[:300].copy()
+    for m in (affinity, interest):
+        m -= m.mean(axis=0)
+        m -= m.mean(axis=1, keepdims=True)
+    corr = np.mean([np.corrcoef(affinity[u], interest[u])[0, 1] for u in range(300)])
+    assert corr >= 0.4
+    assert model.dynamics.drift_rate == 0.0
+    assert fitted[0.0].meta["fitted_fatigue"] < 0.35
+    assert fitted[1.5].meta["fitted_fatigue"] > fitted[0.0].meta["fitted_fatigue"] + 0.4
