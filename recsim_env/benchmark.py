@@ -114,6 +114,9 @@ def execute(config: BenchmarkConfig, progress: bool = True) -> None:
     if not todo:
         logger.info("every cell of %s is finished; only the report is rewritten", config.out_path)
         return
+    total = sum(1 for _ in planned_cells(config))
+    if len(todo) < total:
+        logger.info("resuming %s: %d of %d cells already finished", config.out_path, total - len(todo), total)
     bar = tqdm(total=len(todo), desc="benchmark cells", unit="cell", disable=not progress)
     for context, sims in contexts.items():
         if any(c[1] in sims for c in todo):

@@ -12,7 +12,10 @@ Common random numbers
     SAME_STEP autoreset starts afterwards are stepped but not counted. Counting them would bias the
     sample towards short sessions (a slot whose users leave early would contribute more episodes)
     and would break common random numbers, since which user a replacement is depends on when the
-    earlier one left.
+    earlier one left. How far the numbers stay common after the first step depends on the env:
+    ``RecVectorEnv`` draws users, candidates and responses from one generator, so from the second
+    step on two policies see different candidate sets (the users stay the same). An env that draws
+    candidates from a stream of their own would keep them common too.
 
 Per-episode metrics (one row per episode in :attr:`EpisodeStats.episodes`)
     ``return`` (sum of rewards), ``session_length`` (steps), ``ctr`` (clicks per slate shown),
