@@ -35,9 +35,10 @@ def _run(args: argparse.Namespace) -> int:
                                    seeds=args.seeds, episodes=args.episodes, out_dir=args.out_dir)
     check_writable(config.out_path)  # before training, not after
     loaded = load_context(config, simulator_spec(args.env).context, [args.env])
-    parts = []
+    parts, built = [], None
     for seed in range(config.seeds):
-        built, _ = train_policy(config, loaded, args.policy, seed)
+        if built is None or config.retrain_per_seed:
+            built, _ = train_policy(config, loaded, args.policy, seed if config.retrain_per_seed else 0)
         parts.append(evaluate_on(built, loaded.simulators[args.env], config, seed))
     stats = EpisodeStats.concat(parts)
     path = config.out_path / f"episodes_{args.policy}_{args.env}.csv"

@@ -103,10 +103,18 @@ def test_cli_runs_a_config_file_with_overrides(tmp_path, fake_registry, capsys):
         written = tomllib.load(fh)
     assert written["seeds"] == 1 and written["episodes"] == 4 and written["budgets"]["epochs"] == 2
     assert json.loads((out / "run.json").read_text())["episodes"] == 4
+    fake_registry.clear()
     assert main(["evaluate", "--policy", "fav", "--env", "fake-b", "--seeds", "2", "--episodes", "4",
                  "--out", str(tmp_path / "ev")]) == 0
     assert "fav on fake-b" in capsys.readouterr().out
     assert len(pd.read_csv(tmp_path / "ev" / "episodes_fav_fake-b.csv")) == 8
+    assert fake_registry == [("OraclePolicy", 0), ("OraclePolicy", 1)]  # trained per seed
+    fake_registry.clear()
+    assert main(["evaluate", "--policy", "fav", "--env", "fake-b", "--seeds", "2", "--quick",
+                 "--out", str(tmp_path / "ev")]) == 0
+    assert fake_registry == [("OraclePolicy", 0)]  # quick: trained once
+    assert main(["evaluate", "--policy", "fav", "--env", "mars", "--out", str(tmp_path / "ev")]) == 2
+    assert "unknown simulator name(s) 'mars'" in capsys.readouterr().err
 
 
 def test_without_retraining_each_policy_is_trained_once_and_evaluated_on_every_seed(tmp_path, fake_registry):
