@@ -273,7 +273,10 @@ def _episode_returns(model: FittedUserModel, catalog: ItemCatalog, episodes: int
     from recsim_env.env import EnvConfig
     from recsim_env.vector import RecVectorEnv
 
-    env = RecVectorEnv(model, catalog, EnvConfig(), num_envs=num_envs)
+    default = EnvConfig()
+    n_candidates = min(default.n_candidates, model.n_items)  # small catalogs: every item is a candidate
+    config = EnvConfig(n_candidates=n_candidates, slate_size=min(default.slate_size, n_candidates))
+    env = RecVectorEnv(model, catalog, config, num_envs=num_envs)
     obs, _ = env.reset(seed=seed)
     slate_size = env.config.slate_size
     running, length = np.zeros(num_envs), np.zeros(num_envs)

@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="fidelity-report", help="output folder (default: %(default)s)")
     parser.add_argument("--cache-dir", default=None, help="data and model cache")
     parser.add_argument("--max-events", type=int, default=5000, help="held-out interactions scored (default: %(default)s)")
+    parser.add_argument("--negatives", type=int, default=99, help="sampled negatives per held-out item (default: %(default)s)")
     parser.add_argument("--headroom-episodes", type=int, default=1000,
                         help="episodes per policy in the greedy vs non-myopic check, 0 to skip (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default: %(default)s)")
@@ -36,7 +37,8 @@ def _fidelity(args: argparse.Namespace) -> int:
         model = FittedUserModel.load(args.model, expected_fingerprint=early.fingerprint())
     else:
         model, _ = fitted_user_model(args.dataset, "train", args.cache_dir)
-    config = FidelityConfig(max_events=args.max_events, headroom_episodes=args.headroom_episodes, seed=args.seed)
+    config = FidelityConfig(max_events=args.max_events, n_negatives=args.negatives,
+                            headroom_episodes=args.headroom_episodes, seed=args.seed)
     report = fidelity_report(model, early, later, config)
     path = report.write(Path(args.out))
     Console().print(report.to_markdown().split("![")[0])
