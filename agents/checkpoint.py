@@ -66,7 +66,21 @@ def load_checkpoint(path: str | os.PathLike, agent_class: str, version: int) -> 
     Raises :class:`ArtifactError` when the file is missing, corrupt or truncated, or was written by
     another agent class or format version.
     """
-    path = Path(path)
+    blob = _read(Path(path))
+    if blob["agent_class"] != agent_class:
+        raise ArtifactError(f"checkpoint {path} belongs to agent {blob['agent_class']!r}, not {agent_class!r}")
+    if blob["version"] != version:
+        raise ArtifactError(
+            f"checkpoint {path} has format version {blob['version']}; {agent_class} reads version {version}")
+    return blob["payload"]
+
+
+def checkpoint_agent(path: str | os.PathLike) -> str:
+    """The agent class name a checkpoint was written by (:class:`ArtifactError` if unreadable)."""
+    return _read(Path(path))["agent_class"]
+
+
+def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ArtifactError(f"checkpoint {path} does not exist")
     try:
@@ -75,12 +89,7 @@ def load_checkpoint(path: str | os.PathLike, agent_class: str, version: int) -> 
         raise ArtifactError(f"checkpoint {path} is corrupt or half-written: {exc}") from exc
     if not isinstance(blob, dict) or blob.get("magic") != MAGIC:
         raise ArtifactError(f"{path} is not a recsim-env agent checkpoint")
-    if blob["agent_class"] != agent_class:
-        raise ArtifactError(f"checkpoint {path} belongs to agent {blob['agent_class']!r}, not {agent_class!r}")
-    if blob["version"] != version:
-        raise ArtifactError(
-            f"checkpoint {path} has format version {blob['version']}; {agent_class} reads version {version}")
-    return blob["payload"]
+    return blob
 
 
 def rng_state(generator: torch.Generator, np_rng) -> dict[str, Any]:

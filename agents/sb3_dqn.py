@@ -138,7 +138,7 @@ def make_sb3_dqn(env: Any, seed: int = 0, embedding_dim: int = 32, hidden: int =
     """
     check_discrete(env)
     dim = warm_start.dim if warm_start is not None else embedding_dim
-    kwargs: dict[str, Any] = dict(learning_rate=1e-3, buffer_size=100_000, learning_starts=2_000, batch_size=128,
+    kwargs: dict[str, Any] = dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=2_000, batch_size=128,
                                   gamma=0.9, train_freq=1, gradient_steps=1, target_update_interval=2_000,
                                   exploration_fraction=0.3, exploration_final_eps=0.05, verbose=0)
     kwargs.update(dqn_kwargs)
@@ -247,11 +247,13 @@ def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]]) -
     model.save_replay_buffer(replay)
     rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     save_checkpoint(path, SB3_NAME, SB3_FORMAT, {"model": zipped.getvalue(), "replay": replay.getvalue(),
-                                                  "steps": model.num_timesteps, "curve": curve, "rng": rng})
+                                                  "steps": model.num_timesteps, "curve": curve, "rng": rng,
+                                                  "slate_size": getattr(model.get_env(), "slate_size", 1)})
 
 
 def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, list[dict[str, float]]]:
-    """A DQN (with its replay buffer) and learning curve from :func:`save_sb3_checkpoint`."""
+    """A DQN (with its replay buffer) and learning curve from :func:`save_sb3_checkpoint`; the slate
+    size it was trained for is ``model.slate_size``."""
     payload = load_checkpoint(path, SB3_NAME, SB3_FORMAT)
     model = DQN.load(io.BytesIO(payload["model"]), env=env, device="cpu",
                      custom_objects={"policy_class": CandidateDQNPolicy})
@@ -259,6 +261,7 @@ def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, 
     torch.set_rng_state(payload["rng"]["torch"])
     np.random.set_state(payload["rng"]["numpy"])
     random.setstate(payload["rng"]["python"])
+    model.slate_size = payload["slate_size"]
     return model, payload["curve"]
 
 

@@ -186,10 +186,11 @@ class SlateQAgent(SlatePolicy):
 
     # -- acting ------------------------------------------------------------------------------
     @torch.no_grad()
-    def greedy_slates(self, obs_t: dict[str, torch.Tensor], q_net: ItemValueNet | None = None) -> torch.Tensor:
+    def greedy_slates(self, obs_t: dict[str, torch.Tensor], q_net: ItemValueNet | None = None,
+                      clicks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         cands = obs_t["candidates"]
         q, q_null = (q_net or self.q)(obs_t, cands)
-        logits, null_logit = self.click(obs_t, cands)
+        logits, null_logit = clicks if clicks is not None else self.click(obs_t, cands)
         return build_slates(q, q_null, logits, null_logit, self.click.slot_bias, self.slate_size,
                             self.config.slate_builder)
 
@@ -228,9 +229,9 @@ class SlateQAgent(SlatePolicy):
         nxt = obs_to_tensors(batch.next_obs)
         cands = nxt["candidates"]
         selector = self.q if self.config.double_q else self.q_target
-        best = self.greedy_slates(nxt, selector)
-        q_t, q_null_t = self.q_target(nxt, cands)
         logits, null_logit = self.click(nxt, cands)
+        best = self.greedy_slates(nxt, selector, (logits, null_logit))
+        q_t, q_null_t = self.q_target(nxt, cands)
         probs = choice_probabilities(logits, null_logit, self.click.slot_bias, best)
         future = slate_value(q_t, q_null_t, probs, best)
         return torch.as_tensor(batch.reward) + self.config.gamma * (1.0 - torch.as_tensor(batch.terminated)) * future

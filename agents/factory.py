@@ -1,0 +1,84 @@
+"""Agents by name: build one for an env, train it (or resume), and load a trained one as a policy.
+
+The names are those of ``recsim train --agent``: ``sb3-dqn``, ``slateq``, ``reinforce``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from agents.checkpoint import checkpoint_agent, load_checkpoint
+from agents.networks import ObservationSpec
+from agents.reinforce import ReinforceAgent, ReinforceConfig
+from agents.slateq import SlateQAgent, SlateQConfig
+from agents.training import TrainConfig, TrainResult, train
+from agents.warm_start import Embeddings, check_compatible, load_embeddings
+from recsim_env.errors import ArtifactError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+AGENTS = ("sb3-dqn", "slateq", "reinforce")
+_CLASSES = {"slateq": SlateQAgent, "reinforce": ReinforceAgent}
+
+
+def env_item_ids(env: Any) -> Any:
+    """The env's original item ids (for warm-start vocabulary checks), or None when it has no catalog."""
+    catalog = getattr(getattr(env, "unwrapped", env), "catalog", None)
+    return None if catalog is None else catalog.item_ids
+
+
+def read_warm_start(path: str | Path, env: Any) -> Embeddings:
+    """Load a baselines' embeddings file and check it against ``env``'s items and users."""
+    emb = load_embeddings(path)
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    check_compatible(emb, spec.n_items, spec.n_users, env_item_ids(env))
+    return emb
+
+
+def build_agent(name: str, env: Any, seed: int = 0, warm_start: Embeddings | None = None, config: Any = None) -> Any:
+    """An untrained agent for the batched ``env`` (an SB3 ``DQN`` for ``sb3-dqn``)."""
+    if name not in AGENTS:
+        raise ConfigError(f"unknown agent {name!r}; choose one of {list(AGENTS)}")
+    if name == "sb3-dqn":
+        from agents.sb3_dqn import batched_discrete_env, make_sb3_dqn
+
+        return make_sb3_dqn(batched_discrete_env(env), seed=seed, warm_start=warm_start, **(config or {}))
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    slate_size = len(env.single_action_space.nvec)
+    default = SlateQConfig() if name == "slateq" else ReinforceConfig()
+    return _CLASSES[name](spec, slate_size, config or default, seed=seed, warm_start=warm_start)
+
+
+def train_agent(name: str, env: Any, config: TrainConfig, seed: int = 0, out_dir: str | Path | None = None,
+                resume: bool = False, warm_start: Embeddings | None = None, agent_config: Any = None) -> tuple[Any, TrainResult]:
+    """Build (or resume from ``out_dir``) and train an agent; returns it as a slate policy and the result."""
+    if name == "sb3-dqn":
+        from agents.sb3_dqn import SB3SlatePolicy, batched_discrete_env, load_sb3_checkpoint, train_sb3_dqn
+
+        curve = None
+        if resume:
+            if out_dir is None:
+                raise ConfigError("--resume needs --out, the directory holding the checkpoint")
+            model, curve = load_sb3_checkpoint(Path(out_dir) / "checkpoint.pt", batched_discrete_env(env))
+        else:
+            model = build_agent(name, env, seed, warm_start, agent_config)
+        result = train_sb3_dqn(model, config, out_dir, curve)
+        return SB3SlatePolicy(model, len(env.single_action_space.nvec)), result
+    agent = build_agent(name, env, seed, warm_start, agent_config)
+    return agent, train(agent, env, config, seed, out_dir, resume)
+
+
+def load_agent(path: str | Path) -> Any:
+    """A trained agent from its checkpoint, ready to ``predict`` (SB3 DQN: top-k by Q)."""
+    kind = checkpoint_agent(path)
+    if kind == "SB3DQN":
+        from agents.sb3_dqn import SB3SlatePolicy, load_sb3_checkpoint
+
+        model, _ = load_sb3_checkpoint(path)
+        return SB3SlatePolicy(model, model.slate_size)
+    for cls in _CLASSES.values():
+        if cls.name == kind:
+            return cls.from_state(load_checkpoint(path, cls.name, cls.format_version)["agent"])
+    raise ArtifactError(f"checkpoint {path} was written by {kind!r}, which this version cannot load")
