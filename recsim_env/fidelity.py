@@ -139,7 +139,8 @@ def _event_states(model: FittedUserModel, train: InteractionLog, heldout: Intera
     n = len(held)
     state = FittedState(logged=users, interest=h[held], fatigue=f[held],
                         recent=np.full((n, model.dynamics.recent_len), -1, np.int64),
-                        patience=np.ones(n, np.float32), clicks=np.zeros(n, np.int64))
+                        patience=np.ones(n, np.float32), clicks=np.zeros(n, np.int64),
+                        seen=np.zeros((n, 0), np.uint8))  # nothing consumed in this (scoring-only) state
     return state, both.interactions["item"].to_numpy(np.int64)[held]
 
 

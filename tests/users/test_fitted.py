@@ -235,3 +235,25 @@ def test_load_refuses_garbage(tmp_path):
 def test_dynamics_validation_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         Dynamics(**{field: value})
+
+
+def test_repeat_check_is_the_same_with_and_without_the_count_table(tiny_model, monkeypatch):
+    """The count table (small catalogs) and the ring scan (large ones) agree, also after the ring wraps."""
+    model = tiny_model.with_dynamics(recent_len=4)
+
+    def run() -> list[np.ndarray]:
+        rng = np.random.default_rng(7)
+        state = model.sample(30, rng)
+        out = []
+        for _ in range(25):
+            slates = rng.integers(0, 6, size=(30, 3))  # few distinct items: many repeats
+            out.append(model._repeats(state, slates))
+            model.update(state, slates, _click(model, state, slates, int(rng.integers(0, 3)), 5.0), rng)
+        return out
+
+    table = run()
+    monkeypatch.setattr(fitted_module, "SEEN_TABLE_LIMIT", 0)
+    scan = run()
+    assert any(r.any() for r in table) and any((~r).any() for r in table)
+    for a, b in zip(table, scan):
+        np.testing.assert_array_equal(a, b)
