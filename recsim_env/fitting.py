@@ -1,7 +1,7 @@
 """Logs -> a :class:`~recsim_env.users.fitted.FittedUserModel` (PyTorch), cached as a versioned artifact.
 
 ``fit_user_model(log, config)`` fits on the whole ``log`` it is given: pass the training part.
-Stages (each user's sequence is cut in time into a *head* and the last ``holdout_fraction`` *tail*):
+The torch parts live in :mod:`recsim_env.users.learners` (imported only to fit). Stages (each user's sequence is cut in time into a *head* and the last ``holdout_fraction`` *tail*):
 
 1. **Relevance** (head): ``score(u, i) = p_u·v_i + b_i`` with ``v_i = q_i + W·c_i`` (id embedding plus
    projected content: genres, standardised year), trained as a sampled softmax over the positive and
@@ -35,7 +35,6 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from recsim_env.catalog import ItemCatalog
@@ -201,122 +200,6 @@ def normalised_genres(catalog: ItemCatalog) -> np.ndarray:
     return (catalog.genres / np.maximum(norm, 1e-9)).astype(np.float32)
 
 
-# ---------------------------------------------------------------------------- torch models
-class _Relevance(torch.nn.Module):
-    def __init__(self, n_users: int, content: torch.Tensor, dim: int) -> None:
-        super().__init__()
-        self.content = content
-        self.user = torch.nn.Embedding(n_users, dim)
-        self.item = torch.nn.Embedding(content.shape[0], dim)
-        self.proj = torch.nn.Linear(content.shape[1], dim, bias=False)
-        self.bias = torch.nn.Embedding(content.shape[0], 1)
-        for emb in (self.user, self.item):
-            torch.nn.init.normal_(emb.weight, std=0.1)
-        torch.nn.init.zeros_(self.bias.weight)
-
-    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
-        return self.item(items) + self.proj(self.content[items])
-
-    def loss(self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor, l2: float) -> torch.Tensor:
-        p = self.user(users)
-        v_pos, v_neg = self.item_vectors(items), self.item_vectors(negatives)
-        pos = (p * v_pos).sum(1) + self.bias(items)[:, 0]
-        neg = p @ v_neg.T + self.bias(negatives)[:, 0]
-        neg = neg.masked_fill(negatives[None, :] == items[:, None], float("-inf"))  # accidental hits
-        logits = torch.cat([pos[:, None], neg], dim=1)
-        nll = torch.logsumexp(logits, dim=1) - pos
-        return nll.mean() + l2 * (p.pow(2).sum(1) + v_pos.pow(2).sum(1)).mean()
-
-
-class _Rating(torch.nn.Module):
-    def __init__(self, n_users: int, content: torch.Tensor, dim: int, mean: float) -> None:
-        super().__init__()
-        self.content, self.mean = content, mean
-        self.user = torch.nn.Embedding(n_users, dim)
-        self.item = torch.nn.Embedding(content.shape[0], dim)
-        self.proj = torch.nn.Linear(content.shape[1], dim, bias=False)
-        self.user_bias = torch.nn.Embedding(n_users, 1)
-        self.item_bias = torch.nn.Embedding(content.shape[0], 1)
-        self.item_content_bias = torch.nn.Linear(content.shape[1], 1, bias=False)
-        for emb in (self.user, self.item):
-            torch.nn.init.normal_(emb.weight, std=0.05)
-        for emb in (self.user_bias, self.item_bias):
-            torch.nn.init.zeros_(emb.weight)
-
-    def item_factors(self, items: torch.Tensor) -> torch.Tensor:
-        return self.item(items) + self.proj(self.content[items])
-
-    def item_biases(self, items: torch.Tensor) -> torch.Tensor:
-        return self.item_bias(items)[:, 0] + self.item_content_bias(self.content[items])[:, 0]
-
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        dot = (self.user(users) * self.item_factors(items)).sum(1)
-        return self.mean + self.user_bias(users)[:, 0] + self.item_biases(items) + dot
-
-    def loss(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, l2: float) -> torch.Tensor:
-        err = (self(users, items) - ratings).pow(2).mean()
-        reg = self.user(users).pow(2).sum(1) + self.item(items).pow(2).sum(1) + self.item_bias(items)[:, 0] ** 2
-        return err + l2 * reg.mean()
-
-
-def _train(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...], config: FitConfig, step,
-           desc: str) -> None:
-    """The one epoch loop: shuffled minibatches, Adam, a progress bar over epochs."""
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    n = tensors[0].shape[0]
-    gen = torch.Generator().manual_seed(config.seed)
-    for _ in tqdm(range(config.epochs), desc=desc, leave=False, disable=None):
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, config.batch_size):
-            batch = [t[order[start:start + config.batch_size]] for t in tensors]
-            opt.zero_grad()
-            loss = step(model, batch, gen)
-            loss.backward()
-            opt.step()
-
-
-def fit_relevance(log: InteractionLog, content: np.ndarray, config: FitConfig) -> tuple[np.ndarray, ...]:
-    """(user preferences ``(U, d)``, item vectors ``(I, d)``, item biases ``(I,)``) from ``log``."""
-    inter = log.interactions
-    model = _Relevance(log.n_users, torch.from_numpy(content), config.embedding_dim)
-    users = torch.from_numpy(inter["user"].to_numpy(np.int64))
-    items = torch.from_numpy(inter["item"].to_numpy(np.int64))
-    k = min(config.negatives, log.n_items)
-
-    def step(m: _Relevance, batch: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
-        negatives = torch.randint(0, log.n_items, (k,), generator=gen)
-        return m.loss(batch[0], batch[1], negatives, config.l2)
-
-    _train(model, (users, items), config, step, "relevance")
-    with torch.no_grad():
-        all_items = torch.arange(log.n_items)
-        return (model.user.weight.numpy().copy(), model.item_vectors(all_items).numpy().copy(),
-                model.bias.weight[:, 0].numpy().copy())
-
-
-def fit_ratings(head: InteractionLog, tail: InteractionLog, content: np.ndarray,
-                config: FitConfig) -> tuple[dict[str, np.ndarray], float, float]:
-    """Rating-model arrays, global mean and residual std (measured on ``tail``) fitted on ``head``."""
-    ratings = head.interactions["rating"].to_numpy(np.float32).copy()
-    mean = float(ratings.mean())
-    model = _Rating(head.n_users, torch.from_numpy(content), config.rating_dim, mean)
-    users = torch.from_numpy(head.interactions["user"].to_numpy(np.int64))
-    items = torch.from_numpy(head.interactions["item"].to_numpy(np.int64))
-    _train(model, (users, items, torch.from_numpy(ratings)), config,
-           lambda m, b, _g: m.loss(b[0], b[1], b[2], config.rating_l2), "ratings")
-    with torch.no_grad():
-        all_items = torch.arange(head.n_items)
-        arrays = {"rating_user": model.user.weight.numpy().copy(),
-                  "rating_item": model.item_factors(all_items).numpy().copy(),
-                  "rating_user_bias": model.user_bias.weight[:, 0].numpy().copy(),
-                  "rating_item_bias": model.item_biases(all_items).numpy().copy()}
-        check = tail if tail.n_interactions else head
-        pred = model(torch.from_numpy(check.interactions["user"].to_numpy(np.int64)),
-                     torch.from_numpy(check.interactions["item"].to_numpy(np.int64))).numpy()
-    resid = check.interactions["rating"].to_numpy(np.float32) - pred
-    return arrays, mean, float(np.sqrt(np.mean(resid**2)))
-
-
 def _dwell_model(log: InteractionLog) -> tuple[np.ndarray, float]:
     """Per-item mean log dwell shrunk toward the global mean (prior weight 5), and the residual std."""
     if "dwell" not in log.interactions.columns:
@@ -361,28 +244,6 @@ def sequence_states(log: InteractionLog, vectors: np.ndarray, genres: np.ndarray
     return h_before, f_before, h
 
 
-def _nll_fit(base: torch.Tensor, drift: torch.Tensor, fatigue: torch.Tensor, pos: torch.Tensor) -> tuple[float, float, float]:
-    """Minimise the next-item NLL of ``base + γ·drift - φ·fatigue`` over (γ >= 0, φ); returns (nll, γ, φ)."""
-    log_gamma = torch.zeros((), requires_grad=True)
-    phi = torch.zeros((), requires_grad=True)
-    opt = torch.optim.LBFGS([log_gamma, phi], lr=0.5, max_iter=20, line_search_fn="strong_wolfe")
-    rows = torch.arange(len(pos))
-
-    def nll() -> torch.Tensor:
-        logits = base + torch.exp(log_gamma) * drift - phi * fatigue
-        return (torch.logsumexp(logits, dim=1) - logits[rows, pos]).mean()
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = nll()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        return float(nll()), float(torch.exp(log_gamma)), float(phi)
-
-
 @dataclass(frozen=True)
 class DriftFit:
     """Result of the drift/fatigue likelihood fit."""
@@ -404,16 +265,15 @@ def fit_drift(log: InteractionLog, is_tail: np.ndarray, pref: np.ndarray, vector
         logger.warning("no tail interactions to fit interest drift: using drift rate 0")
         return DriftFit(0.0, 0.0, config.default_fatigue, source="default")
     rows = np.sort(rng.choice(rows, size=min(rows.size, config.drift_events), replace=False))
+    from recsim_env.users.learners import fit_drift_weights
+
     users = log.interactions["user"].to_numpy()[rows]
-    pos = torch.from_numpy(log.interactions["item"].to_numpy(np.int64)[rows])
-    v = torch.from_numpy(vectors)
-    base = torch.from_numpy(pref[users]) @ v.T + torch.from_numpy(bias)
+    pos = log.interactions["item"].to_numpy(np.int64)[rows]
+    base = pref[users] @ vectors.T + bias
     results: dict[float, tuple[float, float, float]] = {}
     for rate in config.drift_grid:
         h, f, _ = sequence_states(log, vectors, genres, rate, config.fatigue_decay, config.session_gap)
-        drift = torch.from_numpy(h[rows]) @ v.T
-        fatigue = torch.from_numpy(f[rows]) @ torch.from_numpy(genres).T
-        results[rate] = _nll_fit(base, drift, fatigue, pos)
+        results[rate] = fit_drift_weights(base, h[rows] @ vectors.T, f[rows] @ genres.T, pos)
     rate = min(results, key=lambda r: results[r][0])
     _, scale, phi = results[rate]
     return DriftFit(rate, scale if rate > 0 else 0.0, phi, {r: v[0] for r, v in results.items()})
@@ -435,10 +295,11 @@ def _rating_scale(log: InteractionLog) -> tuple[float, float, float]:
 
 def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> FittedUserModel:
     """Fit every part of the user model on ``log`` (the training part; see the module docstring)."""
+    from recsim_env.users.learners import fit_relevance, seed_torch
+
     config = config or FitConfig()
     _check_log(log)
-    torch.set_num_threads(1)
-    torch.manual_seed(config.seed)
+    seed_torch(config.seed)
     rng = np.random.default_rng(config.seed)
     began = time.perf_counter()
     catalog = ItemCatalog.from_log(log)
@@ -500,6 +361,8 @@ def _fit_responses(head: InteractionLog, tail: InteractionLog, content: np.ndarr
                  "rating_user_bias": np.zeros(log.n_users, np.float32),
                  "rating_item_bias": np.zeros(log.n_items, np.float32)}
         return zeros | {"dwell_item_log_mean": dwell_mean}, Scales(0.0, 0.0, 0.0, 0.0, 0.0, False, dwell_std)
+    from recsim_env.users.learners import fit_ratings
+
     arrays, mean, std = fit_ratings(head, tail, content, config)
     low, high, step = _rating_scale(log)
     return arrays | {"dwell_item_log_mean": dwell_mean}, Scales(mean, std, low, high, step, True, dwell_std)
