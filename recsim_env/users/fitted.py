@@ -193,9 +193,11 @@ class FittedUserModel:
         self.n_user_features = int(arrays.user_features.shape[1])
         self.n_logged_users = int(arrays.user_pref.shape[0])
         self.choice = MultinomialLogit(dynamics.temperature, dynamics.no_click_utility, dynamics.position_decay)
-        # One gather per step: [v_i, b_i, g_i] side by side, dotted with [p+γh, 1, -φF].
-        self._item_table = np.ascontiguousarray(np.column_stack(
-            [arrays.item_vectors, arrays.item_bias[:, None], arrays.item_genres]).astype(np.float32))
+        # One gather per step: [v_i, b_i, g_i] side by side, dotted with [p+γh, 1, -φF]; without
+        # fatigue the genre columns are left out (a third fewer bytes gathered on ML-100K).
+        columns = [arrays.item_vectors, arrays.item_bias[:, None]]
+        columns += [arrays.item_genres] if dynamics.fatigue_strength else []
+        self._item_table = np.ascontiguousarray(np.column_stack(columns).astype(np.float32))
         self._rating_table = np.column_stack([arrays.rating_item, arrays.rating_item_bias[:, None]]).astype(np.float32)
         self._poor_scale = max(dynamics.like_threshold - scales.rating_min, 1e-6)
 
@@ -235,7 +237,7 @@ class FittedUserModel:
             getattr(state, f.name)[idx] = getattr(new, f.name)
 
     def features(self, state: FittedState) -> np.ndarray:
-        return self.arrays.user_features[state.logged]
+        return np.take(self.arrays.user_features, state.logged, axis=0)
 
     def user_index(self, state: FittedState) -> np.ndarray:
         return state.logged
@@ -251,9 +253,10 @@ class FittedUserModel:
         query = np.empty((n, self._item_table.shape[1]), dtype=np.float32)
         dim = self.arrays.item_vectors.shape[1]
         np.multiply(state.interest, np.float32(d.drift_scale), out=query[:, :dim])
-        query[:, :dim] += self.arrays.user_pref[state.logged]
+        query[:, :dim] += np.take(self.arrays.user_pref, state.logged, axis=0)
         query[:, dim] = 1.0
-        np.multiply(state.fatigue, np.float32(-d.fatigue_strength), out=query[:, dim + 1:])
+        if d.fatigue_strength:
+            np.multiply(state.fatigue, np.float32(-d.fatigue_strength), out=query[:, dim + 1:])
         # np.take is several times faster than fancy indexing for this row gather.
         util = np.matmul(np.take(self._item_table, slates, axis=0), query[:, :, None])[..., 0]
         if d.repeat_penalty:
