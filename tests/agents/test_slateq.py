@@ -145,3 +145,40 @@ def test_finds_the_item_that_is_always_chosen() -> None:
     slates, _ = agent.predict(obs)
     shown = np.take_along_axis(obs["candidates"], slates, 1)
     assert (shown == 3).any(axis=1).mean() == 1.0
+
+
+class MaxRewardFirst:
+    """The myopic policy: the candidate with the highest immediate reward in slot 0."""
+
+    def __init__(self, reward_of: np.ndarray) -> None:
+        self.reward_of = reward_of
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        return np.argsort(-self.reward_of[obs["candidates"]], axis=1, kind="stable")[:, :1], state
+
+
+def _mean_return(env: FakeSlateVecEnv, policy, steps: int = 60) -> float:
+    obs, _ = env.reset(seed=11)
+    total, episodes = np.zeros(env.num_envs), []
+    for _ in range(steps):
+        obs, reward, term, trunc, _ = env.step(policy.predict(obs)[0])
+        total += reward
+        episodes += list(total[term | trunc])
+        total[term | trunc] = 0
+    return float(np.mean(episodes))
+
+
+@pytest.mark.slow
+def test_beats_the_myopic_policy_where_clickbait_drains_the_budget() -> None:
+    """Clickbait (items 0-5) pays 1 but costs 3 of a 12-step budget; quality (6-11) pays 0.6 and costs
+    1. Myopic: 4 clickbait clicks = 4.0 per session. Optimal: 11 quality + 1 clickbait = 7.6."""
+    sc = Scenario(n_items=12, n_candidates=4, slate_size=1, item_reward=(1.0,) * 6 + (0.6,) * 6,
+                  item_cost=(3.0,) * 6 + (1.0,) * 6, first_slot_only=True, budget=12.0, step_cap=20,
+                  always_candidates=(0, 6))
+    myopic = _mean_return(FakeSlateVecEnv(sc, 32), MaxRewardFirst(FakeSlateVecEnv(sc).reward_of))
+    assert myopic == pytest.approx(4.0)
+    env = FakeSlateVecEnv(sc, num_envs=16)
+    agent = _agent(env, gamma=0.95, learning_starts=500, batch_size=64, target_update_interval=100, lr=2e-3,
+                   exploration=LinearSchedule(1.0, 0.05, 0.5))
+    train(agent, env, TrainConfig(total_steps=16_000, log_interval=8_000, progress=False), seed=0)
+    assert _mean_return(FakeSlateVecEnv(sc, 32), agent) > 1.4 * myopic
