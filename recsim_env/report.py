@@ -4,6 +4,7 @@ Written into the run directory::
 
     results.csv          simulator, policy, metric, mean, ci_low, ci_high, n (seeds)
     per_seed.csv         one row per (simulator, policy, seed): per-seed means and coverage
+    paired_differences.csv   each policy's return minus the best policy's, paired within seeds
     episodes.csv         every evaluated episode
     offline.csv          offline NCF-protocol metrics of the supervised policies (when computed)
     report.md            the tables and plots below, the config and the package versions
@@ -83,11 +84,37 @@ def aggregate(result: "BenchmarkResult") -> pd.DataFrame:
     return out[["simulator", "policy", "metric", "mean", "ci_low", "ci_high", "n"]]
 
 
+def paired_differences(result: "BenchmarkResult", metric: str = "return") -> pd.DataFrame:
+    """``simulator, policy, reference, mean, ci_low, ci_high, n``: each policy's ``metric`` minus the
+    best non-oracle policy's, paired within seeds (same users), t-interval over seeds (with a single
+    seed: over episodes, paired by episode, which common random numbers make the same user)."""
+    table = per_seed(result)
+    rows = []
+    for sim, part in table.groupby("simulator", sort=False):
+        means = part.groupby("policy")[metric].mean().drop(labels=["oracle"], errors="ignore")
+        if means.empty:
+            continue
+        best = str(means.idxmax())
+        single_seed = part["seed"].nunique() < 2
+        source = result.episodes[result.episodes["simulator"] == sim] if single_seed else part
+        key = ["seed", "episode"] if single_seed else ["seed"]
+        wide = source.pivot_table(index=key, columns="policy", values=metric)
+        for policy in wide.columns:
+            if policy == best:
+                continue
+            diff = (wide[policy] - wide[best]).to_frame("diff")
+            summary = summarize(diff, ["diff"]).iloc[0]
+            rows.append({"simulator": sim, "policy": policy, "reference": best, "mean": summary["mean"],
+                         "ci_low": summary["ci_low"], "ci_high": summary["ci_high"], "n": summary["n"]})
+    return pd.DataFrame(rows, columns=["simulator", "policy", "reference", "mean", "ci_low", "ci_high", "n"])
+
+
 def write_results_csv(result: "BenchmarkResult", root: Path) -> pd.DataFrame:
     """``results.csv``, ``per_seed.csv``, ``episodes.csv``, ``offline.csv``; returns the aggregate."""
     agg = aggregate(result)
     atomic_write_text(root / "results.csv", agg.to_csv(index=False))
     atomic_write_text(root / "per_seed.csv", per_seed(result).to_csv(index=False))
+    atomic_write_text(root / "paired_differences.csv", paired_differences(result).to_csv(index=False))
     atomic_write_text(root / "episodes.csv", result.episodes.to_csv(index=False))
     if not result.offline.empty:
         atomic_write_text(root / "offline.csv", result.offline.to_csv(index=False))
@@ -164,10 +191,18 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
              "shown items; coverage is the share of the catalogue shown at least once. `oracle` is greedy on "
              "the simulator's true utilities: the click-through ceiling of a myopic policy, not a bound on "
              "long-term return.", ""]
+    paired = paired_differences(result)
     for sim in cfg.simulators:
         table = wide_table(agg, sim, cfg.metrics)
         lines += [f"## {sim}", ""]
         lines += [_md_table(table), ""] if len(table) else ["No finished cells.", ""]
+        diffs = paired[paired["simulator"] == sim].sort_values("mean", ascending=False)
+        if len(diffs):
+            ref = diffs["reference"].iloc[0]
+            cells = pd.DataFrame({f"return − {ref}": diffs.apply(_cell, axis=1).to_numpy()}, index=diffs["policy"])
+            lines += [f"Paired differences in return against the best policy, **{ref}** (same users in each "
+                      "seed; an interval that excludes 0 is a difference the seeds agree on):", "",
+                      _md_table(cells), ""]
         for key in (f"return_{sim}", f"sessions_{sim}"):
             if key in plots:
                 lines += [f"![{key}]({plots[key].relative_to(root).as_posix()})", ""]

@@ -36,6 +36,12 @@ def test_a_run_writes_a_parseable_report_with_common_random_numbers(tmp_path, fa
     users_a = episodes[(episodes["simulator"] == "fake-a") & (episodes["seed"] == 0)]["user_index"]
     users_b = episodes[(episodes["simulator"] == "fake-b") & (episodes["seed"] == 0)]["user_index"]
     assert not np.array_equal(users_a.to_numpy(), users_b.to_numpy())
+    paired = pd.read_csv(root / "paired_differences.csv")
+    assert set(paired["reference"]) == {"fav"} and set(paired["policy"]) == {"first"}
+    per_seed = pd.read_csv(root / "per_seed.csv").set_index(["simulator", "policy", "seed"])["return"]
+    expected = (per_seed.xs("first", level="policy") - per_seed.xs("fav", level="policy")).groupby("simulator").mean()
+    np.testing.assert_allclose(paired.set_index("simulator")["mean"].sort_index(), expected.sort_index())
+    assert "Paired differences in return against the best policy, **fav**" in report.read_text()
     offline = pd.read_csv(root / "offline.csv")
     assert set(offline["policy"]) == {"fav"} and {"HR@10", "NDCG@10"} <= set(offline.columns)
     for png in ["return_fake-a", "return_fake-b", "sessions_fake-a", "learning_curves"]:
