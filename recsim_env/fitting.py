@@ -9,8 +9,9 @@ The torch parts live in :mod:`recsim_env.users.learners` (imported only to fit).
 2. **Drift and fatigue** (tail, whose history is known): the interest vector ``h`` is an
    exponential moving average of consumed item vectors with rate ``η``; fatigue ``F`` a decayed sum of
    the genre vectors consumed earlier in the same session. ``η`` is chosen on ``drift_grid`` and, for
-   each ``η``, the weights ``γ`` (drift) and ``φ`` (fatigue) by L-BFGS, maximising the full-softmax
-   likelihood of the next item. A negative ``φ`` (the logs show genre *attraction*, as ML-100K does;
+   each ``η``, the weights ``γ`` (drift) and ``φ`` (fatigue) and a sharpness ``s`` (the choice
+   temperature becomes ``temperature / s``) by L-BFGS, maximising the full-softmax likelihood of the
+   next item. A negative ``φ`` (the logs show genre *attraction*, as ML-100K does;
    the drift term already models attraction) is clipped to 0: a default fatigue the data contradicts
    cost ML-100K a third of its held-out HR@10. ``default_fatigue`` is used only when the log has no
    tail events to estimate from; ``meta["fatigue_source"]`` says which.
@@ -80,7 +81,11 @@ class FitConfig:
     target_ctr: float = 0.35
     """Click-through rate of the reference policy's slates that the no-click utility is calibrated to."""
     temperature: float = 1.0
-    """Choice temperature (1: the softmax scale the utilities were fitted on)."""
+    """Choice temperature (1: the softmax scale the utilities were fitted on); multiplied by the
+    fitted correction when ``fit_temperature``."""
+    fit_temperature: bool = True
+    """Rescale the temperature so that choice probabilities fit the held-out tail events (the
+    relevance logits are overconfident on interactions they were not trained on)."""
     position_decay: float = 0.5
     """Position bias: slot ``j`` is examined with weight ``1/(1+j)**position_decay``."""
     drift_grid: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5)
@@ -255,6 +260,8 @@ class DriftFit:
     """Next-item NLL per candidate drift rate (for the report)."""
     source: str = "fitted"
     """Where the fatigue strength came from: ``fitted`` or ``default``."""
+    sharpness: float = 1.0
+    """Factor on the utilities that maximises the tail likelihood (choice temperature = 1 / this)."""
 
 
 def fit_drift(log: InteractionLog, is_tail: np.ndarray, pref: np.ndarray, vectors: np.ndarray, bias: np.ndarray,
@@ -270,13 +277,14 @@ def fit_drift(log: InteractionLog, is_tail: np.ndarray, pref: np.ndarray, vector
     users = log.interactions["user"].to_numpy()[rows]
     pos = log.interactions["item"].to_numpy(np.int64)[rows]
     base = pref[users] @ vectors.T + bias
-    results: dict[float, tuple[float, float, float]] = {}
+    results: dict[float, tuple[float, float, float, float]] = {}
     for rate in config.drift_grid:
         h, f, _ = sequence_states(log, vectors, genres, rate, config.fatigue_decay, config.session_gap)
         results[rate] = fit_drift_weights(base, h[rows] @ vectors.T, f[rows] @ genres.T, pos)
     rate = min(results, key=lambda r: results[r][0])
-    _, scale, phi = results[rate]
-    return DriftFit(rate, scale if rate > 0 else 0.0, phi, {r: v[0] for r, v in results.items()})
+    _, scale, phi, sharpness = results[rate]
+    return DriftFit(rate, scale if rate > 0 else 0.0, phi, {r: v[0] for r, v in results.items()},
+                    sharpness=sharpness)
 
 
 # ---------------------------------------------------------------------------- the fit
@@ -327,7 +335,8 @@ def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> Fitt
         drift_rate=drift.rate, drift_scale=drift.scale,
         fatigue_strength=max(drift.fatigue, 0.0),
         fatigue_decay=config.fatigue_decay, repeat_penalty=config.repeat_penalty,
-        temperature=config.temperature, position_decay=config.position_decay,
+        temperature=config.temperature / drift.sharpness if config.fit_temperature else config.temperature,
+        position_decay=config.position_decay,
         like_threshold=config.like_threshold, step_cost=config.step_cost, no_click_cost=config.no_click_cost,
         like_gain=config.like_gain, dislike_cost=config.dislike_cost, tedium_cost=config.tedium_cost)
     arrays = FittedArrays(

@@ -140,19 +140,23 @@ def seed_torch(seed: int) -> None:
 
 
 def fit_drift_weights(base_logits: np.ndarray, drift_logits: np.ndarray, fatigue_logits: np.ndarray,
-                      positives: np.ndarray) -> tuple[float, float, float]:
-    """Minimise the next-item NLL of ``base + γ·drift - φ·fatigue`` (``(events, items)`` each) over
-    ``γ >= 0`` and ``φ`` by L-BFGS; returns (nll, γ, φ)."""
+                      positives: np.ndarray) -> tuple[float, float, float, float]:
+    """Minimise the next-item NLL of ``s·(base + γ·drift - φ·fatigue)`` (``(events, items)`` each) over
+    ``γ >= 0``, ``φ`` and the sharpness ``s > 0`` by L-BFGS; returns (nll, γ, φ, s).
+
+    ``s`` corrects the scale of logits fitted on other interactions (``s < 1``: they were overconfident);
+    the choice temperature is ``1 / s``."""
     base, drift, fatigue = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
                             for a in (base_logits, drift_logits, fatigue_logits))
     pos = torch.from_numpy(np.asarray(positives, dtype=np.int64))
     log_gamma = torch.zeros((), requires_grad=True)
     phi = torch.zeros((), requires_grad=True)
-    opt = torch.optim.LBFGS([log_gamma, phi], lr=0.5, max_iter=20, line_search_fn="strong_wolfe")
+    log_sharpness = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([log_gamma, phi, log_sharpness], lr=0.5, max_iter=20, line_search_fn="strong_wolfe")
     rows = torch.arange(len(pos))
 
     def nll() -> torch.Tensor:
-        logits = base + torch.exp(log_gamma) * drift - phi * fatigue
+        logits = torch.exp(log_sharpness) * (base + torch.exp(log_gamma) * drift - phi * fatigue)
         return (torch.logsumexp(logits, dim=1) - logits[rows, pos]).mean()
 
     def closure() -> torch.Tensor:
@@ -163,4 +167,4 @@ def fit_drift_weights(base_logits: np.ndarray, drift_logits: np.ndarray, fatigue
 
     opt.step(closure)
     with torch.no_grad():
-        return float(nll()), float(torch.exp(log_gamma)), float(phi)
+        return float(nll()), float(torch.exp(log_gamma)), float(phi), float(torch.exp(log_sharpness))
