@@ -53,11 +53,13 @@ def test_a_run_writes_a_parseable_report_with_common_random_numbers(tmp_path, fa
         assert "numpy" in tomllib.load(fh)
 
 
-def test_interrupted_run_keeps_finished_cells_and_resumes_without_redoing_them(tmp_path, fake_registry):
+def test_interrupted_run_keeps_finished_cells_and_resumes_without_redoing_them(tmp_path, fake_registry, capsys):
     config = _config(tmp_path, policies=("first", "boom"))
     ExplodingPolicy.budget["calls"] = 7  # one cell takes at most 5 steps: boom's second cell is cut short
-    with pytest.raises(KeyboardInterrupt):
-        run_benchmark(config, progress=False)
+    argv = ["benchmark", "--policies", "first,boom", "--simulators", "fake-a,fake-b", "--seeds", "2",
+            "--episodes", "8", "--out", config.out_dir]
+    assert main(argv) == 130  # Ctrl-C: the conventional exit status, and a clear message
+    assert "interrupted; finished results are kept" in capsys.readouterr().err
     cells = config.out_path / "cells"
     done = sorted(p.relative_to(cells).as_posix() for p in cells.rglob("*.json"))
     assert done == ["fake-a/boom/seed-0.json", "fake-a/first/seed-0.json", "fake-b/first/seed-0.json"]
