@@ -28,6 +28,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from recsim_env.env import EnvConfig, RecEnv
+from recsim_env.protocols import Responses
 from recsim_env.registration import synthetic_user_model
 from recsim_env.vector import RecVectorEnv
 
@@ -48,6 +49,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+class NullUserModel:
+    """Users who never click and never leave: times the env's own share of a step."""
+
+    n_user_features, n_logged_users = 1, 0
+
+    def __init__(self, n_items: int) -> None:
+        self.n_items = n_items
+
+    def sample(self, n, rng):
+        return np.zeros(n, dtype=np.int64)
+
+    def replace(self, state, mask, rng):
+        state[mask] = 0
+
+    def features(self, state):
+        return np.zeros((len(state), 1), dtype=np.float32)
+
+    def user_index(self, state):
+        return np.full(len(state), -1, dtype=np.int64)
+
+    def respond(self, state, slates, valid, rng):
+        nothing = np.zeros((4, *slates.shape), dtype=np.float32)
+        return Responses(np.full(len(state), -1, dtype=np.int64), *nothing)
+
+    def update(self, state, slates, responses, rng):
+        state += 1
+
+    def left(self, state):
+        return np.zeros(len(state), dtype=bool)
 
 
 def load_model(name: str):
@@ -160,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                                                args.single_steps, args.seed + r), args.repeats)
     vector = median_rate(lambda r: time_vector(RecVectorEnv(model, catalog, config, num_envs=args.num_envs),
                                                vector_bank, args.vector_steps, args.seed + r), args.repeats)
+    null = median_rate(lambda r: time_vector(RecVectorEnv(NullUserModel(model.n_items), None, config,
+                                                          num_envs=args.num_envs),
+                                             vector_bank, args.vector_steps, args.seed + r), args.repeats)
     sync_env = SyncVectorEnv([lambda: RecEnv(model, catalog, config) for _ in range(args.num_envs)],
                              autoreset_mode=AutoresetMode.SAME_STEP)
     sync = median_rate(lambda r: time_vector(sync_env, vector_bank, args.sync_steps, args.seed + r),
@@ -172,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         (f"`RecVectorEnv`, N={args.num_envs}", *_fmt(vector, "user-steps/s")),
         (f"`SyncVectorEnv` of {args.num_envs} `RecEnv`", *_fmt(sync, "user-steps/s")),
         ("batched / SyncVectorEnv", f"{vector.wall / sync.wall:,.1f}x", f"{vector.cpu / sync.cpu:,.1f}x"),
+        (f"env's own share: `RecVectorEnv` N={args.num_envs}, a user model that does nothing",
+         *_fmt(null, "user-steps/s")),
     ]
     if args.recsim:
         peer = run_recsim(args.n_candidates, args.slate_size)
