@@ -11,6 +11,7 @@ from conftest import ExplodingPolicy
 from recsim_env.benchmark import BenchmarkConfig, load_results, run_benchmark
 from recsim_env.cli import main
 from recsim_env.errors import ConfigError
+from recsim_env.report import write_report
 
 
 def _config(tmp_path, **kw):
@@ -66,6 +67,8 @@ def test_interrupted_run_keeps_finished_cells_and_resumes_without_redoing_them(t
     assert not list(config.out_path.rglob("*.tmp"))
     partial = pd.read_csv(config.out_path / "results.csv")
     assert set(partial["policy"]) == {"first", "boom"} and len(load_results(config).missing) == 5
+    report = write_report(load_results(config), config.out_path, console_table=False).read_text()
+    assert "## Unfinished cells" in report and "- boom on fake-b, seed 0" in report
     before = {p: p.read_bytes() for p in cells.rglob("*.*")}
     fake_registry.clear()
     ExplodingPolicy.budget["calls"] = 10**9
