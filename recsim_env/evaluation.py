@@ -217,14 +217,15 @@ def _run_wave(policy: Policy, venv: VectorEnv, reset_seed: int, count: int, dete
         if not active.any():
             return wave
         action, state = policy.predict(obs, state, episode_start, deterministic)
-        action = np.asarray(action, dtype=np.int64).reshape(n, -1)
-        wave.slates.append(np.take_along_axis(np.asarray(obs["candidates"]), action, axis=1))
-        wave.active.append(active.copy())
+        candidates = np.asarray(obs["candidates"])
+        # The raw action goes to the env first: its ActionError names a bad slot better than numpy would.
         obs, reward, terminated, truncated, info = venv.step(action)
         done = np.asarray(terminated) | np.asarray(truncated)
-        shown = _step_values(info, "slate", done, n)
-        if shown is not None:  # the env's own record: repeated items blanked to -1
-            wave.slates[-1] = shown.astype(np.int64)
+        shown = _step_values(info, "slate", done, n)  # the env's record: repeated items blanked to -1
+        if shown is None:
+            shown = np.take_along_axis(candidates, np.asarray(action, dtype=np.int64).reshape(n, -1), axis=1)
+        wave.slates.append(shown.astype(np.int64))
+        wave.active.append(active.copy())
         sums["return"] += np.where(active, reward, 0.0)
         sums["session_length"] += active
         for key in RESPONSE_KEYS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsim_env.env import EnvConfig
 from recsim_env.evaluation import evaluate
@@ -48,3 +49,16 @@ def test_episodes_are_complete_and_responses_come_from_info():
     assert (ep["clicks"] <= ep["session_length"]).all() and (ep["dwell"] > 0).any()
     assert ep["mean_rating"].dropna().between(1, 5).all()
     assert 0 < float(stats.seeds["coverage"].iloc[0]) <= 1
+
+
+def test_a_bad_action_reaches_the_env_and_its_error_names_the_slot():
+    from recsim_env.errors import ActionError
+
+    class OutOfRange(Fixed):
+        def predict(self, observation, state=None, episode_start=None, deterministic=True):
+            action, state = super().predict(observation, state, episode_start, deterministic)
+            action[:, 1] = 99
+            return action, state
+
+    with pytest.raises(ActionError, match="slot 1"):
+        evaluate(OutOfRange(0), make_env, n_episodes=4, seed=0)
