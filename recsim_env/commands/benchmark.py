@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "simulator and seed with common random numbers, and write a report (CSV, markdown, plots, "
                     "TensorBoard). Rerunning with the same --out resumes an interrupted run.")
     parser.add_argument("--config", metavar="FILE", help="TOML config file (see recsim_env.benchmark_config)")
-    parser.add_argument("--quick", action="store_true", default=None, help="short budgets: a smoke run in minutes")
+    parser.add_argument("--quick", action="store_true", default=None, help="a smoke run in minutes: short training budgets, 3 seeds, 200 episodes, "
+                             "each policy trained once")
     parser.add_argument("--out", dest="out_dir", metavar="DIR", help="run directory (default: runs/benchmark)")
     parser.add_argument("--seeds", type=int, metavar="N", help="seeds per policy and simulator (default: 5)")
     parser.add_argument("--episodes", type=int, metavar="N", help="evaluation episodes per policy, simulator and seed")
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", metavar="A,B", help=f"metrics to show; known: {','.join(METRICS)}")
     parser.add_argument("--no-offline", dest="offline", action="store_false", default=None,
                         help="skip the offline NCF-protocol metrics of the supervised policies")
+    parser.add_argument("--retrain-per-seed", action=argparse.BooleanOptionalAction, default=None,
+                        help="train each policy anew per seed (default; --quick turns it off)")
     parser.add_argument("--list", action="store_true", help="list the known policies and simulators, then exit")
     parser.set_defaults(func=_run)
 
@@ -39,7 +42,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     config = BenchmarkConfig.build(args.config, quick=bool(args.quick), out_dir=args.out_dir, seeds=args.seeds,
                                    episodes=args.episodes, policies=args.policies, simulators=args.simulators,
-                                   metrics=args.metrics, offline=args.offline)
+                                   metrics=args.metrics, offline=args.offline,
+                                   retrain_per_seed=args.retrain_per_seed)
     run_benchmark(config)
     return 0
 
