@@ -22,6 +22,11 @@ class SlateBatch(NamedTuple):
     """``(b,)`` float32: 1 where the user left (no bootstrap); a step cap is not a termination."""
 
 
+def _compact(dtype: np.dtype) -> np.dtype:
+    # Item / user / slot indices fit in int32: half the memory (and checkpoint size) of int64.
+    return np.dtype(np.int32) if dtype == np.int64 else dtype
+
+
 class ReplayBuffer:
     """Fixed-capacity ring buffer; storage is allocated on the first :meth:`add` from its shapes.
 
@@ -48,7 +53,7 @@ class ReplayBuffer:
         fields.update({f"obs/{k}": v for k, v in obs.items()})
         fields.update({f"next_obs/{k}": v for k, v in next_obs.items()})
         if self._store is None:
-            self._store = {k: np.zeros((self.capacity,) + np.shape(v)[1:], dtype=np.asarray(v).dtype)
+            self._store = {k: np.zeros((self.capacity,) + np.shape(v)[1:], dtype=_compact(np.asarray(v).dtype))
                            for k, v in fields.items()}
         n = len(reward)
         idx = (self.cursor + np.arange(n)) % self.capacity
@@ -63,12 +68,11 @@ class ReplayBuffer:
         return self.gather(self.rng.integers(0, self.size, size=batch_size))
 
     def gather(self, idx: np.ndarray) -> SlateBatch:
-        store = self._store
-        assert store is not None
-        obs = {k[4:]: v[idx] for k, v in store.items() if k.startswith("obs/")}
-        next_obs = {k[9:]: v[idx] for k, v in store.items() if k.startswith("next_obs/")}
-        return SlateBatch(obs, store["slate"][idx], store["choice"][idx], store["reward"][idx].astype(np.float32),
-                          next_obs, store["terminated"][idx].astype(np.float32))
+        store = {k: (v[idx].astype(np.int64) if v.dtype == np.int32 else v[idx]) for k, v in self._store.items()}
+        obs = {k[4:]: v for k, v in store.items() if k.startswith("obs/")}
+        next_obs = {k[9:]: v for k, v in store.items() if k.startswith("next_obs/")}
+        return SlateBatch(obs, store["slate"], store["choice"], store["reward"].astype(np.float32), next_obs,
+                          store["terminated"].astype(np.float32))
 
     def state_dict(self) -> dict[str, Any]:
         store = None if self._store is None else {k: v[: self.size].copy() for k, v in self._store.items()}
