@@ -8,6 +8,7 @@ inside the builders, never at import time (``recsim_env`` must not depend on the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -33,47 +34,25 @@ def _fit_scoring(model: Any, ctx: TrainingContext) -> BuiltPolicy:
     return BuiltPolicy(model, _curve(getattr(report, "history", None), "epoch"), scorer=model)
 
 
-def _torch_train(ctx: TrainingContext) -> Any:
-    from baselines.training import TrainConfig
-
-    return TrainConfig(epochs=ctx.budgets.epochs, seed=ctx.seed, progress=ctx.progress,
-                       log_dir=str(ctx.out_dir / "tb"))
+BASELINE_MODELS = {"random": "random", "popularity": "popularity", "item-knn": "itemknn", "mf-bpr": "bpr-mf",
+                   "neumf": "neumf", "content": "content"}
+"""Benchmark policy name -> :data:`baselines.registry.MODELS` name (the tuned recipe of each baseline)."""
 
 
-def build_random(ctx: TrainingContext) -> BuiltPolicy:
-    from baselines.popularity import RandomConfig, RandomScores
+def _baseline(name: str):
+    """Builder of a baseline with its tuned recipe, epochs capped by ``budgets.epochs``."""
 
-    return _fit_scoring(RandomScores(RandomConfig(seed=ctx.seed), slate_size=ctx.slate_size), ctx)
+    def build(ctx: TrainingContext) -> BuiltPolicy:
+        from baselines.registry import build_model
 
+        model = build_model(BASELINE_MODELS[name], seed=ctx.seed, progress=ctx.progress, log_dir=str(ctx.out_dir / "tb"))
+        model.slate_size = ctx.slate_size
+        if hasattr(model, "train_config"):  # torch models: the budget caps the tuned epoch count
+            model.train_config = replace(model.train_config, epochs=min(model.train_config.epochs, ctx.budgets.epochs))
+        return _fit_scoring(model, ctx)
 
-def build_popularity(ctx: TrainingContext) -> BuiltPolicy:
-    from baselines.popularity import Popularity
-
-    return _fit_scoring(Popularity(slate_size=ctx.slate_size), ctx)
-
-
-def build_item_knn(ctx: TrainingContext) -> BuiltPolicy:
-    from baselines.knn import ItemKNN
-
-    return _fit_scoring(ItemKNN(slate_size=ctx.slate_size), ctx)
-
-
-def build_mf_bpr(ctx: TrainingContext) -> BuiltPolicy:
-    from baselines.mf import BPRMF
-
-    return _fit_scoring(BPRMF(train=_torch_train(ctx), slate_size=ctx.slate_size), ctx)
-
-
-def build_neumf(ctx: TrainingContext) -> BuiltPolicy:
-    from baselines.ncf import NeuMF
-
-    return _fit_scoring(NeuMF(train=_torch_train(ctx), slate_size=ctx.slate_size), ctx)
-
-
-def build_content(ctx: TrainingContext) -> BuiltPolicy:
-    from baselines.content import ContentRecommender
-
-    return _fit_scoring(ContentRecommender(train=_torch_train(ctx), slate_size=ctx.slate_size), ctx)
+    build.__name__ = f"build_{name.replace('-', '_')}"
+    return build
 
 
 def _agent_train_config(ctx: TrainingContext) -> Any:
@@ -153,12 +132,12 @@ class OraclePolicy:
 
 
 for _spec in (
-    PolicySpec("random", build_random, "baseline", "uniformly random candidates"),
-    PolicySpec("popularity", build_popularity, "baseline", "most-consumed candidates first"),
-    PolicySpec("item-knn", build_item_knn, "baseline", "cosine item-KNN over the user's training items"),
-    PolicySpec("mf-bpr", build_mf_bpr, "baseline", "matrix factorisation with BPR loss"),
-    PolicySpec("neumf", build_neumf, "baseline", "NeuMF (He et al. 2017), greedy on its scores"),
-    PolicySpec("content", build_content, "baseline", "content model over item text and genres"),
+    PolicySpec("random", _baseline("random"), "baseline", "uniformly random candidates"),
+    PolicySpec("popularity", _baseline("popularity"), "baseline", "most-consumed candidates first"),
+    PolicySpec("item-knn", _baseline("item-knn"), "baseline", "cosine item-KNN over the user's training items"),
+    PolicySpec("mf-bpr", _baseline("mf-bpr"), "baseline", "matrix factorisation with BPR loss"),
+    PolicySpec("neumf", _baseline("neumf"), "baseline", "NeuMF (He et al. 2017), greedy on its scores"),
+    PolicySpec("content", _baseline("content"), "baseline", "content model over item text and genres"),
     PolicySpec("sb3-dqn", build_sb3_dqn, "agent", "Stable-Baselines3 DQN, one item per step, top-k by Q"),
     PolicySpec("slateq", build_slateq, "agent", "SlateQ (Ie et al. 2019), double DQN per item"),
     PolicySpec("reinforce", build_reinforce, "agent", "top-K off-policy-corrected REINFORCE (Chen et al. 2019)"),
