@@ -41,6 +41,8 @@ class OfflineConfig:
     """Progress bars while training."""
     log_dir: str | None = None
     """TensorBoard directory for the torch models."""
+    plain: bool = False
+    """Textbook recipes: no recency weighting, no refit on validation (an ablation of the tuned ones)."""
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.models if m not in MODELS]
@@ -54,22 +56,25 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def _timings(model: ScoringRecommender, fit_s: float) -> dict[str, float]:
-    """Fit wall time, and time until the best validation epoch (pretraining included)."""
+def _timings(model: ScoringRecommender, fit_s: float, fit_cpu_s: float) -> dict[str, float]:
+    """Fit wall and CPU time, and both until the best validation epoch (pretraining included)."""
     report = getattr(model, "report", None)
     if report is None:
-        return {"fit_s": fit_s, "to_best_s": fit_s, "epochs": 0, "best_epoch": 0}
-    pre = sum(r.seconds for r in getattr(model, "pretrain_reports", ()))
-    return {"fit_s": fit_s, "to_best_s": pre + report.seconds_to_best, "epochs": report.epochs,
-            "best_epoch": report.best_epoch}
+        return {"fit_s": fit_s, "to_best_s": fit_s, "fit_cpu_s": fit_cpu_s, "to_best_cpu_s": fit_cpu_s,
+                "epochs": 0, "best_epoch": 0}
+    pre = getattr(model, "pretrain_reports", ())
+    return {"fit_s": fit_s, "to_best_s": sum(r.seconds for r in pre) + report.seconds_to_best,
+            "fit_cpu_s": fit_cpu_s, "to_best_cpu_s": sum(r.cpu_seconds for r in pre) + report.cpu_seconds_to_best,
+            "epochs": report.epochs, "best_epoch": report.best_epoch}
 
 
 def evaluate_model(name: str, split: Split, full_log: InteractionLog, config: OfflineConfig) -> dict[str, object]:
     """Fit one model and return its row of the results table."""
-    model = build_model(name, config.seed, config.progress, config.log_dir)
-    start = time.perf_counter()
+    model = build_model(name, config.seed, config.progress, config.log_dir, config.plain)
+    start, cpu = time.perf_counter(), time.process_time()
     model.fit(split)
-    row: dict[str, object] = {"model": MODELS[name].label, **_timings(model, time.perf_counter() - start)}
+    row: dict[str, object] = {"model": MODELS[name].label,
+                              **_timings(model, time.perf_counter() - start, time.process_time() - cpu)}
     seen = seen_items(full_log)
     k = config.k
     per_seed = [SampledRanking.build(split.test, seen, 99, config.seed + s).evaluate(model, k)

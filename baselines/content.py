@@ -87,7 +87,9 @@ class ContentModule(nn.Module):
         self.gru = nn.GRU(d, d, batch_first=True) if config.encoder == "gru" else None
         self.project = nn.Linear(d, d)
         self.attend = nn.Linear(d, 1) if config.aggregate == "attention" else None
-        nn.init.normal_(self.words.weight, std=0.1)
+        # Zero start: a word that only unseen (cold) items carry gets no gradient and stays silent,
+        # so a new item is represented by the genre / year / title words it shares with trained ones.
+        nn.init.zeros_(self.words.weight)
 
     def encode_items(self) -> torch.Tensor:
         """``(n_items, d)`` item vectors from their tokens."""

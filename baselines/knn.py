@@ -47,19 +47,33 @@ class ItemKNN(ScoringRecommender):
         users = train.interactions["user"].to_numpy()
         items = train.interactions["item"].to_numpy()
         x = sparse.csr_matrix((np.ones(len(users)), (users, items)), shape=(self.n_users, self.n_items))
-        x.data[:] = 1.0  # repeated interactions count once
-        co = (x.T @ x).toarray()
-        norms = np.sqrt(np.diag(co))
-        sim = co / (np.outer(norms, norms) + self.config.shrink + 1e-12)
-        np.fill_diagonal(sim, 0.0)
-        k = self.config.neighbors
-        if 0 < k < self.n_items:
-            cut = np.argpartition(-sim, k - 1, axis=1)[:, k:]  # drop all but each row's k largest
-            np.put_along_axis(sim, cut, 0.0, axis=1)
-        # Row i holds item i's kept neighbours, so score(u, i) = (x_u @ similarity.T)[i].
-        self.similarity = sparse.csr_matrix(sim)
+        self.similarity = self._similarity(x)
         self._user_items = self._history_matrix(users, np.searchsorted(users, users, side="right") - 1
                                                 - np.arange(len(users)), items, self.n_users)
+
+    def _similarity(self, x: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Sparse shrunk cosine, each row cut to its ``neighbors`` largest entries (row i: item i's
+        neighbours, so ``score(u, i) = (x_u @ similarity.T)[i]``). Memory follows the co-occurrences,
+        not ``n_items ** 2``."""
+        x = x.copy()
+        x.sum_duplicates()
+        x.data[:] = 1.0  # repeated interactions count once
+        co = (x.T @ x).tocsr()
+        co.setdiag(0.0)
+        co.eliminate_zeros()
+        norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
+        rows = np.repeat(np.arange(self.n_items), np.diff(co.indptr))
+        co.data = co.data / (norms[rows] * norms[co.indices] + self.config.shrink + 1e-12)
+        k = self.config.neighbors
+        if k == 0:
+            return co
+        for i in range(self.n_items):  # keep each row's k largest; rows are short next to the catalogue
+            lo, hi = co.indptr[i], co.indptr[i + 1]
+            if hi - lo > k:
+                row = co.data[lo:hi]
+                row[np.argpartition(-row, k - 1)[k:]] = 0.0
+        co.eliminate_zeros()
+        return co
 
     def _history_matrix(self, rows: np.ndarray, later: np.ndarray, items: np.ndarray, n_rows: int) -> sparse.csr_matrix:
         """Rows of recency-weighted consumed items (``later``: how many items of the row came after)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -106,16 +107,13 @@ class _NCF(TorchRecommender):
     def _build_for(self, n_users: int, n_items: int) -> nn.Module:
         return NCFModule(self.kind, n_users, n_items, self.config)
 
-    def embeddings(self):
-        """User/item embeddings (GMF and MLP parts concatenated) and the tower + output weights."""
-        m = self.module
-        users = [getattr(m, f"{p}_user").weight.detach().numpy() for p in ("gmf", "mlp") if hasattr(m, f"{p}_user")]
-        items = [getattr(m, f"{p}_item").weight.detach().numpy() for p in ("gmf", "mlp") if hasattr(m, f"{p}_item")]
-        import numpy as np
-
-        towers = {k: v.detach().numpy() for k, v in m.state_dict().items() if not k.endswith("_user.weight")
-                  and not k.endswith("_item.weight")}
-        return np.concatenate(users, axis=1), np.concatenate(items, axis=1), towers
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """User/item embeddings (GMF then MLP part, concatenated) and the tower + output weights."""
+        weights = {k: v.detach().numpy() for k, v in self.module.state_dict().items()}
+        paths = [p for p in ("gmf", "mlp") if f"{p}_user.weight" in weights]
+        users = np.concatenate([weights.pop(f"{p}_user.weight") for p in paths], axis=1)
+        items = np.concatenate([weights.pop(f"{p}_item.weight") for p in paths], axis=1)
+        return users, items, weights
 
 
 class GMF(_NCF):

@@ -74,6 +74,7 @@ class TorchRecommender(ScoringRecommender):
         extra = train_module(self.module, self.loss, merged, None, refit, f"{name}/refit")
         self.report.epochs += extra.epochs
         self.report.seconds += extra.seconds
+        self.report.cpu_seconds += extra.cpu_seconds
         self._record(merged)  # seen items and popularity now include the validation interactions
 
     @torch.no_grad()

@@ -87,6 +87,9 @@ class TrainReport:
     best_ndcg: float = float("nan")
     seconds: float = 0.0
     seconds_to_best: float = 0.0
+    cpu_seconds: float = 0.0
+    """Process CPU time: what the wall time would be on an idle machine (training is one thread)."""
+    cpu_seconds_to_best: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -191,10 +194,12 @@ def train_module(module: torch.nn.Module, loss: str, train: InteractionLog, vali
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=config.lr)
     writer = _writer(config.log_dir)
     report, best_state, start, bad_epochs = TrainReport(), None, time.perf_counter(), 0
+    cpu_start = time.process_time()
     for epoch in range(1, config.epochs + 1):
         module.train()
         mean_loss = _epoch(module, loss, users, items, weights, sampler, opt, config, rng, f"{name} epoch {epoch}")
-        row = {"epoch": float(epoch), "loss": mean_loss, "seconds": time.perf_counter() - start}
+        row = {"epoch": float(epoch), "loss": mean_loss, "seconds": time.perf_counter() - start,
+               "cpu_seconds": time.process_time() - cpu_start}
         if validation is not None:
             module.eval()
             row.update({k.lower(): v for k, v in validation.evaluate(_ModuleScorer(module), 10).items()})
@@ -208,6 +213,7 @@ def train_module(module: torch.nn.Module, loss: str, train: InteractionLog, vali
         score = row.get("ndcg@10", float(epoch))  # without validation the last epoch is the best
         if validation is None or score > report.best_ndcg or np.isnan(report.best_ndcg):
             report.best_epoch, report.best_ndcg, report.seconds_to_best = epoch, score, row["seconds"]
+            report.cpu_seconds_to_best = row["cpu_seconds"]
             best_state, bad_epochs = copy.deepcopy(module.state_dict()), 0
         else:
             bad_epochs += 1
@@ -217,6 +223,7 @@ def train_module(module: torch.nn.Module, loss: str, train: InteractionLog, vali
         module.load_state_dict(best_state)
     module.eval()
     report.seconds = time.perf_counter() - start
+    report.cpu_seconds = time.process_time() - cpu_start
     if validation is None:
         report.best_ndcg = float("nan")
     if writer is not None:

@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("offline_eval.csv"), help="CSV of every metric per model")
     p.add_argument("--tensorboard", type=Path, default=None, help="TensorBoard directory for training curves")
     p.add_argument("--progress", action="store_true", help="show training progress bars")
+    p.add_argument("--plain", action="store_true", help="textbook recipes: no recency weighting, no refit on validation")
     p.set_defaults(func=run)
 
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     names = tuple(MODELS) if args.models == "all" else tuple(m.strip() for m in args.models.split(",") if m.strip())
     config = OfflineConfig(models=names, seed=args.seed, negative_seeds=args.negative_seeds, full=not args.no_full,
-                           progress=args.progress, log_dir=None if args.tensorboard is None else str(args.tensorboard))
+                           progress=args.progress, plain=args.plain, log_dir=None if args.tensorboard is None else str(args.tensorboard))
     log = load_dataset(args.dataset)
     results = evaluate_models(log, config)
     args.out.parent.mkdir(parents=True, exist_ok=True)
