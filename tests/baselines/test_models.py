@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from baselines.base import merge_validation
 from baselines.content import ContentConfig, ContentRecommender, item_tokens
@@ -16,7 +18,7 @@ from baselines.popularity import Popularity, RandomConfig, RandomScores
 from baselines.training import TrainConfig
 from recsim_env.data.splits import leave_one_out
 
-from recommender_suite import RecommenderSuite, preferred_genre_auc
+from recommender_suite import LearnsPreferences, RecommenderSuite, observation, preferred_genre_auc
 
 FAST = TrainConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
                    recency_half_life=None)
@@ -25,7 +27,6 @@ SMALL_NCF = NCFConfig(dim=8, layers=(16, 8))
 
 class TestRandom(RecommenderSuite):
     make = staticmethod(lambda: RandomScores(RandomConfig(seed=1)))
-    learns_preferences = False
 
     def test_is_at_chance_and_reproducible(self, fitted, tiny_log):
         assert 0.35 < preferred_genre_auc(fitted, tiny_log) < 0.65
@@ -36,7 +37,6 @@ class TestRandom(RecommenderSuite):
 
 class TestPopularity(RecommenderSuite):
     make = staticmethod(Popularity)
-    learns_preferences = False
 
     def test_ranks_by_training_and_validation_counts(self, fitted, tiny_log):
         known = merge_validation(leave_one_out(tiny_log))  # a model without early stopping uses both
@@ -46,7 +46,7 @@ class TestPopularity(RecommenderSuite):
         assert list(counts[top]) == sorted(counts, reverse=True)[:3]
 
 
-class TestItemKNN(RecommenderSuite):
+class TestItemKNN(RecommenderSuite, LearnsPreferences):
     make = staticmethod(lambda: ItemKNN(ItemKNNConfig(neighbors=20)))
 
     def test_recent_history_items_weigh_more(self, fitted, tiny_log):
@@ -66,21 +66,20 @@ class TestItemKNN(RecommenderSuite):
         assert scores[unseen][item_genre[unseen] == 2].mean() > scores[unseen][item_genre[unseen] != 2].mean()
 
 
-class TestBPRMF(RecommenderSuite):
+class TestBPRMF(RecommenderSuite, LearnsPreferences):
     make = staticmethod(lambda: BPRMF(MFConfig(dim=16), FAST))
 
 
-class TestGMF(RecommenderSuite):
+class TestGMF(RecommenderSuite, LearnsPreferences):
     make = staticmethod(lambda: GMF(SMALL_NCF, FAST))
 
 
-class TestMLP(RecommenderSuite):
+class TestMLP(RecommenderSuite, LearnsPreferences):
     # The tower needs a larger step than a dot product to find the interaction in 600 rows.
     make = staticmethod(lambda: MLP(SMALL_NCF, replace(FAST, lr=3e-2, epochs=30)))
 
 
-@pytest.mark.slow
-class TestNeuMF(RecommenderSuite):
+class TestNeuMF(RecommenderSuite, LearnsPreferences):
     make = staticmethod(lambda: NeuMF(SMALL_NCF, FAST))
 
     def test_pretraining_reports_and_same_seed_same_model(self, fitted, tiny_log):
@@ -89,7 +88,7 @@ class TestNeuMF(RecommenderSuite):
         np.testing.assert_array_equal(again.score([0, 1], np.arange(10)), fitted.score([0, 1], np.arange(10)))
 
 
-class TestContent(RecommenderSuite):
+class TestContent(RecommenderSuite, LearnsPreferences):
     make = staticmethod(lambda: ContentRecommender(ContentConfig(dim=16, history=10), FAST))
 
     def test_tokens_carry_title_genre_and_year(self, tiny_log):
@@ -98,7 +97,29 @@ class TestContent(RecommenderSuite):
         assert "genre=action" in words and "year=1990" in words and "decade=1990" in words and "movie" in words
 
 
-@pytest.mark.slow
-class TestContentGRUMean(RecommenderSuite):
+class TestContentGRUMean(RecommenderSuite, LearnsPreferences):
     make = staticmethod(lambda: ContentRecommender(ContentConfig(dim=16, history=10, encoder="gru", aggregate="mean"),
                                                    FAST))
+
+
+_PROPERTY_MODEL = ItemKNN(ItemKNNConfig(neighbors=10), slate_size=3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_predict_slates_are_distinct_valid_positions_for_any_candidates(tiny_log, data):
+    if not _PROPERTY_MODEL.fitted:
+        _PROPERTY_MODEL.fit(tiny_log)
+    n = data.draw(st.integers(1, 4))
+    c = data.draw(st.integers(3, 9))
+    item = st.integers(-1, tiny_log.n_items + 2)  # unknown items and -1 included: ranked last, never an error
+    cands = np.array(data.draw(st.lists(st.lists(item, min_size=c, max_size=c), min_size=n, max_size=n)))
+    users = np.array(data.draw(st.lists(st.integers(-1, tiny_log.n_users + 2), min_size=n, max_size=n)))
+    history = np.array(data.draw(st.lists(st.lists(item, min_size=4, max_size=4), min_size=n, max_size=n)))
+    action, _ = _PROPERTY_MODEL.predict(observation(cands, users, history))
+    assert action.shape == (n, 3)
+    for row in range(n):
+        assert len(set(action[row].tolist())) == 3 and ((action[row] >= 0) & (action[row] < c)).all()
+        shown = cands[row, action[row]]
+        if len(set(cands[row].tolist())) >= 3:  # enough distinct items: none shown twice
+            assert len(set(shown.tolist())) == 3

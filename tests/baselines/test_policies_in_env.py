@@ -17,7 +17,6 @@ def env_log():
     return make_tiny_log(n_users=30, n_items=80, per_user=12, seed=3)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model_cls", [Popularity, ItemKNN])
 def test_baseline_steps_the_env_with_valid_slates(model_cls, env_log):
     from recsim_env.env import make_env
