@@ -89,7 +89,7 @@ def evaluate_model(name: str, split: Split, full_log: InteractionLog, config: Of
         known = split.train.with_interactions(pd.concat([split.train.interactions, split.valid.interactions]))
         row.update({f"full_{key}": value for key, value in full_ranking(model, known, split.test, k, config.seed).items()})
     row["peak_rss_mb"] = _peak_rss_mb()
-    log.info("%s: %s", name, row)
+    log.debug("%s: %s", name, row)
     return row
 
 

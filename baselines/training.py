@@ -4,7 +4,9 @@ A model is a ``torch.nn.Module`` with ``forward(users, items) -> scores`` for ``
 ``(B, m)`` items; it names its loss (``"bce"``: pointwise with sampled negatives as in NCF;
 ``"bpr"``: pairwise). The loop owns everything else: per-epoch negative sampling from one seed,
 mini-batches, Adam, a tqdm bar, TensorBoard scalars, early stopping on validation NDCG@10 and
-restoring the best weights.
+restoring the best weights. Optional recency weighting (``recency_half_life``) weighs each user's
+later positives up; the refit (``refit_epochs``, run by
+:class:`~baselines.torch_model.TorchRecommender`) continues on training + validation interactions.
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ def train_module(module: torch.nn.Module, loss: str, train: InteractionLog, vali
             for key, value in row.items():
                 if key != "epoch":
                     writer.add_scalar(f"{name}/{key}", value, epoch)
-        log.info("%s epoch %d: %s", name, epoch, {k: round(v, 4) for k, v in row.items()})
+        log.debug("%s epoch %d: %s", name, epoch, {k: round(v, 4) for k, v in row.items()})
         score = row.get("ndcg@10", float(epoch))  # without validation the last epoch is the best
         if validation is None or score > report.best_ndcg or np.isnan(report.best_ndcg):
             report.best_epoch, report.best_ndcg, report.seconds_to_best = epoch, score, row["seconds"]
