@@ -47,3 +47,11 @@ def test_loader_refuses_other_vocabulary_size_and_files(tiny_log, tmp_path):
         load_embeddings(tmp_path / "junk.npz")
     with pytest.raises(ConfigError, match="no embeddings"):
         export_embeddings(Popularity().fit(tiny_log), tiny_log, tmp_path / "pop")
+
+
+def test_agents_warm_start_reader_accepts_the_export(tiny_log, tmp_path):
+    warm_start = pytest.importorskip("agents.warm_start")
+    model = BPRMF(MFConfig(dim=8), FAST).fit(tiny_log)
+    emb = warm_start.load_embeddings(export_embeddings(model, tiny_log, tmp_path / "mf.npz"))
+    np.testing.assert_allclose(emb.item, model.module.item.weight.detach().numpy())
+    assert emb.user is not None and emb.user.shape == (tiny_log.n_users, 8)
