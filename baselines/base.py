@@ -41,7 +41,8 @@ FORMAT_VERSION = 1
 _MODELS: dict[str, type["ScoringRecommender"]] = {}
 
 
-def _config_from_dict(cls: type, values: dict[str, Any]) -> Any:
+def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass from its JSON form (lists back to tuples; unknown keys ignored)."""
     known = {f.name for f in fields(cls)}
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
 
@@ -222,6 +223,9 @@ class ScoringRecommender:
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         pass
 
+    def _restore_header(self, header: dict[str, Any]) -> None:
+        """Hook: take back what ``_header`` added beyond the base fields (e.g. the training config)."""
+
     def _header(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "model_class": type(self).__name__,
                 "config": asdict(self.config) if self.config is not None else None,
@@ -248,8 +252,9 @@ class ScoringRecommender:
         if name not in _MODELS or (cls is not ScoringRecommender and name != cls.__name__):
             raise ArtifactError(f"{path}: checkpoint holds a {name!r} model, not a {cls.__name__}")
         model_cls = _MODELS[name]
-        config = _config_from_dict(model_cls.config_class, header["config"]) if model_cls.config_class else None
+        config = config_from_dict(model_cls.config_class, header["config"]) if model_cls.config_class else None
         model = model_cls(config, slate_size=header.get("slate_size"))
+        model._restore_header(header)
         model.n_users, model.n_items, model.fingerprint = header["n_users"], header["n_items"], header["fingerprint"]
         model.item_ids, model.counts = arrays["item_ids"], arrays["counts"]
         model._seen_ptr, model._seen_idx = arrays["seen_ptr"], arrays["seen_idx"]

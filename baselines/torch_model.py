@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from baselines.base import ScoringRecommender, merge_validation
+from baselines.base import ScoringRecommender, config_from_dict, merge_validation
 from baselines.training import TrainConfig, TrainReport, train_module
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import Split, seen_items
@@ -89,9 +89,11 @@ class TorchRecommender(ScoringRecommender):
         return out
 
     def _header(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {**super()._header(), "train": asdict(self.train_config)}
+
+    def _restore_header(self, header: dict[str, Any]) -> None:
+        if header.get("train"):
+            self.train_config = config_from_dict(TrainConfig, header["train"])
 
     def _state(self) -> dict[str, np.ndarray]:
         assert self.module is not None

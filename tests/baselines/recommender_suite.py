@@ -116,6 +116,8 @@ class RecommenderSuite:
         np.testing.assert_allclose(loaded.score(users, items), fitted.score(users, items), rtol=1e-6)
         np.testing.assert_array_equal(loaded.recommend([0], 4), fitted.recommend([0], 4))
         assert type(ScoringRecommender.load(path)) is type(fitted)
+        if hasattr(fitted, "train_config"):
+            assert loaded.train_config == fitted.train_config
 
     def test_load_refuses_other_models_and_vocabularies(self, fitted, tiny_log, tmp_path):
         from baselines.popularity import Popularity, RandomScores
