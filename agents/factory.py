@@ -55,7 +55,7 @@ def train_agent(name: str, env: Any, config: TrainConfig, seed: int = 0, out_dir
                 resume: bool = False, warm_start: Embeddings | None = None, agent_config: Any = None) -> tuple[Any, TrainResult]:
     """Build (or resume from ``out_dir``) and train an agent; returns it as a slate policy and the result."""
     if name == "sb3-dqn":
-        from agents.sb3_dqn import SB3SlatePolicy, batched_discrete_env, load_sb3_checkpoint, train_sb3_dqn
+        from agents.sb3_dqn import SB3SlatePolicy, batched_discrete_env, fill_scorer, load_sb3_checkpoint, train_sb3_dqn
 
         curve = None
         if resume:
@@ -65,7 +65,7 @@ def train_agent(name: str, env: Any, config: TrainConfig, seed: int = 0, out_dir
         else:
             model = build_agent(name, env, seed, warm_start, agent_config)
         result = train_sb3_dqn(model, config, out_dir, curve)
-        return SB3SlatePolicy(model, len(env.single_action_space.nvec)), result
+        return SB3SlatePolicy(model, len(env.single_action_space.nvec), fill_scorer(model)), result
     agent = build_agent(name, env, seed, warm_start, agent_config)
     return agent, train(agent, env, config, seed, out_dir, resume)
 
@@ -74,10 +74,10 @@ def load_agent(path: str | Path) -> Any:
     """A trained agent from its checkpoint, ready to ``predict`` (SB3 DQN: top-k by Q)."""
     kind = checkpoint_agent(path)
     if kind == "SB3DQN":
-        from agents.sb3_dqn import SB3SlatePolicy, load_sb3_checkpoint
+        from agents.sb3_dqn import SB3SlatePolicy, fill_scorer, load_sb3_checkpoint
 
         model, _ = load_sb3_checkpoint(path)
-        return SB3SlatePolicy(model, model.slate_size)
+        return SB3SlatePolicy(model, model.slate_size, fill_scorer(model))
     for cls in _CLASSES.values():
         if cls.name == kind:
             return cls.from_state(load_checkpoint(path, cls.name, cls.format_version)["agent"])

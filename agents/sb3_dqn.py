@@ -8,11 +8,12 @@ and items, and item embeddings can be warm-started from the baselines' export, i
 (:func:`warm_start_parameters`).
 
 Batched training: :func:`batched_discrete_env` puts a :class:`RecVectorEnv` behind the SB3 ``VecEnv``
-adapter and a vectorised ``Discrete`` view with the same fill rule as
-:class:`~recsim_env.wrappers.SingleItemDiscrete` (slot 0 is the action, slots 1.. the candidates
-that follow it cyclically). A single env goes through ``SingleItemDiscrete`` itself. A slate env
+adapter and a vectorised ``Discrete`` view with the fill rules of
+:class:`~recsim_env.wrappers.SingleItemDiscrete` (slot 0 is the action; slots 1.. by a scorer —
+by default the catalogue's popularity — or cyclically). A single env goes through
+``SingleItemDiscrete`` itself. A slate env
 without either view is refused with a :class:`ConfigError`: SB3's DQN only takes ``Discrete``.
-As a slate policy, :class:`SB3SlatePolicy` shows the top-``k`` candidates by Q-value.
+As a slate policy, :class:`SB3SlatePolicy` shows the greedy action in slot 0 and the same fill.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import io
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -88,34 +89,73 @@ class CandidateDQNPolicy(DQNPolicy):
         return net
 
 
+Scorer = Callable[[dict[str, np.ndarray]], np.ndarray]
+"""Batched observation -> ``(n, C)`` candidate scores that fill slots 1.. (higher first)."""
+
+
+def fill_slates(first: np.ndarray, slate_size: int, n_candidates: int, scores: np.ndarray | None) -> np.ndarray:
+    """``(n, k)`` slates with ``first`` in slot 0; slots 1.. by ``scores`` (descending) or, without
+    scores, the positions that follow ``first`` cyclically (``SingleItemDiscrete``'s rules)."""
+    first = np.asarray(first, dtype=np.int64).reshape(-1, 1)
+    if scores is None:
+        return (first + np.arange(slate_size)) % n_candidates
+    scores = np.array(scores, dtype=np.float64)
+    np.put_along_axis(scores, first, np.inf, axis=1)
+    return np.argsort(-scores, axis=1, kind="stable")[:, :slate_size].astype(np.int64)
+
+
+class PopularityScorer:
+    """Scores candidates by the catalogue's logged popularity (the env's own item statistics)."""
+
+    def __init__(self, popularity: np.ndarray) -> None:
+        self.popularity = np.asarray(popularity, dtype=np.float64)
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.popularity[np.asarray(obs["candidates"])]
+
+
 class DiscreteVecView(VecEnvWrapper):
     """A slate SB3 ``VecEnv`` seen through ``Discrete(n_candidates)`` actions, batched: row ``i``'s
-    action fills slot 0, slots 1.. follow cyclically (the rule of ``SingleItemDiscrete``)."""
+    action fills slot 0 and :func:`fill_slates` the rest (by ``scorer``, else cyclically)."""
 
-    def __init__(self, venv: VecEnv) -> None:
+    def __init__(self, venv: VecEnv, scorer: Scorer | None = None) -> None:
         space = venv.action_space
         if not isinstance(space, spaces.MultiDiscrete) or space.nvec.ndim != 1:
             raise ConfigError(f"DiscreteVecView wraps a slate VecEnv (MultiDiscrete), got {space}")
         self.n_candidates, self.slate_size = int(space.nvec[0]), len(space.nvec)
         super().__init__(venv, action_space=spaces.Discrete(self.n_candidates))
-        self._offsets = np.arange(self.slate_size, dtype=np.int64)
+        self.scorer = scorer
+        self._last_obs: Any = None
 
     def step_async(self, actions: np.ndarray) -> None:
-        first = np.asarray(actions, dtype=np.int64).reshape(-1, 1)
-        self.venv.step_async((first + self._offsets) % self.n_candidates)
+        scores = None if self.scorer is None else self.scorer(self._last_obs)
+        self.venv.step_async(fill_slates(actions, self.slate_size, self.n_candidates, scores))
 
     def reset(self) -> Any:
-        return self.venv.reset()
+        self._last_obs = self.venv.reset()
+        return self._last_obs
 
     def step_wait(self) -> Any:
-        return self.venv.step_wait()
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self._last_obs = obs
+        return obs, rewards, dones, infos
 
 
-def batched_discrete_env(vector_env: Any) -> DiscreteVecView:
-    """A :class:`~recsim_env.vector.RecVectorEnv` as a ``Discrete`` SB3 ``VecEnv`` (responses in infos)."""
+def batched_discrete_env(vector_env: Any, fill: str = "popularity") -> DiscreteVecView:
+    """A :class:`~recsim_env.vector.RecVectorEnv` as a ``Discrete`` SB3 ``VecEnv`` (responses in infos).
+
+    ``fill="popularity"`` puts the most popular other candidates in slots 1.. (needs the env's
+    catalog), so the slot-0 choice is judged beside a sensible slate rather than beside arbitrary
+    items, whose clicks would otherwise drown its signal; ``fill="cyclic"`` is the wrapper's
+    policy-independent rule.
+    """
     from recsim_env.wrappers import SB3VecEnvAdapter
 
-    return DiscreteVecView(SB3VecEnvAdapter(vector_env, include_responses=True))
+    if fill not in ("popularity", "cyclic"):
+        raise ConfigError(f"fill must be 'popularity' or 'cyclic', got {fill!r}")
+    catalog = getattr(vector_env, "catalog", None)
+    scorer = PopularityScorer(catalog.popularity) if fill == "popularity" and catalog is not None else None
+    return DiscreteVecView(SB3VecEnvAdapter(vector_env, include_responses=True), scorer)
 
 
 def check_discrete(env: Any) -> None:
@@ -174,10 +214,12 @@ def warm_start_parameters(model: DQN, emb: Embeddings, item_ids: np.ndarray | No
 
 
 class SB3SlatePolicy:
-    """A trained SB3 DQN as a slate :class:`~recsim_env.protocols.Recommender`: top-``k`` by Q."""
+    """A trained SB3 DQN as a slate :class:`~recsim_env.protocols.Recommender`: slot 0 is the
+    greedy action and slots 1.. follow the fill it was trained with (``scorer``; without one, the
+    top-``k`` candidates by Q)."""
 
-    def __init__(self, model: DQN, slate_size: int) -> None:
-        self.model, self.slate_size = model, slate_size
+    def __init__(self, model: DQN, slate_size: int, scorer: Scorer | None = None) -> None:
+        self.model, self.slate_size, self.scorer = model, slate_size, scorer
 
     @torch.no_grad()
     def q_values(self, observation: dict[str, np.ndarray]) -> np.ndarray:
@@ -187,8 +229,10 @@ class SB3SlatePolicy:
     def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
         single = np.ndim(observation["candidates"]) == 1
-        q = self.q_values(observation).reshape(-1, np.shape(observation["candidates"])[-1])
-        slate = np.argsort(-q, axis=1, kind="stable")[:, : self.slate_size].astype(np.int64)
+        batch = {k: np.asarray(v)[None] for k, v in observation.items()} if single else observation
+        q = self.q_values(batch).reshape(-1, np.shape(batch["candidates"])[-1])
+        scores = q if self.scorer is None else self.scorer(batch)
+        slate = fill_slates(q.argmax(1), self.slate_size, q.shape[1], scores)
         return (slate[0] if single else slate), state
 
 
@@ -248,7 +292,8 @@ def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]]) -
     rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     save_checkpoint(path, SB3_NAME, SB3_FORMAT, {"model": zipped.getvalue(), "replay": replay.getvalue(),
                                                   "steps": model.num_timesteps, "curve": curve, "rng": rng,
-                                                  "slate_size": getattr(model.get_env(), "slate_size", 1)})
+                                                  "slate_size": getattr(model.get_env(), "slate_size", 1),
+                                                  "popularity": getattr(fill_scorer(model), "popularity", None)})
 
 
 def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, list[dict[str, float]]]:
@@ -262,7 +307,14 @@ def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, 
     np.random.set_state(payload["rng"]["numpy"])
     random.setstate(payload["rng"]["python"])
     model.slate_size = payload["slate_size"]
+    model.fill_scorer = None if payload["popularity"] is None else PopularityScorer(payload["popularity"])
     return model, payload["curve"]
+
+
+def fill_scorer(model: DQN) -> Scorer | None:
+    """The scorer that filled slots 1.. in training (from the model's env, else from its checkpoint)."""
+    env = model.get_env()
+    return getattr(env, "scorer", None) if env is not None else getattr(model, "fill_scorer", None)
 
 
 def train_sb3_dqn(model: DQN, config: TrainConfig, out_dir: str | Path | None = None,

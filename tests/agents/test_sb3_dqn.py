@@ -80,3 +80,13 @@ def test_finds_the_item_that_is_always_chosen() -> None:
     has = (obs["candidates"] == 3).any(1)
     shown = (np.take_along_axis(obs["candidates"], slate, 1) == 3).any(1)
     assert has.sum() > 10 and shown[has].mean() == 1.0
+
+
+def test_fill_rules_put_the_action_first_then_scores_or_the_cycle() -> None:
+    from agents.sb3_dqn import fill_slates
+
+    first = np.array([2, 0])
+    assert fill_slates(first, 3, 5, None).tolist() == [[2, 3, 4], [0, 1, 2]]
+    scores = np.array([[0.9, 0.1, 0.5, 0.7, 0.3], [0.9, 0.1, 0.5, 0.7, 0.3]])
+    assert fill_slates(first, 3, 5, scores).tolist() == [[2, 0, 3], [0, 3, 2]]
+    assert fill_slates(np.array([4]), 5, 5, scores[:1])[0].tolist() == [4, 0, 3, 2, 1]
