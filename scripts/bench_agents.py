@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--synthetic-steps", type=int, default=100_000, help="SlateQ's budget in the synthetic simulator")
     p.add_argument("--episodes", type=int, default=300, help="evaluation episodes per policy, simulator and seed")
     p.add_argument("--num-envs", type=int, default=64, help="users stepped together in training")
+    p.add_argument("--dqn-gradient-steps", type=int, default=1, help="SB3 DQN gradient steps per batched env step")
+    p.add_argument("--agents", default="slateq,sb3-dqn,reinforce", help="comma-separated subset to train")
     p.add_argument("--no-warm", dest="warm", action="store_false", help="skip the warm-start runs")
     p.add_argument("--out", type=Path, default=Path("runs/bench_agents"))
     p.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run")
@@ -91,7 +93,8 @@ def export_warm_start(model: Any, out: Path) -> Path:
 
 
 # ------------------------------------------------------------------ one seed
-def _train(name: str, factory: Any, steps: int, seed: int, n_envs: int, warm: Path | None = None) -> tuple[Any, dict]:
+def _train(name: str, factory: Any, steps: int, seed: int, n_envs: int, warm: Path | None = None,
+           agent_config: Any = None) -> tuple[Any, dict]:
     import torch
 
     from agents.factory import read_warm_start, train_agent
@@ -102,7 +105,8 @@ def _train(name: str, factory: Any, steps: int, seed: int, n_envs: int, warm: Pa
     emb = read_warm_start(warm, env) if warm is not None else None
     start = time.perf_counter()
     policy, result = train_agent(name, env, TrainConfig(total_steps=steps, log_interval=max(steps // 25, n_envs),
-                                                        checkpoint_interval=0, progress=False), seed, None, False, emb)
+                                                        checkpoint_interval=0, progress=False), seed, None, False, emb,
+                                 agent_config)
     wall = time.perf_counter() - start
     return policy, {"wall_s": wall, "steps": result.steps, "steps_per_s": result.steps / wall, "curve": result.curve}
 
@@ -119,17 +123,22 @@ def run_seed(seed: int, args: argparse.Namespace, warm: str | None) -> dict[str,
     sims = simulators()
     rows, runs = [], []
     budgets = {"slateq": args.slateq_steps, "sb3-dqn": args.dqn_steps, "reinforce": args.reinforce_steps}
+    configs = {"sb3-dqn": {"gradient_steps": args.dqn_gradient_steps}}
     for name, steps in budgets.items():
+        if name not in args.agents.split(","):
+            continue
         # SlateQ, the headline agent, runs warm on every seed; the others warm on seed 0 (the curves).
         inits = [None] + ([Path(warm)] if warm is not None and (name == "slateq" or seed == 0) else [])
         for init in inits:
-            policy, info = _train(name, sims["ml100k-train"], steps, seed, args.num_envs, init)
+            policy, info = _train(name, sims["ml100k-train"], steps, seed, args.num_envs, init, configs.get(name))
             label = name if init is None else f"{name}-warm"
             runs.append({"agent": name, "seed": seed, "init": "cold" if init is None else "warm (MF-BPR)", **info})
             if init is None or name == "slateq":
                 for sim in ("ml100k-train", "ml100k-later"):
                     rows.append({"policy": label, "simulator": sim, "seed": seed,
                                  **_evaluate(policy, sims[sim], args.episodes, seed)})
+    if "slateq" not in args.agents.split(","):
+        return {"rows": rows, "runs": runs}
     policy, info = _train("slateq", sims["synthetic"], args.synthetic_steps, seed, args.num_envs)
     runs.append({"agent": "slateq@synthetic", "seed": seed, "init": "cold", **info})
     rows.append({"policy": "slateq", "simulator": "synthetic", "seed": seed,
