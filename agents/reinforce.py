@@ -25,8 +25,8 @@ from torch.nn import functional as F
 
 from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, obs_to_tensors
 from agents.policy import SlatePolicy
-from agents.replay import Episodes, EpisodeReturns
-from agents.training import Transition, clicked_slots, step_info
+from agents.replay import Episodes, EpisodeReturns, Transition
+from agents.training import clicked_slots, step_info
 from agents.warm_start import Embeddings, apply_to_tower
 from recsim_env.errors import ConfigError
 

@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 
-class SlateBatch(NamedTuple):
-    """A minibatch of transitions; observations are dicts of arrays with a leading batch axis."""
+class Transition(NamedTuple):
+    """Slate transitions of a batch of users (one env step, or a replay minibatch)."""
 
     obs: dict[str, np.ndarray]
     slate: np.ndarray
@@ -18,8 +18,16 @@ class SlateBatch(NamedTuple):
     reward: np.ndarray
     """``(b,)`` float32."""
     next_obs: dict[str, np.ndarray]
+    """The state the step led to: the departing user's final observation where an episode ended."""
     terminated: np.ndarray
-    """``(b,)`` float32: 1 where the user left (no bootstrap); a step cap is not a termination."""
+    """``(b,)``: 1 where the user left (no bootstrap); a step cap is not a termination."""
+    truncated: np.ndarray | None = None
+    """``(b,)``: 1 where the step cap cut the episode (None in replay minibatches, which need only
+    ``terminated``)."""
+
+
+SlateBatch = Transition
+"""A replay minibatch (``truncated`` is None)."""
 
 
 def _compact(dtype: np.dtype) -> np.dtype:

@@ -31,8 +31,7 @@ from torch.nn import functional as F
 from agents.exploration import LinearSchedule, epsilon_mix
 from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, ValueHead, obs_to_tensors
 from agents.policy import SlatePolicy
-from agents.replay import ReplayBuffer, SlateBatch
-from agents.training import Transition
+from agents.replay import ReplayBuffer, SlateBatch, Transition
 from agents.warm_start import Embeddings, apply_to_tower
 from recsim_env.errors import ConfigError
 

@@ -15,32 +15,19 @@ import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from agents.checkpoint import load_checkpoint, save_checkpoint
+from agents.replay import Transition
 from recsim_env.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 LOOP_FORMAT = 1
-
-
-class Transition(NamedTuple):
-    """One batched env step as the agents see it (leading axis: the ``n`` users)."""
-
-    obs: dict[str, np.ndarray]
-    slate: np.ndarray
-    choice: np.ndarray
-    """``(n,)`` slot clicked, ``-1`` none."""
-    reward: np.ndarray
-    next_obs: dict[str, np.ndarray]
-    """The state the step led to: the departing user's final observation where an episode ended."""
-    terminated: np.ndarray
-    truncated: np.ndarray
 
 
 class TrainableAgent(Protocol):
