@@ -1,4 +1,4 @@
-"""``recsim evaluate --policy NAME --env SIMULATOR``: train one policy and score it with 95% intervals."""
+"""``recsim evaluate --policy NAME --env SIMULATOR``: train one policy and score it with 95%% intervals."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from recsim_env.registry import POLICIES, SIMULATORS, simulator_spec
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="train one policy and evaluate it in one simulator over seeds, with 95% intervals",
+        "evaluate", help="train one policy and evaluate it in one simulator over seeds, with 95%% intervals",
         description="Trains POLICY on the simulator's training context (as recsim benchmark does), then rolls it "
                     "out for --episodes complete sessions per seed with common random numbers.")
     parser.add_argument("--policy", required=True, help=f"one of: {', '.join(POLICIES)}")

@@ -1,0 +1,35 @@
+"""The `recsim` dispatcher: every subcommand module registers, and every help text renders."""
+
+from __future__ import annotations
+
+import pytest
+
+from recsim_env.cli import build_parser, main
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+def test_expected_subcommands_are_registered() -> None:
+    assert {"data", "fit", "fidelity", "offline-eval", "train", "evaluate", "benchmark"} <= set(_subcommands())
+
+
+def test_top_level_help_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in _subcommands():
+        assert name in out
+
+
+@pytest.mark.parametrize("name", _subcommands())
+def test_each_subcommand_help_renders(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # A stray '%' in a help string only fails when argparse formats it, i.e. when a user asks for help.
+    with pytest.raises(SystemExit) as exc:
+        main([name, "--help"])
+    assert exc.value.code == 0
+    assert "usage: recsim" in capsys.readouterr().out
