@@ -92,6 +92,8 @@ class FitConfig:
     """Candidate interest drift rates ``η``."""
     drift_events: int = 2000
     """Tail events (at most) in the drift/fatigue likelihood."""
+    drift_min_gain: float = 0.002
+    """Mean next-item log-likelihood gain (nats) over no drift that a drift rate must bring to be chosen."""
     fatigue_decay: float = 0.7
     """Per-step decay of fatigue (documented default; not fitted)."""
     default_fatigue: float = 0.5
@@ -135,7 +137,7 @@ class FitConfig:
             raise ConfigError(f"FitConfig.holdout_fraction must be in (0, 0.5), got {self.holdout_fraction!r}")
         if not self.drift_grid or any(not 0.0 <= r <= 1.0 for r in self.drift_grid):
             raise ConfigError(f"FitConfig.drift_grid must be non-empty rates in [0, 1], got {self.drift_grid!r}")
-        for name in ("l2", "rating_l2"):
+        for name in ("l2", "rating_l2", "drift_min_gain"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         # The dynamics defaults are validated where they are used.
@@ -282,6 +284,8 @@ def fit_drift(log: InteractionLog, is_tail: np.ndarray, pref: np.ndarray, vector
         h, f, _ = sequence_states(log, vectors, genres, rate, config.fatigue_decay, config.session_gap)
         results[rate] = fit_drift_weights(base, h[rows] @ vectors.T, f[rows] @ genres.T, pos)
     rate = min(results, key=lambda r: results[r][0])
+    if 0.0 in results and results[0.0][0] - results[rate][0] < config.drift_min_gain:
+        rate = 0.0  # parsimony: drift must buy likelihood, not noise
     _, scale, phi, sharpness = results[rate]
     return DriftFit(rate, scale if rate > 0 else 0.0, phi, {r: v[0] for r, v in results.items()},
                     sharpness=sharpness)
