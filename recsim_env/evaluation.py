@@ -129,7 +129,8 @@ def evaluate(policy: Policy, env: EnvSource, n_episodes: int = 100, seed: int | 
     SAME_STEP :class:`~gymnasium.vector.SyncVectorEnv`) or a factory called with
     ``min(n_episodes, max_envs)``. ``seed`` may be a list: one evaluation per seed. ``catalog`` gives
     the genre features and popularity for diversity / novelty / coverage; by default it is the env's
-    own ``catalog`` attribute (those metrics are NaN without one).
+    own ``catalog`` attribute (those metrics are NaN without one). A policy with a ``bind(action_space)``
+    method and ``slate_size=None`` is bound to the env's action space first.
     """
     if int(n_episodes) != n_episodes or n_episodes < 1:
         raise ConfigError(f"n_episodes must be a positive integer, got {n_episodes!r}")
@@ -138,6 +139,10 @@ def evaluate(policy: Policy, env: EnvSource, n_episodes: int = 100, seed: int | 
     if not callable(getattr(policy, "predict", None)):
         raise ConfigError(f"policy {policy!r} has no predict(observation, state, episode_start, deterministic)")
     venv = _as_vector_env(env, min(int(n_episodes), max_envs))
+    # A supervised ranker learns no slate size from its data: one that has not been told it takes the
+    # env's (the optional ``bind(action_space)`` hook); one told another size fails on the env's check.
+    if callable(getattr(policy, "bind", None)) and getattr(policy, "slate_size", 0) is None:
+        policy.bind(venv.single_action_space)
     catalog = catalog if catalog is not None else find_catalog(venv)
     seeds = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
     parts = [_evaluate_seed(policy, venv, int(n_episodes), int(s), catalog, deterministic, progress) for s in seeds]

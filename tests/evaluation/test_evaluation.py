@@ -111,3 +111,35 @@ def test_a_policy_without_predict_and_a_next_step_env_are_refused():
         evaluate(OraclePolicy(), env, n_episodes=2)
     with pytest.raises(ConfigError, match="VectorEnv"):
         evaluate(OraclePolicy(), 42, n_episodes=2)
+
+
+class _UnboundRanker(FirstSlotsPolicy):
+    """A ranker that learns its slate size from the env it is evaluated in, like the baselines."""
+
+    def __init__(self):
+        super().__init__()
+        self.slate_size = None
+        self.bound_to = None
+
+    def bind(self, action_space):
+        self.bound_to = action_space
+        self.slate_size = int(np.asarray(action_space.nvec).shape[-1])
+        return self
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        assert self.slate_size is not None, "evaluate() must bind before the first predict()"
+        return super().predict(observation, state, episode_start, deterministic)
+
+
+def test_an_unbound_ranker_is_bound_to_the_envs_single_action_space():
+    env = FakeRecVectorEnv(4)
+    policy = _UnboundRanker()
+    evaluate(policy, env, n_episodes=4, seed=0)
+    assert policy.bound_to == env.single_action_space
+
+
+def test_a_ranker_with_its_own_slate_size_is_left_alone():
+    policy = _UnboundRanker()
+    policy.slate_size = 2
+    evaluate(policy, FakeRecVectorEnv(4), n_episodes=4, seed=0)
+    assert policy.bound_to is None
