@@ -133,7 +133,12 @@ class RecEnv(gym.Env):
 
     ## Starting State
     ``user_model.sample(1, rng)``: a new user (for fitted models, drawn from a logged user); empty
-    history; fresh candidates. All randomness comes from ``reset(seed=...)``.
+    history; fresh candidates. All randomness comes from ``reset(seed=...)``, split with
+    ``np.random.SeedSequence(seed).spawn(3)`` into independent streams for users, candidates and
+    responses (:class:`~recsim_env.simulation.RandomStreams`); ``reset()`` without a seed continues
+    them. So two policies run with the same seed meet the same user and the same candidate sets at
+    every step until one of the episodes ends (common random numbers); only the responses' stream
+    depends on what was shown. ``env.np_random`` (Gymnasium's generator) drives none of the dynamics.
 
     ## Episode End
     ``terminated``: the user left (``user_model.left``). ``truncated``: ``step_cap`` steps were taken.
@@ -150,6 +155,11 @@ class RecEnv(gym.Env):
 
     ## Version History
     * v0: initial version.
+    * v0, revised (no new id): the reset seed is split into separate user / candidate / response
+      streams. Dynamics are unchanged in distribution, so results stay comparable and the id stays
+      v0 — Gymnasium likewise kept its ids when it moved seeding to ``reset(seed=)`` and
+      ``np.random.Generator`` (0.26) — but a given seed yields a different rollout than in builds
+      before the split.
     """
 
     metadata = {"render_modes": []}
@@ -169,19 +179,22 @@ class RecEnv(gym.Env):
 
     @property
     def user_state(self) -> Any:
-        """The user model's current state (hidden from policies; for oracles and diagnostics)."""
+        """The user model's current state object, e.g. for an oracle's ``user_model.true_utilities(env.user_state, ...)``.
+
+        Hidden from policies (it is not in the observation); read-only by convention and live: the
+        model updates it in place each step, row ``i`` being the user behind observation row ``i``."""
         return self._sim.state
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._sim.reset(self.np_random)
+        self._sim.reset(seed)
         self._needs_reset = False
         return self._single(self._sim.observe()), {}
 
     def step(self, action: Any):
         if self._needs_reset:
             raise gym.error.ResetNeeded("call reset() before step(), and again after the episode ended")
-        reward, terminated, truncated, info = self._sim.step(action, self.np_random)
+        reward, terminated, truncated, info = self._sim.step(action)
         self._needs_reset = bool(terminated[0] or truncated[0])
         info = {key: value[0] for key, value in info.items()}
         return self._single(self._sim.observe()), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info

@@ -7,15 +7,15 @@
 Common random numbers
     Episodes run in *waves*: each wave resets the vector env with a seed derived only from
     ``(seed, wave)``, so every policy evaluated with the same ``seed`` and ``n_episodes`` meets the
-    same simulated users (and, as far as the env draws them from its reset seed, the same first
-    candidates). Each slot counts only the episode it started at the wave's reset; the episodes that
-    SAME_STEP autoreset starts afterwards are stepped but not counted. Counting them would bias the
-    sample towards short sessions (a slot whose users leave early would contribute more episodes)
-    and would break common random numbers, since which user a replacement is depends on when the
-    earlier one left. How far the numbers stay common after the first step depends on the env:
-    ``RecVectorEnv`` draws users, candidates and responses from one generator, so from the second
-    step on two policies see different candidate sets (the users stay the same). An env that draws
-    candidates from a stream of their own would keep them common too.
+    same simulated users. Each slot counts only the episode it started at the wave's reset; the
+    episodes that SAME_STEP autoreset starts afterwards are stepped but not counted. Counting them
+    would bias the sample towards short sessions (a slot whose users leave early would contribute
+    more episodes) and would break common random numbers, since which user a replacement is depends
+    on when the earlier one left. How far the numbers stay common after the first step depends on the
+    env: ``RecVectorEnv`` splits its reset seed into separate streams for users, candidates and
+    responses, so two policies also see the same candidate sets at every step while the slot's user
+    is in session in both; only the responses (which depend on what was shown) differ. An env that
+    draws everything from one generator keeps only the users (and the first candidates) common.
 
 Per-episode metrics (one row per episode in :attr:`EpisodeStats.episodes`)
     ``return`` (sum of rewards), ``session_length`` (steps), ``ctr`` (clicks per slate shown),

@@ -125,8 +125,8 @@ class OraclePolicy:
 
             raise ConfigError("OraclePolicy needs bind_env(vector_env) before predict")
         cands = np.asarray(observation["candidates"], dtype=np.int64)
-        # The users' hidden state lives in the env's batched simulation; only an oracle may read it.
-        utilities = self.env.user_model.true_utilities(self.env._sim.state, cands)
+        # The users' hidden state (the env's documented `user_state`): only an oracle may read it.
+        utilities = self.env.user_model.true_utilities(self.env.user_state, cands)
         top = np.argsort(-utilities, axis=1, kind="stable")[:, : self.slate_size]
         return top.astype(np.int64), state
 

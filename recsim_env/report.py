@@ -184,8 +184,8 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
                 "(each policy was trained once, with seed 0, and evaluated on each seed's users: the intervals "
                 "cover evaluation noise, not training noise). ")
              + "Within a seed every policy meets the same simulated users: common random numbers (the env draws "
-             "candidates from the same random stream as the users' responses, so candidate sets are common only "
-             "at the first step). "
+             "users, candidates and responses from separate streams of the seed, so every policy is also "
+             "offered the same candidate sets at each step while the user is in session under both). "
              "CTR and like rate are per slate shown; mean rating is over clicked "
              "items; diversity is intra-list genre diversity; novelty is the mean self-information of "
              "shown items; coverage is the share of the catalogue shown at least once. `oracle` is greedy on "

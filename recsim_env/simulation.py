@@ -9,11 +9,17 @@ Duplicates: a slate that repeats an item (the same candidate position twice, or 
 candidates are the same item) shows it once, in its first slot; every later repeat is an *empty*
 slot — item ``-1`` in ``info["slate"]``, masked out of the choice, never clicked. With
 ``duplicates="error"`` such an action raises :class:`~recsim_env.errors.ActionError` instead.
+
+Randomness: three independent streams spawned from the reset seed (:class:`RandomStreams`) — users
+(initial draws and autoreset replacements), candidates, and responses (the user model's ``respond``
+and ``update``). Each step draws every row's next candidates with one call on the candidate stream,
+whatever the policy did, so two policies run from the same seed see the same candidate sets in a
+row for as long as that row's user is still in session (common random numbers).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -26,6 +32,23 @@ if TYPE_CHECKING:
     from recsim_env.env import EnvConfig
 
 RESPONSE_KEYS = ("click", "rating", "like", "dwell")
+
+
+class RandomStreams(NamedTuple):
+    """The env's independent random streams, so that what a policy does cannot shift another stream."""
+
+    users: np.random.Generator
+    """New users: the reset's draw and every autoreset replacement."""
+    candidates: np.random.Generator
+    """Each step's candidate items (one draw for all rows, whatever the action)."""
+    responses: np.random.Generator
+    """The user model's ``respond`` and ``update`` (choices, ratings, state noise)."""
+
+    @classmethod
+    def from_seed(cls, seed: int | None) -> "RandomStreams":
+        """Streams spawned from ``SeedSequence(seed)`` (``None``: fresh OS entropy)."""
+        children = np.random.SeedSequence(seed).spawn(len(cls._fields))
+        return cls(*(np.random.default_rng(child) for child in children))
 
 
 class SlateSimulation:
@@ -53,30 +76,34 @@ class SlateSimulation:
         self._slot_ids = np.arange(n * k, dtype=np.int64)
         self._first_slot = np.empty(n * c, dtype=np.int64)  # scratch for duplicate detection
         self.state: Any = None
+        self.streams: RandomStreams | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
-    def reset(self, rng: np.random.Generator) -> None:
+    def reset(self, seed: int | None) -> None:
+        """New users; ``seed`` re-spawns the random streams, ``None`` continues them (fresh entropy at first)."""
+        if seed is not None or self.streams is None:
+            self.streams = RandomStreams.from_seed(seed)
         n, h = self.n, self.config.history_length
-        self.state = self.model.sample(n, rng)
+        self.state = self.model.sample(n, self.streams.users)
         self.steps = np.zeros(n, dtype=np.int64)
         self.clicks = np.zeros(n, dtype=np.float64)
         self.last_click = np.zeros(n, dtype=np.float32)
         self.last_rating = np.zeros(n, dtype=np.float32)
         self.history_items = np.full((n, h), -1, dtype=np.int64)
         self.history_responses = np.zeros((n, h, 3), dtype=np.float32)
-        self.candidates = self.candidate_generator(n, rng)
+        self.candidates = self.candidate_generator(n, self.streams.candidates)
 
-    def replace(self, rows: np.ndarray, rng: np.random.Generator) -> None:
+    def replace(self, rows: np.ndarray) -> None:
         """New users in ``rows`` (their candidates were already drawn for the next step)."""
         mask = np.zeros(self.n, dtype=bool)
         mask[rows] = True
-        self.model.replace(self.state, mask, rng)
+        self.model.replace(self.state, mask, self.streams.users)
         for array, value in ((self.steps, 0), (self.clicks, 0.0), (self.last_click, 0.0),
                              (self.last_rating, 0.0), (self.history_items, -1), (self.history_responses, 0.0)):
             array[rows] = value
 
     # --- one step ---------------------------------------------------------------------------------
-    def step(self, action: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """Show the slates; returns ``(reward, terminated, truncated, info)`` with ``(n, ...)`` arrays."""
         positions = self.check_action(action)
         flat = positions + self._row_offsets
@@ -84,13 +111,14 @@ class SlateSimulation:
         valid = self._first_occurrences(flat)
         if not valid.all():
             slates[~valid] = -1
+        rng = self.streams.responses
         responses = self.model.respond(self.state, slates, valid, rng)
         reward = np.asarray(self.reward_fn(responses), dtype=np.float32)
         self.model.update(self.state, slates, responses, rng)
         self._record(slates, responses)
         terminated = np.array(self.model.left(self.state), dtype=bool)
         truncated = (self.steps >= self.config.step_cap) & ~terminated
-        self.candidates = self.candidate_generator(self.n, rng)
+        self.candidates = self.candidate_generator(self.n, self.streams.candidates)
         info = {"click": responses.click, "rating": responses.rating, "like": responses.like,
                 "dwell": responses.dwell, "choice": responses.choice, "slate": slates}
         return reward, terminated, truncated, info

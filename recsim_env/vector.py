@@ -12,6 +12,11 @@ in ``info["final_info"]`` (same keys as the step info, arrays over N with ``_key
 for ended rows — other rows are unspecified — mask ``info["_final_info"]``). The top-level per-step
 info of an ended row holds the new episode's (empty) reset info: zeros, with its ``_key`` mask
 false (and when every row ended, the per-step keys are absent altogether).
+
+Randomness: ``reset(seed=s)`` spawns independent user, candidate and response streams from ``s``
+(see :class:`~recsim_env.simulation.RandomStreams`). Replacement users come from the user stream, and
+every row's candidates are drawn each step from the candidate stream whatever the actions were, so
+policies run from the same seed see the same candidate sets in row ``i`` while its first user stays.
 """
 
 from __future__ import annotations
@@ -59,22 +64,24 @@ class RecVectorEnv(VectorEnv):
 
     @property
     def user_state(self) -> Any:
-        """The user model's current state (hidden from policies; for oracles and diagnostics)."""
+        """The user model's current state object, e.g. for an oracle's ``user_model.true_utilities(env.user_state, ...)``.
+
+        Hidden from policies (it is not in the observation); read-only by convention and live: the
+        model updates it in place each step, row ``i`` being the user behind observation row ``i``."""
         return self._sim.state
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None and not isinstance(seed, (int, np.integer)):
             raise ConfigError(f"RecVectorEnv.reset takes one int seed for all users, got {seed!r}")
         super().reset(seed=seed)
-        self._sim.reset(self.np_random)
+        self._sim.reset(None if seed is None else int(seed))
         self._needs_reset = False
         return self._sim.observe(), {}
 
     def step(self, actions: Any):
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
-        rng = self.np_random
-        reward, terminated, truncated, step_info = self._sim.step(actions, rng)
+        reward, terminated, truncated, step_info = self._sim.step(actions)
         ended = terminated | truncated
         info = _with_masks(step_info, ~ended)
         if ended.any():
@@ -89,7 +96,7 @@ class RecVectorEnv(VectorEnv):
                     del info[key], info[f"_{key}"]
                 else:
                     info[key][rows] = 0
-            self._sim.replace(rows, rng)
+            self._sim.replace(rows)
         return self._sim.observe(), reward, terminated, truncated, info
 
 

@@ -74,3 +74,12 @@ def fake_model() -> FakeUserModel:
 def make_fake_model() -> type[FakeUserModel]:
     """The fake model's class, for tests that need another patience."""
     return FakeUserModel
+
+
+@pytest.fixture(scope="module")
+def synthetic_pair():
+    """A small synthetic model and its catalog, for tests that need real choices and departures."""
+    from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
+
+    model = SyntheticUserModel(SyntheticConfig(n_items=60, n_users=40, time_budget=15.0))
+    return model, model.catalog()
