@@ -76,11 +76,12 @@ def _timestamps(frame: pd.DataFrame, column: str | None, source: str) -> np.ndar
     numeric = pd.to_numeric(col, errors="coerce")
     if numeric.notna().all():
         return numeric.to_numpy(dtype=np.float64).astype(np.int64)
-    if numeric.notna().mean() > 0.5:  # epoch seconds with a few bad values: name those, not the numbers
-        bad = numeric.isna().to_numpy()
-        raise DataError(f"{source}: column {column!r} (timestamp) has unparseable value(s), first at "
-                        f"{_first_bad(bad, frame, column)}; expected epoch seconds like the other rows")
     parsed = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+    # Read the column the way most of its rows read (ties: epoch seconds), and name the rows that don't.
+    if numeric.notna().sum() >= parsed.notna().sum():
+        raise DataError(f"{source}: column {column!r} (timestamp) has unparseable value(s), first at "
+                        f"{_first_bad(numeric.isna().to_numpy(), frame, column)}; expected epoch seconds "
+                        f"like the other rows")
     bad = parsed.isna().to_numpy()
     if bad.any():
         raise DataError(f"{source}: column {column!r} (timestamp) has unparseable value(s), first at "

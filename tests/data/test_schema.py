@@ -61,6 +61,13 @@ def test_unparseable_timestamp_among_epoch_seconds_names_the_bad_value():
         build(frame(timestamp=[30, 10, "yesterday", 40]))
 
 
+def test_half_bad_epoch_seconds_name_the_bad_row_not_a_good_number():
+    # Two numbers and two words: the column is read as epoch seconds (ties go to numbers), so the
+    # first word is at fault, not the first number.
+    with pytest.raises(DataError, match=r"first at row 1 \(value 'soon'\); expected epoch seconds"):
+        build(frame(timestamp=[30, "soon", "later", 40]))
+
+
 def test_unparseable_date_string_names_the_bad_value():
     dates = ["2024-01-01", "2024-01-02 10:00", "not a date", "2024-02-01"]
     with pytest.raises(DataError, match=r"first at row 2 \(value 'not a date'\)"):
