@@ -74,6 +74,10 @@ class UniformCandidates:
         self._build()
 
     def __call__(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if n == 1:
+            # The single env's path: the same two draws as below, without four array operations.
+            ordering, start = rng.random(2).tolist()
+            return self._windows[int(ordering * self.n_orderings), int(start * self.n_items)][None].copy()
         draws = rng.random((2, n))
         ordering = (draws[0] * self.n_orderings).astype(np.int64)
         start = (draws[1] * self.n_items).astype(np.int64)

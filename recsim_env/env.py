@@ -16,7 +16,7 @@ from recsim_env.data.log import InteractionLog
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import RewardFn, UserModel
 from recsim_env.rewards import RewardWeights, WeightedReward
-from recsim_env.simulation import SlateSimulation
+from recsim_env.simulation import SingleUserSimulation
 
 DUPLICATE_MODES = ("blank", "error")
 
@@ -104,8 +104,9 @@ class RecEnv(gym.Env):
     slate; the simulated user (any :class:`~recsim_env.protocols.UserModel`: fitted from logs, the
     synthetic ground-truth model, or your own) clicks at most one, rates it, and their state moves on
     (interest drift, fatigue, patience). The env is glue over the user model, the item catalog, a
-    candidate generator and a reward function; it runs the same batched code as the vector env, with
-    one user.
+    candidate generator and a reward function; it calls the user model exactly as the vector env does,
+    with a batch of one user, and keeps its own bookkeeping in plain Python numbers (one user's
+    numpy calls would cost more than their arithmetic).
 
     ## Action Space
     ``MultiDiscrete([n_candidates] * slate_size)``: positions in ``observation["candidates"]``, in
@@ -171,7 +172,7 @@ class RecEnv(gym.Env):
             config = config.with_overrides(**overrides)
         self.user_model, self.catalog, self.config = user_model, catalog, config
         self.reward_fn = reward_fn or WeightedReward(config.reward)
-        self._sim = SlateSimulation(user_model, catalog, config, self.reward_fn, n=1)
+        self._sim = SingleUserSimulation(user_model, catalog, config, self.reward_fn)
         n_features = None if self._sim.item_features is None else self._sim.item_features.shape[1]
         self.observation_space = observation_space(user_model, config, n_features)
         self.action_space = spaces.MultiDiscrete(np.full(config.slate_size, config.n_candidates, dtype=np.int64))
@@ -189,19 +190,14 @@ class RecEnv(gym.Env):
         super().reset(seed=seed)
         self._sim.reset(seed)
         self._needs_reset = False
-        return self._single(self._sim.observe()), {}
+        return self._sim.observe_one(), {}
 
     def step(self, action: Any):
         if self._needs_reset:
             raise gym.error.ResetNeeded("call reset() before step(), and again after the episode ended")
         reward, terminated, truncated, info = self._sim.step(action)
-        self._needs_reset = bool(terminated[0] or truncated[0])
-        info = {key: value[0] for key, value in info.items()}
-        return self._single(self._sim.observe()), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
-
-    @staticmethod
-    def _single(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {key: value[0] for key, value in obs.items()}
+        self._needs_reset = terminated or truncated
+        return self._sim.observe_one(), reward, terminated, truncated, info
 
 
 def make_env(source: InteractionLog | UserModel, catalog: ItemCatalog | None = None,

@@ -47,10 +47,12 @@ class WeightedReward:
         if not self._terms:
             return np.zeros(n, dtype=np.float32)
         name, w = self._terms[0]
-        total = getattr(responses, name).sum(axis=1, dtype=np.float32) * np.float32(w)
+        total = getattr(responses, name).sum(axis=1, dtype=np.float32)
+        if w != 1.0:  # the default reward (clicks, weight 1) is one reduction
+            total *= np.float32(w)
         for name, w in self._terms[1:]:
             total += getattr(responses, name).sum(axis=1, dtype=np.float32) * np.float32(w)
-        return total.astype(np.float32, copy=False)
+        return total
 
     def __repr__(self) -> str:
         return f"WeightedReward({self.weights!r})"

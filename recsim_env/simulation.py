@@ -217,3 +217,95 @@ class SlateSimulation:
         if self.item_features is not None:
             obs["candidate_features"] = self.item_features[candidates]
         return obs
+
+
+class SingleUserSimulation(SlateSimulation):
+    """:class:`SlateSimulation` for exactly one user: what :class:`~recsim_env.env.RecEnv` steps.
+
+    The user model sees the same ``(1, k)`` arrays and the same random streams as a one-row batch;
+    only the env's own bookkeeping is specialised. With one user, each numpy call costs far more
+    than the arithmetic it does, so the action is checked as a Python list, the counters are Python
+    numbers and the observation is built unbatched (no ``(1, ...)`` arrays to index back down).
+    """
+
+    def __init__(self, user_model: UserModel, catalog: "ItemCatalog | None", config: "EnvConfig",
+                 reward_fn: RewardFn) -> None:
+        super().__init__(user_model, catalog, config, reward_fn, n=1)
+        k = config.slate_size
+        # Passed to the model as `valid` when the slate has no repeat: read-only, so a model that
+        # tried to write to its input would fail loudly instead of corrupting later steps.
+        self._all_valid = np.ones((1, k), dtype=bool)
+        self._all_valid.setflags(write=False)
+
+    def reset(self, seed: int | None) -> None:
+        super().reset(seed)
+        self._steps, self._clicks, self._last_click, self._last_rating = 0, 0.0, 0.0, 0.0
+        self._history_items = self.history_items[0]
+        self._history_responses = self.history_responses[0]
+        self._candidates = self.candidates[0]
+
+    def replace(self, rows: np.ndarray) -> None:
+        raise NotImplementedError("a single-user simulation starts a new user with reset()")
+
+    def step(self, action: Any) -> tuple[float, bool, bool, dict]:  # type: ignore[override]
+        """Show the slate; returns ``(reward, terminated, truncated, info)`` as Python scalars / ``(k,)`` arrays."""
+        positions = self._positions(action)
+        slate = self._candidates.take(positions)
+        if len(set(positions)) == len(positions):
+            valid = self._all_valid
+        else:
+            valid = self._first_occurrences(np.asarray(positions, dtype=np.int64)[None])
+            slate[~valid[0]] = -1
+        slates = slate[None]
+        rng = self.streams.responses
+        responses = self.model.respond(self.state, slates, valid, rng)
+        reward = float(self.reward_fn(responses)[0])
+        self.model.update(self.state, slates, responses, rng)
+        choice = responses.choice[0]
+        self._steps += 1
+        self._record(int(choice), slate, responses)
+        terminated = bool(self.model.left(self.state)[0])
+        truncated = self._steps >= self.config.step_cap and not terminated
+        self._candidates = self.candidate_generator(1, self.streams.candidates)[0]
+        info = {"click": responses.click[0], "rating": responses.rating[0], "like": responses.like[0],
+                "dwell": responses.dwell[0], "choice": choice, "slate": slate}
+        return reward, terminated, truncated, info
+
+    def _positions(self, action: Any) -> list[int]:
+        """The action's candidate positions as a list; anything unusual takes the batched checks' errors."""
+        if type(action) is np.ndarray and action.shape == (self.config.slate_size,) and action.dtype.kind in "iu":
+            positions = action.tolist()
+            if min(positions) >= 0 and max(positions) < self.config.n_candidates:
+                return positions
+        return self.check_action(action)[0].tolist()
+
+    def _record(self, choice: int, slate: np.ndarray, responses: Responses) -> None:  # type: ignore[override]
+        if choice < 0:
+            self._last_click = self._last_rating = 0.0
+            return
+        rating = float(responses.rating[0, choice])
+        self._clicks += 1.0
+        self._last_click, self._last_rating = 1.0, rating
+        items, history = self._history_items, self._history_responses
+        items[:-1] = items[1:]
+        items[-1] = slate[choice]
+        history[:-1] = history[1:]
+        history[-1] = (rating, float(responses.like[0, choice]), float(responses.dwell[0, choice]))
+
+    def observe_one(self) -> dict[str, np.ndarray]:
+        """The single user's observation (unbatched), from arrays nothing writes to afterwards."""
+        steps = self._steps
+        rating = min(max(self._last_rating / self.max_rating, 0.0), 1.0)
+        context = np.array((steps / self.config.step_cap, self._clicks / max(steps, 1), self._last_click, rating),
+                           dtype=np.float32)
+        obs = {
+            "user_index": np.array(self.model.user_index(self.state), dtype=np.int64),
+            "user_features": np.array(self.model.features(self.state)[0], dtype=np.float32),
+            "history_items": self._history_items.copy(),
+            "history_responses": self._history_responses.copy(),
+            "candidates": self._candidates,
+            "context": context,
+        }
+        if self.item_features is not None:
+            obs["candidate_features"] = self.item_features[self._candidates]
+        return obs

@@ -21,6 +21,7 @@ Per step, for user ``u`` and item ``i`` with topic ``t``:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -165,7 +166,9 @@ class SyntheticUserModel:
     def true_utilities(self, state: SyntheticState, items: np.ndarray) -> np.ndarray:
         """``(n, m)`` ground-truth click utilities of ``(n, m)`` item indices (for oracle policies)."""
         # Flat gathers of (user, topic) cells: cheaper than take_along_axis on the hot path.
-        cell = self.item_topic[items] + (np.arange(len(items)) * self.config.n_topics)[:, None]
+        cell = self.item_topic[items]
+        if len(items) > 1:  # row offsets; a single user's cells are its topics
+            cell += (np.arange(len(items)) * self.config.n_topics)[:, None]
         utility = state.interest.ravel()[cell]
         utility += self.item_appeal[items]
         if self.config.fatigue_weight:
@@ -177,6 +180,18 @@ class SyntheticUserModel:
         n, k = slates.shape
         choice = self.choice.sample(self.true_utilities(state, slates), valid, rng)
         click, rating, like, dwell = np.zeros((4, n, k), dtype=np.float32)
+        if n == 1:
+            # One user (the single env): the same response in scalars, without ~20 tiny array operations.
+            slot = int(choice[0])
+            if slot >= 0:
+                item = int(slates[0, slot])
+                engagement = float(self.item_quality[item] + state.interest[0, self.item_topic[item]])
+                c = self.config
+                r = float(min(max(round(3.0 + c.rating_scale * engagement + rng.normal(0.0, c.rating_noise)), 1),
+                              self.max_rating))
+                click[0, slot], rating[0, slot], like[0, slot] = 1.0, r, r >= c.like_threshold
+                dwell[0, slot] = 60.0 * self.item_length[item] / (1.0 + math.exp(-engagement))
+            return Responses(choice, click, rating, like, dwell)
         rows = (choice >= 0).nonzero()[0]
         if len(rows):
             slots = choice[rows]
@@ -196,6 +211,15 @@ class SyntheticUserModel:
         c = self.config
         state.fatigue *= c.fatigue_decay
         state.budget -= c.step_cost
+        if len(state.budget) == 1:  # one user: scalar updates of the same rule
+            slot = int(responses.choice[0])
+            if slot >= 0:
+                item = int(slates[0, slot])
+                topic = int(self.item_topic[item])
+                state.interest[0, topic] += c.drift_rate * (c.max_interest - state.interest[0, topic])
+                state.fatigue[0, topic] += 1.0
+                state.budget[0] -= self._click_cost[item] - c.step_cost
+            return
         rows = (responses.choice >= 0).nonzero()[0]
         if not len(rows):
             return

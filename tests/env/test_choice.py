@@ -132,3 +132,20 @@ def test_bad_choice_config_is_refused(make, match):
 def test_models_satisfy_the_protocol():
     assert isinstance(MultinomialLogit(), ChoiceModel)
     assert isinstance(CascadeChoice(), ChoiceModel)
+
+
+@settings(max_examples=60, deadline=None)
+@given(u=arrays(np.float64, (1, 6), elements=st.floats(-50, 50)), valid=arrays(np.bool_, (1, 6)),
+       temperature=st.floats(0.05, 5), no_click=st.floats(-5, 5), decay=st.floats(0, 3), seed=st.integers(0, 99))
+def test_one_user_fast_path_draws_what_the_batched_path_draws(u, valid, temperature, no_click, decay, seed):
+    """The single env's plain-Python draw is the batched inverse-CDF draw, uniform for uniform."""
+    model = MultinomialLogit(temperature, no_click, decay)
+    fast = model.sample(u, valid, np.random.default_rng(seed))
+    batched = sample_categorical(model.probabilities(u, valid), np.random.default_rng(seed))
+    assert fast.dtype == np.int64 and fast.shape == (1,)
+    assert fast[0] == -1 or valid[0, fast[0]]
+    # Equal draws except where the uniform lands within rounding of a cumulative edge.
+    if fast[0] != batched[0]:
+        edges = np.cumsum(model.probabilities(u, valid)[0])
+        draw = np.random.default_rng(seed).random()
+        assert np.min(np.abs(edges - draw)) < 1e-9

@@ -118,3 +118,25 @@ def test_generate_log_follows_a_given_policy(model):
     log = model.generate_log(10, np.random.default_rng(0), policy=_ReversedPolicy(), n_candidates=50)
     default = model.generate_log(10, np.random.default_rng(0), n_candidates=50)
     assert log.n_interactions > 0 and not log.interactions["item"].equals(default.interactions["item"])
+
+
+def test_one_user_responses_match_the_batched_ones_in_distribution(model):
+    """The scalar one-user path of respond/update follows the batched rules (the single env uses it)."""
+    rng = np.random.default_rng(4)
+    slate = np.arange(0, 50, 5)[None]
+    valid = np.ones((1, 10), dtype=bool)
+    one = [model.respond(model.state_for([3]), slate, valid, rng) for _ in range(3000)]
+    many = model.respond(model.state_for(np.full(3000, 3)), np.repeat(slate, 3000, 0), np.repeat(valid, 3000, 0), rng)
+    clicks_one = np.concatenate([r.click for r in one]).mean(axis=0)
+    np.testing.assert_allclose(clicks_one, many.click.mean(axis=0), atol=0.035)
+    for key in ("rating", "like", "dwell"):
+        total_one = np.concatenate([getattr(r, key) for r in one]).sum() / max(clicks_one.sum() * 3000, 1)
+        total_many = getattr(many, key).sum() / max(many.click.sum(), 1)
+        assert total_one == pytest.approx(total_many, rel=0.06), key
+    # update: the same state change for a click on one user as for that user in a batch of two.
+    clicked = next(r for r in one if r.choice[0] >= 0)
+    single, pair = model.state_for([3]), model.state_for([3, 3])
+    model.update(single, slate, clicked, rng)
+    model.update(pair, np.repeat(slate, 2, 0), type(clicked)(*(np.repeat(a, 2, 0) for a in clicked)), rng)
+    for key in ("interest", "fatigue", "budget"):
+        np.testing.assert_allclose(getattr(single, key)[0], getattr(pair, key)[0], rtol=1e-12)
