@@ -54,8 +54,10 @@ class UniformCandidates:
     def __init__(self, n_items: int, n_candidates: int, n_orderings: int | None = None, seed: int = 0) -> None:
         _check_sizes(n_items, n_candidates)
         self.n_items, self.n_candidates, self.seed = n_items, n_candidates, seed
-        # Enough orderings for varied co-occurrence, capped at ~4M stored indices for huge catalogues.
-        self.n_orderings = n_orderings or int(np.clip(4_000_000 // (n_items + n_candidates), 1, 256))
+        # Enough orderings for varied co-occurrence (at least 8), but a table of ~64K indices (512 KiB)
+        # where the catalogue allows: the batched step gathers 1,024 random windows from it every step,
+        # and a table that stays in cache made the whole ML-100K step ~14% faster than 256 orderings (3.6 MB).
+        self.n_orderings = n_orderings or int(np.clip(65_536 // (n_items + n_candidates), 8, 256))
         self._build()
 
     def _build(self) -> None:

@@ -105,7 +105,8 @@ class MultinomialLogit:
         np.multiply(utilities.T, 1.0 / self.temperature, out=logits[:k])
         if self.position_decay:
             logits[:k] += _log_examination(k, self.position_decay)[:, None]
-        np.copyto(logits[:k], -np.inf, where=~valid.T)
+        if not valid.all():  # the common case, a slate without empty slots, skips a masked pass
+            np.copyto(logits[:k], -np.inf, where=~valid.T)
         logits[k] = self.no_click_utility / self.temperature
         # Subtracting the column max keeps exp() finite; the no-click row is finite so the max is too.
         logits -= logits.max(axis=0)

@@ -160,7 +160,9 @@ class RecEnv(gym.Env):
       streams. Dynamics are unchanged in distribution, so results stay comparable and the id stays
       v0 — Gymnasium likewise kept its ids when it moved seeding to ``reset(seed=)`` and
       ``np.random.Generator`` (0.26) — but a given seed yields a different rollout than in builds
-      before the split.
+      before the split. The uniform candidate generator keeps fewer fixed item orders (a table of
+      ~64K indices, at least 8 orders) so the batched step's gather stays in cache: each item is still
+      a candidate with probability ``n_candidates / n_items``; fewer distinct windows share items.
     """
 
     metadata = {"render_modes": []}
