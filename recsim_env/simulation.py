@@ -73,8 +73,9 @@ class SlateSimulation:
         # Row offsets turn (n, k) positions into indices of the flattened (n, C) candidates: a flat
         # gather is several times cheaper than take_along_axis.
         self._row_offsets = (np.arange(n, dtype=np.int64) * c)[:, None]
-        self._slot_ids = np.arange(n * k, dtype=np.int64)
-        self._first_slot = np.empty(n * c, dtype=np.int64)  # scratch for duplicate detection
+        # Scratch for duplicate detection; int32 halves the randomly written table (n < 2**31 / k).
+        self._slot_ids = np.arange(n * k, dtype=np.int32)
+        self._first_slot = np.empty(n * c, dtype=np.int32)
         self.state: Any = None
         self.streams: RandomStreams | None = None
 

@@ -123,7 +123,7 @@ def _final_info(step_info: dict[str, np.ndarray], ended: np.ndarray) -> dict[str
 
 def _final_observations(obs: dict[str, np.ndarray], rows: np.ndarray, n: int) -> np.ndarray:
     """Object array of per-row observation dicts (``None`` for rows that did not end)."""
-    out = np.full(n, None, dtype=object)
+    out = np.empty(n, dtype=object)  # object arrays start as None; np.full would fill them again
     keys = list(obs)
     # list(array) splits into row views in C; zipping them builds each dict without per-key indexing.
     for i, values in zip(rows, zip(*(list(obs[key]) for key in keys))):
