@@ -1,7 +1,8 @@
 """Env throughput: single ``RecEnv.step``, the batched ``RecVectorEnv`` and a ``SyncVectorEnv`` of single envs.
 
-Prints a markdown table (medians over ``--repeats``) and the command that produced it, with rates
-by wall-clock and by process CPU time: on a shared machine the CPU-time rate is the steadier one. Actions are
+Prints a markdown table (medians over ``--repeats``, taken round-robin across the measures) and the
+command that produced it, with rates by wall-clock and by process CPU time: on a shared machine the
+CPU-time rate is the steadier one. Actions are
 random valid slates (distinct candidate positions), drawn before timing; resets happen inside the
 timed loop and count toward the time but not the steps, as in Google RecSim's peer benchmark
 (``../shared/peers/bench_recsim.sh``, run with ``--recsim`` and reported beside ours).
@@ -129,8 +130,18 @@ def time_vector(env, bank: list, steps: int, seed: int) -> Rate:
 
 
 def median_rate(fn, repeats: int) -> Rate:
-    runs = [fn(rep) for rep in range(repeats)]
-    return Rate(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs))
+    return interleaved_medians({"only": fn}, repeats)["only"]
+
+
+def interleaved_medians(measures: dict, repeats: int) -> dict[str, Rate]:
+    """Median rate of each measure, the repeats taken round-robin: on a shared host a burst of
+    contention then slows one repeat of every measure instead of all repeats of one."""
+    runs: dict[str, list[Rate]] = {name: [] for name in measures}
+    for rep in range(repeats):
+        for name, fn in measures.items():
+            runs[name].append(fn(rep))
+    return {name: Rate(statistics.median(r.wall for r in rs), statistics.median(r.cpu for r in rs))
+            for name, rs in runs.items()}
 
 
 def peak_memory_mb(model, catalog, config: EnvConfig, num_envs: int, bank: list) -> float:
@@ -188,13 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     single_bank = action_bank(rng, (args.slate_size,), args.n_candidates, size=256)
     vector_bank = action_bank(rng, (args.num_envs, args.slate_size), args.n_candidates, size=8)
 
-    single = median_rate(lambda r: time_single(RecEnv(model, catalog, config), single_bank,
-                                               args.single_steps, args.seed + r), args.repeats)
-    vector = median_rate(lambda r: time_vector(RecVectorEnv(model, catalog, config, num_envs=args.num_envs),
-                                               vector_bank, args.vector_steps, args.seed + r), args.repeats)
-    null = median_rate(lambda r: time_vector(RecVectorEnv(NullUserModel(model.n_items), None, config,
-                                                          num_envs=args.num_envs),
-                                             vector_bank, args.vector_steps, args.seed + r), args.repeats)
+    rates = interleaved_medians({
+        "single": lambda r: time_single(RecEnv(model, catalog, config), single_bank, args.single_steps, args.seed + r),
+        "vector": lambda r: time_vector(RecVectorEnv(model, catalog, config, num_envs=args.num_envs),
+                                        vector_bank, args.vector_steps, args.seed + r),
+        "null": lambda r: time_vector(RecVectorEnv(NullUserModel(model.n_items), None, config,
+                                                   num_envs=args.num_envs),
+                                      vector_bank, args.vector_steps, args.seed + r),
+    }, args.repeats)
+    single, vector, null = rates["single"], rates["vector"], rates["null"]
     sync_env = SyncVectorEnv([lambda: RecEnv(model, catalog, config) for _ in range(args.num_envs)],
                              autoreset_mode=AutoresetMode.SAME_STEP)
     sync = median_rate(lambda r: time_vector(sync_env, vector_bank, args.sync_steps, args.seed + r),
