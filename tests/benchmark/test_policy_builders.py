@@ -28,7 +28,7 @@ def test_oracle_shows_the_candidates_of_highest_true_utility_in_order():
     with pytest.raises(ConfigError, match="bind_env"):
         oracle.predict(obs)
     action, _ = oracle.bind_env(env).predict(obs)
-    utilities = model.true_utilities(env._sim.state, obs["candidates"])
+    utilities = model.true_utilities(env.user_state, obs["candidates"])
     chosen = np.take_along_axis(utilities, action, axis=1)
     assert (np.diff(chosen, axis=1) <= 0).all()  # best first
     assert np.allclose(chosen[:, -1], np.sort(utilities, axis=1)[:, -3])  # and the top three
