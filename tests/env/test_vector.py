@@ -165,3 +165,26 @@ def test_two_policies_with_one_seed_see_the_same_users_and_candidates(synthetic_
     assert compared > 16 * 3  # most rows were compared over several steps
     # The two policies do lead to different sessions: the responses' stream is not shared by accident.
     assert any(not np.array_equal(a, b) for a, b in zip(alive_a, alive_b))
+
+
+def test_single_env_fast_path_equals_a_one_row_batch_step_for_step(fake_model):
+    # RecEnv steps a specialised one-user simulation; it must be the batched dynamics, not a copy of them.
+    single = RecEnv(fake_model, config=CONFIG)
+    batch = RecVectorEnv(fake_model, config=CONFIG, num_envs=1)
+    obs_s, _ = single.reset(seed=11)
+    obs_b, _ = batch.reset(seed=11)
+    rng = np.random.default_rng(0)
+    for step in range(CONFIG.step_cap):
+        for key in obs_s:
+            np.testing.assert_array_equal(obs_s[key], obs_b[key][0], err_msg=f"step {step}, key {key}")
+        action = rng.permutation(CONFIG.n_candidates)[: CONFIG.slate_size]
+        obs_s, r_s, term_s, trunc_s, info_s = single.step(action)
+        obs_b, r_b, term_b, trunc_b, info_b = batch.step(action[None, :])
+        assert r_s == pytest.approx(float(r_b[0]))
+        assert (term_s, trunc_s) == (bool(term_b[0]), bool(trunc_b[0]))
+        if term_s or trunc_s:  # the batch has already replaced its user (SAME_STEP autoreset)
+            np.testing.assert_array_equal(info_s["click"], info_b["final_info"]["click"][0])
+            break
+        np.testing.assert_array_equal(info_s["click"], info_b["click"][0])
+    else:
+        pytest.fail("the episode should end within the step cap")
