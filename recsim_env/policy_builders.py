@@ -9,7 +9,7 @@ inside the builders, never at import time (``recsim_env`` must not depend on the
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -63,39 +63,21 @@ def _agent_train_config(ctx: TrainingContext) -> Any:
                        progress=ctx.progress)
 
 
-def _train_agent(agent: Any, ctx: TrainingContext) -> BuiltPolicy:
-    from agents.training import train
+def _agent_builder(name: str) -> Callable[[TrainingContext], BuiltPolicy]:
+    """Train agent ``name`` through :func:`agents.factory.train_agent`, the path ``recsim train`` takes,
+    so the benchmark acts with exactly what that trains (e.g. SB3 DQN's slot fill)."""
 
-    env = ctx.simulator.make_env(ctx.budgets.train_envs)
-    result = train(agent, env, _agent_train_config(ctx), ctx.seed, out_dir=ctx.out_dir)
-    return BuiltPolicy(agent, _curve(result.curve, "step"))
+    def build(ctx: TrainingContext) -> BuiltPolicy:
+        from agents.factory import train_agent
 
+        env = ctx.simulator.make_env(ctx.budgets.train_envs)
+        policy, result = train_agent(name, env, _agent_train_config(ctx), ctx.seed, out_dir=ctx.out_dir)
+        return BuiltPolicy(policy, _curve(result.curve, "step"))
 
-def _observation_spec(ctx: TrainingContext) -> Any:
-    from agents.networks import ObservationSpec
-
-    return ObservationSpec.from_space(ctx.simulator.make_env(1).single_observation_space)
-
-
-def build_slateq(ctx: TrainingContext) -> BuiltPolicy:
-    from agents.slateq import SlateQAgent
-
-    return _train_agent(SlateQAgent(_observation_spec(ctx), ctx.slate_size, seed=ctx.seed), ctx)
+    return build
 
 
-def build_reinforce(ctx: TrainingContext) -> BuiltPolicy:
-    from agents.reinforce import ReinforceAgent
-
-    return _train_agent(ReinforceAgent(_observation_spec(ctx), ctx.slate_size, seed=ctx.seed), ctx)
-
-
-def build_sb3_dqn(ctx: TrainingContext) -> BuiltPolicy:
-    from agents.sb3_dqn import SB3SlatePolicy, batched_discrete_env, make_sb3_dqn, train_sb3_dqn
-
-    env = batched_discrete_env(ctx.simulator.make_env(ctx.budgets.train_envs))
-    model = make_sb3_dqn(env, seed=ctx.seed)
-    result = train_sb3_dqn(model, _agent_train_config(ctx), out_dir=ctx.out_dir)
-    return BuiltPolicy(SB3SlatePolicy(model, ctx.slate_size), _curve(result.curve, "step"))
+build_slateq, build_reinforce, build_sb3_dqn = (_agent_builder(n) for n in ("slateq", "reinforce", "sb3-dqn"))
 
 
 def build_oracle(ctx: TrainingContext) -> BuiltPolicy:

@@ -32,3 +32,28 @@ def test_oracle_shows_the_candidates_of_highest_true_utility_in_order():
     chosen = np.take_along_axis(utilities, action, axis=1)
     assert (np.diff(chosen, axis=1) <= 0).all()  # best first
     assert np.allclose(chosen[:, -1], np.sort(utilities, axis=1)[:, -3])  # and the top three
+
+
+@pytest.mark.parametrize("name", ["sb3-dqn", "slateq", "reinforce"])
+def test_benchmark_agents_act_as_recsim_train_trains_them(name, tmp_path):
+    # The benchmark once rebuilt SB3 DQN's slate policy without the popularity fill it was trained
+    # with, and evaluated it at random's level. Its agents must be what agents.factory trains.
+    from agents.factory import train_agent
+    from agents.training import TrainConfig
+    from recsim_env.benchmark_config import Budgets
+    from recsim_env.registry import Simulator, TrainingContext
+
+    model = SyntheticUserModel(SyntheticConfig(n_items=40, n_users=50))
+    config = EnvConfig(slate_size=3, n_candidates=10)
+
+    def make_env(n):
+        return RecVectorEnv(model, model.catalog(), config, num_envs=n)
+
+    budgets = Budgets(epochs=1, agent_steps=256, train_envs=8, synthetic_log_users=10)
+    ctx = TrainingContext("t", None, None, Simulator("s", make_env, model.catalog()), 3, budgets, 0,
+                          tmp_path / "bench", progress=False)
+    built = policy_spec(name).build(ctx).policy
+    direct, _ = train_agent(name, make_env(8), TrainConfig(total_steps=256, log_interval=25, checkpoint_interval=0,
+                                                           progress=False), 0)
+    obs, _ = make_env(16).reset(seed=5)
+    np.testing.assert_array_equal(built.predict(obs)[0], direct.predict(obs)[0])
