@@ -20,13 +20,17 @@ One simulated user is drawn from one logged user and keeps that user's fitted pr
   appeal exceeds their rating quality, and repetition, thus shorten sessions: greedy-on-click is
   not the best policy over a session.
 
-Everything is batched over users: a step is a handful of gathers and array operations.
+Everything is batched over users: a step is a handful of gathers and array operations. The state
+keeps each user's scoring query ``[p_u + γ·h, 1, F]`` (dotted with the item table ``[v_i, b_i, -φ·g_i]``)
+and rewrites only the rows a step changes; one user (the single env) takes scalar paths of the same
+rules, which update the state bit for bit as the batched path does.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -182,6 +186,12 @@ class FittedState:
     """``(n,)`` int64 items consumed this session."""
     seen: np.ndarray
     """``(n, n_items)`` uint8 count of each item in ``recent`` (``(n, 0)`` when the table would be too big)."""
+    query: np.ndarray | None = None
+    """``(n, d + 1 [+ G])`` float32 ``[p + γ·h, 1, F]`` (``F`` only when the model has fatigue strength),
+    kept in step with ``interest`` and ``fatigue`` by the model that sampled the state, so that scoring
+    needs no per-step rebuild; ``None`` (a state built by hand) makes the model build it on first use.
+    It holds that model's ``drift_scale``: score a state with a model of the same drift scale and
+    fatigue strength (:meth:`FittedUserModel.with_dynamics` copies changing other fields are fine)."""
 
 
 class FittedUserModel:
@@ -193,13 +203,16 @@ class FittedUserModel:
         self.n_user_features = int(arrays.user_features.shape[1])
         self.n_logged_users = int(arrays.user_pref.shape[0])
         self.choice = MultinomialLogit(dynamics.temperature, dynamics.no_click_utility, dynamics.position_decay)
-        # One gather per step: [v_i, b_i, g_i] side by side, dotted with [p+γh, 1, -φF]; without
-        # fatigue the genre columns are left out (a third fewer bytes gathered on ML-100K).
+        # One gather per step: [v_i, b_i, -φg_i] side by side, dotted with the state's query
+        # [p+γh, 1, F]; φ sits in the table so the query's fatigue columns are plain copies of F.
+        # Without fatigue the genre columns are left out (a third fewer bytes gathered on ML-100K).
         columns = [arrays.item_vectors, arrays.item_bias[:, None]]
-        columns += [arrays.item_genres] if dynamics.fatigue_strength else []
+        columns += [arrays.item_genres * np.float32(-dynamics.fatigue_strength)] if dynamics.fatigue_strength else []
         self._item_table = np.ascontiguousarray(np.column_stack(columns).astype(np.float32))
         self._rating_table = np.column_stack([arrays.rating_item, arrays.rating_item_bias[:, None]]).astype(np.float32)
         self._poor_scale = max(dynamics.like_threshold - scales.rating_min, 1e-6)
+        self._dim = int(arrays.item_vectors.shape[1])
+        self._offsets = np.zeros(0, dtype=np.int64)  # row offsets into a flattened seen table, grown on demand
 
     @property
     def max_rating(self) -> float:
@@ -208,17 +221,52 @@ class FittedUserModel:
 
     # ------------------------------------------------------------------ users
     def sample(self, n: int, rng: np.random.Generator) -> FittedState:
-        a, d = self.arrays, self.dynamics
-        logged = a.active_users[rng.integers(0, len(a.active_users), size=n)].astype(np.int64)
-        return FittedState(
-            logged=logged,
-            interest=a.user_interest0[logged].astype(np.float32),
-            fatigue=np.zeros((n, a.item_genres.shape[1]), dtype=np.float32),
-            recent=np.full((n, d.recent_len), -1, dtype=np.int64),
-            patience=(d.budget_scale * self._draw_session_lengths(logged, rng)).astype(np.float32),
-            clicks=np.zeros(n, dtype=np.int64),
+        a = self.arrays
+        state = FittedState(
+            logged=np.zeros(n, dtype=np.int64),
+            interest=np.empty((n, self._dim), dtype=np.float32),
+            fatigue=np.empty((n, a.item_genres.shape[1]), dtype=np.float32),
+            recent=np.empty((n, self.dynamics.recent_len), dtype=np.int64),
+            patience=np.empty(n, dtype=np.float32),
+            clicks=np.empty(n, dtype=np.int64),
             seen=np.zeros((n, self.n_items if n * self.n_items <= SEEN_TABLE_LIMIT else 0), dtype=np.uint8),
+            query=np.empty((n, self._item_table.shape[1]), dtype=np.float32),
         )
+        self._start(state, np.arange(n), rng, seen_clear=False)
+        return state
+
+    def _start(self, state: FittedState, rows: np.ndarray, rng: np.random.Generator, seen_clear: bool = True) -> None:
+        """New users in ``rows``, written in place (the same draws, in the same order, for any row set)."""
+        a, d = self.arrays, self.dynamics
+        logged = a.active_users[rng.integers(0, len(a.active_users), size=rows.size)].astype(np.int64)
+        state.logged[rows] = logged
+        state.interest[rows] = a.user_interest0.take(logged, axis=0)
+        state.fatigue[rows] = 0.0
+        state.recent[rows] = -1
+        state.patience[rows] = d.budget_scale * self._draw_session_lengths(logged, rng)
+        state.clicks[rows] = 0
+        if seen_clear and state.seen.shape[1]:
+            state.seen[rows] = 0
+        if state.query is not None:
+            self._refresh(state, rows)
+            state.query[rows, self._dim] = 1.0
+            state.query[rows, self._dim + 1:] = 0.0
+
+    def _refresh(self, state: FittedState, rows: np.ndarray) -> None:
+        """Rewrite the query's ``p + γ·h`` part of ``rows`` from their interest."""
+        pref = self.arrays.user_pref.take(state.logged[rows], axis=0)
+        pref += state.interest[rows] * np.float32(self.dynamics.drift_scale)
+        state.query[rows, :self._dim] = pref
+
+    def _query(self, state: FittedState) -> np.ndarray:
+        """The state's query, built once for a state made by hand (see :attr:`FittedState.query`)."""
+        if state.query is None:
+            n = len(state.logged)
+            state.query = np.empty((n, self._item_table.shape[1]), dtype=np.float32)
+            self._refresh(state, np.arange(n))
+            state.query[:, self._dim] = 1.0
+            state.query[:, self._dim + 1:] = state.fatigue[:, :state.query.shape[1] - self._dim - 1]
+        return state.query
 
     def _draw_session_lengths(self, logged: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One of each user's own logged session lengths (pooled sessions for users without any)."""
@@ -229,15 +277,13 @@ class FittedUserModel:
         return lengths[np.where(count > 0, own, pooled)].astype(np.float64)
 
     def replace(self, state: FittedState, mask: np.ndarray, rng: np.random.Generator) -> None:
-        idx = np.flatnonzero(mask)
-        if idx.size == 0:
-            return
-        new = self.sample(idx.size, rng)
-        for f in fields(FittedState):
-            getattr(state, f.name)[idx] = getattr(new, f.name)
+        rows = mask.nonzero()[0]
+        if rows.size:
+            self._query(state)
+            self._start(state, rows, rng)
 
     def features(self, state: FittedState) -> np.ndarray:
-        return np.take(self.arrays.user_features, state.logged, axis=0)
+        return self.arrays.user_features.take(state.logged, axis=0)
 
     def user_index(self, state: FittedState) -> np.ndarray:
         return state.logged
@@ -248,26 +294,31 @@ class FittedUserModel:
     # ------------------------------------------------------------------ scoring
     def utilities(self, state: FittedState, slates: np.ndarray) -> np.ndarray:
         """``(n, k)`` float32 utility of each shown item for each user (any ``k``: slates or candidates)."""
-        d = self.dynamics
-        n = slates.shape[0]
-        query = np.empty((n, self._item_table.shape[1]), dtype=np.float32)
-        dim = self.arrays.item_vectors.shape[1]
-        np.multiply(state.interest, np.float32(d.drift_scale), out=query[:, :dim])
-        query[:, :dim] += np.take(self.arrays.user_pref, state.logged, axis=0)
-        query[:, dim] = 1.0
-        if d.fatigue_strength:
-            np.multiply(state.fatigue, np.float32(-d.fatigue_strength), out=query[:, dim + 1:])
-        # np.take is several times faster than fancy indexing for this row gather.
-        util = np.matmul(np.take(self._item_table, slates, axis=0), query[:, :, None])[..., 0]
-        if d.repeat_penalty:
-            util -= np.float32(d.repeat_penalty) * self._repeats(state, slates)
+        query = self._query(state)
+        # ndarray.take is several times faster than fancy indexing for this row gather.
+        util = np.matmul(self._item_table.take(slates, axis=0), query[:, :, None])[..., 0]
+        if self.dynamics.repeat_penalty:
+            util -= np.float32(self.dynamics.repeat_penalty) * self._repeats(state, slates)
+        return util
+
+    def _utilities_one(self, state: FittedState, slate: np.ndarray) -> np.ndarray:
+        """``(k,)`` utilities of one user's slate: :meth:`utilities` without the batch axes."""
+        util = self._item_table.take(slate, axis=0).dot(self._query(state)[0])
+        if self.dynamics.repeat_penalty:
+            if state.seen.shape[1]:
+                seen = state.seen[0].take(slate) > 0
+            else:  # the filled part of the ring only, as in _repeats
+                seen = np.isin(slate, state.recent[0, :min(self.dynamics.recent_len, int(state.clicks[0]))])
+            util -= np.float32(self.dynamics.repeat_penalty) * seen
         return util
 
     def _repeats(self, state: FittedState, slates: np.ndarray) -> np.ndarray:
         """``(n, k)`` bool: which shown items are among each user's recently consumed ones."""
+        n = len(slates)
         if state.seen.shape[1]:
-            offsets = (np.arange(len(slates), dtype=np.int64) * self.n_items)[:, None]
-            return np.take(state.seen.reshape(-1), slates + offsets) > 0
+            if len(self._offsets) < n:
+                self._offsets = np.arange(n, dtype=np.int64)[:, None] * self.n_items
+            return state.seen.reshape(-1).take(slates + self._offsets[:n]) > 0
         repeats = np.zeros(slates.shape, dtype=bool)
         for column in range(min(state.recent.shape[1], int(state.clicks.max(initial=0)))):  # filled part only
             repeats |= slates == state.recent[:, column:column + 1]
@@ -288,11 +339,25 @@ class FittedUserModel:
     def respond(self, state: FittedState, slates: np.ndarray, valid: np.ndarray,
                 rng: np.random.Generator) -> Responses:
         n, k = slates.shape
+        click, rating, like, dwell = np.zeros((4, n, k), dtype=np.float32)
+        if n == 1:
+            # One user (the single env): the same draws in scalars, without ~20 tiny array operations.
+            choice = self.choice.sample(self._utilities_one(state, slates[0])[None], valid, rng)
+            slot = int(choice[0])
+            if slot >= 0:
+                item = int(slates[0, slot])
+                click[0, slot] = 1.0
+                if self.scales.has_rating:
+                    rating[0, slot] = r = self._sample_rating_one(int(state.logged[0]), item, rng)
+                    like[0, slot] = r >= self.dynamics.like_threshold
+                if self.arrays.dwell_item_log_mean.size:
+                    noise = rng.standard_normal() * self.scales.dwell_log_std
+                    dwell[0, slot] = math.exp(self.arrays.dwell_item_log_mean[item] + noise)
+            return Responses(choice, click, rating, like, dwell)
         choice = self.choice.sample(self.utilities(state, slates), valid, rng)
-        rows = np.flatnonzero(choice >= 0)
+        rows = (choice >= 0).nonzero()[0]
         slots = choice[rows]
         items = slates[rows, slots]
-        click, rating, like, dwell = (np.zeros((n, k), dtype=np.float32) for _ in range(4))
         click[rows, slots] = 1.0
         if rows.size and self.scales.has_rating:
             r = self._sample_ratings(state.logged[rows], items, rng)
@@ -302,6 +367,16 @@ class FittedUserModel:
             noise = rng.standard_normal(rows.size) * self.scales.dwell_log_std
             dwell[rows, slots] = np.exp(self.arrays.dwell_item_log_mean[items] + noise)
         return Responses(choice, click, rating, like, dwell)
+
+    def _sample_rating_one(self, logged: int, item: int, rng: np.random.Generator) -> float:
+        """:meth:`_sample_ratings` for one user and item, in scalars (the same single normal draw)."""
+        a, s = self.arrays, self.scales
+        mean = (s.rating_mean + float(a.rating_user_bias[logged]) + float(a.rating_item_bias[item])
+                + float(a.rating_user[logged].dot(a.rating_item[item])))
+        r = mean + rng.standard_normal() * s.rating_std
+        if s.rating_step > 0:
+            r = s.rating_min + round((r - s.rating_min) / s.rating_step) * s.rating_step
+        return min(max(r, s.rating_min), s.rating_max)
 
     def _sample_ratings(self, logged: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a, s = self.arrays, self.scales
@@ -315,19 +390,64 @@ class FittedUserModel:
     def update(self, state: FittedState, slates: np.ndarray, responses: Responses,
                rng: np.random.Generator) -> None:
         d = self.dynamics
-        rows = np.flatnonzero(responses.choice >= 0)
-        slots = responses.choice[rows]
-        items = slates[rows, slots]
-        state.fatigue *= np.float32(d.fatigue_decay)
+        query = self._query(state)
+        decay = np.float32(d.fatigue_decay)
+        state.fatigue *= decay
+        if query.shape[1] > self._dim + 1:  # the query's copy of F decays alike (same float op)
+            query[:, self._dim + 1:] *= decay
+        if len(state.patience) == 1:
+            self._update_one(state, slates[0], responses)
+            return
+        rows = (responses.choice >= 0).nonzero()[0]
         cost = np.full(len(state.patience), d.step_cost + d.no_click_cost, dtype=np.float32)
         if rows.size:
-            genres = self.arrays.item_genres[items]
-            tedium = np.einsum("ng,ng->n", state.fatigue[rows], genres)
-            state.interest[rows] += np.float32(d.drift_rate) * (self.arrays.item_vectors[items] - state.interest[rows])
-            state.fatigue[rows] += genres
+            slots = responses.choice[rows]
+            items = slates[rows, slots]
+            genres = self.arrays.item_genres.take(items, axis=0)
+            fatigue = state.fatigue[rows]
+            tedium = (fatigue * genres).sum(axis=1)
+            interest = state.interest[rows]
+            interest += np.float32(d.drift_rate) * (self.arrays.item_vectors.take(items, axis=0) - interest)
+            state.interest[rows] = interest
+            fatigue += genres
+            state.fatigue[rows] = fatigue
+            self._refresh(state, rows)
+            if query.shape[1] > self._dim + 1:
+                query[rows, self._dim + 1:] = fatigue
             self._remember(state, rows, items)
             cost[rows] = d.step_cost + d.tedium_cost * tedium + self._engagement_cost(responses, rows, slots)
         state.patience -= cost
+
+    def _update_one(self, state: FittedState, slate: np.ndarray, responses: Responses) -> None:
+        """:meth:`update` of one user after the fatigue decay, in scalars: the same float32 results."""
+        d = self.dynamics
+        slot = int(responses.choice[0])
+        if slot < 0:
+            state.patience[0] -= np.float32(d.step_cost + d.no_click_cost)
+            return
+        item = int(slate[slot])
+        genres = self.arrays.item_genres[item]
+        fatigue, interest = state.fatigue[0], state.interest[0]  # views: written in place
+        tedium = (fatigue * genres).sum()
+        interest += np.float32(d.drift_rate) * (self.arrays.item_vectors[item] - interest)
+        fatigue += genres
+        self._refresh(state, np.zeros(1, dtype=np.int64))
+        if state.query.shape[1] > self._dim + 1:
+            state.query[0, self._dim + 1:] = fatigue
+        ring = int(state.clicks[0]) % d.recent_len
+        if state.seen.shape[1]:
+            dropped = int(state.recent[0, ring])
+            if dropped >= 0:
+                state.seen[0, dropped] -= 1
+            state.seen[0, item] += 1
+        state.recent[0, ring] = item
+        state.clicks[0] += 1
+        cost = d.step_cost + d.tedium_cost * tedium
+        if self.scales.has_rating:
+            rating, like = responses.rating[0, slot], responses.like[0, slot]
+            poor = min(max((d.like_threshold - rating) / self._poor_scale, np.float32(0.0)), np.float32(1.0))
+            cost = cost + np.float32(d.dislike_cost * poor - d.like_gain * like)
+        state.patience[0] -= np.float32(cost)
 
     def _remember(self, state: FittedState, rows: np.ndarray, items: np.ndarray) -> None:
         """Put consumed ``items`` into the users' rings of recent items (and the count table)."""

@@ -257,3 +257,91 @@ def test_repeat_check_is_the_same_with_and_without_the_count_table(tiny_model, m
     assert any(r.any() for r in table) and any((~r).any() for r in table)
     for a, b in zip(table, scan):
         np.testing.assert_array_equal(a, b)
+
+
+def _one(state, row: int):
+    """User ``row`` of ``state`` as its own one-user state (copies)."""
+    return fitted_module.FittedState(**{name: getattr(state, name)[row:row + 1].copy() for name in vars(state)})
+
+
+def _row(responses: Responses, row: int) -> Responses:
+    return Responses(*(np.asarray(a)[row:row + 1] for a in responses))
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(2, 12), seed=st.integers(0, 2**31 - 1), fatigue=st.sampled_from([0.0, 1.5]),
+       table=st.booleans())
+def test_one_user_update_is_the_batched_update_exactly(tiny_model, n, seed, fatigue, table):
+    """The scalar one-user update leaves every state array (query included) bit for bit as the batched one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitted_module, "SEEN_TABLE_LIMIT", fitted_module.SEEN_TABLE_LIMIT if table else 0)
+        _check_one_user_update(tiny_model, n, seed, fatigue)
+
+
+def _check_one_user_update(tiny_model, n: int, seed: int, fatigue: float) -> None:
+    model = tiny_model.with_dynamics(fatigue_strength=fatigue, recent_len=3, no_click_utility=-2.0)
+    rng = np.random.default_rng(seed)
+    batch = model.sample(n, rng)
+    singles = [_one(batch, row) for row in range(n)]
+    clicked = 0
+    for _ in range(12):
+        slates = rng.integers(0, 5, size=(n, 3))  # few items: repeats, ring wrap-around
+        responses = model.respond(batch, slates, np.ones((n, 3), dtype=bool), rng)
+        clicked += int((responses.choice >= 0).sum())
+        model.update(batch, slates, responses, rng)
+        for row, single in enumerate(singles):
+            model.update(single, slates[row:row + 1], _row(responses, row), rng)
+    assert clicked > 0
+    for row, single in enumerate(singles):
+        for name in vars(batch):
+            np.testing.assert_array_equal(getattr(single, name)[0], getattr(batch, name)[row], err_msg=name)
+        np.testing.assert_allclose(model._utilities_one(single, slates[row]), model.utilities(batch, slates)[row],
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_one_user_responses_follow_the_batched_distribution(tiny_model, rng):
+    """One user's scalar respond draws choices and ratings as the batched path does (same user, many draws)."""
+    state = tiny_model.sample(1, rng)
+    slate = _slates(tiny_model, 1, 5, rng)
+    valid = np.ones((1, 5), dtype=bool)
+    draws = 4000
+    single = [tiny_model.respond(state, slate, valid, rng) for _ in range(draws)]
+    tiled = fitted_module.FittedState(**{name: np.repeat(getattr(state, name), draws, axis=0) for name in vars(state)})
+    batched = tiny_model.respond(tiled, np.repeat(slate, draws, axis=0), np.repeat(valid, draws, axis=0), rng)
+    probs = tiny_model.choice_probabilities(state, slate, valid)[0]
+    one_choice = np.array([r.choice[0] for r in single])
+    for choices in (one_choice, batched.choice):
+        freq = np.bincount(np.where(choices < 0, 5, choices), minlength=6) / draws
+        np.testing.assert_allclose(freq, probs, atol=0.03)
+    one_rating = np.concatenate([r.rating[0][r.click[0] > 0] for r in single])
+    many_rating = batched.rating[batched.click > 0]
+    assert one_rating.size > 200 and many_rating.size > 200
+    assert abs(one_rating.mean() - many_rating.mean()) < 0.15
+    assert set(np.unique(one_rating)) <= set(np.arange(1.0, 6.0))
+    np.testing.assert_array_equal(np.array([r.like[0].sum() for r in single]),
+                                  np.array([(r.rating[0] >= 4).sum() for r in single], dtype=np.float32))
+
+
+def test_replace_draws_the_users_sample_would(tiny_model):
+    """In-place replacement writes exactly the users a fresh sample draws from the same generator state."""
+    rng = np.random.default_rng(5)
+    state = tiny_model.sample(8, rng)
+    slates = _slates(tiny_model, 8, 3, rng)
+    tiny_model.update(state, slates, _click(tiny_model, state, slates, 0, 5.0), rng)
+    mask = np.array([True, False, True, True, False, False, True, False])
+    tiny_model.replace(state, mask, np.random.default_rng(9))
+    fresh = tiny_model.sample(int(mask.sum()), np.random.default_rng(9))
+    for name in vars(state):
+        np.testing.assert_array_equal(getattr(state, name)[mask], getattr(fresh, name), err_msg=name)
+    assert (state.clicks[~mask] == 1).all()
+
+
+def test_a_state_built_without_a_query_scores_as_a_sampled_one(tiny_model, rng):
+    """States built by hand (the fidelity report's) get their query from the model on first use."""
+    model = tiny_model.with_dynamics(fatigue_strength=1.0)
+    state = model.sample(6, rng)
+    slates = _slates(model, 6, 4, rng)
+    model.update(state, slates, _click(model, state, slates, 2, 4.0), rng)
+    bare = fitted_module.FittedState(**{name: getattr(state, name).copy() for name in vars(state) if name != "query"})
+    np.testing.assert_allclose(model.utilities(bare, slates), model.utilities(state, slates), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(bare.query, state.query)
