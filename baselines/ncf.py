@@ -7,7 +7,21 @@
   output layer at ``[alpha * h_gmf, (1 - alpha) * h_mlp]``, as in the paper.
 
 All three are trained pointwise with binary cross-entropy and ``n_negatives`` sampled negatives per
-positive. A cold user gets the popularity fallback (the model has no user-free path).
+positive.
+
+**History-aware user vectors** (``history > 0``, the default; FISM / NAIS style): in each path the user
+vector is the user-id embedding plus the recency-weighted mean of that path's item embeddings of the
+user's last ``history`` items (weight halving every ``history_halflife`` items; :mod:`baselines.history`).
+The history is causal: a training pair sees only the user's items before it; scoring sees the user's
+training items during model selection and training + validation items after the refit (the test
+item never). ``history=0`` is the textbook NCF (a static user-id embedding).
+
+**Acting in the env** (``predict`` / ``score_observation``), a history-aware model's context is the
+logged user's scoring history (none for a cold ``user_index``) followed by the observation's
+``history_items`` (the session's clicks, more recent); the last ``history`` of these enter the user
+vector with the recency weights, beside the id embedding of a known user. A session that has clicked
+nothing is thus scored exactly as ``score(user_index, candidates)``. A cold user with an empty
+history, and every cold user of a ``history=0`` model, gets the popularity fallback.
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines.history import observation_histories
 from baselines.torch_model import TorchRecommender
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import Split
@@ -42,20 +57,40 @@ class NCFConfig:
     """NeuMF only: weight of the GMF output layer in the pretrained initialisation."""
     pretrain_lr_scale: float = 0.5
     """NeuMF only: learning rate of the joint fine-tuning relative to the pretraining one."""
+    history: int = 20
+    """Last items of a user added (recency-weighted mean of their embeddings) to the user-id embedding in
+    both paths; 0 = the textbook static user embedding."""
+    history_halflife: float = 3.0
+    """A history item's weight halves with every this many more recent items of the user."""
 
     def __post_init__(self) -> None:
         if self.dim < 1 or not self.layers or any(w < 1 for w in self.layers) or self.layers[0] % 2:
             raise ConfigError(f"NCFConfig needs dim >= 1 and positive layers with an even first width, got {self}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.alpha <= 1.0 or self.pretrain_lr_scale <= 0:
             raise ConfigError(f"NCFConfig needs dropout in [0, 1), alpha in [0, 1], pretrain_lr_scale > 0; got {self}")
+        if self.history < 0 or self.history_halflife <= 0:
+            raise ConfigError(f"NCFConfig needs history >= 0 and history_halflife > 0, got {self.history}, "
+                              f"{self.history_halflife}")
+
+
+History = tuple[torch.Tensor, torch.Tensor]
+"""``(B, H)`` item indices and ``(B, H)`` weights (0 on padding), see :mod:`baselines.history`."""
 
 
 class NCFModule(nn.Module):
-    """One module for the three variants; ``kind`` selects the paths that exist."""
+    """One module for the three variants; ``kind`` selects the paths that exist.
+
+    With ``config.history > 0`` it holds each user's scoring history as buffers (``user_history``,
+    ``user_history_weights``, set by the training loop through :meth:`set_user_history`), and
+    ``forward`` takes an explicit per-row history for training pairs."""
 
     def __init__(self, kind: str, n_users: int, n_items: int, config: NCFConfig):
         super().__init__()
         self.kind = kind
+        self.history_length, self.history_halflife = config.history, config.history_halflife
+        if config.history:
+            self.register_buffer("user_history", torch.zeros((n_users, config.history), dtype=torch.int64))
+            self.register_buffer("user_history_weights", torch.zeros((n_users, config.history)))
         width = 0
         if kind in ("gmf", "neumf"):
             self.gmf_user, self.gmf_item = nn.Embedding(n_users, config.dim), nn.Embedding(n_items, config.dim)
@@ -76,17 +111,36 @@ class NCFModule(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def set_user_history(self, index: np.ndarray, weights: np.ndarray) -> None:
+        """Scoring history per user (``(n_users, history)`` each)."""
+        self.user_history.copy_(torch.as_tensor(index))
+        self.user_history_weights.copy_(torch.as_tensor(weights))
+
+    def user_vectors(self, path: str, users: torch.Tensor, history: History | None,
+                     known: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, d)`` user vectors of ``path`` (``"gmf"``/``"mlp"``); ``known=False`` drops the id part."""
+        vec = getattr(self, f"{path}_user")(users)
+        if known is not None:
+            vec = vec * known[:, None]
+        if self.history_length:
+            idx, w = history if history is not None else (self.user_history[users], self.user_history_weights[users])
+            vec = vec + (w.unsqueeze(-1) * getattr(self, f"{path}_item")(idx)).sum(1)
+        return vec
+
+    def features(self, users: torch.Tensor, items: torch.Tensor, history: History | None = None,
+                 known: torch.Tensor | None = None) -> torch.Tensor:
         parts = []
         if self.kind != "mlp":
-            parts.append(self.gmf_user(users)[:, None, :] * self.gmf_item(items))
+            parts.append(self.user_vectors("gmf", users, history, known)[:, None, :] * self.gmf_item(items))
         if self.kind != "gmf":
-            u = self.mlp_user(users)[:, None, :].expand(-1, items.shape[1], -1)
+            u = self.user_vectors("mlp", users, history, known)[:, None, :].expand(-1, items.shape[1], -1)
             parts.append(self.tower(torch.cat([u, self.mlp_item(items)], dim=-1)))
         return torch.cat(parts, dim=-1)
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.out(self.features(users, items)).squeeze(-1)
+    def forward(self, users: torch.Tensor, items: torch.Tensor, history: History | None = None,
+                known: torch.Tensor | None = None) -> torch.Tensor:
+        return self.out(self.features(users, items, history, known)).squeeze(-1)
 
     def l2(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         total = torch.zeros(())
@@ -107,11 +161,49 @@ class _NCF(TorchRecommender):
     def _build_for(self, n_users: int, n_items: int) -> nn.Module:
         return NCFModule(self.kind, n_users, n_items, self.config)
 
+    def score_observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """History-aware models add the observation's ``history_items`` to the context (module docstring)."""
+        if not self.config.history or "history_items" not in observation:
+            return super().score_observation(observation)
+        self._require_fitted()
+        cands = np.asarray(observation["candidates"], dtype=np.int64)
+        users = np.asarray(observation["user_index"], dtype=np.int64).reshape(len(cands))
+        known = self.known_users(users)
+        safe_users = np.where(known, users, 0)
+        idx, w = observation_histories(self._context(safe_users, known, observation["history_items"]),
+                                       self.n_items, self.config.history, self.config.history_halflife)
+        valid = (cands >= 0) & (cands < self.n_items)
+        with torch.no_grad():
+            scores = self.module(torch.as_tensor(safe_users), torch.as_tensor(np.where(valid, cands, 0)),
+                                 (torch.as_tensor(idx), torch.as_tensor(w)), torch.as_tensor(known, dtype=torch.float32))
+        scores = scores.numpy().astype(np.float64)
+        blind = ~known & (w.sum(axis=1) == 0)  # nothing to go on: popularity, as for any cold user
+        scores[blind] = self.counts[np.where(valid, cands, 0)[blind]]
+        scores[~valid] = -np.inf
+        return scores
+
+    def _context(self, users: np.ndarray, known: np.ndarray, history_items: np.ndarray) -> np.ndarray:
+        """Known users' logged history followed by the observed (session) items, -1 padding moved left."""
+        observed = np.asarray(history_items, dtype=np.int64).reshape(len(users), -1)
+        observed = np.where((observed >= 0) & (observed < self.n_items), observed, -1)
+        logged = self.module.user_history[torch.as_tensor(users)].numpy()
+        logged = np.where((self.module.user_history_weights[torch.as_tensor(users)].numpy() > 0) & known[:, None],
+                          logged, -1)
+        both = np.concatenate([logged, observed], axis=1)
+        order = np.argsort(both >= 0, axis=1, kind="stable")  # padding first, items keep their order
+        return np.take_along_axis(both, order, axis=1)
+
     def embeddings(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """User/item embeddings (GMF then MLP part, concatenated) and the tower + output weights."""
-        weights = {k: v.detach().numpy() for k, v in self.module.state_dict().items()}
+        """User/item embeddings (GMF then MLP part, concatenated) and the tower + output weights. The
+        user embeddings are the effective ones: id embedding plus the scoring history's part."""
+        weights = {k: v.detach().numpy() for k, v in self.module.state_dict().items()
+                   if not k.startswith("user_history")}
         paths = [p for p in ("gmf", "mlp") if f"{p}_user.weight" in weights]
-        users = np.concatenate([weights.pop(f"{p}_user.weight") for p in paths], axis=1)
+        with torch.no_grad():
+            everyone = torch.arange(self.n_users)
+            users = np.concatenate([self.module.user_vectors(p, everyone, None).numpy() for p in paths], axis=1)
+        for p in paths:
+            weights.pop(f"{p}_user.weight")
         items = np.concatenate([weights.pop(f"{p}_item.weight") for p in paths], axis=1)
         return users, items, weights
 

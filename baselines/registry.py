@@ -22,6 +22,17 @@ TUNED_TRAIN = TrainConfig()
 """The training recipe every torch baseline uses here (the TrainConfig defaults are the tuned ones)."""
 
 
+NCF_LR = 8e-3
+"""Adam rate of the history-aware NCF models (GMF / MLP pretraining; NeuMF fine-tunes at half of it):
+twice :data:`TUNED_TRAIN`'s, which halves the pretraining epochs on ML-100K at no loss (BENCHMARKS.md)."""
+
+
+def _ncf(cls: type, train: TrainConfig, plain: bool) -> ScoringRecommender:
+    """Tuned NCF: user vectors include the recency-weighted history, trained at :data:`NCF_LR`;
+    plain: the textbook static user embedding at the shared rate."""
+    return cls(NCFConfig(history=0), train) if plain else cls(NCFConfig(), replace(train, lr=NCF_LR))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One named baseline."""
@@ -42,10 +53,12 @@ MODELS: dict[str, ModelSpec] = {
                          lambda t, s, p: ItemKNN(ItemKNNConfig(recency_half_life=None) if p else ItemKNNConfig())),
     "bpr-mf": ModelSpec("MF-BPR", "matrix factorisation (64 factors), BPR loss over 4 sampled negatives",
                         lambda t, s, p: BPRMF(MFConfig(), t)),
-    "gmf": ModelSpec("GMF", "NCF generalised matrix factorisation", lambda t, s, p: GMF(NCFConfig(), t)),
-    "mlp": ModelSpec("MLP", "NCF multi-layer perceptron", lambda t, s, p: MLP(NCFConfig(), t)),
-    "neumf": ModelSpec("NeuMF", "NCF: GMF + MLP, initialised from both pretrained",
-                       lambda t, s, p: NeuMF(NCFConfig(), t)),
+    "gmf": ModelSpec("GMF", "NCF generalised matrix factorisation, history-aware user embeddings",
+                     lambda t, s, p: _ncf(GMF, t, p)),
+    "mlp": ModelSpec("MLP", "NCF multi-layer perceptron, history-aware user embeddings",
+                     lambda t, s, p: _ncf(MLP, t, p)),
+    "neumf": ModelSpec("NeuMF", "NCF: GMF + MLP initialised from both pretrained, history-aware user embeddings",
+                       lambda t, s, p: _ncf(NeuMF, t, p)),
     "content": ModelSpec("Content (CNN)", "item text (title, genres, year) CNN, attention over history",
                          # One batch re-encodes the whole catalogue's text, so larger batches pay it less often.
                          lambda t, s, p: ContentRecommender(ContentConfig(), replace(t, batch_size=4096, lr=1e-2))),
@@ -55,7 +68,8 @@ MODELS: dict[str, ModelSpec] = {
 def build_model(name: str, seed: int = 0, progress: bool = False, log_dir: str | None = None,
                 plain: bool = False) -> ScoringRecommender:
     """An unfitted baseline by name (see :data:`MODELS`). ``plain=True`` is the textbook recipe: no
-    recency weighting (item-KNN and the torch models) and no refit on the validation interactions."""
+    recency weighting (item-KNN and the torch models), no history in the NCF user vectors and no refit on
+    the validation interactions."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     train = replace(TUNED_TRAIN, seed=seed, progress=progress,

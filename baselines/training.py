@@ -7,6 +7,10 @@ mini-batches, Adam, a tqdm bar, TensorBoard scalars, early stopping on validatio
 restoring the best weights. Optional recency weighting (``recency_half_life``) weighs each user's
 later positives up; the refit (``refit_epochs``, run by
 :class:`~baselines.torch_model.TorchRecommender`) continues on training + validation interactions.
+
+History-aware modules (a ``history_length > 0`` attribute, e.g. :class:`~baselines.ncf.NCFModule`) get
+each training pair's causal history (the user's items before it) as ``forward(users, items, history)``,
+and their scoring history set to each user's latest items of the log being trained on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from baselines.history import causal_histories, latest_histories
 from recsim_env.data.log import InteractionLog
 from recsim_env.errors import ConfigError
 from recsim_env.offline import SampledRanking
@@ -144,9 +149,11 @@ def recency_weights(users: np.ndarray, half_life: float | None) -> np.ndarray:
 
 
 def batch_loss(module: torch.nn.Module, loss: str, users: torch.Tensor, pos: torch.Tensor,
-               neg: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+               neg: torch.Tensor, weights: torch.Tensor | None = None,
+               history: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Mean loss of a batch: BPR over (positive, negative) pairs, or BCE with label 1 for column 0."""
-    scores = module(users, torch.cat([pos[:, None], neg], dim=1))
+    items = torch.cat([pos[:, None], neg], dim=1)
+    scores = module(users, items) if history is None else module(users, items, history)
     if loss == "bpr":
         per_row = -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean(dim=1)
     else:
@@ -193,13 +200,15 @@ def train_module(module: torch.nn.Module, loss: str, train: InteractionLog, vali
     items = train.interactions["item"].to_numpy(np.int64)
     sampler = NegativeSampler(users, items, train.n_users, train.n_items)
     weights = recency_weights(users, config.recency_half_life)
+    history = _histories(module, users, items, train.n_users)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=config.lr)
     writer = _writer(config.log_dir)
     report, best_state, start, bad_epochs = TrainReport(), None, time.perf_counter(), 0
     cpu_start = time.process_time()
     for epoch in range(1, config.epochs + 1):
         module.train()
-        mean_loss = _epoch(module, loss, users, items, weights, sampler, opt, config, rng, f"{name} epoch {epoch}")
+        mean_loss = _epoch(module, loss, users, items, weights, history, sampler, opt, config, rng,
+                           f"{name} epoch {epoch}")
         row = {"epoch": float(epoch), "loss": mean_loss, "seconds": time.perf_counter() - start,
                "cpu_seconds": time.process_time() - cpu_start}
         if validation is not None:
@@ -233,19 +242,32 @@ def train_module(module: torch.nn.Module, loss: str, train: InteractionLog, vali
     return report
 
 
+def _histories(module: torch.nn.Module, users: np.ndarray, items: np.ndarray,
+               n_users: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A history-aware module's per-pair training histories; also sets its scoring histories."""
+    length = getattr(module, "history_length", 0)
+    if not length:
+        return None
+    module.set_user_history(*latest_histories(users, items, n_users, length, module.history_halflife))
+    idx, w = causal_histories(users, items, length, module.history_halflife)
+    return torch.from_numpy(idx), torch.from_numpy(w)
+
+
 def _epoch(module: torch.nn.Module, loss: str, users: np.ndarray, items: np.ndarray, weights: np.ndarray,
-           sampler: NegativeSampler,
+           history: tuple[torch.Tensor, torch.Tensor] | None, sampler: NegativeSampler,
            opt: torch.optim.Optimizer, config: TrainConfig, rng: np.random.Generator, desc: str) -> float:
     order = rng.permutation(len(users))
     u_all = torch.from_numpy(users[order])
     p_all = torch.from_numpy(items[order])
     n_all = torch.from_numpy(sampler.sample(users[order], config.n_negatives, rng))
     w_all = None if config.recency_half_life is None else torch.from_numpy(weights[order].astype(np.float32))
+    h_all = None if history is None else (history[0][torch.from_numpy(order)], history[1][torch.from_numpy(order)])
     total, batches = 0.0, range(0, len(order), config.batch_size)
     for lo in tqdm(batches, desc=desc, disable=not config.progress, leave=False):
         u, p, n = u_all[lo:lo + config.batch_size], p_all[lo:lo + config.batch_size], n_all[lo:lo + config.batch_size]
         w = None if w_all is None else w_all[lo:lo + config.batch_size]
-        value = batch_loss(module, loss, u, p, n, w)
+        h = None if h_all is None else (h_all[0][lo:lo + config.batch_size], h_all[1][lo:lo + config.batch_size])
+        value = batch_loss(module, loss, u, p, n, w, h)
         if config.weight_decay:
             value = value + config.weight_decay * _l2(module, u, torch.cat([p[:, None], n], dim=1))
         opt.zero_grad(set_to_none=True)
