@@ -213,6 +213,10 @@ class FittedUserModel:
         self._poor_scale = max(dynamics.like_threshold - scales.rating_min, 1e-6)
         self._dim = int(arrays.item_vectors.shape[1])
         self._offsets = np.zeros(0, dtype=np.int64)  # row offsets into a flattened seen table, grown on demand
+        # Each logged user's query at the start of a session ([p + γ·h0, 1, 0]): a new user is one row copy.
+        self._start_query = np.zeros((self.n_logged_users, self._item_table.shape[1]), dtype=np.float32)
+        self._start_query[:, :self._dim] = arrays.user_pref + arrays.user_interest0 * np.float32(dynamics.drift_scale)
+        self._start_query[:, self._dim] = 1.0
 
     @property
     def max_rating(self) -> float:
@@ -248,9 +252,7 @@ class FittedUserModel:
         if seen_clear and state.seen.shape[1]:
             state.seen[rows] = 0
         if state.query is not None:
-            self._refresh(state, rows)
-            state.query[rows, self._dim] = 1.0
-            state.query[rows, self._dim + 1:] = 0.0
+            state.query[rows] = self._start_query.take(logged, axis=0)
 
     def _refresh(self, state: FittedState, rows: np.ndarray) -> None:
         """Rewrite the query's ``p + γ·h`` part of ``rows`` from their interest."""
@@ -298,7 +300,7 @@ class FittedUserModel:
         # ndarray.take is several times faster than fancy indexing for this row gather.
         util = np.matmul(self._item_table.take(slates, axis=0), query[:, :, None])[..., 0]
         if self.dynamics.repeat_penalty:
-            util -= np.float32(self.dynamics.repeat_penalty) * self._repeats(state, slates)
+            np.subtract(util, np.float32(self.dynamics.repeat_penalty), out=util, where=self._repeats(state, slates))
         return util
 
     def _utilities_one(self, state: FittedState, slate: np.ndarray) -> np.ndarray:
@@ -380,8 +382,8 @@ class FittedUserModel:
 
     def _sample_ratings(self, logged: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a, s = self.arrays, self.scales
-        mean = (s.rating_mean + a.rating_user_bias[logged] + a.rating_item_bias[items]
-                + np.einsum("nd,nd->n", a.rating_user[logged], a.rating_item[items]))
+        mean = (s.rating_mean + a.rating_user_bias.take(logged) + a.rating_item_bias.take(items)
+                + np.einsum("nd,nd->n", a.rating_user.take(logged, axis=0), a.rating_item.take(items, axis=0)))
         r = mean + rng.standard_normal(len(items)) * s.rating_std
         if s.rating_step > 0:
             r = s.rating_min + np.round((r - s.rating_min) / s.rating_step) * s.rating_step
@@ -451,13 +453,28 @@ class FittedUserModel:
 
     def _remember(self, state: FittedState, rows: np.ndarray, items: np.ndarray) -> None:
         """Put consumed ``items`` into the users' rings of recent items (and the count table)."""
-        ring = state.clicks[rows] % self.dynamics.recent_len
+        recent_len = self.dynamics.recent_len
+        ring = state.clicks.take(rows) % recent_len
+        if not (state.recent.flags.c_contiguous and state.seen.flags.c_contiguous):  # a hand-made view
+            if state.seen.shape[1]:
+                dropped = state.recent[rows, ring]
+                had = dropped >= 0
+                state.seen[rows[had], dropped[had]] -= 1
+                state.seen[rows, items] += 1
+            state.recent[rows, ring] = items
+            state.clicks[rows] += 1
+            return
+        # Flat indices into the contiguous arrays (rows are distinct): 1-D gathers and scatters cost
+        # a fraction of 2-D fancy indexing.
+        cells = rows * recent_len + ring
+        recent = state.recent.reshape(-1)
         if state.seen.shape[1]:
-            dropped = state.recent[rows, ring]
-            had = dropped >= 0
-            state.seen[rows[had], dropped[had]] -= 1
-            state.seen[rows, items] += 1
-        state.recent[rows, ring] = items
+            seen = state.seen.reshape(-1)
+            dropped = recent.take(cells)
+            had = (dropped >= 0).nonzero()[0]
+            seen[rows.take(had) * self.n_items + dropped.take(had)] -= 1
+            seen[rows * self.n_items + items] += 1
+        recent[cells] = items
         state.clicks[rows] += 1
 
     def _engagement_cost(self, responses: Responses, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:

@@ -345,3 +345,21 @@ def test_a_state_built_without_a_query_scores_as_a_sampled_one(tiny_model, rng):
     bare = fitted_module.FittedState(**{name: getattr(state, name).copy() for name in vars(state) if name != "query"})
     np.testing.assert_allclose(model.utilities(bare, slates), model.utilities(state, slates), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(bare.query, state.query)
+
+
+def test_consumption_memory_is_the_same_for_non_contiguous_state_arrays(tiny_model):
+    """The flat-index fast path and the 2-D fallback (a state built from views) remember the same items."""
+    model = tiny_model.with_dynamics(recent_len=3)
+    rng = np.random.default_rng(11)
+    state = model.sample(6, rng)
+    twin = fitted_module.FittedState(**{name: getattr(state, name).copy() for name in vars(state)})
+    twin.recent, twin.seen = np.asfortranarray(twin.recent), np.asfortranarray(twin.seen)
+    assert not twin.recent.flags.c_contiguous
+    for step in range(8):
+        slates = rng.integers(0, 5, size=(6, 3))
+        responses = _click(model, state, slates, step % 3, 5.0)
+        model.update(state, slates, responses, rng)
+        model.update(twin, slates, responses, rng)
+    for name in ("recent", "seen", "clicks", "query", "patience"):
+        np.testing.assert_array_equal(getattr(twin, name), getattr(state, name), err_msg=name)
+    assert state.seen.sum() == 6 * 3
