@@ -48,7 +48,7 @@ def test_observation_histories_pad_short_rows_and_ignore_unknown_items():
     np.testing.assert_allclose(w[1], np.array([0, 0.25, 0.5, 1.0]) / 1.75, rtol=1e-6)
 
 
-@pytest.mark.parametrize("field,value", [("history", -1), ("history_halflife", 0.0)])
+@pytest.mark.parametrize("field,value", [("history", -1), ("history_halflife", 0.0), ("pretrain_epochs", 0)])
 def test_ncf_config_rejects_bad_history(field, value):
     with pytest.raises(ConfigError, match=field):
         NCFConfig(**{field: value})
@@ -118,3 +118,9 @@ def test_textbook_ncf_ignores_history(tiny_log_module):
     history = np.array([[-1, -1], [4, 7]])
     scores = plain.score_observation(observation(cands, np.array([0, 0]), history))
     np.testing.assert_array_equal(scores[0], scores[1])
+
+
+def test_neumf_pretraining_is_capped_at_pretrain_epochs(tiny_log_module):
+    model = NeuMF(replace(SMALL, pretrain_epochs=2), replace(FAST, patience=10)).fit(leave_one_out(tiny_log_module))
+    assert [r.epochs for r in model.pretrain_reports] == [2, 2]
+    assert model.report.epochs == FAST.epochs + FAST.refit_epochs  # the fine-tuning keeps its own budget
