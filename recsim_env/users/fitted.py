@@ -254,10 +254,10 @@ class FittedUserModel:
         if state.query is not None:
             state.query[rows] = self._start_query.take(logged, axis=0)
 
-    def _refresh(self, state: FittedState, rows: np.ndarray) -> None:
-        """Rewrite the query's ``p + γ·h`` part of ``rows`` from their interest."""
-        pref = self.arrays.user_pref.take(state.logged[rows], axis=0)
-        pref += state.interest[rows] * np.float32(self.dynamics.drift_scale)
+    def _refresh(self, state: FittedState, rows: np.ndarray, interest: np.ndarray | None = None) -> None:
+        """Rewrite the query's ``p + γ·h`` part of ``rows`` from their interest (given, or read from the state)."""
+        pref = self.arrays.user_pref.take(state.logged.take(rows), axis=0)
+        pref += (state.interest[rows] if interest is None else interest) * np.float32(self.dynamics.drift_scale)
         state.query[rows, :self._dim] = pref
 
     def _query(self, state: FittedState) -> np.ndarray:
@@ -413,7 +413,7 @@ class FittedUserModel:
             state.interest[rows] = interest
             fatigue += genres
             state.fatigue[rows] = fatigue
-            self._refresh(state, rows)
+            self._refresh(state, rows, interest)
             if query.shape[1] > self._dim + 1:
                 query[rows, self._dim + 1:] = fatigue
             self._remember(state, rows, items)
