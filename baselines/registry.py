@@ -29,8 +29,10 @@ twice :data:`TUNED_TRAIN`'s, which halves the pretraining epochs on ML-100K at n
 
 def _ncf(cls: type, train: TrainConfig, plain: bool) -> ScoringRecommender:
     """Tuned NCF: user vectors include the recency-weighted history, trained at :data:`NCF_LR`;
-    plain: the textbook static user embedding at the shared rate."""
-    return cls(NCFConfig(history=0), train) if plain else cls(NCFConfig(), replace(train, lr=NCF_LR))
+    plain: the textbook static user embedding at the shared rate, pretraining until early stopping."""
+    if plain:
+        return cls(NCFConfig(history=0, pretrain_epochs=train.epochs), train)
+    return cls(NCFConfig(), replace(train, lr=NCF_LR))
 
 
 @dataclass(frozen=True)

@@ -20,5 +20,8 @@ def test_plain_recipe_and_unknown_name():
     assert build_model("itemknn", plain=True).config.recency_half_life is None
     plain = build_model("neumf", plain=True).train_config
     assert plain.recency_half_life is None and plain.refit_epochs == 0
+    assert build_model("neumf", plain=True).config.history == 0  # textbook: static user embedding
+    tuned = build_model("neumf")
+    assert tuned.config.history > 0 and tuned.train_config.lr > plain.lr
     with pytest.raises(ConfigError, match="unknown model 'svd'"):
         build_model("svd")
