@@ -90,3 +90,42 @@ def test_fill_rules_put_the_action_first_then_scores_or_the_cycle() -> None:
     scores = np.array([[0.9, 0.1, 0.5, 0.7, 0.3], [0.9, 0.1, 0.5, 0.7, 0.3]])
     assert fill_slates(first, 3, 5, scores).tolist() == [[2, 0, 3], [0, 3, 2]]
     assert fill_slates(np.array([4]), 5, 5, scores[:1])[0].tolist() == [4, 0, 3, 2, 1]
+
+
+def _catalog(n_items: int = 12):
+    from recsim_env.catalog import ItemCatalog
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 50, n_items).astype(np.float32)
+    return ItemCatalog(item_ids=np.arange(n_items), titles=np.array([f"i{i}" for i in range(n_items)], dtype=object),
+                       genres=(rng.random((n_items, 3)) < 0.5).astype(np.float32), genre_names=("a", "b", "c"),
+                       years=np.full(n_items, 1990.0, dtype=np.float32), popularity=counts / counts.sum())
+
+
+def test_q_reads_the_candidates_popularity_and_content_features(tmp_path: Path) -> None:
+    from fakes import OneItemUsers
+
+    from agents.sb3_dqn import CandidateFeaturesExtractor, item_features
+    from recsim_env.vector import RecVectorEnv
+
+    vec = one_item_vector_env(num_envs=4)
+    catalog = _catalog()
+    env = batched_discrete_env(RecVectorEnv(OneItemUsers(), catalog, vec.config, num_envs=4))
+    model = make_sb3_dqn(env, embedding_dim=8, hidden=16, learning_starts=10)
+    extractor = model.q_net.features_extractor
+    table = item_features(catalog)
+    assert table.shape == (12, 1 + 3 + 2) and abs(table[:, 0].mean()) < 1e-5  # standardised log popularity
+    torch.testing.assert_close(extractor.item_table[:12], torch.from_numpy(table))
+    policy = SB3SlatePolicy(model, slate_size=2)
+    env.seed(0)
+    obs = env.reset()
+    before = policy.q_values(obs)
+    with torch.no_grad():
+        extractor.item_table[:12, 0] = -extractor.item_table[:12, 0]
+    assert not np.allclose(policy.q_values(obs), before)  # popularity is an input of Q
+    train_sb3_dqn(model, TrainConfig(total_steps=40, log_interval=20, progress=False), out_dir=tmp_path)
+    loaded, _ = load_sb3_checkpoint(tmp_path / "checkpoint.pt")
+    np.testing.assert_allclose(SB3SlatePolicy(loaded, 2).q_values(obs), policy.q_values(obs), rtol=1e-5)
+    assert make_sb3_dqn(env, embedding_dim=8, hidden=16, use_item_features=False).q_net.features_extractor.item_table is None
+    with pytest.raises(ConfigError, match=r"item_features must be \(n_items=12, k\), got \(5, 3\)"):
+        CandidateFeaturesExtractor(env.observation_space, 8, 16, item_features=np.zeros((5, 3)))
