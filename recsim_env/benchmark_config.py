@@ -52,7 +52,7 @@ class Budgets:
     @classmethod
     def quick(cls) -> "Budgets":
         """Smoke-run budgets: the whole ``--quick`` pipeline fits in minutes on two cores."""
-        return cls(epochs=4, agent_steps=8_000, train_envs=32, synthetic_log_users=300)
+        return cls(epochs=4, agent_steps=24_000, train_envs=32, synthetic_log_users=300)
 
 
 QUICK_DEFAULTS = {"seeds": 3, "episodes": 200, "retrain_per_seed": False}
