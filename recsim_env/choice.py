@@ -33,6 +33,18 @@ def _log_examination(k: int, position_decay: float) -> np.ndarray:
     return out
 
 
+# exp(700) ~ 1e304: k + 1 weights up to exp(_EXP_SAFE) ~ 1e260 sum far below float64's max.
+_EXP_SAFE = 600.0
+
+
+@lru_cache(maxsize=64)
+def _slot_offsets(k: int, position_decay: float, no_click_logit: float) -> np.ndarray:
+    """``(k, 1)`` log examination of each slot minus the no-click logit; cached like the examination."""
+    out = (_log_examination(k, position_decay) - no_click_logit)[:, None]
+    out.setflags(write=False)
+    return out
+
+
 @lru_cache(maxsize=64)
 def _log_examination_tuple(k: int, position_decay: float) -> tuple[float, ...]:
     """:func:`_log_examination` as Python floats, for the one-user path."""
@@ -71,10 +83,13 @@ def sample_columns(weights_t: np.ndarray, rng: np.random.Generator) -> np.ndarra
         np.cumsum(weights_t, axis=0, out=weights_t)  # one call: fewest calls for a few users
     u = rng.random(n)
     u *= weights_t[k]
-    slot = (weights_t <= u).sum(axis=0)  # np.count_nonzero(axis=) has a slow Python wrapper
+    below = weights_t <= u
+    # Counted in the narrowest integer that holds k + 1 (np.count_nonzero(axis=) has a slow Python
+    # wrapper; a wider accumulator costs a wider pass).
+    slot = np.add.reduce(below, axis=0, dtype=np.int8 if k < 127 else np.int64).astype(np.int64)
     # u == total (rounding) would count k + 1 columns; both that and k mean the no-click column.
     slot[slot >= k] = -1
-    return slot.astype(np.int64, copy=False)
+    return slot
 
 
 @dataclass(frozen=True)
@@ -99,18 +114,24 @@ class MultinomialLogit:
         return np.ascontiguousarray(weights.T)
 
     def weights_t(self, utilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """``(k + 1, n)`` unnormalised choice weights (users along the last axis), each column's max 1."""
+        """``(k + 1, n)`` unnormalised choice weights (users along the last axis), the no-click weight 1."""
         n, k = utilities.shape
         logits = np.empty((k + 1, n), dtype=np.float64)
-        np.multiply(utilities.T, 1.0 / self.temperature, out=logits[:k])
-        if self.position_decay:
-            logits[:k] += _log_examination(k, self.position_decay)[:, None]
+        slots = logits[:k]
+        np.multiply(utilities.T, 1.0 / self.temperature, out=slots)
+        # Logits relative to no-click's, so its weight is exp(0) = 1 with no pass over it; the
+        # examination term rides along in the same (k, 1) add.
+        slots += _slot_offsets(k, self.position_decay, self.no_click_utility / self.temperature)
         if not valid.all():  # the common case, a slate without empty slots, skips a masked pass
-            np.copyto(logits[:k], -np.inf, where=~valid.T)
-        logits[k] = self.no_click_utility / self.temperature
-        # Subtracting the column max keeps exp() finite; the no-click row is finite so the max is too.
-        logits -= logits.max(axis=0)
-        np.exp(logits, out=logits)
+            np.copyto(slots, -np.inf, where=~valid.T)
+        if slots.max() > _EXP_SAFE:
+            # Some slot towers over not clicking: shift each column by its max so exp() stays finite.
+            logits[k] = 0.0
+            logits -= logits.max(axis=0)
+            np.exp(logits, out=logits)
+            return logits
+        np.exp(slots, out=slots)
+        logits[k] = 1.0
         return logits
 
     def sample(self, utilities: np.ndarray, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -76,6 +76,10 @@ class SlateSimulation:
         # Scratch for duplicate detection; int32 halves the randomly written table (n < 2**31 / k).
         self._slot_ids = np.arange(n * k, dtype=np.int32)
         self._first_slot = np.empty(n * c, dtype=np.int32)
+        # `valid` of a slate without repeats, shared across steps: read-only, so a model that wrote
+        # to its input would fail loudly instead of corrupting later steps.
+        self._no_repeat = np.ones((n, k), dtype=bool)
+        self._no_repeat.setflags(write=False)
         self.state: Any = None
         self.streams: RandomStreams | None = None
 
@@ -108,9 +112,9 @@ class SlateSimulation:
         """Show the slates; returns ``(reward, terminated, truncated, info)`` with ``(n, ...)`` arrays."""
         positions = self.check_action(action)
         flat = positions + self._row_offsets
-        slates = self.candidates.ravel()[flat]
+        slates = self.candidates.take(flat)  # ndarray.take: ~2x cheaper than the same fancy index
         valid = self._first_occurrences(flat)
-        if not valid.all():
+        if valid is not self._no_repeat:
             slates[~valid] = -1
         rng = self.streams.responses
         responses = self.model.respond(self.state, slates, valid, rng)
@@ -137,7 +141,8 @@ class SlateSimulation:
         if a.dtype.kind not in "iu":
             raise ActionError(self._dtype_message(a))
         n_candidates = self.config.n_candidates
-        if a.min() < 0 or a.max() >= n_candidates:
+        # One reduction for both bounds: seen as unsigned, a negative position is a huge one.
+        if a.view(f"u{a.itemsize}").max() >= n_candidates:
             user, slot = np.argwhere((a < 0) | (a >= n_candidates))[0]
             raise ActionError(f"{self._where(user, slot)} holds candidate position {a[user, slot]}, "
                               f"outside [0, {n_candidates})")
@@ -164,10 +169,17 @@ class SlateSimulation:
             # Few users: the (n, k, k) pairwise comparison is the fewest numpy calls.
             repeat = ((flat[:, :, None] == flat[:, None, :]) & self._earlier).any(axis=2)
         else:
-            # Many users: scatter slot ids in reverse so the first slot of each candidate wins; O(n·k).
+            # Many users, O(n·k): scatter slot ids forward, so the *last* slot of each candidate wins.
+            # A slot that reads back another id has a later repeat; none at all (the common case: a
+            # policy's slate of distinct positions) means every slot is a first occurrence, and costs
+            # one scatter and one contiguous gather instead of the reversed, strided pair below.
             ids = flat.ravel()
+            self._first_slot[ids] = self._slot_ids
+            if (self._first_slot.take(ids) == self._slot_ids).all():
+                return self._no_repeat
+            # Some repeat: scatter in reverse so the first slot of each candidate wins.
             self._first_slot[ids[::-1]] = self._slot_ids[::-1]
-            repeat = (self._first_slot[ids] != self._slot_ids).reshape(flat.shape)
+            repeat = (self._first_slot.take(ids) != self._slot_ids).reshape(flat.shape)
         if self.config.duplicates == "error" and repeat.any():
             user, slot = np.argwhere(repeat)[0]
             position = flat[user, slot] - self._row_offsets[user, 0]
@@ -177,23 +189,31 @@ class SlateSimulation:
 
     def _record(self, slates: np.ndarray, responses: Responses) -> None:
         self.steps += 1
-        rows = (responses.choice >= 0).nonzero()[0]
-        self.last_click.fill(0.0)
+        clicked_rows = responses.choice >= 0
+        # Dense passes over n for the counters: cheaper than a fancy read-modify-write per array.
+        np.copyto(self.last_click, clicked_rows)
+        self.clicks += self.last_click
         self.last_rating.fill(0.0)
+        rows = clicked_rows.nonzero()[0]
         if not len(rows):
             return
-        slots = responses.choice[rows]
-        self.clicks[rows] += 1.0
-        self.last_click[rows] = 1.0
-        rating = responses.rating[rows, slots]
+        # Flat indices of the clicked (row, slot) pairs: one 1-D `take` per response array instead of
+        # a 2-D fancy index each.
+        clicked = rows * self.config.slate_size + responses.choice[rows]
+        rating = responses.rating.take(clicked)
         self.last_rating[rows] = rating
-        self.history_items[rows, :-1] = self.history_items[rows, 1:]
-        self.history_items[rows, -1] = slates[rows, slots]
-        self.history_responses[rows, :-1] = self.history_responses[rows, 1:]
-        newest = self.history_responses[:, -1]  # a view: the row writes below land in the history
-        newest[rows, 0] = rating
-        newest[rows, 1] = responses.like[rows, slots]
-        newest[rows, 2] = responses.dwell[rows, slots]
+        # Shift the clicked rows' histories on a gathered copy and write each row back once.
+        items = self.history_items.take(rows, axis=0)
+        items[:, :-1] = items[:, 1:]
+        items[:, -1] = slates.take(clicked)
+        self.history_items[rows] = items
+        history = self.history_responses.take(rows, axis=0)
+        history[:, :-1] = history[:, 1:]
+        newest = history[:, -1]
+        newest[:, 0] = rating
+        newest[:, 1] = responses.like.take(clicked)
+        newest[:, 2] = responses.dwell.take(clicked)
+        self.history_responses[rows] = history
 
     # --- observation ------------------------------------------------------------------------------
     def observe(self, rows: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
@@ -232,12 +252,6 @@ class SingleUserSimulation(SlateSimulation):
     def __init__(self, user_model: UserModel, catalog: "ItemCatalog | None", config: "EnvConfig",
                  reward_fn: RewardFn) -> None:
         super().__init__(user_model, catalog, config, reward_fn, n=1)
-        k = config.slate_size
-        # Passed to the model as `valid` when the slate has no repeat: read-only, so a model that
-        # tried to write to its input would fail loudly instead of corrupting later steps.
-        self._all_valid = np.ones((1, k), dtype=bool)
-        self._all_valid.setflags(write=False)
-
     def reset(self, seed: int | None) -> None:
         super().reset(seed)
         self._steps, self._clicks, self._last_click, self._last_rating = 0, 0.0, 0.0, 0.0
@@ -253,7 +267,7 @@ class SingleUserSimulation(SlateSimulation):
         positions = self._positions(action)
         slate = self._candidates.take(positions)
         if len(set(positions)) == len(positions):
-            valid = self._all_valid
+            valid = self._no_repeat
         else:
             valid = self._first_occurrences(np.asarray(positions, dtype=np.int64)[None])
             slate[~valid[0]] = -1

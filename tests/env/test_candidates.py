@@ -60,3 +60,10 @@ def test_make_candidate_generator_validates(rng):
         UniformCandidates(5, 6)
     with pytest.raises(ConfigError, match="finite, >= 0"):
         WeightedCandidates(np.array([1.0, -1.0, 2.0]), 1)
+
+
+def test_uniform_reaches_every_window_start_and_ordering():
+    """Every (ordering, start) window is drawn, the last ordering's and start's included."""
+    gen = UniformCandidates(13, 4, n_orderings=3)
+    rows = {tuple(r) for r in gen(20_000, np.random.default_rng(0))}
+    assert len(rows) == 3 * 13

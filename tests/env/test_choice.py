@@ -149,3 +149,17 @@ def test_one_user_fast_path_draws_what_the_batched_path_draws(u, valid, temperat
         edges = np.cumsum(model.probabilities(u, valid)[0])
         draw = np.random.default_rng(seed).random()
         assert np.min(np.abs(edges - draw)) < 1e-9
+
+
+def test_logit_weights_stay_finite_when_a_slot_towers_over_no_click():
+    """Logits far above no-click take the column-max shift: finite weights, the right distribution."""
+    model = MultinomialLogit(temperature=0.5, no_click_utility=-5.0, position_decay=1.0)
+    u = np.array([[400.0, 399.0, -np.inf, 0.0], [1.0, 0.5, 0.0, -1.0]])
+    valid = np.array([[True, True, False, True], [True, True, True, True]])
+    p = model.probabilities(u, valid)
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    for row in range(2):
+        logits = np.append(np.where(valid[row], u[row] / 0.5 - np.log1p(np.arange(4)), -np.inf), -5.0 / 0.5)
+        expected = np.exp(logits - logits.max())
+        np.testing.assert_allclose(p[row], expected / expected.sum(), rtol=1e-12, atol=1e-300)

@@ -188,3 +188,18 @@ def test_single_env_fast_path_equals_a_one_row_batch_step_for_step(fake_model):
         np.testing.assert_array_equal(info_s["click"], info_b["click"][0])
     else:
         pytest.fail("the episode should end within the step cap")
+
+
+def test_large_batch_of_distinct_slates_blanks_nothing_and_one_repeat_is_found(fake_model):
+    """N >= 64 takes the scatter check: distinct slates pass whole, a lone repeat is blanked alone."""
+    env = RecVectorEnv(fake_model, config=EnvConfig(slate_size=4, n_candidates=10), num_envs=128)
+    env.reset(seed=0)
+    action = np.argsort(np.random.default_rng(2).random((128, 10)), axis=1)[:, :4]
+    _, _, _, _, info = env.step(action)
+    slate = info["final_info"]["slate"] if "final_info" in info else info["slate"]
+    slate = np.where(info["_slate"][:, None], info["slate"], slate)
+    assert (slate >= 0).all()
+    action[77, 3] = action[77, 1]
+    _, _, _, _, info = env.step(action)
+    slate = np.where(info["_slate"][:, None], info["slate"], info.get("final_info", info)["slate"])
+    assert (slate == -1).sum() == 1 and slate[77, 3] == -1
