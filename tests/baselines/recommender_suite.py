@@ -18,7 +18,7 @@ from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError, DataError
 
-from conftest import GENRES, make_tiny_log
+from tinylog import GENRES, make_tiny_log
 
 
 def preferred_genre_auc(model: ScoringRecommender, log: InteractionLog) -> float:

@@ -13,7 +13,7 @@ from baselines.training import TrainConfig
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError
 
-from conftest import make_tiny_log
+from tinylog import make_tiny_log
 
 FAST = TrainConfig(epochs=3, batch_size=64, lr=1e-2, refit_epochs=0)
 

@@ -87,7 +87,7 @@ def neumf(tiny_log_module):
 
 @pytest.fixture(scope="module")
 def tiny_log_module():
-    from conftest import make_tiny_log
+    from tinylog import make_tiny_log
 
     return make_tiny_log()
 

@@ -7,7 +7,7 @@ import pytest
 
 from recsim_env.cli import main
 
-from conftest import make_tiny_log
+from tinylog import make_tiny_log
 
 
 @pytest.fixture(scope="module")

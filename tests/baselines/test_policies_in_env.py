@@ -9,7 +9,7 @@ from baselines.knn import ItemKNN
 from baselines.popularity import Popularity
 from recsim_env.data.splits import leave_one_out
 
-from conftest import make_tiny_log
+from tinylog import make_tiny_log
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError
 from recsim_env.offline import item_cold_start
 
-from conftest import GENRES
+from tinylog import GENRES
 from recommender_suite import LearnsPreferences, RecommenderSuite, preferred_genre_auc
 
 FAST = TrainConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,

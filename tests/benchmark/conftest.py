@@ -11,23 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))  # share the fake env
 
-from fake_vector_env import FakeRecVectorEnv, FirstSlotsPolicy, OraclePolicy, fake_catalog  # noqa: E402
+from fake_vector_env import ExplodingPolicy, FakeRecVectorEnv, FirstSlotsPolicy, OraclePolicy, fake_catalog  # noqa: E402
 
 from recsim_env import registry  # noqa: E402
 from recsim_env.data.splits import leave_one_out  # noqa: E402
 from recsim_env.registry import BuiltPolicy, ContextData, ContextSpec, PolicySpec, Simulator, SimulatorSpec  # noqa: E402
-
-
-class ExplodingPolicy(FirstSlotsPolicy):
-    """Raises KeyboardInterrupt (as Ctrl-C would) once ``calls`` predictions were made, across instances."""
-
-    budget = {"calls": 10**9}
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        self.budget["calls"] -= 1
-        if self.budget["calls"] < 0:
-            raise KeyboardInterrupt
-        return super().predict(observation, state, episode_start, deterministic)
 
 
 class ItemScorer:

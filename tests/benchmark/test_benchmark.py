@@ -6,7 +6,7 @@ import tomllib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ExplodingPolicy
+from fake_vector_env import ExplodingPolicy
 
 from recsim_env.benchmark import BenchmarkConfig, load_results, run_benchmark
 from recsim_env.cli import main

@@ -114,3 +114,15 @@ class FirstSlotsPolicy(OraclePolicy):
             self.seen_users.append(observation["user_index"][:, 0].copy())
         n = observation["candidates"].shape[0]
         return np.tile(np.arange(SLATE), (n, 1)), state
+
+
+class ExplodingPolicy(FirstSlotsPolicy):
+    """Raises KeyboardInterrupt (as Ctrl-C would) once ``calls`` predictions were made, across instances."""
+
+    budget = {"calls": 10**9}
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        self.budget["calls"] -= 1
+        if self.budget["calls"] < 0:
+            raise KeyboardInterrupt
+        return super().predict(observation, state, episode_start, deterministic)
