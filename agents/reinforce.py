@@ -15,7 +15,7 @@ off-policy training from logged data (:func:`collect_logged` + :meth:`ReinforceA
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -114,10 +114,14 @@ class ReinforceAgent(SlatePolicy):
         if slate_size > spec.n_candidates:
             raise ConfigError(f"slate_size {slate_size} exceeds the env's {spec.n_candidates} candidates")
         self.spec, self.slate_size = spec, slate_size
-        self.config = config = config or ReinforceConfig()
+        config = config or ReinforceConfig()
+        if warm_start is not None and warm_start.dim != config.embedding_dim:
+            # The file sets the width; the config records it, so a checkpoint rebuilds the same shapes.
+            config = replace(config, embedding_dim=warm_start.dim)
+        self.config = config
         net_seed, rng_seed = np.random.SeedSequence(seed).generate_state(2)
         torch.manual_seed(int(net_seed))
-        self.net = PolicyNet(spec, warm_start.dim if warm_start is not None else config.embedding_dim, config.hidden)
+        self.net = PolicyNet(spec, config.embedding_dim, config.hidden)
         if warm_start is not None:
             apply_to_tower(self.net.tower, warm_start)
             apply_to_tower(self.net.behaviour.tower, warm_start)

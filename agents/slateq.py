@@ -20,7 +20,7 @@ that most raises ``Q(s, A)``; ``"topk"`` is the paper's top-K on ``v(s, i) Q(s, 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -165,10 +165,14 @@ class SlateQAgent(SlatePolicy):
     def __init__(self, spec: ObservationSpec, slate_size: int, config: SlateQConfig | None = None, seed: int = 0,
                  warm_start: Embeddings | None = None) -> None:
         self.spec, self.slate_size = spec, slate_size
-        self.config = config = config or SlateQConfig()
+        config = config or SlateQConfig()
         if slate_size > spec.n_candidates:
             raise ConfigError(f"slate_size {slate_size} exceeds the env's {spec.n_candidates} candidates")
-        dim = warm_start.dim if warm_start is not None else config.embedding_dim
+        if warm_start is not None and warm_start.dim != config.embedding_dim:
+            # The file sets the width; the config records it, so a checkpoint rebuilds the same shapes.
+            config = replace(config, embedding_dim=warm_start.dim)
+        self.config = config
+        dim = config.embedding_dim
         net_seed, rng_seed = np.random.SeedSequence(seed).generate_state(2)
         torch.manual_seed(int(net_seed))
         self.q = ItemValueNet(spec, dim, config.hidden)

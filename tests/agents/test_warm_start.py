@@ -60,3 +60,23 @@ def test_wrong_shape_vocabulary_version_or_file_is_an_artifact_error(tmp_path: P
 def test_user_vectors_of_another_width_are_skipped(tmp_path: Path) -> None:
     emb = load_embeddings(_write(tmp_path / "neumf.npz", user_dim=DIM * 2))
     assert emb.user is None and emb.item.shape == (N_ITEMS, DIM)
+
+
+@pytest.mark.parametrize("cls", [SlateQAgent, ReinforceAgent])
+def test_a_warm_started_agent_reloads_from_its_checkpoint(tmp_path: Path, cls) -> None:
+    """The file's width (8) differs from the config's default (32): the checkpoint must rebuild the
+    file's shapes, so that ``recsim evaluate`` can load a warm-started agent (it could not)."""
+    from agents.checkpoint import save_checkpoint
+    from agents.factory import load_agent
+
+    emb = load_embeddings(_write(tmp_path / "e.npz"))
+    env = FakeSlateVecEnv(Scenario(n_items=N_ITEMS, n_logged_users=N_USERS))
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    agent = cls(spec, 2, seed=0, warm_start=emb)
+    assert agent.config.embedding_dim == DIM
+    path = save_checkpoint(tmp_path / "ckpt.pt", agent.name, agent.format_version, {"agent": agent.state_dict()})
+    loaded = load_agent(path)
+    obs, _ = env.reset(seed=3)
+    np.testing.assert_array_equal(loaded.predict(obs)[0], agent.predict(obs)[0])
+    torch.testing.assert_close(loaded.net.tower.items.weight if cls is ReinforceAgent else loaded.q.tower.items.weight,
+                               agent.net.tower.items.weight if cls is ReinforceAgent else agent.q.tower.items.weight)
