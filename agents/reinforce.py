@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from agents.known_users import KnownUsers
 from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, obs_to_tensors
 from agents.policy import SlatePolicy
 from agents.replay import Episodes, EpisodeReturns, Transition
@@ -57,6 +58,9 @@ class ReinforceConfig:
     independent of the reward scale)."""
     entropy_coef: float = 0.0
     """Entropy bonus on π."""
+    user_dropout: float = 0.1
+    """Share of training steps shown as "no user" (``user_index`` -1), so that row learns to serve
+    users the agent never trained on, who are always read as -1 (:mod:`agents.known_users`)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma < 1.0:
@@ -64,6 +68,8 @@ class ReinforceConfig:
         for name in ("embedding_dim", "hidden", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ReinforceConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.user_dropout < 1.0:
+            raise ConfigError(f"ReinforceConfig.user_dropout must lie in [0, 1), got {self.user_dropout}")
         if self.lr <= 0 or self.weight_cap <= 0 or self.entropy_coef < 0:
             raise ConfigError("ReinforceConfig.lr and weight_cap must be > 0 and entropy_coef >= 0, got "
                               f"{self.lr}, {self.weight_cap}, {self.entropy_coef}")
@@ -107,7 +113,7 @@ class ReinforceAgent(SlatePolicy):
     """
 
     name = "ReinforceAgent"
-    format_version = 1
+    format_version = 2  # 2: the known-users table
 
     def __init__(self, spec: ObservationSpec, slate_size: int, config: ReinforceConfig | None = None, seed: int = 0,
                  warm_start: Embeddings | None = None) -> None:
@@ -129,10 +135,11 @@ class ReinforceAgent(SlatePolicy):
         self.rng = np.random.default_rng(int(rng_seed))
         self.returns: EpisodeReturns | None = None
         self.n_updates = 0
+        self.users = KnownUsers(spec.n_users)
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], explore: bool) -> np.ndarray:
-        logits = self.net(obs_to_tensors(obs))[0].numpy()
+        logits = self.net(self.users.mask(obs_to_tensors(obs)))[0].numpy()
         if explore:  # Gumbel top-K: K draws from softmax(logits) without replacement
             logits = logits - np.log(-np.log(self.rng.random(logits.shape).clip(1e-12, 1.0)))
         order = np.argsort(-logits, axis=1, kind="stable")
@@ -141,7 +148,7 @@ class ReinforceAgent(SlatePolicy):
     @torch.no_grad()
     def probabilities(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``(π, β)``: ``(n, C)`` policy and estimated behaviour probabilities over the candidates."""
-        logits, beh = self.net(obs_to_tensors(obs))
+        logits, beh = self.net(self.users.mask(obs_to_tensors(obs)))
         return torch.softmax(logits, 1).numpy(), torch.softmax(beh, 1).numpy()
 
     def observe(self, t: Transition) -> None:
@@ -158,7 +165,9 @@ class ReinforceAgent(SlatePolicy):
         """One gradient step on finished-episode steps. Every shown item is an action; item ``j``'s
         return credits the step's reward to it only if it was clicked, the future to all shown:
         ``G_j = click_j · r_t + (R_t - r_t)``."""
-        logits, beh_logits = self.net(obs_to_tensors(data.obs))
+        self.users.add(data.obs["user_index"])  # online or logged: the users it learns from
+        drop = KnownUsers.draw_drop(len(data.reward), self.config.user_dropout, self.rng)
+        logits, beh_logits = self.net(self.users.mask(obs_to_tensors(data.obs), drop))
         log_pi, log_beta = F.log_softmax(logits, 1), F.log_softmax(beh_logits, 1)
         slate = torch.as_tensor(data.slate)
         lp, lb = log_pi.gather(1, slate), log_beta.gather(1, slate)
@@ -200,13 +209,15 @@ class ReinforceAgent(SlatePolicy):
     def state_dict(self) -> dict[str, Any]:
         return {"spec": asdict(self.spec), "slate_size": self.slate_size, "config": self.config,
                 "net": self.net.state_dict(), "opt": self.opt.state_dict(), "rng": self.rng.bit_generator.state,
-                "returns": None if self.returns is None else self.returns.state_dict(), "n_updates": self.n_updates}
+                "returns": None if self.returns is None else self.returns.state_dict(), "n_updates": self.n_updates,
+                "users": self.users.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
         self.rng.bit_generator.state = state["rng"]
         self.n_updates = state["n_updates"]
+        self.users.load_state_dict(state["users"])
         self.returns = None
         if state["returns"] is not None:
             self.returns = EpisodeReturns(len(state["returns"]["pending"]), self.config.gamma)

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from agents.exploration import LinearSchedule, epsilon_mix
+from agents.known_users import KnownUsers
 from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, ValueHead, obs_to_tensors
 from agents.policy import SlatePolicy
 from agents.replay import ReplayBuffer, SlateBatch, Transition
@@ -67,6 +68,9 @@ class SlateQConfig:
     """``"greedy"`` (adds the item that most raises Q(s, A), slot by slot) or ``"topk"`` (v(s,i)·Q(s,i))."""
     double_q: bool = True
     """Pick the next slate with the online network and value it with the target network."""
+    user_dropout: float = 0.1
+    """Share of training transitions shown as "no user" (``user_index`` -1), so that row learns to
+    serve users the agent never trained on, who are always read as -1 (:mod:`agents.known_users`)."""
     exploration: LinearSchedule = field(default_factory=LinearSchedule)
     """Epsilon-random slates over the run."""
 
@@ -79,6 +83,8 @@ class SlateQConfig:
                      "target_update_interval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"SlateQConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.user_dropout < 1.0:
+            raise ConfigError(f"SlateQConfig.user_dropout must lie in [0, 1), got {self.user_dropout}")
         if self.lr <= 0 or self.learning_starts < 0:
             raise ConfigError(f"SlateQConfig.lr must be > 0 and learning_starts >= 0, got {self.lr}, {self.learning_starts}")
 
@@ -160,7 +166,7 @@ class SlateQAgent(SlatePolicy):
     """
 
     name = "SlateQAgent"
-    format_version = 1
+    format_version = 2  # 2: the known-users table
 
     def __init__(self, spec: ObservationSpec, slate_size: int, config: SlateQConfig | None = None, seed: int = 0,
                  warm_start: Embeddings | None = None) -> None:
@@ -185,6 +191,7 @@ class SlateQAgent(SlatePolicy):
         self.click_opt = torch.optim.Adam(self.click.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(int(rng_seed))
         self.replay = ReplayBuffer(config.replay_capacity, self.rng)
+        self.users = KnownUsers(spec.n_users)
         self.n_updates, self.progress = 0, 0.0
 
     # -- acting ------------------------------------------------------------------------------
@@ -198,7 +205,7 @@ class SlateQAgent(SlatePolicy):
                             self.config.slate_builder)
 
     def act(self, obs: dict[str, np.ndarray], explore: bool) -> np.ndarray:
-        slates = self.greedy_slates(obs_to_tensors(obs)).numpy()
+        slates = self.greedy_slates(self.users.mask(obs_to_tensors(obs))).numpy()
         if not explore:
             return slates
         return epsilon_mix(slates, self.epsilon, self.spec.n_candidates, self.rng)
@@ -210,11 +217,12 @@ class SlateQAgent(SlatePolicy):
     @torch.no_grad()
     def item_values(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """``(n, C)`` learned long-term values ``Q(s, i)`` of each user's candidates."""
-        obs_t = obs_to_tensors(obs)
+        obs_t = self.users.mask(obs_to_tensors(obs))
         return self.q(obs_t, obs_t["candidates"])[0].numpy()
 
     # -- learning ----------------------------------------------------------------------------
     def observe(self, t: Transition) -> None:
+        self.users.add(t.obs["user_index"])
         self.replay.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated.astype(np.float32))
 
     def update(self, progress: float) -> dict[str, float]:
@@ -227,9 +235,11 @@ class SlateQAgent(SlatePolicy):
         return {**out, "train/epsilon": self.epsilon}
 
     @torch.no_grad()
-    def td_target(self, batch: SlateBatch) -> torch.Tensor:
-        """``r + γ (1 - terminated) Q_target(s', A*)``, everything read from the NEXT observation."""
-        nxt = obs_to_tensors(batch.next_obs)
+    def td_target(self, batch: SlateBatch, nxt: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``r + γ (1 - terminated) Q_target(s', A*)``, everything read from the NEXT observation
+        (``nxt``: its tensors, already user-masked, when the caller has them)."""
+        if nxt is None:
+            nxt = self.users.mask(obs_to_tensors(batch.next_obs))
         cands = nxt["candidates"]
         selector = self.q if self.config.double_q else self.q_target
         logits, null_logit = self.click(nxt, cands)
@@ -240,10 +250,11 @@ class SlateQAgent(SlatePolicy):
         return torch.as_tensor(batch.reward) + self.config.gamma * (1.0 - torch.as_tensor(batch.terminated)) * future
 
     def learn(self, batch: SlateBatch) -> dict[str, float]:
-        obs = obs_to_tensors(batch.obs)
+        drop = KnownUsers.draw_drop(len(batch.reward), self.config.user_dropout, self.rng)
+        obs = self.users.mask(obs_to_tensors(batch.obs), drop)
         slate, choice = torch.as_tensor(batch.slate), torch.as_tensor(batch.choice)
         click_loss = self._learn_clicks(obs, slate, choice)
-        target = self.td_target(batch)
+        target = self.td_target(batch, self.users.mask(obs_to_tensors(batch.next_obs), drop))
         clicked = choice >= 0
         items = obs["candidates"].gather(1, slate.gather(1, choice.clamp(min=0)[:, None]))
         q_item, q_null = self.q(obs, items)
@@ -275,11 +286,11 @@ class SlateQAgent(SlatePolicy):
         return {"spec": asdict(self.spec), "slate_size": self.slate_size, "config": self.config,
                 "q": self.q.state_dict(), "q_target": self.q_target.state_dict(), "click": self.click.state_dict(),
                 "q_opt": self.q_opt.state_dict(), "click_opt": self.click_opt.state_dict(),
-                "replay": self.replay.state_dict(), "rng": self.rng.bit_generator.state,
+                "replay": self.replay.state_dict(), "users": self.users.state_dict(), "rng": self.rng.bit_generator.state,
                 "n_updates": self.n_updates, "progress": self.progress}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("q", "q_target", "click", "q_opt", "click_opt", "replay"):
+        for key in ("q", "q_target", "click", "q_opt", "click_opt", "replay", "users"):
             getattr(self, key).load_state_dict(state[key])
         self.rng.bit_generator.state = state["rng"]
         self.n_updates, self.progress = state["n_updates"], state["progress"]

@@ -85,6 +85,8 @@ def test_target_reads_the_next_state_through_the_target_network() -> None:
         for p in agent.q_target.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     batch = _batch(env)
+    for observation in (batch.obs, batch.next_obs):  # as training's observe() would have
+        agent.users.add(observation["user_index"])
     target = agent.td_target(batch)
     torch.testing.assert_close(target, _manual_target(agent, batch, batch.next_obs))
     wrong = _manual_target(agent, batch, batch.obs)
