@@ -82,3 +82,18 @@ def load_agent(path: str | Path) -> Any:
         if cls.name == kind:
             return cls.from_state(load_checkpoint(path, cls.name, cls.format_version)["agent"])
     raise ArtifactError(f"checkpoint {path} was written by {kind!r}, which this version cannot load")
+
+
+def check_fits(policy: Any, env: Any, source: str | Path, env_name: str) -> None:
+    """ConfigError unless a loaded agent's shapes match ``env``'s (batched) spaces, naming the field."""
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    slate_size = len(env.single_action_space.nvec)
+    if hasattr(policy, "spec"):  # SlateQ, REINFORCE
+        have = {**vars(policy.spec), "slate_size": policy.slate_size}
+    else:  # SB3 DQN: one Q per candidate; the Discrete view's other keys are the env's own
+        have = {"n_candidates": int(policy.model.action_space.n), "slate_size": policy.slate_size}
+    want = {**vars(spec), "slate_size": slate_size}
+    for field, value in have.items():
+        if want[field] != value:
+            raise ConfigError(f"{source}: the agent was trained with {field}={value}, but {env_name} has "
+                              f"{field}={want[field]}; evaluate it in an env of the shape it was trained in")
