@@ -149,7 +149,7 @@ def train_policy(config: BenchmarkConfig, loaded: LoadedContext, policy: str, se
     """Build (train) ``policy`` on the context's data / training simulator with ``seed``."""
     ctx = TrainingContext(loaded.name, loaded.data.log, loaded.data.split, loaded.train_simulator, config.slate_size,
                           config.budgets, seed, config.out_path / "train" / loaded.name / policy / f"seed-{seed}",
-                          progress)
+                          progress, config.warm_start)
     return policy_spec(policy).build(ctx), ctx
 
 

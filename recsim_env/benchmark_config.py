@@ -59,6 +59,10 @@ QUICK_DEFAULTS = {"seeds": 3, "episodes": 200, "retrain_per_seed": False}
 """Fields ``quick`` changes unless the file or the command line sets them."""
 
 
+WARM_START_SOURCES = ("mf-bpr", "neumf", "content")
+"""Baselines whose embeddings can warm-start the agents (they export ``embeddings()``)."""
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig:
     """One benchmark run: which policies, on which simulators, how many seeds, where the report goes."""
@@ -88,6 +92,9 @@ class BenchmarkConfig:
     """Also compute the offline NCF-protocol metrics (HR@10, NDCG@10) of the supervised baselines."""
     max_envs: int = 512
     """Most users stepped at once during evaluation."""
+    warm_start: str = "mf-bpr"
+    """The baseline (one of :data:`WARM_START_SOURCES`) fitted on each context's training log whose
+    user/item embeddings start the RL agents' towers; ``""`` trains the agents from scratch."""
     budgets: Budgets = field(default_factory=Budgets)
     """Training budgets."""
 
@@ -100,6 +107,9 @@ class BenchmarkConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.slate_size > self.n_candidates:
             raise ConfigError(f"slate_size={self.slate_size} exceeds n_candidates={self.n_candidates}")
+        if self.warm_start not in ("",) + WARM_START_SOURCES:
+            raise ConfigError(f"warm_start must be one of {list(WARM_START_SOURCES)} or '' (cold agents), "
+                              f"got {self.warm_start!r}")
         if not isinstance(self.budgets, Budgets):
             raise ConfigError(f"budgets must be a Budgets, got {type(self.budgets).__name__}")
 

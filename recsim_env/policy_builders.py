@@ -68,13 +68,24 @@ def _agent_builder(name: str) -> Callable[[TrainingContext], BuiltPolicy]:
     so the benchmark acts with exactly what that trains (e.g. SB3 DQN's slot fill)."""
 
     def build(ctx: TrainingContext) -> BuiltPolicy:
-        from agents.factory import train_agent
+        from agents.factory import read_warm_start, train_agent
 
         env = ctx.simulator.make_env(ctx.budgets.train_envs)
-        policy, result = train_agent(name, env, _agent_train_config(ctx), ctx.seed, out_dir=ctx.out_dir)
+        warm = read_warm_start(_export_warm_start(ctx), env) if ctx.warm_start else None
+        policy, result = train_agent(name, env, _agent_train_config(ctx), ctx.seed, out_dir=ctx.out_dir,
+                                     warm_start=warm)
         return BuiltPolicy(policy, _curve(result.curve, "step"))
 
     return build
+
+
+def _export_warm_start(ctx: TrainingContext) -> Any:
+    """Fit the warm-start baseline (its benchmark recipe and budget, the agent's seed) on the context's
+    split and write its embeddings beside the agent's logs; returns the file's path."""
+    from baselines.embeddings import export_embeddings
+
+    built = _baseline(ctx.warm_start)(replace(ctx, out_dir=ctx.out_dir / f"warm-start-{ctx.warm_start}"))
+    return export_embeddings(built.policy, ctx.log, ctx.out_dir / f"warm_start_{ctx.warm_start}.npz")
 
 
 build_slateq, build_reinforce, build_sb3_dqn = (_agent_builder(n) for n in ("slateq", "reinforce", "sb3-dqn"))

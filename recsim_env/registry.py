@@ -57,6 +57,8 @@ class TrainingContext:
     out_dir: Path
     """Where the policy may write TensorBoard logs and checkpoints."""
     progress: bool = True
+    warm_start: str = ""
+    """A baseline policy name whose embeddings start the RL agents (``""``: cold)."""
 
 
 @dataclass(eq=False)

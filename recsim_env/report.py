@@ -178,7 +178,9 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
     lines = [f"# Benchmark report", "",
              f"{len(cfg.policies)} policies x {len(cfg.simulators)} simulators x {cfg.seeds} seeds, "
              f"{cfg.episodes} episodes per cell, slate {cfg.slate_size} of {cfg.n_candidates} candidates"
-             f"{' (quick budgets)' if cfg.quick else ''}.", "",
+             f"{' (quick budgets)' if cfg.quick else ''}; RL agents "
+             + (f"warm-started from {cfg.warm_start}'s user and item embeddings." if cfg.warm_start else
+                "trained from scratch (no warm start)."), "",
              "Cells are `mean [95% CI]`: a t-interval over seeds "
              + ("(each seed trains the policy anew and evaluates it on its own users). " if cfg.retrain_per_seed else
                 "(each policy was trained once, with seed 0, and evaluated on each seed's users: the intervals "

@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="skip the offline NCF-protocol metrics of the supervised policies")
     parser.add_argument("--retrain-per-seed", action=argparse.BooleanOptionalAction, default=None,
                         help="train each policy anew per seed (default; --quick turns it off)")
+    parser.add_argument("--warm-start", metavar="BASELINE",
+                        help="baseline whose embeddings start the RL agents: mf-bpr (default), neumf, content, "
+                             "or none (agents from scratch)")
     parser.add_argument("--list", action="store_true", help="list the known policies and simulators, then exit")
     parser.set_defaults(func=_run)
 
@@ -43,7 +46,9 @@ def _run(args: argparse.Namespace) -> int:
     config = BenchmarkConfig.build(args.config, quick=bool(args.quick), out_dir=args.out_dir, seeds=args.seeds,
                                    episodes=args.episodes, policies=args.policies, simulators=args.simulators,
                                    metrics=args.metrics, offline=args.offline,
-                                   retrain_per_seed=args.retrain_per_seed)
+                                   retrain_per_seed=args.retrain_per_seed,
+                                   warm_start=None if args.warm_start is None else
+                                   ("" if args.warm_start == "none" else args.warm_start))
     run_benchmark(config)
     return 0
 

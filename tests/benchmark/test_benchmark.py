@@ -108,12 +108,14 @@ def test_cli_runs_a_config_file_with_overrides(tmp_path, fake_registry, capsys):
     cfg = tmp_path / "bench.toml"
     cfg.write_text('policies = ["fav"]\nsimulators = ["fake-a"]\nseeds = 3\nepisodes = 4\n[budgets]\nepochs = 2\n')
     out = tmp_path / "cli-run"
-    assert main(["benchmark", "--config", str(cfg), "--seeds", "1", "--no-retrain-per-seed", "--out", str(out)]) == 0
+    assert main(["benchmark", "--config", str(cfg), "--seeds", "1", "--no-retrain-per-seed", "--warm-start", "none",
+                 "--out", str(out)]) == 0
     assert "Report:" in capsys.readouterr().out
     with open(out / "config.toml", "rb") as fh:
         written = tomllib.load(fh)
     assert written["seeds"] == 1 and written["episodes"] == 4 and written["budgets"]["epochs"] == 2
-    assert written["retrain_per_seed"] is False
+    assert written["retrain_per_seed"] is False and written["warm_start"] == ""
+    assert "trained from scratch (no warm start)" in (out / "report.md").read_text()
     assert json.loads((out / "run.json").read_text())["episodes"] == 4
     fake_registry.clear()
     assert main(["evaluate", "--policy", "fav", "--env", "fake-b", "--seeds", "2", "--episodes", "4",

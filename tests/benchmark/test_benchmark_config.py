@@ -17,6 +17,8 @@ from recsim_env.errors import ConfigError
     ("colour", "red", r"unknown config field\(s\) colour; valid: budgets"),
     ("budgets", {"epochs": 0}, "budgets.epochs must be a positive integer"),
     ("budgets", {"epoch": 3}, r"unknown budgets field\(s\) epoch; valid: agent_steps"),
+    ("warm_start", "item-knn", r"warm_start must be one of \['mf-bpr', 'neumf', 'content'\] or '' \(cold agents\), "
+                               "got 'item-knn'"),
 ])
 def test_bad_config_values_name_the_field_and_the_valid_choices(field, value, match):
     with pytest.raises(ConfigError, match=match):
@@ -30,7 +32,7 @@ def test_slate_larger_than_candidates_is_refused():
 
 def test_toml_round_trip_keeps_every_field(tmp_path):
     config = BenchmarkConfig.from_dict({"policies": ["random", "slateq"], "seeds": 2, "out_dir": 'we"ird\\dir',
-                                        "budgets": {"agent_steps": 123}})
+                                        "warm_start": "", "budgets": {"agent_steps": 123}})
     path = tmp_path / "c.toml"
     path.write_text(config.to_toml())
     assert BenchmarkConfig.from_dict(read_toml(path)) == config

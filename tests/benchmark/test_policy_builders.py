@@ -57,3 +57,31 @@ def test_benchmark_agents_act_as_recsim_train_trains_them(name, tmp_path):
                                                            progress=False), 0)
     obs, _ = make_env(16).reset(seed=5)
     np.testing.assert_array_equal(built.predict(obs)[0], direct.predict(obs)[0])
+
+
+@pytest.mark.parametrize("name", ["slateq", "reinforce"])
+def test_benchmark_agents_start_from_the_warm_start_baselines_embeddings(name, tmp_path):
+    """``BenchmarkConfig.warm_start``: the baseline is fitted on the context's split, its embeddings
+    are written beside the agent's logs, and the agent's towers start from them."""
+    import torch
+
+    from agents.warm_start import load_embeddings
+    from recsim_env.benchmark_config import Budgets
+    from recsim_env.data.splits import leave_one_out
+    from recsim_env.registry import Simulator, TrainingContext
+
+    model = SyntheticUserModel(SyntheticConfig(n_items=40, n_users=50))
+    log = model.generate_log(50, np.random.default_rng(0), slate_size=3, n_candidates=10)
+    config = EnvConfig(slate_size=3, n_candidates=10)
+
+    def make_env(n):
+        return RecVectorEnv(model, model.catalog(), config, num_envs=n)
+
+    budgets = Budgets(epochs=2, agent_steps=8, train_envs=8, synthetic_log_users=10)  # one step: no update yet
+    ctx = TrainingContext("t", log, leave_one_out(log), Simulator("s", make_env, model.catalog()), 3, budgets, 0,
+                          tmp_path / "bench", progress=False, warm_start="mf-bpr")
+    agent = policy_spec(name).build(ctx).policy
+    emb = load_embeddings(tmp_path / "bench" / "warm_start_mf-bpr.npz")
+    tower = agent.q.tower if name == "slateq" else agent.net.tower
+    torch.testing.assert_close(tower.items.weight[:40], torch.from_numpy(emb.item))  # no update yet: untouched
+    assert emb.item.std() > 0.05  # a trained MF, not zeros
