@@ -6,6 +6,7 @@ The names are those of ``recsim train --agent``: ``sb3-dqn``, ``slateq``, ``rein
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,17 @@ def env_item_ids(env: Any) -> Any:
     return None if catalog is None else catalog.item_ids
 
 
-def read_warm_start(path: str | Path, env: Any) -> Embeddings:
-    """Load a baselines' embeddings file and check it against ``env``'s items and users."""
+def read_warm_start(path: str | Path, env: Any, items_only_if_users_differ: bool = False) -> Embeddings:
+    """Load a baselines' embeddings file and check it against ``env``'s items and users.
+
+    With ``items_only_if_users_differ``, user vectors for another user space than the env's (a log
+    of some of a simulator's users) are dropped, with a log line, instead of being an error."""
     emb = load_embeddings(path)
     spec = ObservationSpec.from_space(env.single_observation_space)
+    if items_only_if_users_differ and emb.user is not None and spec.n_users > 0 and len(emb.user) != spec.n_users:
+        logger.info("%s: %d user vectors for the env's %d logged users; warm-starting items only",
+                    path, len(emb.user), spec.n_users)
+        emb = replace(emb, user=None)
     check_compatible(emb, spec.n_items, spec.n_users, env_item_ids(env))
     return emb
 

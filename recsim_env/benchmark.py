@@ -66,7 +66,8 @@ def evaluation_seed(seed: int, simulator: str) -> int:
 def result_settings(config: BenchmarkConfig) -> dict[str, Any]:
     """The settings a finished cell depends on: a resumed run must keep them."""
     return {"episodes": config.episodes, "slate_size": config.slate_size, "n_candidates": config.n_candidates,
-            "max_envs": config.max_envs, "budgets": asdict(config.budgets), "retrain_per_seed": config.retrain_per_seed}
+            "max_envs": config.max_envs, "budgets": asdict(config.budgets), "retrain_per_seed": config.retrain_per_seed,
+            "warm_start": config.warm_start}
 
 
 def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> Path:

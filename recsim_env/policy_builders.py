@@ -71,7 +71,8 @@ def _agent_builder(name: str) -> Callable[[TrainingContext], BuiltPolicy]:
         from agents.factory import read_warm_start, train_agent
 
         env = ctx.simulator.make_env(ctx.budgets.train_envs)
-        warm = read_warm_start(_export_warm_start(ctx), env) if ctx.warm_start else None
+        # A context's log may hold some of its simulator's users only (the synthetic one): items then.
+        warm = read_warm_start(_export_warm_start(ctx), env, items_only_if_users_differ=True) if ctx.warm_start else None
         policy, result = train_agent(name, env, _agent_train_config(ctx), ctx.seed, out_dir=ctx.out_dir,
                                      warm_start=warm)
         return BuiltPolicy(policy, _curve(result.curve, "step"))

@@ -10,9 +10,10 @@ from recsim_env.benchmark import BenchmarkConfig, run_benchmark
 
 def test_synthetic_benchmark_with_real_policies_and_the_oracle(tmp_path):
     config = BenchmarkConfig.from_dict({
-        "policies": ["random", "popularity", "oracle"], "simulators": ["synthetic"], "seeds": 2,
+        "policies": ["random", "popularity", "oracle", "slateq"], "simulators": ["synthetic"], "seeds": 2,
         "episodes": 64, "slate_size": 5, "n_candidates": 20, "out_dir": str(tmp_path / "run"),
-        "budgets": {"synthetic_log_users": 200}})
+        # SlateQ warm-starts from MF-BPR fitted on a log of 200 of the simulator's 1,000 users: items only.
+        "budgets": {"synthetic_log_users": 200, "agent_steps": 64, "train_envs": 8, "epochs": 2}})
     run_benchmark(config, progress=False)
     results = pd.read_csv(config.out_path / "results.csv").set_index(["policy", "metric"])["mean"]
     # Greedy on the true utilities maximises each step's click probability: the highest CTR.

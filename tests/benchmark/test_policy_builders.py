@@ -59,10 +59,11 @@ def test_benchmark_agents_act_as_recsim_train_trains_them(name, tmp_path):
     np.testing.assert_array_equal(built.predict(obs)[0], direct.predict(obs)[0])
 
 
-@pytest.mark.parametrize("name", ["slateq", "reinforce"])
-def test_benchmark_agents_start_from_the_warm_start_baselines_embeddings(name, tmp_path):
+@pytest.mark.parametrize("name, log_users", [("slateq", 50), ("reinforce", 50), ("slateq", 20)])
+def test_benchmark_agents_start_from_the_warm_start_baselines_embeddings(name, log_users, tmp_path):
     """``BenchmarkConfig.warm_start``: the baseline is fitted on the context's split, its embeddings
-    are written beside the agent's logs, and the agent's towers start from them."""
+    are written beside the agent's logs, and the agent's towers start from them. A log of some of the
+    simulator's users only (the synthetic context's) warm-starts the items alone."""
     import torch
 
     from agents.warm_start import load_embeddings
@@ -71,7 +72,7 @@ def test_benchmark_agents_start_from_the_warm_start_baselines_embeddings(name, t
     from recsim_env.registry import Simulator, TrainingContext
 
     model = SyntheticUserModel(SyntheticConfig(n_items=40, n_users=50))
-    log = model.generate_log(50, np.random.default_rng(0), slate_size=3, n_candidates=10)
+    log = model.generate_log(log_users, np.random.default_rng(0), slate_size=3, n_candidates=10)
     config = EnvConfig(slate_size=3, n_candidates=10)
 
     def make_env(n):
@@ -84,4 +85,9 @@ def test_benchmark_agents_start_from_the_warm_start_baselines_embeddings(name, t
     emb = load_embeddings(tmp_path / "bench" / "warm_start_mf-bpr.npz")
     tower = agent.q.tower if name == "slateq" else agent.net.tower
     torch.testing.assert_close(tower.items.weight[:40], torch.from_numpy(emb.item))  # no update yet: untouched
+    assert len(emb.user) == log_users
+    if log_users == 50:
+        torch.testing.assert_close(tower.users.weight[:50], torch.from_numpy(emb.user))
+    else:
+        assert not torch.allclose(tower.users.weight[:20], torch.from_numpy(emb.user))
     assert emb.item.std() > 0.05  # a trained MF, not zeros
