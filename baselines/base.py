@@ -211,9 +211,13 @@ class ScoringRecommender:
         if cands.shape[1] < self.slate_size:
             raise ConfigError(f"observation has {cands.shape[1]} candidates, fewer than slate_size={self.slate_size}")
         scores = self.score_observation(obs)
-        scores[_repeats(cands)] = -np.inf  # repeated items go after every distinct candidate
         # Stable sort on the negated scores keeps ties in candidate order: same input, same slate.
-        action = np.argsort(-scores, axis=1, kind="stable")[:, : self.slate_size].astype(np.int64)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        # Then repeated items go after every distinct candidate, unknown ones (score -inf) included:
+        # a second stable sort on the repeat flag keeps the score order within each group.
+        repeats = np.take_along_axis(_repeats(cands), order, axis=1)
+        order = np.take_along_axis(order, np.argsort(repeats, axis=1, kind="stable"), axis=1)
+        action = order[:, : self.slate_size].astype(np.int64)
         return (action if batched else action[0]), state
 
     # ---- persistence ---------------------------------------------------------------------------

@@ -123,3 +123,11 @@ def test_predict_slates_are_distinct_valid_positions_for_any_candidates(tiny_log
         shown = cands[row, action[row]]
         if len(set(cands[row].tolist())) >= 3:  # enough distinct items: none shown twice
             assert len(set(shown.tolist())) == 3
+
+
+def test_a_repeated_item_goes_after_an_unknown_candidate(tiny_log):
+    """Hypothesis found it: with candidates (0, 0, 1, -1) the repeat of item 0 and the unknown -1 both
+    scored -inf and the tie went to the repeat; a slate of 3 then showed item 0 twice."""
+    model = ItemKNN(ItemKNNConfig(neighbors=10), slate_size=3).fit(tiny_log)
+    action, _ = model.predict(observation(np.array([[0, 0, 1, -1]]), np.array([0]), np.array([[0, 0, 0, 0]])))
+    assert sorted(action[0].tolist()) == [0, 2, 3]  # item 0 once, item 1, the unknown; not the repeat
