@@ -15,7 +15,7 @@ off-policy training from logged data (:func:`collect_logged` + :meth:`ReinforceA
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEn
 from agents.policy import SlatePolicy
 from agents.replay import Episodes, EpisodeReturns, Transition
 from agents.training import clicked_slots, step_info
-from agents.warm_start import Embeddings, apply_to_tower
+from agents.warm_start import Embeddings, apply_to_tower, with_file_width
 from recsim_env.errors import ConfigError
 
 
@@ -120,11 +120,7 @@ class ReinforceAgent(SlatePolicy):
         if slate_size > spec.n_candidates:
             raise ConfigError(f"slate_size {slate_size} exceeds the env's {spec.n_candidates} candidates")
         self.spec, self.slate_size = spec, slate_size
-        config = config or ReinforceConfig()
-        if warm_start is not None and warm_start.dim != config.embedding_dim:
-            # The file sets the width; the config records it, so a checkpoint rebuilds the same shapes.
-            config = replace(config, embedding_dim=warm_start.dim)
-        self.config = config
+        self.config = config = with_file_width(config or ReinforceConfig(), warm_start)
         net_seed, rng_seed = np.random.SeedSequence(seed).generate_state(2)
         torch.manual_seed(int(net_seed))
         self.net = PolicyNet(spec, config.embedding_dim, config.hidden)

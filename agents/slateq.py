@@ -20,7 +20,7 @@ that most raises ``Q(s, A)``; ``"topk"`` is the paper's top-K on ``v(s, i) Q(s, 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from agents.known_users import KnownUsers
 from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, ValueHead, obs_to_tensors
 from agents.policy import SlatePolicy
 from agents.replay import ReplayBuffer, SlateBatch, Transition
-from agents.warm_start import Embeddings, apply_to_tower
+from agents.warm_start import Embeddings, apply_to_tower, with_file_width
 from recsim_env.errors import ConfigError
 
 
@@ -171,13 +171,9 @@ class SlateQAgent(SlatePolicy):
     def __init__(self, spec: ObservationSpec, slate_size: int, config: SlateQConfig | None = None, seed: int = 0,
                  warm_start: Embeddings | None = None) -> None:
         self.spec, self.slate_size = spec, slate_size
-        config = config or SlateQConfig()
         if slate_size > spec.n_candidates:
             raise ConfigError(f"slate_size {slate_size} exceeds the env's {spec.n_candidates} candidates")
-        if warm_start is not None and warm_start.dim != config.embedding_dim:
-            # The file sets the width; the config records it, so a checkpoint rebuilds the same shapes.
-            config = replace(config, embedding_dim=warm_start.dim)
-        self.config = config
+        self.config = config = with_file_width(config or SlateQConfig(), warm_start)
         dim = config.embedding_dim
         net_seed, rng_seed = np.random.SeedSequence(seed).generate_state(2)
         torch.manual_seed(int(net_seed))

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,6 +82,14 @@ def load_embeddings(path: str | os.PathLike) -> Embeddings:
     if ids is not None and len(ids) != len(item):
         raise ArtifactError(f"{path}: {len(ids)} item_ids for {len(item)} item embeddings")
     return Embeddings(item=item, user=user, item_ids=ids, source=str(path))
+
+
+def with_file_width(config: Any, emb: Embeddings | None) -> Any:
+    """``config`` (a frozen agent config with ``embedding_dim``) with the warm-start file's width: the
+    file sets the towers' width, and the config records it so a checkpoint rebuilds the same shapes."""
+    if emb is None or emb.dim == config.embedding_dim:
+        return config
+    return replace(config, embedding_dim=emb.dim)
 
 
 def check_compatible(emb: Embeddings, n_items: int, n_users: int, item_ids: np.ndarray | None = None) -> None:

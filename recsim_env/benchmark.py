@@ -150,7 +150,7 @@ def train_policy(config: BenchmarkConfig, loaded: LoadedContext, policy: str, se
     """Build (train) ``policy`` on the context's data / training simulator with ``seed``."""
     ctx = TrainingContext(loaded.name, loaded.data.log, loaded.data.split, loaded.train_simulator, config.slate_size,
                           config.budgets, seed, config.out_path / "train" / loaded.name / policy / f"seed-{seed}",
-                          progress, config.warm_start)
+                          progress, config.warm_start, config.out_path / "train" / loaded.name / "shared")
     return policy_spec(policy).build(ctx), ctx
 
 

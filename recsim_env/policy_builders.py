@@ -81,12 +81,20 @@ def _agent_builder(name: str) -> Callable[[TrainingContext], BuiltPolicy]:
 
 
 def _export_warm_start(ctx: TrainingContext) -> Any:
-    """Fit the warm-start baseline (its benchmark recipe and budget, the agent's seed) on the context's
-    split and write its embeddings beside the agent's logs; returns the file's path."""
+    """The warm-start baseline's embeddings file: fitted (its benchmark recipe and budget, the agent's
+    seed) on the context's split once per seed, in ``ctx.shared_dir``, and reused by the other agents;
+    written under a temporary name and renamed, so an interrupted fit never leaves a file to reuse."""
+    import os
+
     from baselines.embeddings import export_embeddings
 
-    built = _baseline(ctx.warm_start)(replace(ctx, out_dir=ctx.out_dir / f"warm-start-{ctx.warm_start}"))
-    return export_embeddings(built.policy, ctx.log, ctx.out_dir / f"warm_start_{ctx.warm_start}.npz")
+    folder = ctx.out_dir if ctx.shared_dir is None else ctx.shared_dir / f"seed-{ctx.seed}"
+    path = folder / f"warm_start_{ctx.warm_start}.npz"
+    if not path.exists():
+        built = _baseline(ctx.warm_start)(replace(ctx, out_dir=folder / f"warm-start-{ctx.warm_start}"))
+        tmp = export_embeddings(built.policy, ctx.log, folder / f".warm_start_{ctx.warm_start}.tmp.npz")
+        os.replace(tmp, path)
+    return path
 
 
 build_slateq, build_reinforce, build_sb3_dqn = (_agent_builder(n) for n in ("slateq", "reinforce", "sb3-dqn"))

@@ -59,6 +59,9 @@ class TrainingContext:
     progress: bool = True
     warm_start: str = ""
     """A baseline policy name whose embeddings start the RL agents (``""``: cold)."""
+    shared_dir: Path | None = None
+    """Where the policies of this context may share what they derive alike (the warm-start
+    embeddings, fitted once per seed for all agents); ``None``: each uses its ``out_dir``."""
 
 
 @dataclass(eq=False)

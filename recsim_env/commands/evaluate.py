@@ -42,15 +42,13 @@ def _run(args: argparse.Namespace) -> int:
                                    out_dir=args.out_dir)
     check_writable(config.out_path)  # before training, not after
     built, label = None, args.policy
-    if args.checkpoint:
-        from agents.factory import load_agent
+    if args.checkpoint:  # loaded before the context is built: a bad path fails at once
+        from agents.factory import check_fits, load_agent
 
         built, label = BuiltPolicy(load_agent(args.checkpoint)), f"checkpoint-{Path(args.checkpoint).resolve().parent.name}"
     loaded = load_context(config, simulator_spec(args.env).context, [args.env])
     simulator = loaded.simulators[args.env]
     if args.checkpoint:
-        from agents.factory import check_fits
-
         check_fits(built.policy, simulator.make_env(1), args.checkpoint, args.env)
     parts = []
     for seed in range(config.seeds):

@@ -91,3 +91,27 @@ def test_benchmark_agents_start_from_the_warm_start_baselines_embeddings(name, l
     else:
         assert not torch.allclose(tower.users.weight[:20], torch.from_numpy(emb.user))
     assert emb.item.std() > 0.05  # a trained MF, not zeros
+
+
+def test_the_warm_start_baseline_is_fitted_once_per_seed_for_all_agents(tmp_path, monkeypatch):
+    from baselines.mf import BPRMF
+    from recsim_env.benchmark_config import Budgets
+    from recsim_env.data.splits import leave_one_out
+    from recsim_env.registry import Simulator, TrainingContext
+
+    model = SyntheticUserModel(SyntheticConfig(n_items=40, n_users=50))
+    log = model.generate_log(50, np.random.default_rng(0), slate_size=3, n_candidates=10)
+    fits = []
+    fit = BPRMF.fit
+    monkeypatch.setattr(BPRMF, "fit", lambda self, *a, **k: (fits.append(1), fit(self, *a, **k))[1])
+
+    def make_env(n):
+        return RecVectorEnv(model, model.catalog(), EnvConfig(slate_size=3, n_candidates=10), num_envs=n)
+
+    budgets = Budgets(epochs=2, agent_steps=8, train_envs=8, synthetic_log_users=10)
+    for name in ("slateq", "reinforce"):
+        ctx = TrainingContext("t", log, leave_one_out(log), Simulator("s", make_env, model.catalog()), 3, budgets, 0,
+                              tmp_path / name, progress=False, warm_start="mf-bpr", shared_dir=tmp_path / "shared")
+        policy_spec(name).build(ctx)
+    assert len(fits) == 1
+    assert [p.name for p in (tmp_path / "shared" / "seed-0").glob("*.npz")] == ["warm_start_mf-bpr.npz"]
