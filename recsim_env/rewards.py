@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,17 @@ class WeightedReward:
             total *= np.float32(w)
         for name, w in self._terms[1:]:
             total += getattr(responses, name).sum(axis=1, dtype=np.float32) * np.float32(w)
+        return total
+
+    def per_slot(self, responses: Any) -> np.ndarray:
+        """``(n, k)`` float32 reward earned by each slot: the same weighted responses, not summed over
+        the slate (row sums equal :meth:`__call__`). ``responses`` is anything with ``(n, k)``
+        ``click``, ``like``, ``rating`` and ``dwell`` (a :class:`Responses`, or an env step's ``info``)."""
+        get = responses.get if isinstance(responses, dict) else lambda name: getattr(responses, name)
+        click = np.asarray(get("click"), dtype=np.float32)
+        total = np.zeros(click.shape, dtype=np.float32)
+        for name, w in self._terms:
+            total += np.asarray(get(name), dtype=np.float32) * np.float32(w)
         return total
 
     def __repr__(self) -> str:

@@ -1,7 +1,8 @@
 """Views of the env for particular learners — wrappers, never env code.
 
 * :class:`SingleItemDiscrete` — ``Discrete(n_candidates)`` actions for value-based learners such as
-  Stable-Baselines3's DQN: the chosen candidate fills slot 0, the rest of the slate follows a rule.
+  Stable-Baselines3's DQN: the chosen candidate fills slot 0, the rest of the slate follows a rule;
+  the learner is credited with the slate's reward or only its own slot's (``credit``).
 * :class:`FlattenRecObservation` — one float32 vector per observation for MLP policies.
 * :class:`SB3VecEnvAdapter` — a :class:`~recsim_env.vector.RecVectorEnv` as a Stable-Baselines3
   ``VecEnv`` (SB3 takes its own vector API, not Gymnasium's).
@@ -22,6 +23,24 @@ from recsim_env.vector import RecVectorEnv
 Scorer = Callable[[dict[str, np.ndarray]], np.ndarray]
 """Observation -> ``(n_candidates,)`` scores; higher is shown earlier."""
 
+CREDITS = ("slate", "pick")
+"""What a single-item view rewards its learner with: the env's reward for the whole slate, or the
+same reward function applied to slot 0 alone (the learner's own pick)."""
+
+
+def slot_reward_fn(env: Any, credit: str) -> Any:
+    """The env's per-slot reward function for ``credit="pick"`` (None for ``"slate"``); a
+    :class:`ConfigError` for an unknown credit or a reward function that cannot split by slot."""
+    if credit not in CREDITS:
+        raise ConfigError(f"credit must be one of {list(CREDITS)}, got {credit!r}")
+    if credit == "slate":
+        return None
+    reward_fn = getattr(getattr(env, "unwrapped", env), "reward_fn", None)
+    if not callable(getattr(reward_fn, "per_slot", None)):
+        raise ConfigError(f"credit='pick' needs a reward function with per_slot() (a WeightedReward); the env's is "
+                          f"{reward_fn!r}. Use credit='slate' for a custom reward.")
+    return reward_fn
+
 
 class SingleItemDiscrete(gym.Wrapper):
     """``Discrete(n_candidates)``: the agent picks the candidate for slot 0; the rule fills the rest.
@@ -30,15 +49,23 @@ class SingleItemDiscrete(gym.Wrapper):
     score order (ties by position); without one, the candidates that follow the chosen position
     cyclically (``a+1, a+2, ... mod n_candidates``) — a fixed, policy-independent filler, so the
     agent's choice is the only thing that varies between its actions.
+
+    Credit: ``"slate"`` (default) passes the env's reward through; ``"pick"`` returns the env's
+    reward function applied to slot 0 alone (the response to the learner's own item), and keeps the
+    slate's reward in ``info["slate_reward"]``. The filler's clicks are the same whichever item the
+    learner picks, up to a shift of one slot, so under ``"slate"`` they are noise several times the
+    size of the pick's own effect.
     """
 
-    def __init__(self, env: gym.Env, scorer: Scorer | None = None) -> None:
+    def __init__(self, env: gym.Env, scorer: Scorer | None = None, credit: str = "slate") -> None:
         super().__init__(env)
         if not isinstance(env.action_space, spaces.MultiDiscrete) or env.action_space.nvec.ndim != 1:
             raise ConfigError(f"SingleItemDiscrete wraps a single slate env, got action space {env.action_space}")
         self.n_candidates = int(env.action_space.nvec[0])
         self.slate_size = len(env.action_space.nvec)
         self.scorer = scorer
+        self.credit = credit
+        self._slot_reward = slot_reward_fn(env, credit)
         self.action_space = spaces.Discrete(self.n_candidates)
         self._offsets = np.arange(self.slate_size, dtype=np.int64)
         self._last_obs: dict[str, np.ndarray] | None = None
@@ -51,6 +78,9 @@ class SingleItemDiscrete(gym.Wrapper):
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(self.slate(action))
         self._last_obs = obs
+        if self._slot_reward is not None:
+            info = {**info, "slate_reward": reward}
+            reward = float(self._slot_reward.per_slot(info)[0])
         return obs, reward, terminated, truncated, info
 
     def slate(self, action: Any) -> np.ndarray:

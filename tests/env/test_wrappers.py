@@ -100,3 +100,35 @@ def test_adapter_refuses_other_envs(fake_model):
         SB3VecEnvAdapter(RecEnv(fake_model, config=CONFIG))
     with pytest.raises(ConfigError, match="single slate env"):
         SingleItemDiscrete(SingleItemDiscrete(RecEnv(fake_model, config=CONFIG)))
+
+
+def test_pick_credit_rewards_slot_zero_alone_and_keeps_the_slate_reward(fake_model):
+    from recsim_env.rewards import RewardWeights, WeightedReward
+
+    weights = RewardWeights(click=1.0, like=2.0, rating=0.5)
+    env = SingleItemDiscrete(RecEnv(fake_model, config=CONFIG, reward_fn=WeightedReward(weights)), credit="pick")
+    slate_env = SingleItemDiscrete(RecEnv(fake_model, config=CONFIG, reward_fn=WeightedReward(weights)))
+    env.reset(seed=0)
+    slate_env.reset(seed=0)
+    seen_other_slot = seen_first_slot = False
+    for step in range(CONFIG.step_cap):
+        a = step % CONFIG.n_candidates
+        _, reward, term, trunc, info = env.step(a)
+        _, slate_reward, *_ = slate_env.step(a)
+        assert info["slate_reward"] == slate_reward  # same seed, same responses: the env's reward is kept
+        own = info["click"][0] + 2.0 * info["like"][0] + 0.5 * info["rating"][0]
+        assert reward == pytest.approx(own)
+        seen_first_slot |= bool(info["click"][0])
+        seen_other_slot |= bool(info["click"][1:].any())
+        if term or trunc:
+            break
+    assert seen_first_slot and seen_other_slot  # both cases were exercised
+
+
+def test_pick_credit_needs_a_per_slot_reward(fake_model):
+    with pytest.raises(ConfigError, match="credit must be one of"):
+        SingleItemDiscrete(RecEnv(fake_model, config=CONFIG), credit="own")
+    custom = RecEnv(fake_model, config=CONFIG, reward_fn=lambda responses: responses.click.sum(axis=1))
+    with pytest.raises(ConfigError, match="credit='pick' needs a reward function with per_slot"):
+        SingleItemDiscrete(custom, credit="pick")
+    SingleItemDiscrete(custom)  # the slate's reward works with any reward function
