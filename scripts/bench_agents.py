@@ -9,7 +9,7 @@ popularity and the myopic oracle (greedy on the true utilities). Warm vs cold: S
 the other agents on seed 0, started from MF-BPR's exported embeddings. Intervals: 95% t-intervals over seeds.
 Prints a markdown section (paste into BENCHMARKS.md) and writes CSVs and a learning-curve plot.
 
-    python scripts/bench_agents.py [--seeds 5] [--jobs 2] [--slateq-steps 150000] [--dqn-steps 60000]
+    python scripts/bench_agents.py [--seeds 5] [--jobs 2] [--slateq-steps 150000] [--dqn-steps 120000]
         [--reinforce-steps 150000] [--episodes 300] [--num-envs 64] [--out runs/bench_agents] [--quick]
 """
 
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--jobs", type=int, default=2, help="seeds trained at once (processes)")
     p.add_argument("--slateq-steps", type=int, default=150_000)
-    p.add_argument("--dqn-steps", type=int, default=60_000)
+    p.add_argument("--dqn-steps", type=int, default=120_000)
     p.add_argument("--reinforce-steps", type=int, default=150_000)
     p.add_argument("--synthetic-steps", type=int, default=100_000, help="SlateQ's budget in the synthetic simulator")
     p.add_argument("--episodes", type=int, default=300, help="evaluation episodes per policy, simulator and seed")
