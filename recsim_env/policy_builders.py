@@ -140,7 +140,7 @@ for _spec in (
     PolicySpec("mf-bpr", _baseline("mf-bpr"), "baseline", "matrix factorisation with BPR loss"),
     PolicySpec("neumf", _baseline("neumf"), "baseline", "NeuMF (He et al. 2017), greedy on its scores"),
     PolicySpec("content", _baseline("content"), "baseline", "content model over item text and genres"),
-    PolicySpec("sb3-dqn", build_sb3_dqn, "agent", "Stable-Baselines3 DQN, one item per step, top-k by Q"),
+    PolicySpec("sb3-dqn", build_sb3_dqn, "agent", "Stable-Baselines3 DQN: its pick in slot 0, popularity fills the rest"),
     PolicySpec("slateq", build_slateq, "agent", "SlateQ (Ie et al. 2019), double DQN per item"),
     PolicySpec("reinforce", build_reinforce, "agent", "top-K off-policy-corrected REINFORCE (Chen et al. 2019)"),
     PolicySpec("oracle", build_oracle, "oracle",
