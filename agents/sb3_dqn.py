@@ -10,7 +10,9 @@ and items, and item embeddings can be warm-started from the baselines' export, i
 Batched training: :func:`batched_discrete_env` puts a :class:`RecVectorEnv` behind the SB3 ``VecEnv``
 adapter and a vectorised ``Discrete`` view with the fill rules of
 :class:`~recsim_env.wrappers.SingleItemDiscrete` (slot 0 is the action; slots 1.. by a scorer —
-by default the catalogue's popularity — or cyclically). A single env goes through
+by default the catalogue's popularity — or cyclically) and, by default, credits the learner with its
+own slot's reward only (``credit="pick"``: the filler's clicks are the same whatever it picks, so under
+the slate's reward they are noise to it). A single env goes through
 ``SingleItemDiscrete`` itself. A slate env
 without either view is refused with a :class:`ConfigError`: SB3's DQN only takes ``Discrete``.
 As a slate policy, :class:`SB3SlatePolicy` shows the greedy action in slot 0 and the same fill.
