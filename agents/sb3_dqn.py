@@ -220,11 +220,12 @@ def batched_discrete_env(vector_env: Any, fill: str = "popularity", credit: str 
     items; ``fill="cyclic"`` is the wrapper's policy-independent rule.
 
     ``credit="pick"`` (default) rewards the learner with its own slot's reward (the env's reward
-    function on slot 0), ``"slate"`` with the whole slate's. Measured in the ML-100K simulator: under
-    ``"slate"`` the trained Q ranked candidates with a Spearman correlation of 0.23 to the users' true
-    utilities and its picks were worth less than popularity's (mean utility 0.80 vs 1.59); under
-    ``"pick"`` 0.56 and 1.86 (BENCHMARKS.md, Agents). Episode statistics and TensorBoard returns are
-    always the slate's (``info["slate_reward"]``).
+    function on slot 0), ``"slate"`` with the whole slate's. Measured in the ML-100K simulator
+    (``scripts/diagnose_sb3_dqn.py``, seed 0, 120k steps): under ``"slate"`` the trained Q ranked
+    candidates with a Spearman correlation of 0.37 to the users' true utilities and its picks were
+    worth less than popularity's (mean utility 1.39 vs 1.59); under ``"pick"`` 0.52, and 2.28 vs 1.64
+    (BENCHMARKS.md, Agents). Episode statistics and TensorBoard returns are always the slate's
+    (``info["slate_reward"]``).
     """
     from recsim_env.wrappers import SB3VecEnvAdapter
 
