@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=300, help="evaluation episodes per policy, simulator and seed")
     p.add_argument("--num-envs", type=int, default=64, help="users stepped together in training")
     p.add_argument("--dqn-gradient-steps", type=int, default=1, help="SB3 DQN gradient steps per batched env step")
+    p.add_argument("--dqn-gamma", type=float, default=None, help="SB3 DQN's discount (default: make_sb3_dqn's)")
     p.add_argument("--agents", default="slateq,sb3-dqn,reinforce", help="comma-separated subset to train")
     p.add_argument("--no-warm", dest="warm", action="store_false", help="skip the warm-start runs")
     p.add_argument("--out", type=Path, default=Path("runs/bench_agents"))
@@ -123,7 +124,8 @@ def run_seed(seed: int, args: argparse.Namespace, warm: str | None) -> dict[str,
     sims = simulators()
     rows, runs = [], []
     budgets = {"slateq": args.slateq_steps, "sb3-dqn": args.dqn_steps, "reinforce": args.reinforce_steps}
-    configs = {"sb3-dqn": {"gradient_steps": args.dqn_gradient_steps}}
+    configs = {"sb3-dqn": {"gradient_steps": args.dqn_gradient_steps,
+                           **({} if args.dqn_gamma is None else {"gamma": args.dqn_gamma})}}
     for name, steps in budgets.items():
         if name not in args.agents.split(","):
             continue
