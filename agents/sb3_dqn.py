@@ -43,7 +43,7 @@ from agents.networks import INT_KEYS, OBS_KEYS, ItemTower, ObservationSpec, Stat
 from agents.training import EpisodeStats, ScalarLogger, TrainConfig, TrainResult
 from agents.warm_start import Embeddings, apply_to_tower
 from recsim_env.errors import ConfigError
-from recsim_env.wrappers import slot_reward_fn
+from recsim_env.wrappers import CreditedView
 
 
 class CandidateFeaturesExtractor(BaseFeaturesExtractor):
@@ -160,34 +160,24 @@ class PopularityScorer:
         return self.popularity[np.asarray(obs["candidates"])]
 
 
-class DiscreteVecView(VecEnvWrapper):
+class DiscreteVecView(CreditedView, VecEnvWrapper):
     """A slate SB3 ``VecEnv`` seen through ``Discrete(n_candidates)`` actions, batched: row ``i``'s
     action fills slot 0 and :func:`fill_slates` the rest (by ``scorer``, else cyclically). ``credit``
     as in :class:`~recsim_env.wrappers.SingleItemDiscrete` (``"pick"`` needs the per-slot responses in
     ``infos``, which :func:`batched_discrete_env` asks the adapter for)."""
 
-    def __init__(self, venv: VecEnv, scorer: Scorer | None = None, credit: str = "slate",
-                 reward_fn: Any = None) -> None:
+    def __init__(self, venv: VecEnv, scorer: Scorer | None = None, credit: str = "slate") -> None:
         space = venv.action_space
         if not isinstance(space, spaces.MultiDiscrete) or space.nvec.ndim != 1:
             raise ConfigError(f"DiscreteVecView wraps a slate VecEnv (MultiDiscrete), got {space}")
         self.n_candidates, self.slate_size = int(space.nvec[0]), len(space.nvec)
         super().__init__(venv, action_space=spaces.Discrete(self.n_candidates))
         self.scorer = scorer
-        self._reward_source = reward_fn if reward_fn is not None else getattr(venv, "venv", venv)
+        self._reward_source = getattr(venv, "venv", venv)  # the RecVectorEnv behind the SB3 adapter
         self.credit = credit
         self.catalog: Any = None
         """The vector env's item catalogue (Q-network item features), set by :func:`batched_discrete_env`."""
         self._last_obs: Any = None
-
-    @property
-    def credit(self) -> str:
-        return self._credit
-
-    @credit.setter
-    def credit(self, value: str) -> None:
-        self._slot_reward = slot_reward_fn(self._reward_source, value)
-        self._credit = value
 
     def step_async(self, actions: np.ndarray) -> None:
         scores = None if self.scorer is None else self.scorer(self._last_obs)

@@ -42,7 +42,25 @@ def slot_reward_fn(env: Any, credit: str) -> Any:
     return reward_fn
 
 
-class SingleItemDiscrete(gym.Wrapper):
+class CreditedView:
+    """The ``credit`` of a single-item view: setting it checks the value and looks up the per-slot
+    reward function of ``self._reward_source`` (the env whose reward is split), so the two never
+    disagree (a resumed run sets the credit it was trained with)."""
+
+    _reward_source: Any
+    _slot_reward: Any
+
+    @property
+    def credit(self) -> str:
+        return self._credit
+
+    @credit.setter
+    def credit(self, value: str) -> None:
+        self._slot_reward = slot_reward_fn(self._reward_source, value)
+        self._credit = value
+
+
+class SingleItemDiscrete(CreditedView, gym.Wrapper):
     """``Discrete(n_candidates)``: the agent picks the candidate for slot 0; the rule fills the rest.
 
     Fill rule: with a ``scorer``, slots 1.. hold the highest-scoring other candidates in descending
@@ -64,8 +82,8 @@ class SingleItemDiscrete(gym.Wrapper):
         self.n_candidates = int(env.action_space.nvec[0])
         self.slate_size = len(env.action_space.nvec)
         self.scorer = scorer
+        self._reward_source = env
         self.credit = credit
-        self._slot_reward = slot_reward_fn(env, credit)
         self.action_space = spaces.Discrete(self.n_candidates)
         self._offsets = np.arange(self.slate_size, dtype=np.int64)
         self._last_obs: dict[str, np.ndarray] | None = None

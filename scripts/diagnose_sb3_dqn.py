@@ -96,15 +96,15 @@ class _Oracle:
     """Myopic oracle on the simulated users' true utilities: all ten slots, or slot 0 with popularity's fill."""
 
     def __init__(self, env, popularity: np.ndarray, slot0_only: bool) -> None:
-        self.env, self.popularity, self.slot0_only = env, popularity, slot0_only
+        from agents.sb3_dqn import fill_slates  # the Discrete view's own fill rule
+
+        self.env, self.popularity, self.slot0_only, self.fill_slates = env, popularity, slot0_only, fill_slates
 
     def predict(self, obs, state=None, episode_start=None, deterministic=True):
-        from agents.sb3_dqn import fill_slates
-
         cands = np.asarray(obs["candidates"], dtype=np.int64)
         util = self.env.user_model.utilities(self.env.user_state, cands)
         if self.slot0_only:
-            return fill_slates(util.argmax(1), 10, cands.shape[1], self.popularity[cands]), state
+            return self.fill_slates(util.argmax(1), 10, cands.shape[1], self.popularity[cands]), state
         return np.argsort(-util, axis=1, kind="stable")[:, :10], state
 
 
