@@ -9,7 +9,7 @@ and items, and item embeddings can be warm-started from the baselines' export, i
 
 Batched training: :func:`batched_discrete_env` puts a :class:`RecVectorEnv` behind the SB3 ``VecEnv``
 adapter and a vectorised ``Discrete`` view with the fill rules of
-:class:`~recsim_env.wrappers.SingleItemDiscrete` (slot 0 is the action; slots 1.. by a scorer —
+:class:`~recsim_env.env.wrappers.SingleItemDiscrete` (slot 0 is the action; slots 1.. by a scorer —
 by default the catalogue's popularity — or cyclically) and, by default, credits the learner with its
 own slot's reward only (``credit="pick"``: the filler's clicks are the same whatever it picks, so under
 the slate's reward they are noise to it). A single env goes through
@@ -43,7 +43,7 @@ from agents.networks import INT_KEYS, OBS_KEYS, ItemTower, ObservationSpec, Stat
 from agents.training import EpisodeStats, ScalarLogger, TrainConfig, TrainResult
 from agents.warm_start import Embeddings, apply_to_tower
 from recsim_env.errors import ConfigError
-from recsim_env.wrappers import CreditedView
+from recsim_env.env.wrappers import CreditedView
 
 
 class CandidateFeaturesExtractor(BaseFeaturesExtractor):
@@ -94,7 +94,7 @@ class CandidateFeaturesExtractor(BaseFeaturesExtractor):
 
 
 def item_features(catalog: Any) -> np.ndarray:
-    """``(n_items, 1 + D)`` Q-network item inputs from an :class:`~recsim_env.catalog.ItemCatalog`:
+    """``(n_items, 1 + D)`` Q-network item inputs from an :class:`~recsim_env.data.catalog.ItemCatalog`:
     standardised log popularity, then the catalogue's content features (genres, year)."""
     logpop = np.log(np.asarray(catalog.popularity, dtype=np.float64) + 1e-6)
     logpop = (logpop - logpop.mean()) / max(float(logpop.std()), 1e-6)
@@ -102,7 +102,7 @@ def item_features(catalog: Any) -> np.ndarray:
 
 
 def _env_catalog(env: Any) -> Any:
-    """The :class:`~recsim_env.catalog.ItemCatalog` behind a Discrete view, if it has one."""
+    """The :class:`~recsim_env.data.catalog.ItemCatalog` behind a Discrete view, if it has one."""
     for candidate in (env, getattr(env, "unwrapped", None)):
         catalog = getattr(candidate, "catalog", None)
         if catalog is not None:
@@ -163,7 +163,7 @@ class PopularityScorer:
 class DiscreteVecView(CreditedView, VecEnvWrapper):
     """A slate SB3 ``VecEnv`` seen through ``Discrete(n_candidates)`` actions, batched: row ``i``'s
     action fills slot 0 and :func:`fill_slates` the rest (by ``scorer``, else cyclically). ``credit``
-    as in :class:`~recsim_env.wrappers.SingleItemDiscrete` (``"pick"`` needs the per-slot responses in
+    as in :class:`~recsim_env.env.wrappers.SingleItemDiscrete` (``"pick"`` needs the per-slot responses in
     ``infos``, which :func:`batched_discrete_env` asks the adapter for)."""
 
     def __init__(self, venv: VecEnv, scorer: Scorer | None = None, credit: str = "slate") -> None:
@@ -203,7 +203,7 @@ class DiscreteVecView(CreditedView, VecEnvWrapper):
 
 
 def batched_discrete_env(vector_env: Any, fill: str = "popularity", credit: str = "pick") -> DiscreteVecView:
-    """A :class:`~recsim_env.vector.RecVectorEnv` as a ``Discrete`` SB3 ``VecEnv`` (responses in infos).
+    """A :class:`~recsim_env.env.vector.RecVectorEnv` as a ``Discrete`` SB3 ``VecEnv`` (responses in infos).
 
     ``fill="popularity"`` puts the most popular other candidates in slots 1.. (needs the env's
     catalog), so the slot-0 choice is judged beside a sensible slate rather than beside arbitrary
@@ -217,7 +217,7 @@ def batched_discrete_env(vector_env: Any, fill: str = "popularity", credit: str 
     (BENCHMARKS.md, Agents). Episode statistics and TensorBoard returns are always the slate's
     (``info["slate_reward"]``).
     """
-    from recsim_env.wrappers import SB3VecEnvAdapter
+    from recsim_env.env.wrappers import SB3VecEnvAdapter
 
     if fill not in ("popularity", "cyclic"):
         raise ConfigError(f"fill must be 'popularity' or 'cyclic', got {fill!r}")
@@ -236,7 +236,7 @@ def check_discrete(env: Any) -> None:
     if isinstance(env, gym.vector.VectorEnv):
         hint = "pass agents.sb3_dqn.batched_discrete_env(vector_env)"
     else:
-        hint = "wrap it in recsim_env.wrappers.SingleItemDiscrete"
+        hint = "wrap it in recsim_env.env.wrappers.SingleItemDiscrete"
     raise ConfigError(f"SB3 DQN needs a Discrete action space but the env's is {space} (a slate); {hint}")
 
 

@@ -2,7 +2,7 @@
 
 Every model is a :class:`~baselines.base.ScoringRecommender` (fit / score / recommend / predict /
 save / load); the torch models share one loop (:mod:`baselines.training`). Named, tuned instances:
-:func:`baselines.registry.build_model`. Offline benchmark: :mod:`baselines.benchmark`
+:func:`baselines.recipes.build_model`. Offline benchmark: :mod:`baselines.offline_eval`
 (``recsim offline-eval``, ``scripts/bench_baselines.py``). Embedding export: :mod:`baselines.embeddings`.
 """
 

@@ -15,7 +15,7 @@ from baselines.training import TrainConfig, TrainReport, train_module
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import Split, seen_items
 from recsim_env.errors import ArtifactError, ConfigError
-from recsim_env.offline import SampledRanking
+from recsim_env.evaluation.offline import SampledRanking
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from baselines.history import causal_histories, latest_histories
 from recsim_env.data.log import InteractionLog
 from recsim_env.errors import ConfigError
-from recsim_env.offline import SampledRanking
+from recsim_env.evaluation.offline import SampledRanking
 
 log = logging.getLogger(__name__)
 

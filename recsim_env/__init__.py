@@ -4,7 +4,7 @@ from recsim_env.data.log import ColumnMapping, InteractionLog
 
 __version__ = "0.1.0"
 
-from recsim_env.registration import register_envs  # noqa: E402  (ids need the package importable)
+from recsim_env.env.registration import register_envs  # noqa: E402  (ids need the package importable)
 
 register_envs()
 

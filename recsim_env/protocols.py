@@ -2,7 +2,7 @@
 
 Shapes use ``n`` for the number of simulated users stepped together and ``k`` for the slate size.
 Item indices are the contiguous indices of an :class:`~recsim_env.data.log.InteractionLog` /
-:class:`~recsim_env.catalog.ItemCatalog`; ``-1`` means "no item" (padding, or the no-click option).
+:class:`~recsim_env.data.catalog.ItemCatalog`; ``-1`` means "no item" (padding, or the no-click option).
 """
 
 from __future__ import annotations

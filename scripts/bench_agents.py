@@ -53,10 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ------------------------------------------------------------------ simulators
 def simulators() -> dict[str, Any]:
     """name -> ``num_envs -> RecVectorEnv`` (slate 10, 100 candidates: the env defaults)."""
-    from recsim_env.env import EnvConfig
-    from recsim_env.fitting import movielens_user_model
+    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.fit.pipeline import movielens_user_model
     from recsim_env.users.synthetic import SyntheticUserModel
-    from recsim_env.vector import RecVectorEnv
+    from recsim_env.env.vector import RecVectorEnv
 
     sims = {}
     for name, split in (("ml100k-train", "train"), ("ml100k-later", "later")):
@@ -74,7 +74,7 @@ def myopic_baselines(seed: int) -> dict[str, Any]:
     from baselines.popularity import Popularity, RandomConfig, RandomScores
     from baselines.training import TrainConfig
     from recsim_env.data.splits import leave_one_out
-    from recsim_env.fitting import movielens_splits
+    from recsim_env.fit.pipeline import movielens_splits
 
     early, _ = movielens_splits()
     split = leave_one_out(early)
@@ -88,7 +88,7 @@ def myopic_baselines(seed: int) -> dict[str, Any]:
 
 def export_warm_start(model: Any, out: Path) -> Path:
     from baselines.embeddings import export_embeddings
-    from recsim_env.fitting import movielens_splits
+    from recsim_env.fit.pipeline import movielens_splits
 
     return export_embeddings(model, movielens_splits()[0], out / "mf_bpr_embeddings.npz")
 
@@ -113,7 +113,7 @@ def _train(name: str, factory: Any, steps: int, seed: int, n_envs: int, warm: Pa
 
 
 def _evaluate(policy: Any, factory: Any, episodes: int, seed: int) -> dict[str, float]:
-    from recsim_env.evaluation import evaluate
+    from recsim_env.evaluation.rollout import evaluate
 
     per_seed = evaluate(policy, factory, n_episodes=episodes, seed=seed).per_seed().iloc[0]
     return {k: float(per_seed[k]) for k in ("return", "ctr", "like_rate", "session_length") if k in per_seed}
@@ -150,7 +150,7 @@ def run_seed(seed: int, args: argparse.Namespace, warm: str | None) -> dict[str,
 
 # ------------------------------------------------------------------ baselines side
 def evaluate_baselines(args: argparse.Namespace, models: dict[str, Any]) -> list[dict[str, Any]]:
-    from recsim_env.policy_builders import OraclePolicy
+    from recsim_env.benchmark.policies import OraclePolicy
 
     sims = simulators()
     rows = []
@@ -168,7 +168,7 @@ def evaluate_baselines(args: argparse.Namespace, models: dict[str, Any]) -> list
 
 # ------------------------------------------------------------------ report
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    from recsim_env.metrics import mean_confidence_interval
+    from recsim_env.evaluation.metrics import mean_confidence_interval
 
     out = []
     for (sim, policy), group in rows.groupby(["simulator", "policy"], sort=False):

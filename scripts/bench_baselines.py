@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_one(args: argparse.Namespace) -> None:
-    from baselines.benchmark import OfflineConfig, evaluate_models
+    from baselines.offline_eval import OfflineConfig, evaluate_models
     from recsim_env.data.loaders import load_dataset
 
     log = load_dataset(args.dataset)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores)\n")
     print(markdown(frame))
     if args.cold_start:
-        from baselines.benchmark import cold_start_table
+        from baselines.offline_eval import cold_start_table
         from recsim_env.data.loaders import load_dataset
 
         cold = cold_start_table(load_dataset(args.dataset), seed=args.seed)

@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     from agents.training import TrainConfig
     from baselines.popularity import Popularity
     from recsim_env.data.splits import leave_one_out
-    from recsim_env.env import EnvConfig
-    from recsim_env.evaluation import evaluate
-    from recsim_env.fitting import movielens_splits, movielens_user_model
-    from recsim_env.vector import RecVectorEnv
+    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.evaluation.rollout import evaluate
+    from recsim_env.fit.pipeline import movielens_splits, movielens_user_model
+    from recsim_env.env.vector import RecVectorEnv
 
     model, catalog = movielens_user_model(split="train")
     popularity = np.asarray(catalog.popularity, dtype=np.float64)
@@ -111,10 +111,10 @@ class _Oracle:
 def ceiling(seeds: list[int], episodes: int) -> int:
     from baselines.popularity import Popularity
     from recsim_env.data.splits import leave_one_out
-    from recsim_env.env import EnvConfig
-    from recsim_env.evaluation import evaluate
-    from recsim_env.fitting import movielens_splits, movielens_user_model
-    from recsim_env.vector import RecVectorEnv
+    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.evaluation.rollout import evaluate
+    from recsim_env.fit.pipeline import movielens_splits, movielens_user_model
+    from recsim_env.env.vector import RecVectorEnv
 
     model, catalog = movielens_user_model(split="train")
     popularity = np.asarray(catalog.popularity, dtype=np.float64)

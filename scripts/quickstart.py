@@ -1,7 +1,7 @@
 """Quickstart in code: a tiny version of ``recsim benchmark``.
 
 1. Build a batched env over the synthetic users, fit a baseline on the log they generate, and score
-   it against a random policy and a custom policy with :func:`recsim_env.evaluation.evaluate`
+   it against a random policy and a custom policy with :func:`recsim_env.evaluation.rollout.evaluate`
    (common random numbers: every policy meets the same users).
 2. Run the benchmark pipeline itself on the same simulator with short budgets and write a report.
 
@@ -15,11 +15,11 @@ import argparse
 import numpy as np
 
 from baselines.popularity import Popularity, RandomConfig, RandomScores
-from recsim_env.benchmark import BenchmarkConfig, run_benchmark
-from recsim_env.env import EnvConfig
-from recsim_env.evaluation import evaluate
+from recsim_env.benchmark.run import BenchmarkConfig, run_benchmark
+from recsim_env.env.rec_env import EnvConfig
+from recsim_env.evaluation.rollout import evaluate
 from recsim_env.users.synthetic import SyntheticUserModel
-from recsim_env.vector import RecVectorEnv
+from recsim_env.env.vector import RecVectorEnv
 
 
 class FirstCandidates:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recsim_env.cli import build_parser, main
+from recsim_env.cli.main import build_parser, main
 
 
 def _subcommands() -> list[str]:

@@ -1,4 +1,4 @@
-"""`FittedUserModel`: users simulated from parameters fitted to logs (see :mod:`recsim_env.fitting`).
+"""`FittedUserModel`: users simulated from parameters fitted to logs (see :mod:`recsim_env.fit.pipeline`).
 
 One simulated user is drawn from one logged user and keeps that user's fitted preference. Per step:
 
@@ -7,7 +7,7 @@ One simulated user is drawn from one logged user and keeps that user's fitted pr
   (``h <- (1-η)·h + η·v_i`` on each click), ``g_i`` the item's L2-normalised genre vector, ``F`` the
   fatigue vector (decays by ``fatigue_decay`` each step, ``+= g_i`` on each click) and ``ρ`` the
   penalty on re-showing one of the last ``recent_len`` consumed items.
-* **Choice**: :class:`~recsim_env.choice.MultinomialLogit` with a no-click option and position bias.
+* **Choice**: :class:`~recsim_env.users.choice.MultinomialLogit` with a no-click option and position bias.
 * **Responses** to the clicked item: rating = fitted explicit-rating model + Gaussian noise with the
   fitted residual std, clipped to the logged scale and rounded to its step; like = rating >= the like
   threshold; dwell from a fitted log-normal when the log had dwell, else 0 (never invented).
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsim_env.choice import MultinomialLogit
+from recsim_env.users.choice import MultinomialLogit
 from recsim_env.errors import ArtifactError, ConfigError
 from recsim_env.protocols import Responses
 

@@ -10,7 +10,7 @@ that trades a little attractiveness for quality: long-term optimisation has some
 Per step, for user ``u`` and item ``i`` with topic ``t``:
 
 * utility ``U = interest[u, t] + clickbait_appeal · (-topic_quality[t]) - fatigue_weight · fatigue[u, t]``;
-  the choice among slots is :class:`~recsim_env.choice.MultinomialLogit` over ``U``;
+  the choice among slots is :class:`~recsim_env.users.choice.MultinomialLogit` over ``U``;
 * a clicked item gets ``rating = clip(round(3 + rating_scale · (quality_i + interest[u, t]) + ε), 1, 5)``
   with ``ε ~ N(0, rating_noise)``, ``like = rating >= like_threshold`` and
   ``dwell = 60 · length_i · sigmoid(quality_i + interest[u, t])`` seconds;
@@ -27,8 +27,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from recsim_env.catalog import ItemCatalog
-from recsim_env.choice import MultinomialLogit
+from recsim_env.data.catalog import ItemCatalog
+from recsim_env.users.choice import MultinomialLogit
 from recsim_env.data.log import InteractionLog
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import Responses
@@ -285,8 +285,8 @@ def simulate_sessions(model, n_users: int, rng: np.random.Generator, policy, sla
                       n_candidates: int, step_cap: int) -> pd.DataFrame:
     """Clicks of one session of each of users ``0..n_users-1``, stepped in one batch by the vector env."""
     # Imported here: the env composes user models, so a user model only reaches for it to make data.
-    from recsim_env.env import EnvConfig
-    from recsim_env.vector import RecVectorEnv
+    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.env.vector import RecVectorEnv
 
     config = EnvConfig(slate_size=slate_size, n_candidates=n_candidates, step_cap=step_cap)
     env = RecVectorEnv(_Cohort(model, n_users), config=config, num_envs=n_users)

@@ -202,8 +202,8 @@ class OneItemUsers:
 
 
 def one_item_vector_env(num_envs: int = 16, n_candidates: int = 6, slate_size: int = 2):
-    from recsim_env.env import EnvConfig
-    from recsim_env.vector import RecVectorEnv
+    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.env.vector import RecVectorEnv
 
     config = EnvConfig(slate_size=slate_size, n_candidates=n_candidates, history_length=3, step_cap=10)
     return RecVectorEnv(OneItemUsers(), None, config, num_envs=num_envs)

@@ -9,9 +9,9 @@ from agents.sb3_dqn import (SB3SlatePolicy, batched_discrete_env, load_sb3_check
                             warm_start_in_place, warm_start_parameters)
 from agents.training import TrainConfig
 from agents.warm_start import Embeddings
-from recsim_env.env import RecEnv
+from recsim_env.env.rec_env import RecEnv
 from recsim_env.errors import ArtifactError, ConfigError
-from recsim_env.wrappers import SingleItemDiscrete
+from recsim_env.env.wrappers import SingleItemDiscrete
 
 QUIET = TrainConfig(total_steps=400, log_interval=200, progress=False)
 
@@ -93,7 +93,7 @@ def test_fill_rules_put_the_action_first_then_scores_or_the_cycle() -> None:
 
 
 def _catalog(n_items: int = 12):
-    from recsim_env.catalog import ItemCatalog
+    from recsim_env.data.catalog import ItemCatalog
 
     rng = np.random.default_rng(0)
     counts = rng.integers(1, 50, n_items).astype(np.float32)
@@ -106,7 +106,7 @@ def test_q_reads_the_candidates_popularity_and_content_features(tmp_path: Path) 
     from fakes import OneItemUsers
 
     from agents.sb3_dqn import CandidateFeaturesExtractor, item_features
-    from recsim_env.vector import RecVectorEnv
+    from recsim_env.env.vector import RecVectorEnv
 
     vec = one_item_vector_env(num_envs=4)
     catalog = _catalog()

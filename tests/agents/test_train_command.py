@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsim_env.cli import main
+from recsim_env.cli.main import main
 
 SMALL = ["--env", "RecSim/Synthetic-v0", "--num-envs", "8", "--slate-size", "3", "--no-progress"]
 

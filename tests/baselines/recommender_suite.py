@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from baselines.base import ScoringRecommender
-from recsim_env import metrics
+from recsim_env.evaluation import metrics
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError, DataError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from recsim_env.cli import main
+from recsim_env.cli.main import main
 
 from tinylog import make_tiny_log
 

@@ -19,7 +19,7 @@ def env_log():
 
 @pytest.mark.parametrize("model_cls", [Popularity, ItemKNN])
 def test_baseline_steps_the_env_with_valid_slates(model_cls, env_log):
-    from recsim_env.env import make_env
+    from recsim_env.env.rec_env import make_env
 
     env = make_env(env_log, slate_size=4, n_candidates=12, history_length=5, step_cap=6)
     model = model_cls().fit(leave_one_out(env_log)).bind(env.action_space)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from baselines.base import ScoringRecommender
-from baselines.registry import MODELS, build_model
+from baselines.recipes import MODELS, build_model
 from recsim_env.errors import ConfigError
 
 

@@ -15,12 +15,12 @@ import pytest
 
 import baselines.content as content
 from baselines.content import ContentConfig, ContentRecommender, item_sentences
-from baselines.registry import build_model
+from baselines.recipes import build_model
 from baselines.training import TrainConfig
-from recsim_env import metrics
+from recsim_env.evaluation import metrics
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError
-from recsim_env.offline import item_cold_start
+from recsim_env.evaluation.offline import item_cold_start
 
 from tinylog import GENRES
 from recommender_suite import LearnsPreferences, RecommenderSuite, preferred_genre_auc

@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))  # s
 
 from fake_vector_env import ExplodingPolicy, FakeRecVectorEnv, FirstSlotsPolicy, OraclePolicy, fake_catalog  # noqa: E402
 
-from recsim_env import registry  # noqa: E402
+from recsim_env.benchmark import registry  # noqa: E402
 from recsim_env.data.splits import leave_one_out  # noqa: E402
-from recsim_env.registry import BuiltPolicy, ContextData, ContextSpec, PolicySpec, Simulator, SimulatorSpec  # noqa: E402
+from recsim_env.benchmark.registry import BuiltPolicy, ContextData, ContextSpec, PolicySpec, Simulator, SimulatorSpec  # noqa: E402
 
 
 class ItemScorer:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from recsim_env.benchmark_config import BenchmarkConfig, Budgets, read_toml
+from recsim_env.benchmark.config import BenchmarkConfig, Budgets, read_toml
 from recsim_env.errors import ConfigError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsim_env.benchmark import BenchmarkConfig, run_benchmark
+from recsim_env.benchmark.run import BenchmarkConfig, run_benchmark
 
 
 def test_synthetic_benchmark_with_real_policies_and_the_oracle(tmp_path):

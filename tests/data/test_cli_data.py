@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from datafiles import write_ml100k, zip_folder
 
-from recsim_env.cli import main
+from recsim_env.cli.main import main
 
 
 def table_rows(out: str) -> list[list[str]]:

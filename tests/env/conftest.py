@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from recsim_env.choice import MultinomialLogit
+from recsim_env.users.choice import MultinomialLogit
 from recsim_env.protocols import Responses
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from recsim_env.choice import (CascadeChoice, MultinomialLogit, calibrate_no_click, click_through_rate,
+from recsim_env.users.choice import (CascadeChoice, MultinomialLogit, calibrate_no_click, click_through_rate,
                                sample_categorical)
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import ChoiceModel

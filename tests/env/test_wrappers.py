@@ -10,10 +10,10 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import VecEnv
 
-from recsim_env.env import EnvConfig, RecEnv
+from recsim_env.env.rec_env import EnvConfig, RecEnv
 from recsim_env.errors import ActionError, ConfigError
-from recsim_env.vector import RecVectorEnv
-from recsim_env.wrappers import FlattenRecObservation, SB3VecEnvAdapter, SingleItemDiscrete
+from recsim_env.env.vector import RecVectorEnv
+from recsim_env.env.wrappers import FlattenRecObservation, SB3VecEnvAdapter, SingleItemDiscrete
 
 CONFIG = EnvConfig(slate_size=3, n_candidates=8, step_cap=20)
 
@@ -103,7 +103,7 @@ def test_adapter_refuses_other_envs(fake_model):
 
 
 def test_pick_credit_rewards_slot_zero_alone_and_keeps_the_slate_reward(fake_model):
-    from recsim_env.rewards import RewardWeights, WeightedReward
+    from recsim_env.env.rewards import RewardWeights, WeightedReward
 
     weights = RewardWeights(click=1.0, like=2.0, rating=0.5)
     env = SingleItemDiscrete(RecEnv(fake_model, config=CONFIG, reward_fn=WeightedReward(weights)), credit="pick")

@@ -12,7 +12,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from recsim_env.catalog import ItemCatalog
+from recsim_env.data.catalog import ItemCatalog
 
 N_ITEMS, N_CANDIDATES, SLATE, N_USERS, N_GENRES = 12, 6, 2, 50, 3
 

@@ -8,7 +8,7 @@ from gymnasium.vector import AutoresetMode
 from scipy import stats
 
 from recsim_env.errors import ConfigError
-from recsim_env.evaluation import EpisodeStats, evaluate, summarize, wave_seed
+from recsim_env.evaluation.rollout import EpisodeStats, evaluate, summarize, wave_seed
 
 
 def test_same_seed_gives_identical_episodes_for_a_deterministic_policy():

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from recsim_env import cli, fitting
+from recsim_env.cli import main as cli
+from recsim_env.fit import pipeline as fitting
 from recsim_env.data.splits import temporal_split
 from recsim_env.errors import ConfigError, DataError
-from recsim_env.fidelity import FidelityConfig, fidelity_report, genre_repetition, next_item_metrics
-from recsim_env.fitting import FitConfig, fit_user_model
+from recsim_env.evaluation.fidelity import FidelityConfig, fidelity_report, genre_repetition, next_item_metrics
+from recsim_env.fit.pipeline import FitConfig, fit_user_model
 from recsim_env.users.fitted import FittedUserModel
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recsim_env import metrics
+from recsim_env.evaluation import metrics
 from recsim_env.errors import ConfigError
 
 

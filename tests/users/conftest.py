@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recsim_env.fitting import FitConfig, fit_user_model
+from recsim_env.fit.pipeline import FitConfig, fit_user_model
 from recsim_env.users.fitted import FittedUserModel
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsim_env import fitting
+from recsim_env.fit import pipeline as fitting
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError, DataError
-from recsim_env.fitting import FitConfig, fit_user_model, sequence_states, tail_mask, user_feature_matrix
+from recsim_env.fit.pipeline import FitConfig, fit_user_model, sequence_states, tail_mask, user_feature_matrix
 from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
 
 

@@ -1,0 +1,94 @@
+"""The default training contexts and simulators of ``recsim benchmark``.
+
+- ``ml-100k`` context: MovieLens-100K (fetched on first use), cut in time; policies train on the
+  earlier part. Simulators ``ml100k-train`` (fitted on the earlier part: the one agents train in)
+  and ``ml100k-later`` (fitted on the later part: users no policy was trained against). Both come
+  from :func:`recsim_env.fit.pipeline.movielens_user_model`, which caches the fitted artifacts.
+- ``synthetic`` context: :class:`~recsim_env.users.synthetic.SyntheticUserModel` with its default
+  ground truth; policies train on a log it generates under a random logging policy and in its env.
+  It exposes true utilities, so the ``oracle`` runs there.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from recsim_env.data.catalog import ItemCatalog
+from recsim_env.data.splits import leave_one_out
+from recsim_env.benchmark.registry import (ContextData, ContextSpec, Simulator, SimulatorSpec, register_context,
+                                 register_simulator)
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC_LOG_SEED = 20240
+"""Seed of the synthetic context's generated log (fixed: every benchmark seed trains on the same log)."""
+
+
+def vector_env_factory(user_model: Any, catalog: ItemCatalog, config: Any):
+    """``num_envs -> RecVectorEnv`` over ``user_model`` with the benchmark's slate shape."""
+    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.env.vector import RecVectorEnv
+
+    env_config = EnvConfig(slate_size=config.slate_size, n_candidates=config.n_candidates)
+
+    def make(num_envs: int) -> RecVectorEnv:
+        return RecVectorEnv(user_model, catalog, env_config, num_envs=num_envs)
+
+    return make
+
+
+# ---------------------------------------------------------------- ML-100K
+def load_movielens(config: Any) -> ContextData:
+    from recsim_env.fit.pipeline import movielens_user_model, movielens_splits
+
+    early, later = movielens_splits()
+    catalog = ItemCatalog.from_log(early)
+    return ContextData(early, leave_one_out(early), catalog,
+                       {"logs": {"train": early, "later": later}, "fit": movielens_user_model})
+
+
+def _movielens_simulator(name: str, split: str):
+    def build(data: ContextData, config: Any) -> Simulator:
+        from recsim_env.data.sessions import session_lengths
+
+        model, catalog = data.resources["fit"](split=split)  # catalog popularity: the part it was fitted on
+        log = data.resources["logs"][split]
+        return Simulator(name, vector_env_factory(model, catalog, config), catalog,
+                         logged_session_lengths=session_lengths(log))
+
+    return build
+
+
+# ---------------------------------------------------------------- synthetic
+def load_synthetic(config: Any) -> ContextData:
+    from recsim_env.users.synthetic import SyntheticUserModel
+
+    model = SyntheticUserModel()
+    log = model.generate_log(min(config.budgets.synthetic_log_users, model.n_logged_users),
+                             np.random.default_rng(SYNTHETIC_LOG_SEED), slate_size=config.slate_size,
+                             n_candidates=config.n_candidates)
+    logger.info("synthetic context: generated %d interactions of %d users", log.n_interactions, log.n_users)
+    return ContextData(log, leave_one_out(log), model.catalog(), {"model": model})
+
+
+def _build_synthetic(data: ContextData, config: Any) -> Simulator:
+    from recsim_env.data.sessions import session_lengths
+
+    model = data.resources["model"]
+    return Simulator("synthetic", vector_env_factory(model, data.catalog, config), data.catalog,
+                     logged_session_lengths=session_lengths(data.log))
+
+
+register_context(ContextSpec("ml-100k", load_movielens, train_simulator="ml100k-train",
+                             description="MovieLens-100K, earlier part for training"))
+register_context(ContextSpec("synthetic", load_synthetic, train_simulator="synthetic",
+                             description="synthetic ground-truth users and their generated log"))
+register_simulator(SimulatorSpec("ml100k-train", "ml-100k", _movielens_simulator("ml100k-train", "train"),
+                                 description="users fitted on the earlier part of ML-100K (agents train here)"))
+register_simulator(SimulatorSpec("ml100k-later", "ml-100k", _movielens_simulator("ml100k-later", "later"),
+                                 description="users fitted on the later part of ML-100K (never trained against)"))
+register_simulator(SimulatorSpec("synthetic", "synthetic", _build_synthetic, has_oracle=True,
+                                 description="synthetic users with known ground truth (oracle available)"))

@@ -1,0 +1,50 @@
+"""``recsim fit [--dataset ml-100k] [--split train|later] [--out PATH]``: fit a user model from logs."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from recsim_env.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("fit", help="fit a simulated-user model on the earlier (train) or later part of a log")
+    parser.add_argument("--dataset", default="ml-100k", help="dataset name or path (default: %(default)s)")
+    parser.add_argument("--split", default="train", choices=("train", "later"),
+                        help="fit on the earlier 80%% (train) or the later 20%% (later) of the interactions")
+    parser.add_argument("--out", default=None, help="also write the artifact here (.npz)")
+    parser.add_argument("--cache-dir", default=None, help="data and model cache (default: $RECSIM_DATA or ~/.cache/recsim-env)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fit (default: %(default)s)")
+    parser.set_defaults(func=_fit)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from recsim_env.fit.pipeline import FitConfig, fitted_user_model
+
+    if args.out is not None and not str(args.out).endswith(".npz"):
+        raise ConfigError(f"--out must name a .npz file, got {args.out!r}")
+    model, _ = fitted_user_model(args.dataset, args.split, args.cache_dir, FitConfig(seed=args.seed))
+    if args.out is not None:
+        model.save(Path(args.out))
+    Console().print(summary_table(model, args.out))
+    return 0
+
+
+def summary_table(model, out: str | None) -> Table:
+    """The fitted dynamics and where the artifact is, as a rich table."""
+    table = Table(title=f"user model fitted on {model.meta.get('dataset')} (fingerprint {model.meta.get('fingerprint')})")
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    for name, value in vars(model.dynamics).items():
+        table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
+    table.add_row("fatigue source", str(model.meta.get("fatigue_source")))
+    table.add_row("rating residual std", f"{model.scales.rating_std:.3f}")
+    table.add_row("users / items", f"{model.n_logged_users} / {model.n_items}")
+    if out:
+        table.add_row("artifact", str(out))
+    return table

@@ -1,1 +1,0 @@
-"""Subcommands of the ``recsim`` CLI, one module each (auto-discovered by :mod:`recsim_env.cli`)."""

@@ -1,0 +1,226 @@
+"""`RecEnv`: a Gymnasium slate-recommendation env over any `UserModel` — glue, the spec sheet is its docstring."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from recsim_env.env.candidates import CANDIDATE_KINDS
+from recsim_env.data.catalog import ItemCatalog
+from recsim_env.data.log import InteractionLog
+from recsim_env.errors import ConfigError
+from recsim_env.protocols import RewardFn, UserModel
+from recsim_env.env.rewards import RewardWeights, WeightedReward
+from recsim_env.env.simulation import SingleUserSimulation
+
+DUPLICATE_MODES = ("blank", "error")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Shape and rules of a recommendation env (shared by :class:`RecEnv` and the vector env)."""
+
+    slate_size: int = 10
+    """Items shown per step (``k``)."""
+    n_candidates: int = 100
+    """Candidate items offered to the policy per step (``C``); the action picks positions among them."""
+    history_length: int = 10
+    """Consumed items kept in the observation (``H``)."""
+    step_cap: int = 100
+    """Steps after which an episode is truncated."""
+    reward: RewardWeights = field(default_factory=RewardWeights)
+    """Weights of click / like / rating / dwell in the reward (a dict of them is accepted)."""
+    candidates: str = "uniform"
+    """Candidate generator: ``uniform``, ``popularity`` or ``mixed`` (see :mod:`recsim_env.env.candidates`)."""
+    popularity_share: float = 0.5
+    """Share of popularity in the ``mixed`` generator's item weights."""
+    include_candidate_features: bool = False
+    """Add ``candidate_features`` ``(C, D)`` (the catalog's content features) to the observation."""
+    duplicates: str = "blank"
+    """A repeated item in a slate: ``blank`` (shown once, later slots empty) or ``error`` (ActionError)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reward, dict):
+            object.__setattr__(self, "reward", RewardWeights(**self.reward))
+        for name in ("slate_size", "n_candidates", "history_length", "step_cap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"EnvConfig.{name} must be an integer >= 1, got {value!r}")
+        if self.slate_size > self.n_candidates:
+            raise ConfigError(f"EnvConfig.slate_size={self.slate_size} exceeds n_candidates={self.n_candidates}")
+        if not isinstance(self.reward, RewardWeights):
+            raise ConfigError(f"EnvConfig.reward must be RewardWeights or a dict, got {self.reward!r}")
+        if self.candidates not in CANDIDATE_KINDS:
+            raise ConfigError(f"EnvConfig.candidates must be one of {CANDIDATE_KINDS}, got {self.candidates!r}")
+        if not 0.0 <= self.popularity_share <= 1.0:
+            raise ConfigError(f"EnvConfig.popularity_share must be in [0, 1], got {self.popularity_share!r}")
+        if not isinstance(self.include_candidate_features, bool):
+            raise ConfigError(f"EnvConfig.include_candidate_features must be a bool, "
+                              f"got {self.include_candidate_features!r}")
+        if self.duplicates not in DUPLICATE_MODES:
+            raise ConfigError(f"EnvConfig.duplicates must be one of {DUPLICATE_MODES}, got {self.duplicates!r}")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "EnvConfig":
+        """A config from keyword arguments, naming any that is not a field."""
+        return cls().with_overrides(**kwargs)
+
+    def with_overrides(self, **kwargs: Any) -> "EnvConfig":
+        """A copy with some fields changed, naming any keyword that is not a field."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise ConfigError(f"unknown env option(s) {unknown}; valid: {sorted(names)}")
+        return dataclasses.replace(self, **kwargs)
+
+
+def observation_space(user_model: UserModel, config: EnvConfig, n_features: int | None) -> spaces.Dict:
+    """The single-user observation space (the contract in the :class:`RecEnv` docstring)."""
+    n_items, h, c = user_model.n_items, config.history_length, config.n_candidates
+    inf = np.float32(np.inf)
+    entries = {
+        "user_index": spaces.Box(-1, max(user_model.n_logged_users - 1, -1), (1,), np.int64),
+        "user_features": spaces.Box(-inf, inf, (user_model.n_user_features,), np.float32),
+        "history_items": spaces.Box(-1, n_items - 1, (h,), np.int64),
+        "history_responses": spaces.Box(-inf, inf, (h, 3), np.float32),
+        "candidates": spaces.Box(0, n_items - 1, (c,), np.int64),
+        "context": spaces.Box(0.0, 1.0, (4,), np.float32),
+    }
+    if n_features is not None:
+        entries["candidate_features"] = spaces.Box(-inf, inf, (c, n_features), np.float32)
+    return spaces.Dict(entries)
+
+
+class RecEnv(gym.Env):
+    """Slate recommendation to one simulated user at a time.
+
+    ## Description
+    Each step the env offers ``n_candidates`` items; the policy orders ``slate_size`` of them into a
+    slate; the simulated user (any :class:`~recsim_env.protocols.UserModel`: fitted from logs, the
+    synthetic ground-truth model, or your own) clicks at most one, rates it, and their state moves on
+    (interest drift, fatigue, patience). The env is glue over the user model, the item catalog, a
+    candidate generator and a reward function; it calls the user model exactly as the vector env does,
+    with a batch of one user, and keeps its own bookkeeping in plain Python numbers (one user's
+    numpy calls would cost more than their arithmetic).
+
+    ## Action Space
+    ``MultiDiscrete([n_candidates] * slate_size)``: positions in ``observation["candidates"]``, in
+    display order (slot 0 first). A repeated item is shown once: later repeats are empty slots
+    (``duplicates="blank"``, the default) or an ``ActionError`` (``duplicates="error"``). An action of
+    the wrong shape, a float/NaN, or a position outside ``[0, n_candidates)`` raises ``ActionError``
+    naming the slot.
+
+    ## Observation Space
+    ``Dict`` of fixed-shape Boxes (``F`` user features, ``H`` history length, ``C`` candidates):
+
+    | key                  | shape    | dtype   | meaning                                                     |
+    |----------------------|----------|---------|-------------------------------------------------------------|
+    | user_index           | (1,)     | int64   | logged user the simulated user was drawn from (-1: none)    |
+    | user_features        | (F,)     | float32 | the user model's observable features                        |
+    | history_items        | (H,)     | int64   | last H clicked items, oldest first, left-padded with -1     |
+    | history_responses    | (H, 3)   | float32 | [rating, like, dwell] of those items, 0 for padding         |
+    | candidates           | (C,)     | int64   | this step's candidate item indices                          |
+    | context              | (4,)     | float32 | [step/step_cap, click rate, clicked last step, last rating/max] |
+    | candidate_features   | (C, D)   | float32 | only with ``include_candidate_features``: catalog content features |
+
+    ## Rewards
+    ``reward_fn(responses)``; by default ``WeightedReward(config.reward)``: the weighted sum over the
+    slate of click, like, rating and dwell (default: 1 per click).
+
+    ## Starting State
+    ``user_model.sample(1, rng)``: a new user (for fitted models, drawn from a logged user); empty
+    history; fresh candidates. All randomness comes from ``reset(seed=...)``, split with
+    ``np.random.SeedSequence(seed).spawn(3)`` into independent streams for users, candidates and
+    responses (:class:`~recsim_env.env.simulation.RandomStreams`); ``reset()`` without a seed continues
+    them. So two policies run with the same seed meet the same user and the same candidate sets at
+    every step until one of the episodes ends (common random numbers); only the responses' stream
+    depends on what was shown. ``env.np_random`` (Gymnasium's generator) drives none of the dynamics.
+
+    ## Episode End
+    ``terminated``: the user left (``user_model.left``). ``truncated``: ``step_cap`` steps were taken.
+
+    ## Info
+    ``step``: per-slot ``click``, ``rating``, ``like``, ``dwell`` (``(slate_size,)`` float32), the
+    shown ``slate`` (item indices, ``-1`` for an empty slot) and ``choice`` (slot clicked, ``-1``:
+    none). ``reset``: empty.
+
+    ## Arguments
+    ``RecEnv(user_model, catalog=None, config=EnvConfig(), reward_fn=None)``, or keyword overrides of
+    any :class:`EnvConfig` field. ``gym.make("recsim_env:RecSim/Synthetic-v0", slate_size=5)``;
+    :func:`make_env` builds one from an ``InteractionLog`` (fitting a user model) or a ``UserModel``.
+
+    ## Version History
+    * v0: initial version.
+    * v0, revised (no new id): the reset seed is split into separate user / candidate / response
+      streams. Dynamics are unchanged in distribution, so results stay comparable and the id stays
+      v0 — Gymnasium likewise kept its ids when it moved seeding to ``reset(seed=)`` and
+      ``np.random.Generator`` (0.26) — but a given seed yields a different rollout than in builds
+      before the split. The uniform candidate generator keeps fewer fixed item orders (a table of
+      ~64K indices, at least 8 orders) so the batched step's gather stays in cache: each item is still
+      a candidate with probability ``n_candidates / n_items``; fewer distinct windows share items.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, user_model: UserModel, catalog: ItemCatalog | None = None, config: EnvConfig | None = None,
+                 reward_fn: RewardFn | None = None, **overrides: Any) -> None:
+        config = config or EnvConfig()
+        if overrides:
+            config = config.with_overrides(**overrides)
+        self.user_model, self.catalog, self.config = user_model, catalog, config
+        self.reward_fn = reward_fn or WeightedReward(config.reward)
+        self._sim = SingleUserSimulation(user_model, catalog, config, self.reward_fn)
+        n_features = None if self._sim.item_features is None else self._sim.item_features.shape[1]
+        self.observation_space = observation_space(user_model, config, n_features)
+        self.action_space = spaces.MultiDiscrete(np.full(config.slate_size, config.n_candidates, dtype=np.int64))
+        self._needs_reset = True
+
+    @property
+    def user_state(self) -> Any:
+        """The user model's current state object, e.g. for an oracle's ``user_model.true_utilities(env.user_state, ...)``.
+
+        Hidden from policies (it is not in the observation); read-only by convention and live: the
+        model updates it in place each step, row ``i`` being the user behind observation row ``i``."""
+        return self._sim.state
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._sim.reset(seed)
+        self._needs_reset = False
+        return self._sim.observe_one(), {}
+
+    def step(self, action: Any):
+        if self._needs_reset:
+            raise gym.error.ResetNeeded("call reset() before step(), and again after the episode ended")
+        reward, terminated, truncated, info = self._sim.step(action)
+        self._needs_reset = terminated or truncated
+        return self._sim.observe_one(), reward, terminated, truncated, info
+
+
+def make_env(source: InteractionLog | UserModel, catalog: ItemCatalog | None = None,
+             reward_fn: RewardFn | None = None, fit_config: Any = None, **config: Any) -> RecEnv:
+    """A :class:`RecEnv` over a ``UserModel``, or over one fitted to an ``InteractionLog`` first.
+
+    ``config`` holds :class:`EnvConfig` fields (``slate_size=5, reward={"click": 1, "like": 1}``...).
+    A log is fitted with :func:`recsim_env.fit.pipeline.fit_user_model` (``fit_config`` passed through) and
+    its items become the catalog.
+    """
+    env_config = EnvConfig.from_kwargs(**config)
+    if isinstance(source, InteractionLog):
+        # Imported on use: fitting pulls in torch, which a pure simulation run does not need.
+        from recsim_env.fit.pipeline import fit_user_model
+
+        model = fit_user_model(source, fit_config) if fit_config is not None else fit_user_model(source)
+        catalog = catalog or ItemCatalog.from_log(source)
+    elif isinstance(source, UserModel):
+        model = source
+        if catalog is None and hasattr(source, "catalog") and callable(source.catalog):
+            catalog = source.catalog()
+    else:
+        raise ConfigError(f"make_env needs an InteractionLog or a UserModel, got {type(source).__name__}")
+    return RecEnv(model, catalog, env_config, reward_fn)

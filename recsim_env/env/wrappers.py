@@ -1,0 +1,202 @@
+"""Views of the env for particular learners — wrappers, never env code.
+
+* :class:`SingleItemDiscrete` — ``Discrete(n_candidates)`` actions for value-based learners such as
+  Stable-Baselines3's DQN: the chosen candidate fills slot 0, the rest of the slate follows a rule;
+  the learner is credited with the slate's reward or only its own slot's (``credit``).
+* :class:`FlattenRecObservation` — one float32 vector per observation for MLP policies.
+* :class:`SB3VecEnvAdapter` — a :class:`~recsim_env.env.vector.RecVectorEnv` as a Stable-Baselines3
+  ``VecEnv`` (SB3 takes its own vector API, not Gymnasium's).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from recsim_env.errors import ActionError, ConfigError
+from recsim_env.env.vector import RecVectorEnv
+
+Scorer = Callable[[dict[str, np.ndarray]], np.ndarray]
+"""Observation -> ``(n_candidates,)`` scores; higher is shown earlier."""
+
+CREDITS = ("slate", "pick")
+"""What a single-item view rewards its learner with: the env's reward for the whole slate, or the
+same reward function applied to slot 0 alone (the learner's own pick)."""
+
+
+def slot_reward_fn(env: Any, credit: str) -> Any:
+    """The env's per-slot reward function for ``credit="pick"`` (None for ``"slate"``); a
+    :class:`ConfigError` for an unknown credit or a reward function that cannot split by slot."""
+    if credit not in CREDITS:
+        raise ConfigError(f"credit must be one of {list(CREDITS)}, got {credit!r}")
+    if credit == "slate":
+        return None
+    reward_fn = getattr(getattr(env, "unwrapped", env), "reward_fn", None)
+    if not callable(getattr(reward_fn, "per_slot", None)):
+        raise ConfigError(f"credit='pick' needs a reward function with per_slot() (a WeightedReward); the env's is "
+                          f"{reward_fn!r}. Use credit='slate' for a custom reward.")
+    return reward_fn
+
+
+class CreditedView:
+    """The ``credit`` of a single-item view: setting it checks the value and looks up the per-slot
+    reward function of ``self._reward_source`` (the env whose reward is split), so the two never
+    disagree (a resumed run sets the credit it was trained with)."""
+
+    _reward_source: Any
+    _slot_reward: Any
+
+    @property
+    def credit(self) -> str:
+        return self._credit
+
+    @credit.setter
+    def credit(self, value: str) -> None:
+        self._slot_reward = slot_reward_fn(self._reward_source, value)
+        self._credit = value
+
+
+class SingleItemDiscrete(CreditedView, gym.Wrapper):
+    """``Discrete(n_candidates)``: the agent picks the candidate for slot 0; the rule fills the rest.
+
+    Fill rule: with a ``scorer``, slots 1.. hold the highest-scoring other candidates in descending
+    score order (ties by position); without one, the candidates that follow the chosen position
+    cyclically (``a+1, a+2, ... mod n_candidates``) — a fixed, policy-independent filler, so the
+    agent's choice is the only thing that varies between its actions.
+
+    Credit: ``"slate"`` (default) passes the env's reward through; ``"pick"`` returns the env's
+    reward function applied to slot 0 alone (the response to the learner's own item), and keeps the
+    slate's reward in ``info["slate_reward"]``. The filler's clicks are the same whichever item the
+    learner picks, up to a shift of one slot, so under ``"slate"`` they are noise several times the
+    size of the pick's own effect.
+    """
+
+    def __init__(self, env: gym.Env, scorer: Scorer | None = None, credit: str = "slate") -> None:
+        super().__init__(env)
+        if not isinstance(env.action_space, spaces.MultiDiscrete) or env.action_space.nvec.ndim != 1:
+            raise ConfigError(f"SingleItemDiscrete wraps a single slate env, got action space {env.action_space}")
+        self.n_candidates = int(env.action_space.nvec[0])
+        self.slate_size = len(env.action_space.nvec)
+        self.scorer = scorer
+        self._reward_source = env
+        self.credit = credit
+        self.action_space = spaces.Discrete(self.n_candidates)
+        self._offsets = np.arange(self.slate_size, dtype=np.int64)
+        self._last_obs: dict[str, np.ndarray] | None = None
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        self._last_obs = obs
+        return obs, info
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(self.slate(action))
+        self._last_obs = obs
+        if self._slot_reward is not None:
+            info = {**info, "slate_reward": reward}
+            reward = float(self._slot_reward.per_slot(info)[0])
+        return obs, reward, terminated, truncated, info
+
+    def slate(self, action: Any) -> np.ndarray:
+        """The ``(slate_size,)`` candidate positions shown for a ``Discrete`` action."""
+        a = np.asarray(action)
+        if a.size != 1 or a.dtype.kind not in "iu":
+            raise ActionError(f"SingleItemDiscrete takes one integer candidate position, got {action!r}")
+        first = int(a.reshape(()))
+        if not 0 <= first < self.n_candidates:
+            raise ActionError(f"slot 0 holds candidate position {first}, outside [0, {self.n_candidates})")
+        if self.scorer is None:
+            return (first + self._offsets) % self.n_candidates
+        scores = np.asarray(self.scorer(self._last_obs), dtype=np.float64).copy()
+        scores[first] = np.inf
+        return np.argsort(-scores, kind="stable")[: self.slate_size].astype(np.int64)
+
+
+class FlattenRecObservation(gym.ObservationWrapper):
+    """The Dict observation as one float32 vector: the ``keys`` (default: all) flattened, concatenated.
+
+    Gymnasium's ``FlattenObservation`` gives float64 for these mixed int/float Boxes; MLP policies
+    want float32, and often a subset of keys (item indices are ids, not magnitudes).
+    """
+
+    def __init__(self, env: gym.Env, keys: Sequence[str] | None = None) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        if not isinstance(space, spaces.Dict):
+            raise ConfigError(f"FlattenRecObservation needs a Dict observation space, got {space}")
+        self.keys = tuple(keys) if keys is not None else tuple(space.spaces)
+        unknown = [k for k in self.keys if k not in space.spaces]
+        if unknown:
+            raise ConfigError(f"unknown observation key(s) {unknown}; available: {list(space.spaces)}")
+        low = np.concatenate([np.asarray(space[k].low, dtype=np.float32).ravel() for k in self.keys])
+        high = np.concatenate([np.asarray(space[k].high, dtype=np.float32).ravel() for k in self.keys])
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+
+    def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.asarray(observation[k], dtype=np.float32).ravel() for k in self.keys])
+
+
+class SB3VecEnvAdapter(VecEnv):
+    """A :class:`RecVectorEnv` behind Stable-Baselines3's ``VecEnv`` API.
+
+    Both autoreset in the step an episode ends, so this only translates: the ended episode's last
+    observation goes to ``infos[i]["terminal_observation"]``, truncation to
+    ``infos[i]["TimeLimit.truncated"]``. Per-slot responses are copied into ``infos`` only with
+    ``include_responses=True`` (a dict per user per step is the adapter's main cost).
+    """
+
+    def __init__(self, venv: RecVectorEnv, include_responses: bool = False) -> None:
+        if not isinstance(venv, RecVectorEnv):
+            raise ConfigError(f"SB3VecEnvAdapter wraps a RecVectorEnv, got {type(venv).__name__}")
+        self.venv, self.include_responses = venv, include_responses
+        self._actions: np.ndarray | None = None
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+
+    def reset(self):
+        seed = self._seeds[0]
+        obs, _ = self.venv.reset(seed=seed)
+        self._seeds = [None] * self.num_envs
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for i in np.flatnonzero(dones):
+            infos[i]["terminal_observation"] = info["final_obs"][i]
+            infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        if self.include_responses:
+            source = [info.get("final_info", {}) if d else info for d in dones]
+            for i, src in enumerate(source):
+                infos[i].update({k: src[k][i] for k in ("click", "rating", "like", "dwell", "choice", "slate")})
+        return obs, rewards, dones, infos
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self.venv, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self.venv, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list:
+        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
+        return [result] * len(self._indices(indices))
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices: Any) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)

@@ -1,0 +1,170 @@
+"""The PyTorch parts of :func:`recsim_env.fit.pipeline.fit_user_model`: the relevance model (sampled
+softmax), the explicit-rating model, the one epoch loop, and the drift/fatigue likelihood fit.
+
+Kept apart so that loading or stepping a fitted model never imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from recsim_env.data.log import InteractionLog
+
+if TYPE_CHECKING:
+    from recsim_env.fit.pipeline import FitConfig
+
+
+class _Relevance(torch.nn.Module):
+    def __init__(self, n_users: int, content: torch.Tensor, dim: int) -> None:
+        super().__init__()
+        self.content = content
+        self.user = torch.nn.Embedding(n_users, dim)
+        self.item = torch.nn.Embedding(content.shape[0], dim)
+        self.proj = torch.nn.Linear(content.shape[1], dim, bias=False)
+        self.bias = torch.nn.Embedding(content.shape[0], 1)
+        for emb in (self.user, self.item):
+            torch.nn.init.normal_(emb.weight, std=0.1)
+        torch.nn.init.zeros_(self.bias.weight)
+
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item(items) + self.proj(self.content[items])
+
+    def loss(self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor, l2: float) -> torch.Tensor:
+        p = self.user(users)
+        v_pos, v_neg = self.item_vectors(items), self.item_vectors(negatives)
+        pos = (p * v_pos).sum(1) + self.bias(items)[:, 0]
+        neg = p @ v_neg.T + self.bias(negatives)[:, 0]
+        neg = neg.masked_fill(negatives[None, :] == items[:, None], float("-inf"))  # accidental hits
+        logits = torch.cat([pos[:, None], neg], dim=1)
+        nll = torch.logsumexp(logits, dim=1) - pos
+        return nll.mean() + l2 * (p.pow(2).sum(1) + v_pos.pow(2).sum(1)).mean()
+
+
+class _Rating(torch.nn.Module):
+    def __init__(self, n_users: int, content: torch.Tensor, dim: int, mean: float) -> None:
+        super().__init__()
+        self.content, self.mean = content, mean
+        self.user = torch.nn.Embedding(n_users, dim)
+        self.item = torch.nn.Embedding(content.shape[0], dim)
+        self.proj = torch.nn.Linear(content.shape[1], dim, bias=False)
+        self.user_bias = torch.nn.Embedding(n_users, 1)
+        self.item_bias = torch.nn.Embedding(content.shape[0], 1)
+        self.item_content_bias = torch.nn.Linear(content.shape[1], 1, bias=False)
+        for emb in (self.user, self.item):
+            torch.nn.init.normal_(emb.weight, std=0.05)
+        for emb in (self.user_bias, self.item_bias):
+            torch.nn.init.zeros_(emb.weight)
+
+    def item_factors(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item(items) + self.proj(self.content[items])
+
+    def item_biases(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item_bias(items)[:, 0] + self.item_content_bias(self.content[items])[:, 0]
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        dot = (self.user(users) * self.item_factors(items)).sum(1)
+        return self.mean + self.user_bias(users)[:, 0] + self.item_biases(items) + dot
+
+    def loss(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, l2: float) -> torch.Tensor:
+        err = (self(users, items) - ratings).pow(2).mean()
+        reg = self.user(users).pow(2).sum(1) + self.item(items).pow(2).sum(1) + self.item_bias(items)[:, 0] ** 2
+        return err + l2 * reg.mean()
+
+
+def _train(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...], config: FitConfig, step,
+           desc: str) -> None:
+    """The one epoch loop: shuffled minibatches, Adam, a progress bar over epochs."""
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    n = tensors[0].shape[0]
+    gen = torch.Generator().manual_seed(config.seed)
+    for _ in tqdm(range(config.epochs), desc=desc, leave=False, disable=None):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, config.batch_size):
+            batch = [t[order[start:start + config.batch_size]] for t in tensors]
+            opt.zero_grad()
+            loss = step(model, batch, gen)
+            loss.backward()
+            opt.step()
+
+
+def fit_relevance(log: InteractionLog, content: np.ndarray, config: FitConfig) -> tuple[np.ndarray, ...]:
+    """(user preferences ``(U, d)``, item vectors ``(I, d)``, item biases ``(I,)``) from ``log``."""
+    inter = log.interactions
+    model = _Relevance(log.n_users, torch.from_numpy(content), config.embedding_dim)
+    users = torch.from_numpy(inter["user"].to_numpy(np.int64))
+    items = torch.from_numpy(inter["item"].to_numpy(np.int64))
+    k = min(config.negatives, log.n_items)
+
+    def step(m: _Relevance, batch: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+        negatives = torch.randint(0, log.n_items, (k,), generator=gen)
+        return m.loss(batch[0], batch[1], negatives, config.l2)
+
+    _train(model, (users, items), config, step, "relevance")
+    with torch.no_grad():
+        all_items = torch.arange(log.n_items)
+        return (model.user.weight.numpy().copy(), model.item_vectors(all_items).numpy().copy(),
+                model.bias.weight[:, 0].numpy().copy())
+
+
+def fit_ratings(head: InteractionLog, tail: InteractionLog, content: np.ndarray,
+                config: FitConfig) -> tuple[dict[str, np.ndarray], float, float]:
+    """Rating-model arrays, global mean and residual std (measured on ``tail``) fitted on ``head``."""
+    ratings = head.interactions["rating"].to_numpy(np.float32).copy()
+    mean = float(ratings.mean())
+    model = _Rating(head.n_users, torch.from_numpy(content), config.rating_dim, mean)
+    users = torch.from_numpy(head.interactions["user"].to_numpy(np.int64))
+    items = torch.from_numpy(head.interactions["item"].to_numpy(np.int64))
+    _train(model, (users, items, torch.from_numpy(ratings)), config,
+           lambda m, b, _g: m.loss(b[0], b[1], b[2], config.rating_l2), "ratings")
+    with torch.no_grad():
+        all_items = torch.arange(head.n_items)
+        arrays = {"rating_user": model.user.weight.numpy().copy(),
+                  "rating_item": model.item_factors(all_items).numpy().copy(),
+                  "rating_user_bias": model.user_bias.weight[:, 0].numpy().copy(),
+                  "rating_item_bias": model.item_biases(all_items).numpy().copy()}
+        check = tail if tail.n_interactions else head
+        pred = model(torch.from_numpy(check.interactions["user"].to_numpy(np.int64)),
+                     torch.from_numpy(check.interactions["item"].to_numpy(np.int64))).numpy()
+    resid = check.interactions["rating"].to_numpy(np.float32) - pred
+    return arrays, mean, float(np.sqrt(np.mean(resid**2)))
+
+
+def seed_torch(seed: int) -> None:
+    """One thread (small models on shared cores run several times faster) and the fit's seed."""
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+
+
+def fit_drift_weights(base_logits: np.ndarray, drift_logits: np.ndarray, fatigue_logits: np.ndarray,
+                      positives: np.ndarray) -> tuple[float, float, float, float]:
+    """Minimise the next-item NLL of ``s·(base + γ·drift - φ·fatigue)`` (``(events, items)`` each) over
+    ``γ >= 0``, ``φ`` and the sharpness ``s > 0`` by L-BFGS; returns (nll, γ, φ, s).
+
+    ``s`` corrects the scale of logits fitted on other interactions (``s < 1``: they were overconfident);
+    the choice temperature is ``1 / s``."""
+    base, drift, fatigue = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+                            for a in (base_logits, drift_logits, fatigue_logits))
+    pos = torch.from_numpy(np.asarray(positives, dtype=np.int64))
+    log_gamma = torch.zeros((), requires_grad=True)
+    phi = torch.zeros((), requires_grad=True)
+    log_sharpness = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([log_gamma, phi, log_sharpness], lr=0.5, max_iter=20, line_search_fn="strong_wolfe")
+    rows = torch.arange(len(pos))
+
+    def nll() -> torch.Tensor:
+        logits = torch.exp(log_sharpness) * (base + torch.exp(log_gamma) * drift - phi * fatigue)
+        return (torch.logsumexp(logits, dim=1) - logits[rows, pos]).mean()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nll()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(nll()), float(torch.exp(log_gamma)), float(phi), float(torch.exp(log_sharpness))
