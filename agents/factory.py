@@ -63,7 +63,13 @@ def train_agent(name: str, env: Any, config: TrainConfig, seed: int = 0, out_dir
                 resume: bool = False, warm_start: Embeddings | None = None, agent_config: Any = None) -> tuple[Any, TrainResult]:
     """Build (or resume from ``out_dir``) and train an agent; returns it as a slate policy and the result."""
     if name == "sb3-dqn":
-        from agents.sb3_dqn import SB3SlatePolicy, batched_discrete_env, fill_scorer, load_sb3_checkpoint, train_sb3_dqn
+        from agents.sb3_dqn import (
+            SB3SlatePolicy,
+            batched_discrete_env,
+            fill_scorer,
+            load_sb3_checkpoint,
+            train_sb3_dqn,
+        )
 
         curve = None
         if resume:

@@ -24,9 +24,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from agents.known_users import KnownUsers
-from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, obs_to_tensors
+from agents.networks import (
+    CandidateScorer,
+    ItemTower,
+    ObservationSpec,
+    StateEncoder,
+    obs_to_tensors,
+)
 from agents.policy import SlatePolicy
-from agents.replay import Episodes, EpisodeReturns, Transition
+from agents.replay import EpisodeReturns, Episodes, Transition
 from agents.training import clicked_slots, step_info
 from agents.warm_start import Embeddings, apply_to_tower, with_file_width
 from recsim_env.errors import ConfigError

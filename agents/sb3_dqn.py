@@ -39,11 +39,18 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from agents.checkpoint import load_checkpoint, save_checkpoint
-from agents.networks import INT_KEYS, OBS_KEYS, ItemTower, ObservationSpec, StateEncoder, mlp
+from agents.networks import (
+    INT_KEYS,
+    OBS_KEYS,
+    ItemTower,
+    ObservationSpec,
+    StateEncoder,
+    mlp,
+)
 from agents.training import EpisodeStats, ScalarLogger, TrainConfig, TrainResult
 from agents.warm_start import Embeddings, apply_to_tower
-from recsim_env.errors import ConfigError
 from recsim_env.env.wrappers import CreditedView
+from recsim_env.errors import ConfigError
 
 
 class CandidateFeaturesExtractor(BaseFeaturesExtractor):

@@ -30,7 +30,14 @@ from torch.nn import functional as F
 
 from agents.exploration import LinearSchedule, epsilon_mix
 from agents.known_users import KnownUsers
-from agents.networks import CandidateScorer, ItemTower, ObservationSpec, StateEncoder, ValueHead, obs_to_tensors
+from agents.networks import (
+    CandidateScorer,
+    ItemTower,
+    ObservationSpec,
+    StateEncoder,
+    ValueHead,
+    obs_to_tensors,
+)
 from agents.policy import SlatePolicy
 from agents.replay import ReplayBuffer, SlateBatch, Transition
 from agents.warm_start import Embeddings, apply_to_tower, with_file_width

@@ -9,15 +9,14 @@ import resource
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from baselines.base import ScoringRecommender
 from baselines.recipes import MODELS, build_model
-from recsim_env.evaluation import metrics
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import Split, leave_one_out, seen_items
 from recsim_env.errors import ConfigError
+from recsim_env.evaluation import metrics
 from recsim_env.evaluation.offline import SampledRanking, full_ranking, item_cold_start
 
 log = logging.getLogger(__name__)

@@ -177,7 +177,9 @@ class _ModuleScorer:
 def _writer(log_dir: str | None):
     if log_dir is None:
         return None
-    from torch.utils.tensorboard import SummaryWriter  # imported lazily: tensorboard is slow to import
+    from torch.utils.tensorboard import (
+        SummaryWriter,  # imported lazily: tensorboard is slow to import
+    )
 
     return SummaryWriter(log_dir)
 

@@ -53,10 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ------------------------------------------------------------------ simulators
 def simulators() -> dict[str, Any]:
     """name -> ``num_envs -> RecVectorEnv`` (slate 10, 100 candidates: the env defaults)."""
-    from recsim_env.env.rec_env import EnvConfig
-    from recsim_env.fit.pipeline import movielens_user_model
-    from recsim_env.users.synthetic import SyntheticUserModel
+    from recsim_env.env.config import EnvConfig
     from recsim_env.env.vector import RecVectorEnv
+    from recsim_env.fit.datasets import movielens_user_model
+    from recsim_env.users.synthetic import SyntheticUserModel
 
     sims = {}
     for name, split in (("ml100k-train", "train"), ("ml100k-later", "later")):
@@ -74,7 +74,7 @@ def myopic_baselines(seed: int) -> dict[str, Any]:
     from baselines.popularity import Popularity, RandomConfig, RandomScores
     from baselines.training import TrainConfig
     from recsim_env.data.splits import leave_one_out
-    from recsim_env.fit.pipeline import movielens_splits
+    from recsim_env.fit.datasets import movielens_splits
 
     early, _ = movielens_splits()
     split = leave_one_out(early)
@@ -88,7 +88,7 @@ def myopic_baselines(seed: int) -> dict[str, Any]:
 
 def export_warm_start(model: Any, out: Path) -> Path:
     from baselines.embeddings import export_embeddings
-    from recsim_env.fit.pipeline import movielens_splits
+    from recsim_env.fit.datasets import movielens_splits
 
     return export_embeddings(model, movielens_splits()[0], out / "mf_bpr_embeddings.npz")
 

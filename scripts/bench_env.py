@@ -28,10 +28,11 @@ from typing import NamedTuple
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from recsim_env.env.rec_env import EnvConfig, RecEnv
-from recsim_env.protocols import Responses
+from recsim_env.env.config import EnvConfig
+from recsim_env.env.rec_env import RecEnv
 from recsim_env.env.registration import synthetic_user_model
 from recsim_env.env.vector import RecVectorEnv
+from recsim_env.protocols import Responses
 
 PEER_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "peers" / "bench_recsim.sh"
 
@@ -85,7 +86,7 @@ class NullUserModel:
 
 def load_model(name: str):
     if name == "movielens":
-        from recsim_env.fit.pipeline import movielens_user_model
+        from recsim_env.fit.datasets import movielens_user_model
 
         return movielens_user_model(split="train", cache_dir=None)
     return synthetic_user_model()

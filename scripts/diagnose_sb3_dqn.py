@@ -36,14 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.ceiling:
         return ceiling(args.ceiling, args.episodes)
 
-    from agents.sb3_dqn import SB3SlatePolicy, batched_discrete_env, make_sb3_dqn, train_sb3_dqn
+    from agents.sb3_dqn import (
+        SB3SlatePolicy,
+        batched_discrete_env,
+        make_sb3_dqn,
+        train_sb3_dqn,
+    )
     from agents.training import TrainConfig
     from baselines.popularity import Popularity
     from recsim_env.data.splits import leave_one_out
-    from recsim_env.env.rec_env import EnvConfig
-    from recsim_env.evaluation.rollout import evaluate
-    from recsim_env.fit.pipeline import movielens_splits, movielens_user_model
+    from recsim_env.env.config import EnvConfig
     from recsim_env.env.vector import RecVectorEnv
+    from recsim_env.evaluation.rollout import evaluate
+    from recsim_env.fit.datasets import movielens_splits, movielens_user_model
 
     model, catalog = movielens_user_model(split="train")
     popularity = np.asarray(catalog.popularity, dtype=np.float64)
@@ -111,10 +116,10 @@ class _Oracle:
 def ceiling(seeds: list[int], episodes: int) -> int:
     from baselines.popularity import Popularity
     from recsim_env.data.splits import leave_one_out
-    from recsim_env.env.rec_env import EnvConfig
-    from recsim_env.evaluation.rollout import evaluate
-    from recsim_env.fit.pipeline import movielens_splits, movielens_user_model
+    from recsim_env.env.config import EnvConfig
     from recsim_env.env.vector import RecVectorEnv
+    from recsim_env.evaluation.rollout import evaluate
+    from recsim_env.fit.datasets import movielens_splits, movielens_user_model
 
     model, catalog = movielens_user_model(split="train")
     popularity = np.asarray(catalog.popularity, dtype=np.float64)

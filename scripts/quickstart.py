@@ -16,10 +16,10 @@ import numpy as np
 
 from baselines.popularity import Popularity, RandomConfig, RandomScores
 from recsim_env.benchmark.run import BenchmarkConfig, run_benchmark
-from recsim_env.env.rec_env import EnvConfig
+from recsim_env.env.config import EnvConfig
+from recsim_env.env.vector import RecVectorEnv
 from recsim_env.evaluation.rollout import evaluate
 from recsim_env.users.synthetic import SyntheticUserModel
-from recsim_env.env.vector import RecVectorEnv
 
 
 class FirstCandidates:

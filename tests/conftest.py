@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tinylog import make_tiny_log
 
 from recsim_env.data.log import InteractionLog
-from tinylog import make_tiny_log
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:
@@ -24,3 +25,12 @@ def _one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_log):
+    """A user model fitted once on the tiny log, shared by the fit and user-model tests (a fit takes seconds)."""
+    from recsim_env.fit.config import FitConfig
+    from recsim_env.fit.pipeline import fit_user_model
+
+    return fit_user_model(tiny_log, FitConfig.fast())

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+import tomllib
+
+from recsim_env.benchmark.registry import POLICIES, SIMULATORS
 from recsim_env.errors import ConfigError
 from recsim_env.evaluation.rollout import METRICS
-from recsim_env.benchmark.registry import POLICIES, SIMULATORS
 
 
 @dataclass(frozen=True)

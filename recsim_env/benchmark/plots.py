@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from recsim_env.benchmark.run import BenchmarkResult
+    from recsim_env.benchmark.results import BenchmarkResult
 
 
 def _pyplot():

@@ -14,7 +14,12 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from recsim_env.benchmark.registry import BuiltPolicy, PolicySpec, TrainingContext, register_policy
+from recsim_env.benchmark.registry import (
+    BuiltPolicy,
+    PolicySpec,
+    TrainingContext,
+    register_policy,
+)
 
 
 def _curve(history: list[dict[str, float]] | None, step_key: str) -> pd.DataFrame | None:

@@ -29,7 +29,7 @@ from recsim_env.benchmark.cells import atomic_write_text
 from recsim_env.evaluation.rollout import METRICS, summarize
 
 if TYPE_CHECKING:
-    from recsim_env.benchmark.run import BenchmarkResult
+    from recsim_env.benchmark.results import BenchmarkResult
 
 logger = logging.getLogger(__name__)
 

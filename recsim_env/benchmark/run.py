@@ -27,35 +27,24 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recsim_env.benchmark.config import BenchmarkConfig, Budgets
 from recsim_env.benchmark.cells import CellStore, atomic_write_text, check_writable
+from recsim_env.benchmark.config import BenchmarkConfig, Budgets
+from recsim_env.benchmark.registry import (
+    CONTEXTS,
+    BuiltPolicy,
+    ContextData,
+    Simulator,
+    TrainingContext,
+    policy_spec,
+    simulator_spec,
+)
+from recsim_env.benchmark.results import BenchmarkResult
 from recsim_env.evaluation.rollout import EpisodeStats, evaluate
-from recsim_env.benchmark.registry import (CONTEXTS, BuiltPolicy, ContextData, Simulator, TrainingContext, policy_spec,
-                                simulator_spec)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BenchmarkConfig", "Budgets", "BenchmarkResult", "LoadedContext", "run_benchmark", "execute",
            "load_context", "train_policy", "evaluate_on", "evaluation_seed", "load_results"]
-
-
-@dataclass(frozen=True, eq=False)
-class BenchmarkResult:
-    """Everything the report reads, loaded from the run directory's finished cells."""
-
-    config: BenchmarkConfig
-    episodes: pd.DataFrame
-    """One row per evaluated episode, with ``policy``, ``simulator``, ``seed`` columns."""
-    seeds: pd.DataFrame
-    """One row per (policy, simulator, seed) with the per-seed metrics (coverage)."""
-    offline: pd.DataFrame
-    """Offline protocol metrics of the supervised policies: one row per (context, policy, seed)."""
-    curves: pd.DataFrame
-    """Learning curves: ``context, policy, seed, step`` and metric columns."""
-    logged_session_lengths: dict[str, np.ndarray]
-    """Simulator name -> session lengths of the log it was fitted on."""
-    missing: list[tuple[str, str, int]]
-    """Cells of the config that are not finished (an interrupted run)."""
 
 
 def evaluation_seed(seed: int, simulator: str) -> int:

@@ -16,10 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from recsim_env.benchmark.registry import (
+    ContextData,
+    ContextSpec,
+    Simulator,
+    SimulatorSpec,
+    register_context,
+    register_simulator,
+)
 from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.splits import leave_one_out
-from recsim_env.benchmark.registry import (ContextData, ContextSpec, Simulator, SimulatorSpec, register_context,
-                                 register_simulator)
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +35,7 @@ SYNTHETIC_LOG_SEED = 20240
 
 def vector_env_factory(user_model: Any, catalog: ItemCatalog, config: Any):
     """``num_envs -> RecVectorEnv`` over ``user_model`` with the benchmark's slate shape."""
-    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.env.config import EnvConfig
     from recsim_env.env.vector import RecVectorEnv
 
     env_config = EnvConfig(slate_size=config.slate_size, n_candidates=config.n_candidates)
@@ -42,7 +48,7 @@ def vector_env_factory(user_model: Any, catalog: ItemCatalog, config: Any):
 
 # ---------------------------------------------------------------- ML-100K
 def load_movielens(config: Any) -> ContextData:
-    from recsim_env.fit.pipeline import movielens_user_model, movielens_splits
+    from recsim_env.fit.datasets import movielens_splits, movielens_user_model
 
     early, later = movielens_splits()
     catalog = ItemCatalog.from_log(early)

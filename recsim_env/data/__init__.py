@@ -3,8 +3,19 @@
 from recsim_env.data.fetch import default_cache_dir, fetch_dataset
 from recsim_env.data.loaders import load_atomic, load_dataset, load_frames
 from recsim_env.data.log import ColumnMapping, InteractionLog
-from recsim_env.data.sessions import SessionSummary, session_lengths, sessionize, summarize_sessions
-from recsim_env.data.splits import Split, leave_one_out, sample_negatives, seen_items, temporal_split
+from recsim_env.data.sessions import (
+           SessionSummary,
+           session_lengths,
+           sessionize,
+           summarize_sessions,
+)
+from recsim_env.data.splits import (
+           Split,
+           leave_one_out,
+           sample_negatives,
+           seen_items,
+           temporal_split,
+)
 
 __all__ = ["ColumnMapping", "InteractionLog", "Split", "leave_one_out", "temporal_split",
            "sample_negatives", "seen_items", "load_dataset", "load_frames", "load_atomic", "fetch_dataset",

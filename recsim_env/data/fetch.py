@@ -199,7 +199,9 @@ def _write_verified(src, dest: Path, expected: str | None, origin: str, bar: tqd
 
 def install_grouplens(path: Path, target: Path) -> Path:
     """Copy a GroupLens ML-100K folder or zip's ``u.*`` files into ``target`` (the ml-100k cache)."""
-    from recsim_env.data.files import open_files  # local import: files.py imports nothing from here
+    from recsim_env.data.files import (
+        open_files,  # local import: files.py imports nothing from here
+    )
 
     files = open_files(path)
     missing = [f for f in GROUPLENS_FILES if not files.has(f)]

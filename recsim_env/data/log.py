@@ -33,8 +33,6 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from recsim_env.errors import DataError
-
 log = logging.getLogger(__name__)
 
 RESPONSE_COLUMNS = ("rating", "click", "dwell", "purchase")

@@ -15,11 +15,12 @@ from typing import Any
 import gymnasium as gym
 
 from recsim_env.data.catalog import ItemCatalog
-from recsim_env.env.rec_env import EnvConfig, RecEnv
+from recsim_env.env.config import EnvConfig
+from recsim_env.env.rec_env import RecEnv
+from recsim_env.env.vector import RecVectorEnv
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import UserModel
 from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
-from recsim_env.env.vector import RecVectorEnv
 
 ENV_IDS = ("RecSim/Synthetic-v0", "RecSim/MovieLens100K-v0")
 
@@ -56,7 +57,7 @@ def make_synthetic_vector_env(num_envs: int = 1, synthetic: SyntheticConfig | di
 
 def _movielens(split: str, cache_dir: Any) -> tuple[UserModel, ItemCatalog]:
     # Imported on use: fitting needs torch and the dataset, which the synthetic ids do not.
-    from recsim_env.fit.pipeline import movielens_user_model
+    from recsim_env.fit.datasets import movielens_user_model
 
     return movielens_user_model(split=split, cache_dir=cache_dir)
 

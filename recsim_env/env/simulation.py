@@ -29,7 +29,7 @@ from recsim_env.protocols import Responses, RewardFn, UserModel
 
 if TYPE_CHECKING:
     from recsim_env.data.catalog import ItemCatalog
-    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.env.config import EnvConfig
 
 RESPONSE_KEYS = ("click", "rating", "like", "dwell")
 

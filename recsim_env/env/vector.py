@@ -29,11 +29,11 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from recsim_env.data.catalog import ItemCatalog
-from recsim_env.env.rec_env import EnvConfig, observation_space
-from recsim_env.errors import ConfigError
-from recsim_env.protocols import RewardFn, UserModel
+from recsim_env.env.config import EnvConfig, observation_space
 from recsim_env.env.rewards import WeightedReward
 from recsim_env.env.simulation import SlateSimulation
+from recsim_env.errors import ConfigError
+from recsim_env.protocols import RewardFn, UserModel
 
 
 class RecVectorEnv(VectorEnv):

@@ -17,8 +17,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from recsim_env.errors import ActionError, ConfigError
 from recsim_env.env.vector import RecVectorEnv
+from recsim_env.errors import ActionError, ConfigError
 
 Scorer = Callable[[dict[str, np.ndarray]], np.ndarray]
 """Observation -> ``(n_candidates,)`` scores; higher is shown earlier."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from recsim_env.evaluation.fidelity import FidelityReport
+    from recsim_env.evaluation.fidelity_report import FidelityReport
 
 
 def _figure():

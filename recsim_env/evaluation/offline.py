@@ -20,10 +20,10 @@ from typing import Protocol
 
 import numpy as np
 
-from recsim_env.evaluation import metrics
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import sample_negatives, seen_items
 from recsim_env.errors import ConfigError, DataError
+from recsim_env.evaluation import metrics
 
 
 class Scorer(Protocol):

@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
-from recsim_env.evaluation import metrics
 from recsim_env.data.catalog import ItemCatalog
 from recsim_env.errors import ConfigError
+from recsim_env.evaluation import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from recsim_env.users.choice import calibrate_no_click
 from recsim_env.evaluation.metrics import ks_statistic
+from recsim_env.users.choice import calibrate_no_click
 from recsim_env.users.fitted import FittedState, FittedUserModel
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from recsim_env.data.log import InteractionLog
 
 if TYPE_CHECKING:
-    from recsim_env.fit.pipeline import FitConfig
+    from recsim_env.fit.config import FitConfig
 
 
 class _Relevance(torch.nn.Module):

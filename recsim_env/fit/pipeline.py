@@ -26,13 +26,9 @@ The torch parts live in :mod:`recsim_env.fit.learners` (imported only to fit). S
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 import time
-from pathlib import Path
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -41,119 +37,12 @@ from tqdm.auto import tqdm
 from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.sessions import sessionize
-from recsim_env.data.splits import temporal_split
-from recsim_env.errors import ArtifactError, ConfigError, DataError
+from recsim_env.errors import DataError
 from recsim_env.fit.calibration import calibrate_budget, calibrate_ctr
+from recsim_env.fit.config import FitConfig, _jsonable
 from recsim_env.users.fitted import Dynamics, FittedArrays, FittedUserModel, Scales
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """Hyperparameters of :func:`fit_user_model` and the documented defaults of the user dynamics."""
-
-    embedding_dim: int = 32
-    """Dimension ``d`` of user preferences and item vectors."""
-    rating_dim: int = 8
-    """Dimension of the rating model's factors."""
-    epochs: int = 8
-    """Passes over the head interactions for the relevance model (the rating model uses the same)."""
-    lr: float = 0.01
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Interactions per gradient step."""
-    negatives: int = 128
-    """Uniformly drawn negative items per batch (shared by its positives) in the sampled softmax."""
-    l2: float = 0.1
-    """L2 penalty on the embeddings used in a batch (strong: next-item likelihood on held-out tails is
-    best here on ML-100K; weaker penalties overfit the user vectors within a few epochs)."""
-    rating_l2: float = 0.05
-    """L2 penalty of the rating model's factors and item biases."""
-    seed: int = 0
-    """Seeds torch and every numpy draw of the fit and its calibration."""
-    holdout_fraction: float = 0.1
-    """Last share of each user's sequence held out to fit drift/fatigue and measure rating noise."""
-    like_threshold: float = 4.0
-    """A rating >= this is a like."""
-    session_gap: float = 1800.0
-    """Seconds of inactivity (>=) that split a user's interactions into sessions."""
-    target_ctr: float = 0.35
-    """Click-through rate of the reference policy's slates that the no-click utility is calibrated to."""
-    temperature: float = 1.0
-    """Choice temperature (1: the softmax scale the utilities were fitted on); multiplied by the
-    fitted correction when ``fit_temperature``."""
-    fit_temperature: bool = True
-    """Rescale the temperature so that choice probabilities fit the held-out tail events (the
-    relevance logits are overconfident on interactions they were not trained on)."""
-    position_decay: float = 0.5
-    """Position bias: slot ``j`` is examined with weight ``1/(1+j)**position_decay``."""
-    drift_grid: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5)
-    """Candidate interest drift rates ``η``."""
-    drift_events: int = 2000
-    """Tail events (at most) in the drift/fatigue likelihood."""
-    drift_min_gain: float = 0.002
-    """Mean next-item log-likelihood gain (nats) over no drift that a drift rate must bring to be chosen."""
-    fatigue_decay: float = 0.7
-    """Per-step decay of fatigue (documented default; not fitted)."""
-    default_fatigue: float = 0.5
-    """Fatigue strength used when the log has no sequences to estimate it from."""
-    repeat_penalty: float = 5.0
-    """Utility penalty for re-showing a recently consumed item (logs never repeat, so not fitted)."""
-    # The leaving defaults below make engagement, not only clicks, decide session length: on ML-100K
-    # a rating-aware slate policy earns ~16-20 % more clicks per session than greedy-on-click.
-    step_cost: float = 0.5
-    """Patience spent by every step."""
-    no_click_cost: float = 0.25
-    """Extra patience spent by a step without a click."""
-    like_gain: float = 2.0
-    """Patience regained by a liked item."""
-    dislike_cost: float = 6.0
-    """Patience lost by an item rated at the bottom of the scale."""
-    tedium_cost: float = 0.5
-    """Patience lost per unit of genre overlap between a consumed item and recent consumption."""
-    calibrate_sessions: bool = True
-    """Calibrate the patience budget scale to logged session lengths (else 1.0)."""
-    calibration_users: int = 1000
-    """Simulated sessions per calibration grid point."""
-    calibration_step_cap: int = 300
-    """Step cap of calibration sessions; both length distributions are capped at it."""
-    max_categories: int = 32
-    """Categorical user columns with more levels than this are left out of the user features."""
-
-    def __post_init__(self) -> None:
-        positive_ints = ("embedding_dim", "rating_dim", "epochs", "batch_size", "negatives", "drift_events",
-                         "calibration_users", "calibration_step_cap", "max_categories")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"FitConfig.{name} must be a positive int, got {value!r}")
-        for name in ("lr", "session_gap"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"FitConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        if not 0.0 < self.target_ctr < 1.0:
-            raise ConfigError(f"FitConfig.target_ctr must be in (0, 1), got {self.target_ctr!r}")
-        if not 0.0 < self.holdout_fraction < 0.5:
-            raise ConfigError(f"FitConfig.holdout_fraction must be in (0, 0.5), got {self.holdout_fraction!r}")
-        if not self.drift_grid or any(not 0.0 <= r <= 1.0 for r in self.drift_grid):
-            raise ConfigError(f"FitConfig.drift_grid must be non-empty rates in [0, 1], got {self.drift_grid!r}")
-        for name in ("l2", "rating_l2", "drift_min_gain"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        # The dynamics defaults are validated where they are used.
-        Dynamics(fatigue_decay=self.fatigue_decay, fatigue_strength=self.default_fatigue,
-                 repeat_penalty=self.repeat_penalty, temperature=self.temperature,
-                 position_decay=self.position_decay, like_threshold=self.like_threshold,
-                 step_cost=self.step_cost, no_click_cost=self.no_click_cost, like_gain=self.like_gain,
-                 dislike_cost=self.dislike_cost, tedium_cost=self.tedium_cost)
-
-
-    @classmethod
-    def fast(cls, **changes: object) -> "FitConfig":
-        """A fit of a few seconds on small logs (tests, examples, smoke runs); ``changes`` override fields."""
-        base = dict(embedding_dim=8, rating_dim=4, epochs=5, batch_size=64, l2=0.01, negatives=32, drift_grid=(0.0, 0.2, 0.5),
-                    drift_events=300, calibration_users=200, calibration_step_cap=60)
-        return cls(**(base | changes))  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- data preparation
@@ -391,76 +280,3 @@ def _calibrate_sessions(model: FittedUserModel, lengths: np.ndarray, config: Fit
     return model
 
 
-def _jsonable(config: FitConfig) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
-
-
-def config_from_meta(meta: dict) -> FitConfig:
-    """The :class:`FitConfig` an artifact was fitted with."""
-    raw = dict(meta["config"])
-    names = {f.name for f in fields(FitConfig)}
-    raw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in names}
-    return FitConfig(**raw)
-
-
-# ---------------------------------------------------------------------------- datasets, cached
-TRAIN_FRACTION = 0.8
-"""Logs are cut in time at this fraction of interactions: the earlier part is "train"."""
-
-
-def dataset_splits(dataset: str | Path = "ml-100k",
-                   cache_dir: str | Path | None = None) -> tuple[InteractionLog, InteractionLog]:
-    """A dataset (name or path, as :func:`~recsim_env.data.loaders.load_dataset` takes it) cut once in
-    time: (earlier 80 %, later 20 %) over the same user and item index spaces."""
-    from recsim_env.data.loaders import load_dataset
-
-    return temporal_split(load_dataset(dataset, cache_dir=cache_dir), TRAIN_FRACTION)
-
-
-def movielens_splits(cache_dir: str | Path | None = None) -> tuple[InteractionLog, InteractionLog]:
-    """ML-100K cut once in time: (earlier 80 %, later 20 %)."""
-    return dataset_splits("ml-100k", cache_dir)
-
-
-def fitted_user_model(dataset: str | Path = "ml-100k", split: str = "train", cache_dir: str | Path | None = None,
-                      config: FitConfig | None = None) -> tuple[FittedUserModel, ItemCatalog]:
-    """The user model fitted on one temporal part of a dataset, and the catalog of that part.
-
-    ``split="train"`` fits on the temporally earlier 80 % of the interactions (the simulator policies
-    train in; the later 20 % is its held-out fidelity data). ``split="later"`` fits on the later 20 %
-    only (disjoint in time and data from the train simulator), so a policy trained in one can be
-    evaluated in a simulator fitted on interactions it never saw. Cached under
-    ``<data cache>/models/``: the first call fits (with a progress bar), later calls load; a cached
-    artifact of another library version, data fingerprint or config is refitted.
-    """
-    if split not in ("train", "later"):
-        raise ConfigError(f"split must be 'train' or 'later', got {split!r}")
-    from recsim_env.data.fetch import default_cache_dir
-
-    config = config or FitConfig()
-    early, later = dataset_splits(dataset, cache_dir)
-    log = early if split == "train" else later
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(dataset)).name)[-60:]
-    path = Path(cache_dir or default_cache_dir()) / "models" / f"{stem}-{split}-{_config_key(config)}.npz"
-    if path.exists():
-        try:
-            return FittedUserModel.load(path, expected_fingerprint=log.fingerprint()), ItemCatalog.from_log(log)
-        except ArtifactError as exc:
-            logger.warning("refitting: cached artifact unusable (%s)", exc)
-    model = fit_user_model(log, config)
-    model.save(path)
-    logger.info("saved fitted user model to %s", path)
-    return model, ItemCatalog.from_log(log)
-
-
-def movielens_user_model(split: str = "train", cache_dir: str | Path | None = None,
-                         config: FitConfig | None = None) -> tuple[FittedUserModel, ItemCatalog]:
-    """The user model fitted on ML-100K (``split`` as in :func:`fitted_user_model`), cached; the first
-    call fetches the data if needed and fits in well under a minute on 2 cores."""
-    return fitted_user_model("ml-100k", split, cache_dir, config)
-
-
-def _config_key(config: FitConfig) -> str:
-    """Short hash of a config: artifacts fitted with other settings live under other names."""
-    text = json.dumps(_jsonable(config), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]

@@ -5,6 +5,10 @@ The fitted (logged) user model lives in :mod:`recsim_env.users.fitted`; every mo
 """
 
 from recsim_env.users.adapter import PerUserAdapter, SingleUser, UserResponse
-from recsim_env.users.synthetic import SyntheticConfig, SyntheticState, SyntheticUserModel
+from recsim_env.users.synthetic import (
+    SyntheticConfig,
+    SyntheticState,
+    SyntheticUserModel,
+)
 
 __all__ = ["PerUserAdapter", "SingleUser", "SyntheticConfig", "SyntheticState", "SyntheticUserModel", "UserResponse"]

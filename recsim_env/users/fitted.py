@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from recsim_env.users.choice import MultinomialLogit
 from recsim_env.errors import ArtifactError, ConfigError
 from recsim_env.protocols import Responses
+from recsim_env.users.choice import MultinomialLogit
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 
 from recsim_env.data.catalog import ItemCatalog
-from recsim_env.users.choice import MultinomialLogit
 from recsim_env.data.log import InteractionLog
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import Responses
+from recsim_env.users.choice import MultinomialLogit
 
 _POSITIVE = ("n_items", "n_topics", "n_users", "time_budget", "item_length_min", "max_interest")
 _NON_NEGATIVE = ("quality_spread", "quality_noise", "clickbait_appeal", "interest_scale", "drift_rate",
@@ -285,7 +285,7 @@ def simulate_sessions(model, n_users: int, rng: np.random.Generator, policy, sla
                       n_candidates: int, step_cap: int) -> pd.DataFrame:
     """Clicks of one session of each of users ``0..n_users-1``, stepped in one batch by the vector env."""
     # Imported here: the env composes user models, so a user model only reaches for it to make data.
-    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.env.config import EnvConfig
     from recsim_env.env.vector import RecVectorEnv
 
     config = EnvConfig(slate_size=slate_size, n_candidates=n_candidates, step_cap=step_cap)

@@ -10,7 +10,7 @@ multinomial logit on ``item_logit`` with a no-click logit and slot decay, or, wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -202,7 +202,7 @@ class OneItemUsers:
 
 
 def one_item_vector_env(num_envs: int = 16, n_candidates: int = 6, slate_size: int = 2):
-    from recsim_env.env.rec_env import EnvConfig
+    from recsim_env.env.config import EnvConfig
     from recsim_env.env.vector import RecVectorEnv
 
     config = EnvConfig(slate_size=slate_size, n_candidates=n_candidates, history_length=3, step_cap=10)

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from agents.checkpoint import (
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 from recsim_env.errors import ArtifactError
 
 

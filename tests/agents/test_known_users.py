@@ -6,7 +6,7 @@ import torch
 from fakes import FakeSlateVecEnv, Scenario
 
 from agents.known_users import KnownUsers
-from agents.networks import ObservationSpec, obs_to_tensors
+from agents.networks import ObservationSpec
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from agents.slateq import SlateQAgent, SlateQConfig
 from recsim_env.errors import ArtifactError, ConfigError

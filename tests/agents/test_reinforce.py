@@ -4,7 +4,13 @@ import torch
 from fakes import FakeSlateVecEnv, Scenario
 
 from agents.networks import ObservationSpec
-from agents.reinforce import ReinforceAgent, ReinforceConfig, collect_logged, importance_weight, topk_correction
+from agents.reinforce import (
+    ReinforceAgent,
+    ReinforceConfig,
+    collect_logged,
+    importance_weight,
+    topk_correction,
+)
 from agents.training import TrainConfig, train
 from recsim_env.errors import ConfigError
 

@@ -5,13 +5,20 @@ import pytest
 import torch
 from fakes import one_item_vector_env
 
-from agents.sb3_dqn import (SB3SlatePolicy, batched_discrete_env, load_sb3_checkpoint, make_sb3_dqn, train_sb3_dqn,
-                            warm_start_in_place, warm_start_parameters)
+from agents.sb3_dqn import (
+    SB3SlatePolicy,
+    batched_discrete_env,
+    load_sb3_checkpoint,
+    make_sb3_dqn,
+    train_sb3_dqn,
+    warm_start_in_place,
+    warm_start_parameters,
+)
 from agents.training import TrainConfig
 from agents.warm_start import Embeddings
 from recsim_env.env.rec_env import RecEnv
-from recsim_env.errors import ArtifactError, ConfigError
 from recsim_env.env.wrappers import SingleItemDiscrete
+from recsim_env.errors import ArtifactError, ConfigError
 
 QUIET = TrainConfig(total_steps=400, log_interval=200, progress=False)
 

@@ -1,5 +1,4 @@
 import copy
-import dataclasses
 import itertools
 
 import numpy as np
@@ -10,7 +9,13 @@ from fakes import FakeSlateVecEnv, Scenario
 from agents.exploration import LinearSchedule
 from agents.networks import ObservationSpec, obs_to_tensors
 from agents.replay import SlateBatch
-from agents.slateq import SlateQAgent, SlateQConfig, build_slates, choice_probabilities, slate_value
+from agents.slateq import (
+    SlateQAgent,
+    SlateQConfig,
+    build_slates,
+    choice_probabilities,
+    slate_value,
+)
 from agents.training import TrainConfig, train
 from recsim_env.errors import ConfigError
 

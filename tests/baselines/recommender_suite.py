@@ -11,14 +11,13 @@ from typing import Callable, ClassVar
 
 import numpy as np
 import pytest
+from tinylog import GENRES, make_tiny_log
 
 from baselines.base import ScoringRecommender
-from recsim_env.evaluation import metrics
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError, DataError
-
-from tinylog import GENRES, make_tiny_log
+from recsim_env.evaluation import metrics
 
 
 def preferred_genre_auc(model: ScoringRecommender, log: InteractionLog) -> float:

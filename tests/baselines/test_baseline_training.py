@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from baselines.mf import BPRMF, MFConfig, MFModule
-from baselines.training import NegativeSampler, TrainConfig, recency_weights, train_module
+from baselines.training import (
+    NegativeSampler,
+    TrainConfig,
+    recency_weights,
+    train_module,
+)
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError
 

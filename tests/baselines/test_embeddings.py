@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tinylog import make_tiny_log
 
 from baselines.embeddings import export_embeddings, load_embeddings
 from baselines.mf import BPRMF, MFConfig
@@ -12,8 +13,6 @@ from baselines.popularity import Popularity
 from baselines.training import TrainConfig
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError
-
-from tinylog import make_tiny_log
 
 FAST = TrainConfig(epochs=3, batch_size=64, lr=1e-2, refit_epochs=0)
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from recommender_suite import observation
 
 from baselines.base import merge_validation
 from baselines.history import causal_histories, latest_histories, observation_histories
@@ -15,8 +16,6 @@ from baselines.ncf import GMF, NCFConfig, NCFModule, NeuMF
 from baselines.training import TrainConfig
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError
-
-from recommender_suite import observation
 
 FAST = TrainConfig(epochs=4, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
                    recency_half_life=None)

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from recommender_suite import (
+    LearnsPreferences,
+    RecommenderSuite,
+    observation,
+    preferred_genre_auc,
+)
 
 from baselines.base import merge_validation
 from baselines.content import ContentConfig, ContentRecommender, item_tokens
@@ -17,8 +22,6 @@ from baselines.ncf import GMF, MLP, NCFConfig, NeuMF
 from baselines.popularity import Popularity, RandomConfig, RandomScores
 from baselines.training import TrainConfig
 from recsim_env.data.splits import leave_one_out
-
-from recommender_suite import LearnsPreferences, RecommenderSuite, observation, preferred_genre_auc
 
 FAST = TrainConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
                    recency_half_life=None)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from tinylog import make_tiny_log
 
 from recsim_env.cli.main import main
-
-from tinylog import make_tiny_log
 
 
 @pytest.fixture(scope="module")

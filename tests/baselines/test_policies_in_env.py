@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tinylog import make_tiny_log
 
 from baselines.knn import ItemKNN
 from baselines.popularity import Popularity
 from recsim_env.data.splits import leave_one_out
-
-from tinylog import make_tiny_log
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,17 @@ import sys
 
 import numpy as np
 import pytest
+from recommender_suite import LearnsPreferences, RecommenderSuite, preferred_genre_auc
+from tinylog import GENRES
 
 import baselines.content as content
 from baselines.content import ContentConfig, ContentRecommender, item_sentences
 from baselines.recipes import build_model
 from baselines.training import TrainConfig
-from recsim_env.evaluation import metrics
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError
+from recsim_env.evaluation import metrics
 from recsim_env.evaluation.offline import item_cold_start
-
-from tinylog import GENRES
-from recommender_suite import LearnsPreferences, RecommenderSuite, preferred_genre_auc
 
 FAST = TrainConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
                    recency_half_life=None)

@@ -11,11 +11,24 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))  # share the fake env
 
-from fake_vector_env import ExplodingPolicy, FakeRecVectorEnv, FirstSlotsPolicy, OraclePolicy, fake_catalog  # noqa: E402
+from fake_vector_env import (  # noqa: E402
+    ExplodingPolicy,
+    FakeRecVectorEnv,
+    FirstSlotsPolicy,
+    OraclePolicy,
+    fake_catalog,
+)
 
 from recsim_env.benchmark import registry  # noqa: E402
+from recsim_env.benchmark.registry import (  # noqa: E402
+    BuiltPolicy,
+    ContextData,
+    ContextSpec,
+    PolicySpec,
+    Simulator,
+    SimulatorSpec,
+)
 from recsim_env.data.splits import leave_one_out  # noqa: E402
-from recsim_env.benchmark.registry import BuiltPolicy, ContextData, ContextSpec, PolicySpec, Simulator, SimulatorSpec  # noqa: E402
 
 
 class ItemScorer:
@@ -25,6 +38,7 @@ class ItemScorer:
 
 def _tiny_log():
     import pandas as pd
+
     from recsim_env.data.log import ColumnMapping, InteractionLog
 
     rng = np.random.default_rng(0)

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
 import json
-import tomllib
 
 import numpy as np
 import pandas as pd
 import pytest
+import tomllib
 from fake_vector_env import ExplodingPolicy
 
+from recsim_env.benchmark.report import write_report
 from recsim_env.benchmark.run import BenchmarkConfig, load_results, run_benchmark
 from recsim_env.cli.main import main
 from recsim_env.errors import ConfigError
-from recsim_env.benchmark.report import write_report
 
 
 def _config(tmp_path, **kw):

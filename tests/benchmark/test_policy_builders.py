@@ -3,12 +3,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsim_env.env.rec_env import EnvConfig
-from recsim_env.errors import ConfigError
 from recsim_env.benchmark.policies import OraclePolicy
-from recsim_env.benchmark.registry import POLICIES, SIMULATORS, policy_spec, simulator_spec
-from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
+from recsim_env.benchmark.registry import (
+    POLICIES,
+    SIMULATORS,
+    policy_spec,
+    simulator_spec,
+)
+from recsim_env.env.config import EnvConfig
 from recsim_env.env.vector import RecVectorEnv
+from recsim_env.errors import ConfigError
+from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
 
 
 def test_every_policy_of_the_issue_and_every_simulator_is_registered():
@@ -68,8 +73,8 @@ def test_benchmark_agents_start_from_the_warm_start_baselines_embeddings(name, l
 
     from agents.warm_start import load_embeddings
     from recsim_env.benchmark.config import Budgets
-    from recsim_env.data.splits import leave_one_out
     from recsim_env.benchmark.registry import Simulator, TrainingContext
+    from recsim_env.data.splits import leave_one_out
 
     model = SyntheticUserModel(SyntheticConfig(n_items=40, n_users=50))
     log = model.generate_log(log_users, np.random.default_rng(0), slate_size=3, n_candidates=10)
@@ -96,8 +101,8 @@ def test_benchmark_agents_start_from_the_warm_start_baselines_embeddings(name, l
 def test_the_warm_start_baseline_is_fitted_once_per_seed_for_all_agents(tmp_path, monkeypatch):
     from baselines.mf import BPRMF
     from recsim_env.benchmark.config import Budgets
-    from recsim_env.data.splits import leave_one_out
     from recsim_env.benchmark.registry import Simulator, TrainingContext
+    from recsim_env.data.splits import leave_one_out
 
     model = SyntheticUserModel(SyntheticConfig(n_items=40, n_users=50))
     log = model.generate_log(50, np.random.default_rng(0), slate_size=3, n_candidates=10)

@@ -10,10 +10,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datafiles import ATOMIC_INTER, ATOMIC_ITEM, ATOMIC_USER, lines, write, write_ml100k, zip_folder
+from datafiles import (
+    ATOMIC_INTER,
+    ATOMIC_ITEM,
+    ATOMIC_USER,
+    lines,
+    write,
+    write_ml100k,
+    zip_folder,
+)
 
 from recsim_env.data import fetch
-from recsim_env.data.fetch import DATASETS, WheelDataset, default_cache_dir, fetch_dataset
+from recsim_env.data.fetch import (
+    DATASETS,
+    WheelDataset,
+    default_cache_dir,
+    fetch_dataset,
+)
 from recsim_env.data.loaders import load_dataset
 from recsim_env.errors import FetchError
 

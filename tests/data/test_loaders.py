@@ -7,11 +7,26 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from datafiles import (ATOMIC_INTER, ATOMIC_ITEM, ML100K_DATA, ML100K_ITEMS, lines, write, write_atomic,
-                       write_ml100k, zip_folder)
+from datafiles import (
+    ATOMIC_INTER,
+    ATOMIC_ITEM,
+    ML100K_DATA,
+    ML100K_ITEMS,
+    lines,
+    write,
+    write_atomic,
+    write_ml100k,
+    zip_folder,
+)
 
-from recsim_env.data.loaders import (load_atomic, load_dataset, load_frames, load_movielens_1m,
-                                     load_movielens_latest, load_movielens_100k)
+from recsim_env.data.loaders import (
+    load_atomic,
+    load_dataset,
+    load_frames,
+    load_movielens_1m,
+    load_movielens_100k,
+    load_movielens_latest,
+)
 from recsim_env.data.log import ColumnMapping
 from recsim_env.errors import DataError
 

@@ -9,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsim_env.data.log import InteractionLog
-from recsim_env.data.splits import leave_one_out, sample_negatives, seen_items, temporal_split
+from recsim_env.data.splits import (
+    leave_one_out,
+    sample_negatives,
+    seen_items,
+    temporal_split,
+)
 from recsim_env.errors import ConfigError, DataError
 
 

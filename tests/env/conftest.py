@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from recsim_env.users.choice import MultinomialLogit
 from recsim_env.protocols import Responses
+from recsim_env.users.choice import MultinomialLogit
 
 
 @dataclass

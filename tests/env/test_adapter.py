@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from recsim_env.env.rec_env import EnvConfig, RecEnv, make_env
+from recsim_env.env.config import EnvConfig
+from recsim_env.env.rec_env import RecEnv, make_env
+from recsim_env.env.vector import RecVectorEnv
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import UserModel
 from recsim_env.users.adapter import PerUserAdapter, UserResponse
-from recsim_env.env.vector import RecVectorEnv
 
 
 class OneUser:

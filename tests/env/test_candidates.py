@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsim_env.env.candidates import (UniformCandidates, WeightedCandidates, inclusion_probabilities,
-                                   make_candidate_generator, popularity_candidates)
+from recsim_env.env.candidates import (
+    UniformCandidates,
+    WeightedCandidates,
+    inclusion_probabilities,
+    make_candidate_generator,
+    popularity_candidates,
+)
 from recsim_env.errors import ConfigError
 
 

@@ -10,10 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from recsim_env.users.choice import (CascadeChoice, MultinomialLogit, calibrate_no_click, click_through_rate,
-                               sample_categorical)
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import ChoiceModel
+from recsim_env.users.choice import (
+    CascadeChoice,
+    MultinomialLogit,
+    calibrate_no_click,
+    click_through_rate,
+    sample_categorical,
+)
 
 utilities = arrays(np.float64, (3, 6), elements=st.floats(-50, 50))
 masks = arrays(np.bool_, (3, 6))

@@ -10,9 +10,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from recsim_env.env.rec_env import EnvConfig, RecEnv, make_env
-from recsim_env.errors import ActionError, ConfigError
+from recsim_env.env.config import EnvConfig
+from recsim_env.env.rec_env import RecEnv, make_env
 from recsim_env.env.rewards import RewardWeights
+from recsim_env.errors import ActionError, ConfigError
 from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
 
 

@@ -8,8 +8,8 @@ from gymnasium.utils.env_checker import check_env
 
 import recsim_env  # noqa: F401  (registers the ids)
 from recsim_env.env.rec_env import RecEnv
-from recsim_env.errors import ConfigError
 from recsim_env.env.registration import ENV_IDS
+from recsim_env.errors import ConfigError
 
 
 def test_ids_are_registered_with_both_entry_points():

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recsim_env.env.rewards import RewardWeights, WeightedReward
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import Responses
-from recsim_env.env.rewards import RewardWeights, WeightedReward
 
 
 def _responses() -> Responses:

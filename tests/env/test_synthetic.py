@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from recsim_env.data.log import InteractionLog
+from recsim_env.env.vector import RecVectorEnv
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import UserModel
 from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
-from recsim_env.env.vector import RecVectorEnv
 
 
 @pytest.fixture(scope="module")

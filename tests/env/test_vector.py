@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from recsim_env.env.rec_env import EnvConfig, RecEnv
-from recsim_env.errors import ActionError, ConfigError
+from recsim_env.env.config import EnvConfig
+from recsim_env.env.rec_env import RecEnv
 from recsim_env.env.vector import RecVectorEnv
+from recsim_env.errors import ActionError, ConfigError
 
 CONFIG = EnvConfig(slate_size=3, n_candidates=10, step_cap=6)
 

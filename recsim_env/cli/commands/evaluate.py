@@ -9,11 +9,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from recsim_env.benchmark.run import evaluate_on, load_context, train_policy
-from recsim_env.benchmark.config import BenchmarkConfig
 from recsim_env.benchmark.cells import check_writable
+from recsim_env.benchmark.config import BenchmarkConfig
+from recsim_env.benchmark.registry import (
+    POLICIES,
+    SIMULATORS,
+    BuiltPolicy,
+    simulator_spec,
+)
+from recsim_env.benchmark.run import evaluate_on, load_context, train_policy
 from recsim_env.evaluation.rollout import EpisodeStats
-from recsim_env.benchmark.registry import POLICIES, SIMULATORS, BuiltPolicy, simulator_spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

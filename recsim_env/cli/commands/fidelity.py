@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _fidelity(args: argparse.Namespace) -> int:
     from recsim_env.evaluation.fidelity import FidelityConfig, fidelity_report
-    from recsim_env.fit.pipeline import dataset_splits, fitted_user_model
+    from recsim_env.fit.datasets import dataset_splits, fitted_user_model
     from recsim_env.users.fitted import FittedUserModel
 
     early, later = dataset_splits(args.dataset, args.cache_dir)

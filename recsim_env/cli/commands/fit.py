@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -24,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from recsim_env.fit.pipeline import FitConfig, fitted_user_model
+    from recsim_env.fit.config import FitConfig
+    from recsim_env.fit.datasets import fitted_user_model
 
     if args.out is not None and not str(args.out).endswith(".npz"):
         raise ConfigError(f"--out must name a .npz file, got {args.out!r}")

@@ -6,11 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsim_env.fit import pipeline as fitting
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError, DataError
-from recsim_env.fit.pipeline import FitConfig, fit_user_model, sequence_states, tail_mask, user_feature_matrix
+from recsim_env.fit import datasets as fitting
+from recsim_env.fit.config import config_from_meta
+from recsim_env.fit.config import FitConfig
+from recsim_env.fit.pipeline import (
+    fit_user_model,
+    sequence_states,
+    tail_mask,
+    user_feature_matrix,
+)
 from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
 
 
@@ -51,7 +58,7 @@ def test_fit_is_deterministic_for_a_seed(tiny_log, tiny_model):
 def test_fit_records_provenance(tiny_log, tiny_model):
     meta = tiny_model.meta
     assert meta["dataset"] == "tiny" and meta["fingerprint"] == tiny_log.fingerprint()
-    assert fitting.config_from_meta(meta) == FitConfig.fast()
+    assert config_from_meta(meta) == FitConfig.fast()
     assert meta["fatigue_source"] == "fitted"
 
 

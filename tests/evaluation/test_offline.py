@@ -7,7 +7,13 @@ import pytest
 
 from recsim_env.data.splits import leave_one_out, seen_items
 from recsim_env.errors import ConfigError, DataError
-from recsim_env.evaluation.offline import SampledRanking, full_ranking, item_cold_start, ncf_protocol, ranks_of_first
+from recsim_env.evaluation.offline import (
+    SampledRanking,
+    full_ranking,
+    item_cold_start,
+    ncf_protocol,
+    ranks_of_first,
+)
 
 
 class Oracle:

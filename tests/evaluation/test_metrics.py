@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recsim_env.evaluation import metrics
 from recsim_env.errors import ConfigError
+from recsim_env.evaluation import metrics
 
 
 def test_hit_rate_ndcg_mrr_known_answers():

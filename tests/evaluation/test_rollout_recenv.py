@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsim_env.env.rec_env import EnvConfig
+from recsim_env.env.config import EnvConfig
+from recsim_env.env.vector import RecVectorEnv
 from recsim_env.evaluation.rollout import evaluate
 from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
-from recsim_env.env.vector import RecVectorEnv
 
 MODEL = SyntheticUserModel(SyntheticConfig(n_items=60, n_users=200))
 CONFIG = EnvConfig(slate_size=3, n_candidates=12, step_cap=40)

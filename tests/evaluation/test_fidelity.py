@@ -8,11 +8,18 @@ import numpy as np
 import pytest
 
 from recsim_env.cli import main as cli
-from recsim_env.fit import pipeline as fitting
 from recsim_env.data.splits import temporal_split
 from recsim_env.errors import ConfigError, DataError
-from recsim_env.evaluation.fidelity import FidelityConfig, fidelity_report, genre_repetition, next_item_metrics
-from recsim_env.fit.pipeline import FitConfig, fit_user_model
+from recsim_env.evaluation.fidelity import (
+    FidelityConfig,
+    fidelity_report,
+    genre_repetition,
+    next_item_metrics,
+)
+from recsim_env.fit import config as fit_config
+from recsim_env.fit import datasets
+from recsim_env.fit.config import FitConfig
+from recsim_env.fit.pipeline import fit_user_model
 from recsim_env.users.fitted import FittedUserModel
 
 
@@ -75,8 +82,8 @@ def test_config_validation_names_the_field(field, value):
 
 def test_fit_and_fidelity_commands(split_and_model, tmp_path, monkeypatch):
     early, later, _ = split_and_model
-    monkeypatch.setattr(fitting, "dataset_splits", lambda dataset, cache_dir=None: (early, later))
-    monkeypatch.setattr(fitting, "FitConfig", lambda seed=0: FitConfig.fast(seed=seed))
+    monkeypatch.setattr(datasets, "dataset_splits", lambda dataset, cache_dir=None: (early, later))
+    monkeypatch.setattr(fit_config, "FitConfig", lambda seed=0: FitConfig.fast(seed=seed))
     out = tmp_path / "model.npz"
     assert cli.main(["fit", "--dataset", "tiny", "--out", str(out), "--cache-dir", str(tmp_path)]) == 0
     assert FittedUserModel.load(out, expected_fingerprint=early.fingerprint()).n_items == early.n_items
