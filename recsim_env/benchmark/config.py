@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import tomllib
 
-from recsim_env.benchmark.registry import POLICIES, SIMULATORS
+from recsim_env.benchmark.defaults import POLICIES, SIMULATORS
 from recsim_env.errors import ConfigError
 from recsim_env.evaluation.rollout import METRICS
 

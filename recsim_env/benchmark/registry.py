@@ -150,8 +150,3 @@ def simulator_spec(name: str) -> SimulatorSpec:
     if name not in SIMULATORS:
         raise ConfigError(f"unknown simulator {name!r}; valid: {', '.join(SIMULATORS)}")
     return SIMULATORS[name]
-
-
-# The defaults register themselves on import (kept last: they import this module's types).
-from recsim_env.benchmark import policies as _policies  # noqa: E402,F401
-from recsim_env.benchmark import simulators as _simulators  # noqa: E402,F401

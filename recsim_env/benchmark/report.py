@@ -175,7 +175,7 @@ def wide_table(agg: pd.DataFrame, simulator: str, metrics: tuple[str, ...], comp
 
 def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path], root: Path) -> str:
     cfg = result.config
-    lines = [f"# Benchmark report", "",
+    lines = ["# Benchmark report", "",
              f"{len(cfg.policies)} policies x {len(cfg.simulators)} simulators x {cfg.seeds} seeds, "
              f"{cfg.episodes} episodes per cell, slate {cfg.slate_size} of {cfg.n_candidates} candidates"
              f"{' (quick budgets)' if cfg.quick else ''}; RL agents "

@@ -29,14 +29,12 @@ from tqdm.auto import tqdm
 
 from recsim_env.benchmark.cells import CellStore, atomic_write_text, check_writable
 from recsim_env.benchmark.config import BenchmarkConfig, Budgets
+from recsim_env.benchmark.defaults import CONTEXTS, policy_spec, simulator_spec
 from recsim_env.benchmark.registry import (
-    CONTEXTS,
     BuiltPolicy,
     ContextData,
     Simulator,
     TrainingContext,
-    policy_spec,
-    simulator_spec,
 )
 from recsim_env.benchmark.results import BenchmarkResult
 from recsim_env.evaluation.rollout import EpisodeStats, evaluate

@@ -62,7 +62,7 @@ class FidelityReport:
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        plot_all(self, out)
+        plot_all(self.reliability, self.metrics, self.logged_lengths, self.simulated_lengths, out)
         (out / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
         path = out / "report.md"
         path.write_text(self.to_markdown())

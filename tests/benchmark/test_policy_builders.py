@@ -3,13 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsim_env.benchmark.policies import OraclePolicy
-from recsim_env.benchmark.registry import (
+from recsim_env.benchmark.defaults import (
     POLICIES,
     SIMULATORS,
     policy_spec,
     simulator_spec,
 )
+from recsim_env.benchmark.policies import OraclePolicy
 from recsim_env.env.config import EnvConfig
 from recsim_env.env.vector import RecVectorEnv
 from recsim_env.errors import ConfigError

@@ -10,8 +10,7 @@ from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError, DataError
 from recsim_env.fit import datasets as fitting
-from recsim_env.fit.config import config_from_meta
-from recsim_env.fit.config import FitConfig
+from recsim_env.fit.config import FitConfig, config_from_meta
 from recsim_env.fit.pipeline import (
     fit_user_model,
     sequence_states,

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recsim_env.benchmark.config import BenchmarkConfig
-from recsim_env.benchmark.registry import POLICIES, SIMULATORS
+from recsim_env.benchmark.defaults import POLICIES, SIMULATORS
 from recsim_env.benchmark.run import run_benchmark
 from recsim_env.evaluation.rollout import METRICS
 

@@ -11,12 +11,8 @@ from rich.table import Table
 
 from recsim_env.benchmark.cells import check_writable
 from recsim_env.benchmark.config import BenchmarkConfig
-from recsim_env.benchmark.registry import (
-    POLICIES,
-    SIMULATORS,
-    BuiltPolicy,
-    simulator_spec,
-)
+from recsim_env.benchmark.defaults import POLICIES, SIMULATORS, simulator_spec
+from recsim_env.benchmark.registry import BuiltPolicy
 from recsim_env.benchmark.run import evaluate_on, load_context, train_policy
 from recsim_env.evaluation.rollout import EpisodeStats
 
