@@ -20,7 +20,10 @@ As a slate policy, :class:`SB3SlatePolicy` shows the greedy action in slot 0 and
 
 from __future__ import annotations
 
+import inspect
 import io
+import logging
+import pickle
 import random
 import time
 from pathlib import Path
@@ -40,10 +43,12 @@ from tqdm.auto import tqdm
 
 from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.networks import INT_KEYS, OBS_KEYS, ItemTower, ObservationSpec, StateEncoder, mlp
-from agents.training import EpisodeStats, ScalarLogger, TrainConfig, TrainResult
+from agents.training import EpisodeStats, ScalarLogger, TrainConfig, TrainResult, _pickle_env
 from agents.warm_start import Embeddings, apply_to_tower
 from recsim_env.errors import ConfigError
 from recsim_env.wrappers import CreditedView
+
+logger = logging.getLogger(__name__)
 
 
 class CandidateFeaturesExtractor(BaseFeaturesExtractor):
@@ -201,6 +206,16 @@ class DiscreteVecView(CreditedView, VecEnvWrapper):
             rewards = per_slot[:, 0].astype(np.float32)
         return obs, rewards, dones, infos
 
+    def __getstate__(self) -> dict[str, Any]:
+        # SB3's VecEnvWrapper keeps its class's members (a mappingproxy among them) as instance state.
+        state = dict(self.__dict__)
+        state.pop("class_attributes", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.class_attributes = dict(inspect.getmembers(self.__class__))
+
 
 def batched_discrete_env(vector_env: Any, fill: str = "popularity", credit: str = "pick") -> DiscreteVecView:
     """A :class:`~recsim_env.vector.RecVectorEnv` as a ``Discrete`` SB3 ``VecEnv`` (responses in infos).
@@ -333,6 +348,7 @@ class RecCallback(BaseCallback):
         n = self.training_env.num_envs
         self.stats = EpisodeStats(n)
         start = self.model.num_timesteps
+        self._continue_loop(start)
         self.next_log = (start // self.config.log_interval + 1) * self.config.log_interval
         interval = self.config.checkpoint_interval
         self.next_ckpt = (start // interval + 1) * interval if interval else None
@@ -357,23 +373,64 @@ class RecCallback(BaseCallback):
             self.scalars.log(step, row)
             self.clock, self.clock_step = time.perf_counter(), step
             self.next_log += self.config.log_interval
-        if self.ckpt_path is not None and self.next_ckpt is not None and step >= self.next_ckpt:
-            save_sb3_checkpoint(self.ckpt_path, self.model, self.scalars.curve)
-            self.next_ckpt += self.config.checkpoint_interval
         return True
+
+    def _on_rollout_start(self) -> None:
+        # Here, not in _on_step: SB3 calls _on_step before it stores the step's transition, updates
+        # epsilon and trains, so a checkpoint written there would resume half-way through a step.
+        step = self.model.num_timesteps
+        if self.ckpt_path is not None and self.next_ckpt is not None and step >= self.next_ckpt:
+            save_sb3_checkpoint(self.ckpt_path, self.model, self.scalars.curve, self.stats)
+            self.next_ckpt += self.config.checkpoint_interval
+
+    def _continue_loop(self, start: int) -> None:
+        """Take over the episode sums and last loss of the run that :func:`load_sb3_checkpoint` resumed."""
+        loop = getattr(self.model, "loop_state", None)
+        if loop is None or loop["steps"] != start:
+            return
+        self.model.loop_state = None
+        if loop["stats"] is not None:
+            self.stats.__dict__.update(loop["stats"])
+        if loop["loss"] is not None:  # SB3's logger does not survive a save; the next row reads the loss
+            self.model.logger.record("train/loss", loop["loss"])
 
     def _on_training_end(self) -> None:
         self.bar.close()
 
 
-def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]]) -> None:
-    """Model, replay buffer, counters, curve and the global RNG states SB3 draws from, in one atomic file."""
+def _last_loss(model: DQN) -> float | None:
+    try:
+        value = model.logger.name_to_value.get("train/loss")
+    except AttributeError:  # the model has not trained in this process: no logger yet
+        return None
+    return None if value is None else float(value)
+
+
+def _stats_state(stats: EpisodeStats) -> dict[str, Any]:
+    # Finished episodes are numpy float64s, which pass the checkpoint's isinstance(float) test but
+    # pickle as numpy objects that its data-only load refuses: store them as Python floats.
+    state = dict(stats.__dict__)
+    state["finished"] = [tuple(float(value) for value in row) for row in stats.finished]
+    return state
+
+
+def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]],
+                        stats: EpisodeStats | None = None) -> None:
+    """Model, replay buffer, counters, curve, the global RNG states SB3 draws from, the exploration's
+    action-space RNG, and (when it pickles) the env with its users and random streams, with the
+    running episode sums ``stats``, in one atomic file: :func:`load_sb3_checkpoint` then continues
+    the run as if it had not stopped."""
     zipped, replay = io.BytesIO(), io.BytesIO()
     model.save(zipped)
     model.save_replay_buffer(replay)
-    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+           "action_space": model.action_space.np_random.bit_generator.state}
+    env = _pickle_env(model.get_env())
+    loop = {"steps": model.num_timesteps, "loss": _last_loss(model),
+            "stats": None if stats is None or env is None else _stats_state(stats)}
     save_checkpoint(path, SB3_NAME, SB3_FORMAT, {"model": zipped.getvalue(), "replay": replay.getvalue(),
                                                   "steps": model.num_timesteps, "curve": curve, "rng": rng,
+                                                  "env": env, "loop": loop,
                                                   "slate_size": getattr(model.get_env(), "slate_size", 1),
                                                   "credit": getattr(model.get_env(), "credit", "slate"),
                                                   "popularity": getattr(fill_scorer(model), "popularity", None)})
@@ -381,19 +438,37 @@ def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]]) -
 
 def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, list[dict[str, float]]]:
     """A DQN (with its replay buffer) and learning curve from :func:`save_sb3_checkpoint`; the slate
-    size it was trained for is ``model.slate_size``."""
+    size it was trained for is ``model.slate_size``.
+
+    With ``env`` (training is to continue) the model trains on the env saved in the checkpoint,
+    with the users, last observation and random streams it had, so that the resumed run is the
+    uninterrupted one; ``env`` itself is used only when the saved one did not pickle, and then
+    draws fresh users from a seed of (model seed, step) rather than replaying the first step's.
+    """
     payload = load_checkpoint(path, SB3_NAME, SB3_FORMAT)
-    model = DQN.load(io.BytesIO(payload["model"]), env=env, device="cpu",
+    saved_env = payload.get("env") if env is not None else None
+    # DQN.load(env=...) reseeds that env with the model's seed and drops the last observation, so
+    # that the next reset replays step 0's users: load without one and attach the saved env after.
+    model = DQN.load(io.BytesIO(payload["model"]), env=None if saved_env is not None else env, device="cpu",
                      custom_objects={"policy_class": CandidateDQNPolicy})
+    if saved_env is not None:
+        model.set_env(pickle.loads(saved_env), force_reset=False)
+    elif env is not None and model.seed is not None:
+        logger.warning("checkpoint %s holds no env; the resumed run starts fresh users", path)
+        model.env.seed(int(np.random.SeedSequence([model.seed, model.num_timesteps]).generate_state(1)[0]))
     model.load_replay_buffer(io.BytesIO(payload["replay"]))
     torch.set_rng_state(payload["rng"]["torch"])
     np.random.set_state(payload["rng"]["numpy"])
     random.setstate(payload["rng"]["python"])
+    if "action_space" in payload["rng"]:  # exploration's random actions; DQN.load reseeded it
+        model.action_space.np_random.bit_generator.state = payload["rng"]["action_space"]
+    model.loop_state = payload.get("loop") if saved_env is not None else None
     model.slate_size = payload["slate_size"]
     # Resume continues the same run: the view credits what it credited when the file was written
     # (checkpoints from before credit existed trained on the slate's reward).
-    if isinstance(env, DiscreteVecView):
-        env.credit = payload.get("credit", "slate")
+    for view in (env, model.get_env()):
+        if isinstance(view, DiscreteVecView):
+            view.credit = payload.get("credit", "slate")
     model.fill_scorer = None if payload["popularity"] is None else PopularityScorer(payload["popularity"])
     return model, payload["curve"]
 
@@ -417,9 +492,10 @@ def train_sb3_dqn(model: DQN, config: TrainConfig, out_dir: str | Path | None = 
         # SB3 draws from the global RNGs, seeded at construction; reseed so other work done in
         # between (another model's training) cannot change this run.
         model.set_random_seed(model.seed)
+    callback = RecCallback(config, scalars, ckpt)
     if remaining > 0:
-        model.learn(remaining, callback=RecCallback(config, scalars, ckpt), reset_num_timesteps=False)
+        model.learn(remaining, callback=callback, reset_num_timesteps=False)
     if ckpt is not None:
-        save_sb3_checkpoint(ckpt, model, scalars.curve)
+        save_sb3_checkpoint(ckpt, model, scalars.curve, callback.stats)
     scalars.close()
     return TrainResult(steps=model.num_timesteps, curve=scalars.curve, checkpoint=ckpt)
