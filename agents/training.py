@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -172,6 +173,15 @@ def _pickle_env(env: Any) -> bytes | None:
         return None
 
 
+def _check_same_step(env: Any) -> None:
+    """:class:`ConfigError` unless ``env`` autoresets SAME_STEP (as :func:`recsim_env.evaluation.evaluate`
+    requires): under NEXT_STEP the step after an episode's end only resets, and the loop would store
+    it as a transition whose zero-filled info reads as a click in slot 0."""
+    mode = getattr(env, "metadata", {}).get("autoreset_mode", gym.vector.AutoresetMode.SAME_STEP)
+    if gym.vector.AutoresetMode(mode) != gym.vector.AutoresetMode.SAME_STEP:
+        raise ConfigError(f"train needs a vector env with autoreset_mode SAME_STEP, got {mode!r}")
+
+
 def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_dir: str | Path | None = None,
           resume: bool = False) -> TrainResult:
     """Train ``agent`` on the batched ``env`` (a Gymnasium ``VectorEnv`` with the contract's Dict
@@ -180,6 +190,7 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
     With ``out_dir``, TensorBoard logs go to ``out_dir/tb`` and checkpoints to ``out_dir/checkpoint.pt``;
     ``resume=True`` continues the run saved there (same counters, replay, RNG streams, env users).
     """
+    _check_same_step(env)
     torch.set_num_threads(1)
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
