@@ -22,6 +22,7 @@ from recsim_env.errors import ArtifactError, ConfigError
 from recsim_env.offline import SampledRanking
 
 from recommender_suite import LearnsPreferences, RecommenderSuite
+from tinylog import make_tiny_log
 
 FAST = TrainConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=0,
                    recency_half_life=None)
@@ -149,3 +150,27 @@ class TestLightGCN(RecommenderSuite, LearnsPreferences):
 class TestLightGCNRecencyGraphAndRefit(RecommenderSuite, LearnsPreferences):
     make = staticmethod(lambda: LightGCN(LightGCNConfig(dim=16, layers=2, edge_half_life=5.0),
                                          replace(FAST, refit_epochs=1, recency_half_life=10.0)))
+
+
+def test_acts_in_the_env_and_scores_a_cold_user_from_their_clicks():
+    from recsim_env.env import make_env
+
+    env_log = make_tiny_log(n_users=30, n_items=80, per_user=12, seed=3)
+    env = make_env(env_log, slate_size=4, n_candidates=12, history_length=5, step_cap=6)
+    model = LightGCN(LightGCNConfig(dim=8, layers=2), FAST).fit(leave_one_out(env_log)).bind(env.action_space)
+    obs, _ = env.reset(seed=0)
+    for _ in range(6):
+        action, _ = model.predict(obs, deterministic=True)
+        assert env.action_space.contains(action) and len(set(obs["candidates"][action].tolist())) == 4
+        obs, reward, terminated, truncated, _ = env.step(action)
+        assert np.isfinite(reward)
+        if terminated or truncated:
+            break
+    cold = {k: np.asarray(v)[None] for k, v in obs.items()}
+    cold["user_index"] = np.full_like(cold["user_index"], -1)
+    cold["history_items"] = np.array([[0, 4, 8, -1, -1]])  # three items of one genre
+    cands = cold["candidates"][0]
+    item_final = model.embeddings()[1]
+    expected = item_final[cands] @ item_final[[0, 4, 8]].mean(axis=0)  # the clicks' mean final embedding
+    np.testing.assert_allclose(model.score_observation(cold)[0], expected, rtol=1e-5)
+    assert not np.allclose(expected, model.counts[cands])  # not the popularity fallback
