@@ -6,10 +6,11 @@ items after them. Layer 0 holds the learned embeddings ``E0``; layer ``k`` is ``
 final embedding is the mean of layers ``0 .. K``, and ``score(u, i) = <e_u, e_i>``. Training is BPR
 through :func:`baselines.training.train_module` with L2 on the layer-0 embeddings a batch touches.
 
-The graph is each user's distinct training items (a repeat adds no edge). Early stopping propagates
-over the training interactions only; afterwards the validation interactions join the graph, so the
-final model's users carry their latest item through propagation alone (the other models need refit
-epochs for that). A cold user is scored from the observation's history as the mean final embedding
+The graph is each user's distinct training items (a repeat adds no edge); with
+``edge_half_life`` an edge weighs less the more items the user consumed after it (the tuned recipe:
+on ML-100K the next item follows the last few). Early stopping propagates over the training
+interactions only; afterwards the validation interactions join the graph, so the final model's users
+carry their latest item through propagation, before any refit epoch. A cold user is scored from the observation's history as the mean final embedding
 of the consumed items, as MF-BPR does with its item vectors.
 """
 
