@@ -180,6 +180,14 @@ class ReinforceAgent(SlatePolicy):
             self.returns = EpisodeReturns(len(t.reward), self.config.gamma)
         self.returns.add(t.obs, t.slate, t.choice, t.reward, np.logical_or(t.terminated, t.truncated))
 
+    def discard_unfinished_episodes(self) -> int:
+        """Forget the steps of episodes still under way (a resume onto fresh users cut them); returns how many."""
+        if self.returns is None:
+            return 0
+        dropped = sum(len(steps) for steps in self.returns.pending)
+        self.returns.pending = [[] for _ in self.returns.pending]
+        return dropped
+
     def update(self, progress: float) -> dict[str, float]:
         if self.returns is None or len(self.returns) < self.config.batch_size:
             return {}

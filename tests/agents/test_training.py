@@ -65,8 +65,8 @@ def test_resume_continues_the_same_run(make, tmp_path: Path, monkeypatch: pytest
     straight = make(env)
     train(straight, env, config, seed=1)
     crashing = CrashingEnv(SCENARIO, 8)
-    monkeypatch.setattr(CrashingEnv, "crash_at", 700)  # a class attribute: the pickled env in the checkpoint
-    with pytest.raises(Crash):                           # comes back without the crash
+    monkeypatch.setattr(CrashingEnv, "crash_at", 700)  # after the step-400 checkpoint; the resumed run
+    with pytest.raises(Crash):                           # continues on a new env given the saved state
         train(make(crashing), crashing, config, seed=1, out_dir=tmp_path)
     monkeypatch.undo()
     resumed = make(FakeSlateVecEnv(SCENARIO, 8), seed=99)  # resume overwrites every state, seed included
