@@ -20,10 +20,8 @@ As a slate policy, :class:`SB3SlatePolicy` shows the greedy action in slot 0 and
 
 from __future__ import annotations
 
-import inspect
 import io
 import logging
-import pickle
 import random
 import time
 from pathlib import Path
@@ -43,7 +41,7 @@ from tqdm.auto import tqdm
 
 from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.networks import INT_KEYS, OBS_KEYS, ItemTower, ObservationSpec, StateEncoder, mlp
-from agents.training import EpisodeStats, ScalarLogger, TrainConfig, TrainResult, _pickle_env
+from agents.training import EpisodeStats, ScalarLogger, TrainConfig, TrainResult, env_state
 from agents.warm_start import Embeddings, apply_to_tower
 from recsim_env.errors import ConfigError
 from recsim_env.wrappers import CreditedView
@@ -206,15 +204,10 @@ class DiscreteVecView(CreditedView, VecEnvWrapper):
             rewards = per_slot[:, 0].astype(np.float32)
         return obs, rewards, dones, infos
 
-    def __getstate__(self) -> dict[str, Any]:
-        # SB3's VecEnvWrapper keeps its class's members (a mappingproxy among them) as instance state.
-        state = dict(self.__dict__)
-        state.pop("class_attributes", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.class_attributes = dict(inspect.getmembers(self.__class__))
+    @property
+    def vector_env(self) -> Any:
+        """The :class:`~recsim_env.vector.RecVectorEnv` behind the SB3 adapter (whose users a checkpoint keeps)."""
+        return self._reward_source
 
 
 def batched_discrete_env(vector_env: Any, fill: str = "popularity", credit: str = "pick") -> DiscreteVecView:
@@ -417,15 +410,16 @@ def _stats_state(stats: EpisodeStats) -> dict[str, Any]:
 def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]],
                         stats: EpisodeStats | None = None) -> None:
     """Model, replay buffer, counters, curve, the global RNG states SB3 draws from, the exploration's
-    action-space RNG, and (when it pickles) the env with its users and random streams, with the
-    running episode sums ``stats``, in one atomic file: :func:`load_sb3_checkpoint` then continues
-    the run as if it had not stopped."""
+    action-space RNG, and (for a :class:`DiscreteVecView` whose env has ``get_state()``) the env's
+    users and random streams as data, with the running episode sums ``stats``, in one atomic file:
+    :func:`load_sb3_checkpoint` then continues the run as if it had not stopped."""
     zipped, replay = io.BytesIO(), io.BytesIO()
     model.save(zipped)
     model.save_replay_buffer(replay)
     rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
            "action_space": model.action_space.np_random.bit_generator.state}
-    env = _pickle_env(model.get_env())
+    view = model.get_env()
+    env = env_state(view.vector_env) if isinstance(view, DiscreteVecView) else None
     loop = {"steps": model.num_timesteps, "loss": _last_loss(model),
             "stats": None if stats is None or env is None else _stats_state(stats)}
     save_checkpoint(path, SB3_NAME, SB3_FORMAT, {"model": zipped.getvalue(), "replay": replay.getvalue(),
@@ -440,19 +434,22 @@ def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, 
     """A DQN (with its replay buffer) and learning curve from :func:`save_sb3_checkpoint`; the slate
     size it was trained for is ``model.slate_size``.
 
-    With ``env`` (training is to continue) the model trains on the env saved in the checkpoint,
-    with the users, last observation and random streams it had, so that the resumed run is the
-    uninterrupted one; ``env`` itself is used only when the saved one did not pickle, and then
-    draws fresh users from a seed of (model seed, step) rather than replaying the first step's.
+    With ``env`` (training is to continue, a :class:`DiscreteVecView` of the same env) the
+    checkpoint's users, last observation and random streams are put back into it, so that the
+    resumed run is the uninterrupted one. Where the checkpoint holds no env state (the env had no
+    ``get_state()``), ``env`` draws fresh users from a seed of (model seed, step) rather than
+    replaying the first step's, and the running episode sums are dropped.
     """
     payload = load_checkpoint(path, SB3_NAME, SB3_FORMAT)
-    saved_env = payload.get("env") if env is not None else None
+    restore = payload.get("env") is not None and isinstance(env, DiscreteVecView)
     # DQN.load(env=...) reseeds that env with the model's seed and drops the last observation, so
-    # that the next reset replays step 0's users: load without one and attach the saved env after.
-    model = DQN.load(io.BytesIO(payload["model"]), env=None if saved_env is not None else env, device="cpu",
+    # that the next reset replays step 0's users: load without one and attach the env after.
+    model = DQN.load(io.BytesIO(payload["model"]), env=None if restore else env, device="cpu",
                      custom_objects={"policy_class": CandidateDQNPolicy})
-    if saved_env is not None:
-        model.set_env(pickle.loads(saved_env), force_reset=False)
+    if restore:
+        env.vector_env.set_state(payload["env"])
+        env._last_obs = model._last_obs  # the fill scorer reads the observation the next action answers
+        model.set_env(env, force_reset=False)
     elif env is not None and model.seed is not None:
         logger.warning("checkpoint %s holds no env; the resumed run starts fresh users", path)
         model.env.seed(int(np.random.SeedSequence([model.seed, model.num_timesteps]).generate_state(1)[0]))
@@ -462,13 +459,12 @@ def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, 
     random.setstate(payload["rng"]["python"])
     if "action_space" in payload["rng"]:  # exploration's random actions; DQN.load reseeded it
         model.action_space.np_random.bit_generator.state = payload["rng"]["action_space"]
-    model.loop_state = payload.get("loop") if saved_env is not None else None
+    model.loop_state = payload.get("loop") if restore else None
     model.slate_size = payload["slate_size"]
     # Resume continues the same run: the view credits what it credited when the file was written
     # (checkpoints from before credit existed trained on the slate's reward).
-    for view in (env, model.get_env()):
-        if isinstance(view, DiscreteVecView):
-            view.credit = payload.get("credit", "slate")
+    if isinstance(env, DiscreteVecView):
+        env.credit = payload.get("credit", "slate")
     model.fill_scorer = None if payload["popularity"] is None else PopularityScorer(payload["popularity"])
     return model, payload["curve"]
 

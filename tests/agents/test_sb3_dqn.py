@@ -212,11 +212,11 @@ def test_resume_after_a_crash_continues_the_same_run(tmp_path: Path, monkeypatch
     straight, _ = _crashing_model()
     expected = train_sb3_dqn(straight, config, tmp_path / "straight")
     crashing, _ = _crashing_model()
-    monkeypatch.setattr(CrashingVectorEnv, "crash_at", 700)  # a class attribute: the env pickled in the
-    with pytest.raises(Crash):                                # checkpoint comes back without the crash
+    monkeypatch.setattr(CrashingVectorEnv, "crash_at", 700)
+    with pytest.raises(Crash):
         train_sb3_dqn(crashing, config, tmp_path / "crashed")
     monkeypatch.undo()
-    fresh = batched_discrete_env(one_item_vector_env(num_envs=8))  # new users, were the run's env not restored
+    fresh = batched_discrete_env(one_item_vector_env(num_envs=8))  # the checkpoint's users replace its own
     resumed, curve = load_sb3_checkpoint(tmp_path / "crashed" / "checkpoint.pt", fresh)
     assert resumed.num_timesteps == 480
     result = train_sb3_dqn(resumed, config, tmp_path / "crashed", curve)
