@@ -399,14 +399,6 @@ def _last_loss(model: DQN) -> float | None:
     return None if value is None else float(value)
 
 
-def _stats_state(stats: EpisodeStats) -> dict[str, Any]:
-    # Finished episodes are numpy float64s, which pass the checkpoint's isinstance(float) test but
-    # pickle as numpy objects that its data-only load refuses: store them as Python floats.
-    state = dict(stats.__dict__)
-    state["finished"] = [tuple(float(value) for value in row) for row in stats.finished]
-    return state
-
-
 def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]],
                         stats: EpisodeStats | None = None) -> None:
     """Model, replay buffer, counters, curve, the global RNG states SB3 draws from, the exploration's
@@ -421,7 +413,7 @@ def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]],
     view = model.get_env()
     env = env_state(view.vector_env) if isinstance(view, DiscreteVecView) else None
     loop = {"steps": model.num_timesteps, "loss": _last_loss(model),
-            "stats": None if stats is None or env is None else _stats_state(stats)}
+            "stats": None if stats is None or env is None else dict(stats.__dict__)}
     save_checkpoint(path, SB3_NAME, SB3_FORMAT, {"model": zipped.getvalue(), "replay": replay.getvalue(),
                                                   "steps": model.num_timesteps, "curve": curve, "rng": rng,
                                                   "env": env, "loop": loop,
