@@ -9,8 +9,23 @@ plus the discounted future of the session), the gradient is
 where ``λ_K`` corrects for the item entering the slate in any of ``K`` draws (so the policy does not
 over-concentrate on one item) and ``β`` is the behaviour policy that logged the data, estimated by
 a separate head on the policy's state with the gradient stopped into that state, as in the paper.
-The same update serves on-policy training in the simulator (``β`` then tracks the recent policy) and
-off-policy training from logged data (:func:`collect_logged` + :meth:`ReinforceAgent.learn_offline`).
+
+``π`` and ``β`` are both *per-draw* probabilities: the softmax that each of the ``K`` draws without
+replacement samples from, renormalised over the items not yet drawn. The β head is therefore fitted
+by the Plackett-Luce likelihood of the slate in display order (slot ``k``'s item drawn from what
+slots ``< k`` left), which is exactly how the agent's own Gumbel top-K sampling draws, so its fit
+converges to the logger's per-draw softmax. (Fitting it on every shown item as if each were one
+draw converges to ``P(item in slate) / K`` instead: for K=3, C=6, π=(.52,.19,.12,.07,.07,.03) that
+read π/β=1.67 for the top item and 0.59 for the last, and undid λ_K.) The correction for
+without-replacement sampling is not derived here: λ_K is the paper's, which takes the K draws as
+independent.
+
+On-policy training in the simulator (:meth:`ReinforceAgent.update`, through
+:func:`agents.training.train`) learns from the agent's own samples, so the importance weight is 1
+exactly and only λ_K multiplies the gradient; the steps of an episode that spans updates came from
+policies a few updates older, which REINFORCE's usual practice, and this, ignores. Off-policy
+training from logged data (:func:`collect_logged` + :meth:`ReinforceAgent.learn_offline`) weights
+by the capped ``π/β``.
 """
 
 from __future__ import annotations
@@ -91,6 +106,19 @@ def importance_weight(pi: torch.Tensor, beta: torch.Tensor, cap: float) -> torch
     return torch.clamp(pi / beta.clamp(min=1e-8), max=cap)
 
 
+def plackett_luce_log_prob(logits: torch.Tensor, slate: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` log-probability of drawing ``slate``'s ``(n, K)`` positions in order, without
+    replacement, from ``softmax(logits)``: each slot's item against the candidates still undrawn."""
+    drawn = torch.zeros_like(logits, dtype=torch.bool)
+    total = logits.new_zeros(len(logits))
+    for slot in range(slate.shape[1]):
+        item = slate[:, slot : slot + 1]
+        remaining = logits.masked_fill(drawn, float("-inf"))
+        total = total + remaining.gather(1, item).squeeze(1) - torch.logsumexp(remaining, 1)
+        drawn = drawn.scatter(1, item, True)
+    return total
+
+
 class PolicyNet(nn.Module):
     """Policy logits over candidates and, on the gradient-stopped state, behaviour logits."""
 
@@ -158,22 +186,31 @@ class ReinforceAgent(SlatePolicy):
             self.returns = EpisodeReturns(len(t.reward), self.config.gamma)
         self.returns.add(t.obs, t.slate, t.choice, t.reward, np.logical_or(t.terminated, t.truncated))
 
+    def discard_unfinished_episodes(self) -> int:
+        """Forget the steps of episodes still under way (a resume onto fresh users cut them); returns how many."""
+        if self.returns is None:
+            return 0
+        dropped = sum(len(steps) for steps in self.returns.pending)
+        self.returns.pending = [[] for _ in self.returns.pending]
+        return dropped
+
     def update(self, progress: float) -> dict[str, float]:
         if self.returns is None or len(self.returns) < self.config.batch_size:
             return {}
-        return self.learn(self.returns.pop())
+        return self.learn(self.returns.pop(), off_policy=False)
 
-    def learn(self, data: Episodes) -> dict[str, float]:
+    def learn(self, data: Episodes, off_policy: bool = True) -> dict[str, float]:
         """One gradient step on finished-episode steps. Every shown item is an action; item ``j``'s
         return credits the step's reward to it only if it was clicked, the future to all shown:
-        ``G_j = click_j · r_t + (R_t - r_t)``."""
+        ``G_j = click_j · r_t + (R_t - r_t)``. ``off_policy=False`` for the agent's own samples:
+        importance weight 1 (the β head is still fitted)."""
         self.users.add(data.obs["user_index"])  # online or logged: the users it learns from
         drop = KnownUsers.draw_drop(len(data.reward), self.config.user_dropout, self.rng)
         logits, beh_logits = self.net(self.users.mask(obs_to_tensors(data.obs), drop))
         log_pi, log_beta = F.log_softmax(logits, 1), F.log_softmax(beh_logits, 1)
         slate = torch.as_tensor(data.slate)
         lp, lb = log_pi.gather(1, slate), log_beta.gather(1, slate)
-        behaviour_loss = -lb.mean()
+        behaviour_loss = -plackett_luce_log_prob(log_beta, slate).mean()
         click = torch.zeros(slate.shape)
         rows = np.flatnonzero(data.choice >= 0)
         click[rows, data.choice[rows]] = 1.0
@@ -182,7 +219,9 @@ class ReinforceAgent(SlatePolicy):
         adv = item_return
         if self.config.baseline:
             adv = (item_return - item_return.mean()) / (item_return.std() + 1e-6)
-        weight = self.weights(lp.detach().exp(), lb.detach().exp())
+        pi = lp.detach().exp()
+        beta = lb.detach().exp() if off_policy else None
+        weight = self.weights(pi, beta)
         pg_loss = -(weight * adv * lp).mean()
         entropy = -(log_pi.exp() * log_pi).sum(1).mean()
         loss = pg_loss + behaviour_loss - self.config.entropy_coef * entropy
@@ -191,12 +230,17 @@ class ReinforceAgent(SlatePolicy):
         self.opt.step()
         self.n_updates += 1
         return {"train/loss": pg_loss.item(), "train/behaviour_loss": behaviour_loss.item(),
-                "train/entropy": entropy.item(), "train/weight_mean": weight.mean().item()}
+                "train/entropy": entropy.item(), "train/weight_mean": weight.mean().item(),
+                "train/importance_weight_mean": self.importance(pi, beta).mean().item()}
 
-    def weights(self, pi: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        """Per-sample multiplier of ``(R - b) ∇ log π``: capped π/β times λ_K."""
-        w = importance_weight(pi, beta, self.config.weight_cap)
-        return w * topk_correction(pi, self.slate_size) if self.config.topk_correction else w
+    def importance(self, pi: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
+        """Capped π/β, or 1 without ``beta`` (on-policy: the samples are the policy's own)."""
+        return torch.ones_like(pi) if beta is None else importance_weight(pi, beta, self.config.weight_cap)
+
+    def weights(self, pi: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
+        """Per-sample multiplier of ``(R - b) ∇ log π``: :meth:`importance` times λ_K."""
+        ratio = self.importance(pi, beta)
+        return ratio * topk_correction(pi, self.slate_size) if self.config.topk_correction else ratio
 
     def learn_offline(self, data: Episodes, epochs: int = 5, batch_size: int | None = None) -> list[dict[str, float]]:
         """Off-policy training from logged steps (e.g. :func:`collect_logged`); β is estimated, not given."""

@@ -21,6 +21,7 @@ As a slate policy, :class:`SB3SlatePolicy` shows the greedy action in slot 0 and
 from __future__ import annotations
 
 import io
+import logging
 import random
 import time
 from pathlib import Path
@@ -47,10 +48,18 @@ from agents.networks import (
     StateEncoder,
     mlp,
 )
-from agents.training import EpisodeStats, ScalarLogger, TrainConfig, TrainResult
+from agents.training import (
+    EpisodeStats,
+    ScalarLogger,
+    TrainConfig,
+    TrainResult,
+    env_state,
+)
 from agents.warm_start import Embeddings, apply_to_tower
 from recsim_env.env.wrappers import CreditedView
 from recsim_env.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 class CandidateFeaturesExtractor(BaseFeaturesExtractor):
@@ -208,6 +217,11 @@ class DiscreteVecView(CreditedView, VecEnvWrapper):
             rewards = per_slot[:, 0].astype(np.float32)
         return obs, rewards, dones, infos
 
+    @property
+    def vector_env(self) -> Any:
+        """The :class:`~recsim_env.env.vector.RecVectorEnv` behind the SB3 adapter (whose users a checkpoint keeps)."""
+        return self._reward_source
+
 
 def batched_discrete_env(vector_env: Any, fill: str = "popularity", credit: str = "pick") -> DiscreteVecView:
     """A :class:`~recsim_env.env.vector.RecVectorEnv` as a ``Discrete`` SB3 ``VecEnv`` (responses in infos).
@@ -340,6 +354,7 @@ class RecCallback(BaseCallback):
         n = self.training_env.num_envs
         self.stats = EpisodeStats(n)
         start = self.model.num_timesteps
+        self._continue_loop(start)
         self.next_log = (start // self.config.log_interval + 1) * self.config.log_interval
         interval = self.config.checkpoint_interval
         self.next_ckpt = (start // interval + 1) * interval if interval else None
@@ -364,23 +379,57 @@ class RecCallback(BaseCallback):
             self.scalars.log(step, row)
             self.clock, self.clock_step = time.perf_counter(), step
             self.next_log += self.config.log_interval
-        if self.ckpt_path is not None and self.next_ckpt is not None and step >= self.next_ckpt:
-            save_sb3_checkpoint(self.ckpt_path, self.model, self.scalars.curve)
-            self.next_ckpt += self.config.checkpoint_interval
         return True
+
+    def _on_rollout_start(self) -> None:
+        # Here, not in _on_step: SB3 calls _on_step before it stores the step's transition, updates
+        # epsilon and trains, so a checkpoint written there would resume half-way through a step.
+        step = self.model.num_timesteps
+        if self.ckpt_path is not None and self.next_ckpt is not None and step >= self.next_ckpt:
+            save_sb3_checkpoint(self.ckpt_path, self.model, self.scalars.curve, self.stats)
+            self.next_ckpt += self.config.checkpoint_interval
+
+    def _continue_loop(self, start: int) -> None:
+        """Take over the episode sums and last loss of the run that :func:`load_sb3_checkpoint` resumed."""
+        loop = getattr(self.model, "loop_state", None)
+        if loop is None or loop["steps"] != start:
+            return
+        self.model.loop_state = None
+        if loop["stats"] is not None:
+            self.stats.__dict__.update(loop["stats"])
+        if loop["loss"] is not None:  # SB3's logger does not survive a save; the next row reads the loss
+            self.model.logger.record("train/loss", loop["loss"])
 
     def _on_training_end(self) -> None:
         self.bar.close()
 
 
-def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]]) -> None:
-    """Model, replay buffer, counters, curve and the global RNG states SB3 draws from, in one atomic file."""
+def _last_loss(model: DQN) -> float | None:
+    try:
+        value = model.logger.name_to_value.get("train/loss")
+    except AttributeError:  # the model has not trained in this process: no logger yet
+        return None
+    return None if value is None else float(value)
+
+
+def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]],
+                        stats: EpisodeStats | None = None) -> None:
+    """Model, replay buffer, counters, curve, the global RNG states SB3 draws from, the exploration's
+    action-space RNG, and (for a :class:`DiscreteVecView` whose env has ``get_state()``) the env's
+    users and random streams as data, with the running episode sums ``stats``, in one atomic file:
+    :func:`load_sb3_checkpoint` then continues the run as if it had not stopped."""
     zipped, replay = io.BytesIO(), io.BytesIO()
     model.save(zipped)
     model.save_replay_buffer(replay)
-    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+           "action_space": model.action_space.np_random.bit_generator.state}
+    view = model.get_env()
+    env = env_state(view.vector_env) if isinstance(view, DiscreteVecView) else None
+    loop = {"steps": model.num_timesteps, "loss": _last_loss(model),
+            "stats": None if stats is None or env is None else dict(stats.__dict__)}
     save_checkpoint(path, SB3_NAME, SB3_FORMAT, {"model": zipped.getvalue(), "replay": replay.getvalue(),
                                                   "steps": model.num_timesteps, "curve": curve, "rng": rng,
+                                                  "env": env, "loop": loop,
                                                   "slate_size": getattr(model.get_env(), "slate_size", 1),
                                                   "credit": getattr(model.get_env(), "credit", "slate"),
                                                   "popularity": getattr(fill_scorer(model), "popularity", None)})
@@ -388,14 +437,34 @@ def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]]) -
 
 def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, list[dict[str, float]]]:
     """A DQN (with its replay buffer) and learning curve from :func:`save_sb3_checkpoint`; the slate
-    size it was trained for is ``model.slate_size``."""
+    size it was trained for is ``model.slate_size``.
+
+    With ``env`` (training is to continue, a :class:`DiscreteVecView` of the same env) the
+    checkpoint's users, last observation and random streams are put back into it, so that the
+    resumed run is the uninterrupted one. Where the checkpoint holds no env state (the env had no
+    ``get_state()``), ``env`` draws fresh users from a seed of (model seed, step) rather than
+    replaying the first step's, and the running episode sums are dropped.
+    """
     payload = load_checkpoint(path, SB3_NAME, SB3_FORMAT)
-    model = DQN.load(io.BytesIO(payload["model"]), env=env, device="cpu",
+    restore = payload.get("env") is not None and isinstance(env, DiscreteVecView)
+    # DQN.load(env=...) reseeds that env with the model's seed and drops the last observation, so
+    # that the next reset replays step 0's users: load without one and attach the env after.
+    model = DQN.load(io.BytesIO(payload["model"]), env=None if restore else env, device="cpu",
                      custom_objects={"policy_class": CandidateDQNPolicy})
+    if restore:
+        env.vector_env.set_state(payload["env"])
+        env._last_obs = model._last_obs  # the fill scorer reads the observation the next action answers
+        model.set_env(env, force_reset=False)
+    elif env is not None and model.seed is not None:
+        logger.warning("checkpoint %s holds no env; the resumed run starts fresh users", path)
+        model.env.seed(int(np.random.SeedSequence([model.seed, model.num_timesteps]).generate_state(1)[0]))
     model.load_replay_buffer(io.BytesIO(payload["replay"]))
     torch.set_rng_state(payload["rng"]["torch"])
     np.random.set_state(payload["rng"]["numpy"])
     random.setstate(payload["rng"]["python"])
+    if "action_space" in payload["rng"]:  # exploration's random actions; DQN.load reseeded it
+        model.action_space.np_random.bit_generator.state = payload["rng"]["action_space"]
+    model.loop_state = payload.get("loop") if restore else None
     model.slate_size = payload["slate_size"]
     # Resume continues the same run: the view credits what it credited when the file was written
     # (checkpoints from before credit existed trained on the slate's reward).
@@ -424,9 +493,10 @@ def train_sb3_dqn(model: DQN, config: TrainConfig, out_dir: str | Path | None = 
         # SB3 draws from the global RNGs, seeded at construction; reseed so other work done in
         # between (another model's training) cannot change this run.
         model.set_random_seed(model.seed)
+    callback = RecCallback(config, scalars, ckpt)
     if remaining > 0:
-        model.learn(remaining, callback=RecCallback(config, scalars, ckpt), reset_num_timesteps=False)
+        model.learn(remaining, callback=callback, reset_num_timesteps=False)
     if ckpt is not None:
-        save_sb3_checkpoint(ckpt, model, scalars.curve)
+        save_sb3_checkpoint(ckpt, model, scalars.curve, callback.stats)
     scalars.close()
     return TrainResult(steps=model.num_timesteps, curve=scalars.curve, checkpoint=ckpt)

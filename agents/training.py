@@ -5,32 +5,45 @@ An agent plugs in by implementing :class:`TrainableAgent`: it picks slates (``ac
 batched transition (``observe``) and decides itself when and how to learn (``update``) — an
 off-policy learner samples its replay buffer, an on-policy one waits for finished episodes. The loop
 owns everything else: stepping the batched env, episode statistics, logging, progress, atomic
-checkpoints and resume (agent, counters, the env itself when it pickles, and every RNG state).
+checkpoints and resume (agent, counters, the env's users and every RNG state).
+
+The env goes into a checkpoint as data, never as a pickle: an env with ``get_state()`` (as
+:class:`~recsim_env.env.vector.RecVectorEnv`) gives arrays and plain values that ``set_state()`` takes
+back, and a resumed run is then the uninterrupted one, bit for bit. An env without them (or whose
+users cannot be exported) is not saved; a resumed run then starts fresh users, and drops what
+belonged to the departed ones — the running episode sums and the agent's unfinished episodes
+(``discard_unfinished_episodes``, where the agent has it) — with a warning, rather than splicing
+two users' steps into one episode.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.replay import Transition
-from recsim_env.errors import ConfigError
+from recsim_env.errors import ArtifactError, ConfigError
 
 logger = logging.getLogger(__name__)
 
-LOOP_FORMAT = 1
+LOOP_FORMAT = 2
+"""2: the env as ``get_state()`` data (1: a pickle), and the losses of the unlogged window."""
 
 
 class TrainableAgent(Protocol):
+    """What :func:`train` drives. An agent that keeps steps of unfinished episodes (REINFORCE) also
+    has ``discard_unfinished_episodes() -> int``, called when a resumed run cannot restore the env's
+    users, so that those steps are not joined to the next user's."""
+
     name: str
     """Agent class name written into checkpoints."""
     format_version: int
@@ -164,12 +177,44 @@ class TrainResult:
     checkpoint: Path | None
 
 
-def _pickle_env(env: Any) -> bytes | None:
-    try:
-        return pickle.dumps(env)
-    except Exception as exc:  # an env holding e.g. an open file: resume then reseeds fresh users
-        logger.warning("env does not pickle (%s); a resumed run starts fresh users", exc)
+def env_state(env: Any) -> dict[str, Any] | None:
+    """``env.get_state()`` (arrays and plain values), or ``None``, with a warning, when it has none."""
+    get_state = getattr(env, "get_state", None)
+    if get_state is None:
+        logger.warning("%s has no get_state(); a resumed run starts fresh users", type(env).__name__)
         return None
+    try:
+        return get_state()
+    except NotImplementedError as exc:
+        logger.warning("%s cannot give its state (%s); a resumed run starts fresh users", type(env).__name__, exc)
+        return None
+
+
+def _restore_env(env: Any, state: dict[str, Any] | None) -> bool:
+    """Put the checkpoint's users back into ``env``; False when the checkpoint or the env cannot."""
+    set_state = getattr(env, "set_state", None)
+    if state is None or set_state is None:
+        return False
+    set_state(state)
+    return True
+
+
+def _drop_cut_episodes(agent: TrainableAgent, stats: EpisodeStats, finished: list) -> None:
+    """After a resume onto fresh users: forget the departed users' running sums and unfinished steps."""
+    stats.finished = list(finished)  # whole episodes: still valid, and not yet logged
+    discard = getattr(agent, "discard_unfinished_episodes", None)
+    dropped = discard() if discard is not None else 0
+    logger.warning("the checkpoint's env users could not be restored: resuming with fresh users, dropping the "
+                   "running episode sums of %d users and %d steps of unfinished episodes", stats.ret.size, dropped)
+
+
+def _check_same_step(env: Any) -> None:
+    """:class:`ConfigError` unless ``env`` autoresets SAME_STEP (as :func:`recsim_env.evaluation.rollout.evaluate`
+    requires): under NEXT_STEP the step after an episode's end only resets, and the loop would store
+    it as a transition whose zero-filled info reads as a click in slot 0."""
+    mode = getattr(env, "metadata", {}).get("autoreset_mode", gym.vector.AutoresetMode.SAME_STEP)
+    if gym.vector.AutoresetMode(mode) != gym.vector.AutoresetMode.SAME_STEP:
+        raise ConfigError(f"train needs a vector env with autoreset_mode SAME_STEP, got {mode!r}")
 
 
 def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_dir: str | Path | None = None,
@@ -178,8 +223,10 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
     observations and autoreset SAME_STEP) for ``config.total_steps`` user-steps.
 
     With ``out_dir``, TensorBoard logs go to ``out_dir/tb`` and checkpoints to ``out_dir/checkpoint.pt``;
-    ``resume=True`` continues the run saved there (same counters, replay, RNG streams, env users).
+    ``resume=True`` continues the run saved there (same counters, replay, RNG streams, env users;
+    fresh users, without the cut episodes, for an env without ``get_state``: see the module docstring).
     """
+    _check_same_step(env)
     torch.set_num_threads(1)
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
@@ -191,18 +238,21 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
         if ckpt_path is None:
             raise ConfigError("resume=True needs out_dir, where the checkpoint to resume lives")
         payload = load_checkpoint(ckpt_path, agent.name, agent.format_version)
-        agent.load_state_dict(payload["agent"])
         loop = payload["loop"]
-        step, scalars.curve, obs = loop["step"], loop["curve"], loop["obs"]
-        stats.__dict__.update(loop["stats"])
-        if loop["env"] is not None:
-            env = pickle.loads(loop["env"])
+        if loop.get("format") != LOOP_FORMAT:
+            raise ArtifactError(f"checkpoint {ckpt_path} has training-loop format {loop.get('format', 1)}; this "
+                                f"version resumes format {LOOP_FORMAT}: train again without resume")
+        agent.load_state_dict(payload["agent"])
+        step, scalars.curve, resumed_losses = loop["step"], loop["curve"], loop["losses"]
+        if _restore_env(env, loop["env"]):
+            obs = loop["obs"]
+            stats.__dict__.update(loop["stats"])
         else:
-            obs = None
+            _drop_cut_episodes(agent, stats, loop["stats"]["finished"])
         logger.info("resumed %s at step %d from %s", agent.name, step, ckpt_path)
     if obs is None:
         obs, _ = env.reset(seed=int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
-    losses: dict[str, list[float]] = {}
+    losses: dict[str, list[float]] = resumed_losses if resume else {}
     next_log = (step // config.log_interval + 1) * config.log_interval
     next_ckpt = (step // config.checkpoint_interval + 1) * config.checkpoint_interval if config.checkpoint_interval else None
     bar = tqdm(total=config.total_steps, initial=step, disable=not config.progress, unit="step", desc=agent.name)
@@ -228,16 +278,18 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
             losses, clock, clock_step = {}, time.perf_counter(), step
             next_log += config.log_interval
         if ckpt_path is not None and next_ckpt is not None and step >= next_ckpt and step < config.total_steps:
-            _checkpoint(ckpt_path, agent, env, obs, step, scalars, stats)
+            _checkpoint(ckpt_path, agent, env, obs, step, scalars, stats, losses)
             next_ckpt += config.checkpoint_interval
     bar.close()
     if ckpt_path is not None:
-        _checkpoint(ckpt_path, agent, env, obs, step, scalars, stats)
+        _checkpoint(ckpt_path, agent, env, obs, step, scalars, stats, losses)
     scalars.close()
     return TrainResult(steps=step, curve=scalars.curve, checkpoint=ckpt_path)
 
 
 def _checkpoint(path: Path, agent: TrainableAgent, env: Any, obs: dict[str, np.ndarray], step: int,
-                scalars: ScalarLogger, stats: EpisodeStats) -> None:
-    loop = {"step": step, "curve": scalars.curve, "obs": obs, "env": _pickle_env(env), "stats": dict(stats.__dict__)}
+                scalars: ScalarLogger, stats: EpisodeStats, losses: dict[str, list[float]]) -> None:
+    # The losses since the last log line: a resume between two log lines must average the same window.
+    loop = {"format": LOOP_FORMAT, "step": step, "curve": scalars.curve, "losses": losses, "obs": obs,
+            "env": env_state(env), "stats": dict(stats.__dict__)}
     save_checkpoint(path, agent.name, agent.format_version, {"agent": agent.state_dict(), "loop": loop})

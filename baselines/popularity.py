@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +45,26 @@ def _hash_uniform(seed: int, users: np.ndarray, items: np.ndarray) -> np.ndarray
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def _observation_keys(seed: int, observation: dict[str, np.ndarray], n_rows: int) -> np.ndarray:
+    """``(n,)`` 32-bit key per observation row: a hash of the seed and every array of the row, so a
+    new step (new candidates, history or context) gets a new draw while the same row gets the same."""
+    parts = [np.ascontiguousarray(np.asarray(observation[name]).reshape(n_rows, -1)).view(np.uint8)
+             for name in sorted(observation)]
+    rows = np.concatenate(parts, axis=1)
+    salt = int(seed).to_bytes(8, "little", signed=True)
+    return np.array([int.from_bytes(hashlib.blake2b(salt + row.tobytes(), digest_size=4).digest(), "little")
+                     for row in rows], dtype=np.uint64)
+
+
 class RandomScores(ScoringRecommender):
-    """Uniform random scores, reproducible per (seed, user, item): the chance-level reference."""
+    """Uniform random scores, reproducible per (seed, user, item): the chance-level reference.
+
+    A known user is ranked by their own (seed, user, item) scores. A cold user (``user_index`` -1 or
+    unknown) has no identity to key a ranking by, so as an env policy (:meth:`score_observation`)
+    each cold observation row gets a fresh draw keyed by a hash of the whole row: never popularity's
+    fallback, never one ranking shared by every cold user, and no state (the same observation always
+    gets the same slate, whatever was asked before).
+    """
 
     config_class = RandomConfig
     can_score_history = True
@@ -56,6 +75,15 @@ class RandomScores(ScoringRecommender):
     def _score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return _hash_uniform(self.config.seed, np.broadcast_to(users[:, None], items.shape), items)
 
-    def _score_history(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        # Cold users are keyed by a user index past the known range so they still get random scores.
-        return _hash_uniform(self.config.seed, np.full(items.shape, self.n_users + 1), items)
+    def score_observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """``(n, C)`` scores: known users' own, cold users' drawn per observation row (the base class
+        would give a cold user without history popularity's scores: popularity's very slate)."""
+        cands = np.asarray(observation["candidates"], dtype=np.int64)
+        users = np.asarray(observation["user_index"], dtype=np.int64).reshape(len(cands))
+        scores = self.score(users, cands)
+        cold = ~self.known_users(users)
+        if cold.any():
+            keys = _observation_keys(self.config.seed, observation, len(cands))[cold]
+            drawn = _hash_uniform(self.config.seed, np.broadcast_to(keys[:, None], cands[cold].shape), cands[cold])
+            scores[cold] = np.where(np.isfinite(scores[cold]), drawn, -np.inf)
+        return scores

@@ -12,6 +12,7 @@ from typing import Callable
 from baselines.base import ScoringRecommender
 from baselines.content import ContentConfig, ContentRecommender
 from baselines.knn import ItemKNN, ItemKNNConfig
+from baselines.lightgcn import LightGCN, LightGCNConfig
 from baselines.mf import BPRMF, MFConfig
 from baselines.ncf import GMF, MLP, NCFConfig, NeuMF
 from baselines.popularity import Popularity, RandomConfig, RandomScores
@@ -25,6 +26,22 @@ TUNED_TRAIN = TrainConfig()
 NCF_LR = 8e-3
 """Adam rate of the history-aware NCF models (GMF / MLP pretraining; NeuMF fine-tunes at half of it):
 twice :data:`TUNED_TRAIN`'s, which halves the pretraining epochs on ML-100K at no loss (BENCHMARKS.md)."""
+
+
+LIGHTGCN_EDGE_HALF_LIFE = 10.0
+"""Recency weighting of LightGCN's graph edges (halving every 10 later items of the user), tuned on the
+validation items of ML-100K with the rest of :data:`LIGHTGCN_TRAIN` (BENCHMARKS.md)."""
+
+LIGHTGCN_TRAIN = {"lr": 4e-2, "batch_size": 8192}
+"""LightGCN's departures from :data:`TUNED_TRAIN`: every batch propagates over the whole graph, so
+few large batches at a high rate reach the best validation score soonest (ML-100K: ~8 s)."""
+
+
+def _lightgcn(train: TrainConfig, plain: bool) -> ScoringRecommender:
+    """Tuned LightGCN: recency-weighted edges and :data:`LIGHTGCN_TRAIN`; plain: the paper's graph
+    (every edge weighs 1), still at the larger batch and rate (the default 1,024 is ~4x slower)."""
+    config = LightGCNConfig(edge_half_life=None if plain else LIGHTGCN_EDGE_HALF_LIFE)
+    return LightGCN(config, replace(train, **LIGHTGCN_TRAIN))
 
 
 def _ncf(cls: type, train: TrainConfig, plain: bool) -> ScoringRecommender:
@@ -61,6 +78,8 @@ MODELS: dict[str, ModelSpec] = {
                      lambda t, s, p: _ncf(MLP, t, p)),
     "neumf": ModelSpec("NeuMF", "NCF: GMF + MLP initialised from both pretrained, history-aware user embeddings",
                        lambda t, s, p: _ncf(NeuMF, t, p)),
+    "lightgcn": ModelSpec("LightGCN", "graph convolution (3 layers, 64 factors) over the user-item graph, "
+                          "edges weighted by recency, BPR loss", lambda t, s, p: _lightgcn(t, p)),
     "content": ModelSpec("Content (CNN)", "item text (title, genres, year) CNN, attention over history",
                          # One batch re-encodes the whole catalogue's text, so larger batches pay it less often.
                          lambda t, s, p: ContentRecommender(ContentConfig(), replace(t, batch_size=4096, lr=1e-2))),

@@ -76,7 +76,7 @@ class CellStore:
                 raise ConfigError(f"{self.root} holds a run with other settings ({', '.join(changed)}: "
                                   f"{ {k: stored.get(k) for k in changed} } there, "
                                   f"{ {k: wanted.get(k) for k in changed} } now); resume it with the same "
-                                  f"settings or pass another --out")
+                                  f"settings, pass --overwrite to start over, or pass another --out")
             return
         atomic_write_text(path, json.dumps(wanted, indent=2, sort_keys=True))
 

@@ -100,6 +100,8 @@ class BenchmarkConfig:
     """Training budgets."""
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
         for name, valid in (("policies", POLICIES), ("simulators", SIMULATORS), ("metrics", METRICS)):
             _check_names(name, getattr(self, name), valid)
         for name in ("seeds", "episodes", "slate_size", "n_candidates", "max_envs"):
@@ -135,7 +137,8 @@ class BenchmarkConfig:
         if unknown:
             raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         values = dict(values)
-        quick = bool(values.get("quick", False))
+        quick = values.get("quick", False)
+        _check_type("quick", quick, "bool")  # read before __post_init__ could refuse it
         budgets = _budgets(values.pop("budgets", {}), quick)
         if quick:
             for name, value in QUICK_DEFAULTS.items():
@@ -166,6 +169,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition; say where the bad byte is
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -181,6 +191,15 @@ def _budgets(value: Any, quick: bool) -> Budgets:
     if unknown:
         raise ConfigError(f"unknown budgets field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     return replace(base, **value)
+
+
+def _check_type(field_name: str, value: Any, annotation: Any) -> None:
+    """Refuse a value whose type is not the bool / str field's: TOML's ``"no"`` is truthy, so
+    ``bool(value)`` would read it as true. Int fields are checked with their range; others pass."""
+    if annotation in ("bool", bool) and not isinstance(value, bool):
+        raise ConfigError(f"{field_name} must be true or false, got {value!r}")
+    if annotation in ("str", str) and not isinstance(value, str):
+        raise ConfigError(f"{field_name} must be a string, got {value!r}")
 
 
 def _names(field_name: str, value: Any) -> tuple[str, ...]:

@@ -12,12 +12,16 @@
 4. write the report (:mod:`recsim_env.benchmark.report`).
 
 Each (policy, simulator, seed) cell is written atomically as it finishes, so Ctrl-C keeps what is done
-and a rerun with the same ``out_dir`` resumes (:mod:`recsim_env.benchmark.cells`).
+and a rerun with the same ``out_dir`` resumes (:mod:`recsim_env.benchmark.cells`). A rerun may add seeds,
+policies, simulators or metrics; any other change to the folder's ``config.toml`` (a narrower run
+included) is refused, since it would overwrite the record and the report of the finished cells,
+unless ``overwrite`` asks to start over (``recsim benchmark --overwrite``).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,10 +29,11 @@ from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
+import tomllib
 from tqdm.auto import tqdm
 
 from recsim_env.benchmark.cells import CellStore, atomic_write_text, check_writable
-from recsim_env.benchmark.config import BenchmarkConfig, Budgets
+from recsim_env.benchmark.config import BenchmarkConfig, Budgets, read_toml
 from recsim_env.benchmark.defaults import CONTEXTS, policy_spec, simulator_spec
 from recsim_env.benchmark.registry import (
     BuiltPolicy,
@@ -37,6 +42,7 @@ from recsim_env.benchmark.registry import (
     TrainingContext,
 )
 from recsim_env.benchmark.results import BenchmarkResult
+from recsim_env.errors import ConfigError
 from recsim_env.evaluation.rollout import EpisodeStats, evaluate
 
 logger = logging.getLogger(__name__)
@@ -57,11 +63,24 @@ def result_settings(config: BenchmarkConfig) -> dict[str, Any]:
             "warm_start": config.warm_start}
 
 
-def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> Path:
-    """Run the whole job (module docstring); returns the path of the markdown report."""
+RUN_OUTPUTS = ("cells", "offline", "curves", "train", "logged_sessions", "plots", "tb", "run.json", "config.toml",
+               "versions.toml", "report.md", "results.csv", "per_seed.csv", "paired_differences.csv",
+               "episodes.csv", "offline.csv")
+"""What a run writes at the top of its folder: ``overwrite`` removes these and nothing else."""
+
+EXTENDABLE = ("policies", "simulators", "metrics", "seeds")
+"""Config fields a rerun may widen (more entries, more seeds) and still resume the same run."""
+
+
+def run_benchmark(config: BenchmarkConfig, progress: bool = True, overwrite: bool = False) -> Path:
+    """Run the whole job (module docstring); returns the path of the markdown report.
+
+    ``overwrite`` removes a previous run in ``config.out_dir`` (:data:`RUN_OUTPUTS`) and starts over;
+    without it a rerun whose config differs from the folder's other than by extending it is refused.
+    """
     from recsim_env.benchmark import report
 
-    root = prepare_run_dir(config)
+    root = prepare_run_dir(config, overwrite)
     try:
         execute(config, progress=progress)
     except KeyboardInterrupt:
@@ -71,16 +90,78 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> Path:
     return report.write_report(load_results(config), root, console_table=progress)
 
 
-def prepare_run_dir(config: BenchmarkConfig) -> Path:
-    """Check the output directory is writable, bind its settings, write the exact config and versions."""
+def prepare_run_dir(config: BenchmarkConfig, overwrite: bool = False) -> Path:
+    """Check the output directory is writable, check (or with ``overwrite`` clear) a previous run
+    there, bind its settings, write the exact config and versions."""
     from recsim_env.benchmark.report import package_versions
 
     root = config.out_path
     check_writable(root)
+    if overwrite:
+        _remove_run(root)
+    else:
+        _check_rerun(config, root)
     CellStore(root).bind(result_settings(config))
     atomic_write_text(root / "config.toml", config.to_toml())
     atomic_write_text(root / "versions.toml", "".join(f'"{k}" = "{v}"\n' for k, v in package_versions().items()))
     return root
+
+
+def _check_rerun(config: BenchmarkConfig, root: Path) -> None:
+    """Refuse a rerun into a run folder whose ``config.toml`` differs other than by extension."""
+    path = root / "config.toml"
+    if not path.exists():
+        return
+    try:
+        previous = read_toml(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; pass --overwrite to start over or choose another --out") from None
+    changes = config_changes(previous, tomllib.loads(config.to_toml()))
+    if changes:
+        raise ConfigError(f"{root} holds a run of another config ({'; '.join(changes)}); rerun with that config "
+                          f"(or one that only adds seeds, policies, simulators or metrics) to resume it, pass "
+                          f"--overwrite to start over, or choose another --out")
+
+
+def config_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``"field = old there, new now"`` for each field (``budgets.x`` for budgets) where ``current``
+    departs from ``previous`` other than by extending it; ``out_dir`` is where, not what, and is skipped."""
+    before = _flat(previous)
+    after = _flat(current)
+    changes = []
+    for name in sorted((set(before) | set(after)) - {"out_dir"}):
+        old, new = before.get(name), after.get(name)
+        if old == new or (name in EXTENDABLE and _extends(old, new)):
+            continue
+        changes.append(f"{name} = {old!r} there, {new!r} now")
+    return changes
+
+
+def _flat(values: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in values.items() if k != "budgets"}
+    budgets = values.get("budgets", {})
+    flat.update({f"budgets.{k}": v for k, v in (budgets.items() if isinstance(budgets, dict) else [])})
+    return flat
+
+
+def _extends(old: Any, new: Any) -> bool:
+    """More seeds, or every old entry still there (finished cells stay part of the run)."""
+    if isinstance(old, int) and isinstance(new, int):
+        return new >= old
+    return isinstance(old, list) and isinstance(new, list) and set(old) <= set(new)
+
+
+def _remove_run(root: Path) -> None:
+    """Remove what a previous run wrote in ``root`` (:data:`RUN_OUTPUTS`); other files stay."""
+    removed = [name for name in RUN_OUTPUTS if (root / name).exists()]
+    for name in removed:
+        target = root / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    if removed:
+        logger.warning("--overwrite: removed the previous run in %s (%s)", root, ", ".join(removed))
 
 
 def planned_cells(config: BenchmarkConfig) -> Iterator[tuple[str, str, int]]:

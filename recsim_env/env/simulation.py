@@ -19,6 +19,7 @@ row for as long as that row's user is still in session (common random numbers).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -106,6 +107,40 @@ class SlateSimulation:
         for array, value in ((self.steps, 0), (self.clicks, 0.0), (self.last_click, 0.0),
                              (self.last_rating, 0.0), (self.history_items, -1), (self.history_responses, 0.0)):
             array[rows] = value
+
+    # --- state export (checkpoints) ---------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """Everything a later step depends on, as numpy arrays and plain values (no objects): the
+        env's counters and histories, this step's candidates, the user state's arrays and every
+        random stream's ``bit_generator.state``. The candidate generator keeps nothing between steps
+        (its tables follow from the config); its draws come from the candidate stream.
+
+        Raises :class:`NotImplementedError` before the first reset, or for a user state that is not a
+        dataclass or dict of arrays (e.g. :class:`~recsim_env.users.adapter.PerUserAdapter`'s list
+        of user objects)."""
+        if self.streams is None:
+            raise NotImplementedError("the simulation has no state before its first reset")
+        arrays = {name: getattr(self, name).copy() for name in _SIM_ARRAYS}
+        streams = {name: stream.bit_generator.state for name, stream in zip(RandomStreams._fields, self.streams)}
+        return {"arrays": arrays, "streams": streams, "user_state": _user_state_arrays(self.state)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`get_state`'s output (of a simulation of the same model, config and ``n``).
+
+        Raises :class:`ConfigError` naming the entry whose shape or dtype differs from this simulation's."""
+        if self.streams is None:
+            self.reset(0)  # builds arrays, user state and streams of the right shapes, overwritten below
+        arrays = _matching(state["arrays"], {name: getattr(self, name) for name in _SIM_ARRAYS}, "state['arrays']")
+        template = _user_state_arrays(self.state)
+        user_arrays = _matching(state["user_state"], template, "state['user_state']")
+        for name, stream in zip(RandomStreams._fields, self.streams):
+            stream.bit_generator.state = state["streams"][name]
+        for name, value in arrays.items():
+            setattr(self, name, value)
+        if isinstance(self.state, dict):
+            self.state = dict(user_arrays)
+        else:
+            self.state = dataclasses.replace(self.state, **user_arrays)
 
     # --- one step ---------------------------------------------------------------------------------
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -240,6 +275,43 @@ class SlateSimulation:
         return obs
 
 
+_SIM_ARRAYS = ("steps", "clicks", "last_click", "last_rating", "history_items", "history_responses", "candidates")
+"""The simulation's own per-user arrays that carry over from one step to the next."""
+
+
+def _user_state_arrays(state: Any) -> dict[str, np.ndarray | None]:
+    """A user state's fields as copied arrays; the state must be a dataclass or dict of arrays (or ``None``)."""
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        fields = {field.name: getattr(state, field.name) for field in dataclasses.fields(state)}
+    elif isinstance(state, dict):
+        fields = dict(state)
+    else:
+        raise NotImplementedError(f"a user state of type {type(state).__name__} cannot be exported: only a "
+                                  f"dataclass or dict of numpy arrays can")
+    for name, value in fields.items():
+        if value is not None and not isinstance(value, np.ndarray):
+            raise NotImplementedError(f"user state field {name!r} is a {type(value).__name__}, not a numpy array: "
+                                      f"the state cannot be exported")
+    return {name: None if value is None else value.copy() for name, value in fields.items()}
+
+
+def _matching(saved: dict[str, Any], current: dict[str, np.ndarray | None], where: str) -> dict[str, Any]:
+    """Copies of ``saved``'s arrays, checked against ``current``'s names, shapes and dtypes."""
+    if set(saved) != set(current):
+        raise ConfigError(f"{where} has entries {sorted(saved)}, this simulation {sorted(current)}")
+    restored: dict[str, Any] = {}
+    for name, value in saved.items():
+        mine = current[name]
+        if (value is None) != (mine is None):
+            raise ConfigError(f"{where}[{name!r}] is {'None' if value is None else 'an array'}, this simulation's "
+                              f"{'None' if mine is None else 'an array'}")
+        if mine is not None and (np.shape(value) != mine.shape or np.asarray(value).dtype != mine.dtype):
+            raise ConfigError(f"{where}[{name!r}] has shape {np.shape(value)} and dtype {np.asarray(value).dtype}, "
+                              f"this simulation's {mine.shape} and {mine.dtype}")
+        restored[name] = None if value is None else np.array(value, copy=True)
+    return restored
+
+
 class SingleUserSimulation(SlateSimulation):
     """:class:`SlateSimulation` for exactly one user: what :class:`~recsim_env.env.rec_env.RecEnv` steps.
 
@@ -261,6 +333,12 @@ class SingleUserSimulation(SlateSimulation):
 
     def replace(self, rows: np.ndarray) -> None:
         raise NotImplementedError("a single-user simulation starts a new user with reset()")
+
+    def get_state(self) -> dict[str, Any]:
+        raise NotImplementedError("a single-user simulation keeps its counters as Python numbers; export a batched one")
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError("a single-user simulation keeps its counters as Python numbers; restore a batched one")
 
     def step(self, action: Any) -> tuple[float, bool, bool, dict]:  # type: ignore[override]
         """Show the slate; returns ``(reward, terminated, truncated, info)`` as Python scalars / ``(k,)`` arrays."""

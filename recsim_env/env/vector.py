@@ -35,6 +35,9 @@ from recsim_env.env.simulation import SlateSimulation
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import RewardFn, UserModel
 
+STATE_FORMAT = 1
+"""Version of :meth:`RecVectorEnv.get_state`'s layout."""
+
 
 class RecVectorEnv(VectorEnv):
     """``num_envs`` users of one user model, batched; see the module docstring for autoreset.
@@ -69,6 +72,43 @@ class RecVectorEnv(VectorEnv):
         Hidden from policies (it is not in the observation); read-only by convention and live: the
         model updates it in place each step, row ``i`` being the user behind observation row ``i``."""
         return self._sim.state
+
+    def get_state(self) -> dict[str, Any]:
+        """The env's whole state as numpy arrays and plain values, for :meth:`set_state` (checkpoints).
+
+        Nothing in it is an object, so it can be stored without pickle. Raises
+        :class:`NotImplementedError` before the first reset, or when the user model's state is not a
+        dataclass or dict of numpy arrays.
+
+        Examples:
+            >>> from recsim_env.users.synthetic import SyntheticUserModel
+            >>> env = RecVectorEnv(SyntheticUserModel(), num_envs=4)
+            >>> _ = env.reset(seed=0)
+            >>> twin = RecVectorEnv(SyntheticUserModel(), num_envs=4)
+            >>> twin.set_state(env.get_state())
+            >>> slate = np.tile(np.arange(env.config.slate_size), (4, 1))
+            >>> bool((env.step(slate)[1] == twin.step(slate)[1]).all())
+            True
+        """
+        if self._needs_reset:
+            raise NotImplementedError("RecVectorEnv has no state to export before its first reset()")
+        seed_rng = self._np_random  # Gymnasium's own generator, seeded by reset(seed=...)
+        return {"format": STATE_FORMAT, "num_envs": self.num_envs, "simulation": self._sim.get_state(),
+                "np_random": None if seed_rng is None else seed_rng.bit_generator.state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`get_state`'s output, taken from an env of the same model, config and
+        ``num_envs``; the next :meth:`step` is the one the exported env would have taken next.
+
+        Raises :class:`ConfigError` naming what differs (format, ``num_envs``, an array's shape)."""
+        if state.get("format") != STATE_FORMAT:
+            raise ConfigError(f"env state has format {state.get('format')!r}; RecVectorEnv reads {STATE_FORMAT}")
+        if state["num_envs"] != self.num_envs:
+            raise ConfigError(f"env state is of {state['num_envs']} users, this env has num_envs={self.num_envs}")
+        self._sim.set_state(state["simulation"])
+        if state["np_random"] is not None:
+            self.np_random.bit_generator.state = state["np_random"]
+        self._needs_reset = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None and not isinstance(seed, (int, np.integer)):

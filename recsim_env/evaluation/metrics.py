@@ -87,7 +87,9 @@ def expected_calibration_error(probs: np.ndarray | Sequence[float], outcomes: np
     """ECE over ``n_bins`` equal-width probability bins, and the per-bin table (for reliability plots).
 
     ECE = sum over bins of (share of samples in the bin) * |mean outcome - mean probability|.
-    The last bin is closed on the right so that probability 1.0 is counted.
+    Bin ``b`` holds ``floor(p * n_bins)`` (the usual convention: 0.3 opens bin 3 of 10, as written,
+    not the float edge 0.30000000000000004 that ``linspace`` would put above it); the last bin is
+    closed on the right so that probability 1.0 is counted.
     """
     p = np.asarray(probs, dtype=np.float64).ravel()
     y = np.asarray(outcomes, dtype=np.float64).ravel()
@@ -98,7 +100,7 @@ def expected_calibration_error(probs: np.ndarray | Sequence[float], outcomes: np
     if p.min() < 0.0 or p.max() > 1.0:
         raise ConfigError(f"probs must lie in [0, 1]; got range [{p.min()}, {p.max()}]")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, n_bins - 1)
+    which = np.minimum(np.floor(p * n_bins).astype(np.int64), n_bins - 1)
     count = np.bincount(which, minlength=n_bins)
     safe = np.maximum(count, 1)
     mean_p = np.bincount(which, weights=p, minlength=n_bins) / safe
@@ -160,15 +162,18 @@ def intra_list_diversity(slates: np.ndarray, item_features: np.ndarray) -> float
 def novelty(slates: np.ndarray, popularity: np.ndarray) -> float:
     """Mean self-information ``-log2 p(item)`` of the shown items, ``p`` = popularity share.
 
-    Items never seen in the log get the smallest positive share (``1 / (10 * n_items)``) instead of
-    infinite novelty.
+    Items never seen in the log (popularity 0) get a small positive share instead of infinite
+    novelty: ``1 / (10 * n_items)``, or the rarest seen item's share when that is smaller, so that an
+    unseen item is never less novel than a seen one. Seen items keep their own share.
     """
     s = _slate_items(slates)
     pop = np.asarray(popularity, dtype=np.float64)
     total = pop.sum()
     if total <= 0:
         raise ConfigError("popularity must have a positive sum")
-    share = np.maximum(pop / total, 1.0 / (10.0 * pop.size))
+    share = pop / total
+    unseen = share <= 0
+    share[unseen] = min(1.0 / (10.0 * pop.size), share[~unseen].min())
     shown = s[s >= 0]
     return float(np.mean(-np.log2(share[shown]))) if shown.size else float("nan")
 

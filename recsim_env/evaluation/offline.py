@@ -33,18 +33,36 @@ class Scorer(Protocol):
 
 
 def ranks_of_first(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """0-based rank of column 0 of each row among the row's finite-or-not scores, ties at random."""
+    """0-based rank of column 0 of each row among the row's scores (``±inf`` allowed), ties at random.
+
+    NaN is refused: it compares false with everything, so a NaN positive would rank first.
+    """
     scores = np.asarray(scores, dtype=np.float64)
+    nan = np.argwhere(np.isnan(scores))
+    if nan.size:
+        raise DataError(f"scores row {nan[0, 0]} column {nan[0, 1]} is NaN; NaN scores cannot be ranked")
     pos = scores[:, :1]
     greater = (scores[:, 1:] > pos).sum(axis=1)
     equal = (scores[:, 1:] == pos).sum(axis=1)
     return greater + rng.integers(0, equal + 1)
 
 
+def _checked_scores(scorer: Scorer, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``scorer.score(users, items)`` as float64, refusing NaN with the model, user and item named:
+    a NaN positive would otherwise rank first here and last under a sort, so HR means nothing."""
+    scores = np.asarray(scorer.score(users, items), dtype=np.float64)
+    nan = np.argwhere(np.isnan(scores))
+    if nan.size:
+        row = nan[0, 0]
+        raise DataError(f"{type(scorer).__name__}.score returned NaN for user {int(users[row])} "
+                        f"(item {int(items[row, nan[0, 1]])}); scores must be numbers (±inf allowed)")
+    return scores
+
+
 def _score_batched(scorer: Scorer, users: np.ndarray, items: np.ndarray, batch_size: int) -> np.ndarray:
     out = np.empty(items.shape, dtype=np.float64)
     for lo in range(0, len(users), batch_size):
-        out[lo:lo + batch_size] = scorer.score(users[lo:lo + batch_size], items[lo:lo + batch_size])
+        out[lo:lo + batch_size] = _checked_scores(scorer, users[lo:lo + batch_size], items[lo:lo + batch_size])
     return out
 
 
@@ -108,7 +126,7 @@ def full_ranking(scorer: Scorer, known: InteractionLog, test: InteractionLog, k:
     all_items = np.arange(n_items, dtype=np.int64)
     for lo in range(0, len(users), batch_size):
         u = users[lo:lo + batch_size]
-        scores = np.asarray(scorer.score(u, np.broadcast_to(all_items, (len(u), n_items))), dtype=np.float64)
+        scores = _checked_scores(scorer, u, np.broadcast_to(all_items, (len(u), n_items))).copy()
         for r, user in enumerate(u):
             banned = np.fromiter(seen[user] - {int(positives[lo + r])}, dtype=np.int64)
             scores[r, banned] = -np.inf

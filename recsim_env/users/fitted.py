@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -112,6 +113,19 @@ ARRAY_NAMES = (
     "rating_user", "rating_item", "rating_user_bias", "rating_item_bias", "dwell_item_log_mean",
     "session_lengths", "session_offsets", "active_users",
 )
+
+
+ARRAY_DIMS = {
+    "user_pref": ("U", "d"), "user_interest0": ("U", "d"), "item_vectors": ("I", "d"), "item_bias": ("I",),
+    "item_genres": ("I", "G"), "user_features": ("U", "F"), "rating_user": ("U", "r"), "rating_item": ("I", "r"),
+    "rating_user_bias": ("U",), "rating_item_bias": ("I",), "dwell_item_log_mean": ("I",),
+    "session_lengths": ("S",), "session_offsets": ("U+1",), "active_users": ("A",),
+}
+"""Each saved array's dimensions by name (as in :class:`FittedArrays`): arrays sharing a name must
+agree on its size, checked on load so that a damaged artifact fails there and not mid-rollout."""
+
+DIM_MEANINGS = {"U": "logged users", "d": "embedding dimension", "I": "items", "G": "genres",
+                "F": "user features", "r": "rating factors", "S": "sessions", "A": "active users"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -512,7 +526,8 @@ class FittedUserModel:
             with np.load(path, allow_pickle=False) as npz:
                 header = json.loads(str(npz["__header__"]))
                 arrays = {name: npz[name] for name in ARRAY_NAMES}
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            # BadZipFile / EOFError: a truncated file, which the cache's refit path must see as ArtifactError
             raise ArtifactError(f"{path}: not a readable fitted user model artifact ({exc})") from exc
         if header.get("format_version") != FORMAT_VERSION or header.get("library_version") != __version__:
             raise ArtifactError(
@@ -524,6 +539,7 @@ class FittedUserModel:
             raise ArtifactError(
                 f"{path}: fitted on dataset {header['meta'].get('dataset')!r} with fingerprint {found}, "
                 f"expected fingerprint {expected_fingerprint}; refit it on this data")
+        check_arrays(path, arrays)
         return cls(FittedArrays(**arrays), Scales(**header["scales"]), Dynamics(**header["dynamics"]),
                    header["meta"])
 
@@ -536,3 +552,55 @@ class FittedUserModel:
     def __repr__(self) -> str:
         return (f"FittedUserModel(dataset={self.meta.get('dataset')!r}, users={self.n_logged_users}, "
                 f"items={self.n_items}, dim={self.arrays.item_vectors.shape[1]})")
+
+
+def check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse a loaded artifact whose arrays are non-finite, disagree in shape or index out of range:
+    all-NaN item vectors would load and make every user click every step; half the item rows would
+    fail later as a bare numpy error."""
+    for name, values in arrays.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            bad = int(values.size - np.isfinite(values).sum())
+            raise ArtifactError(f"{path}: array {name!r} has {bad} non-finite values (NaN or inf); "
+                                f"the artifact is damaged: refit it")
+    _check_shapes(path, arrays)
+    _check_indices(path, arrays)
+
+
+def _check_shapes(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Every dimension named in :data:`ARRAY_DIMS` has one size across the arrays that share it."""
+    first: dict[str, tuple[int, str]] = {}  # dimension -> (size, array that set it)
+    for name, dims in ARRAY_DIMS.items():
+        shape = arrays[name].shape
+        if name == "dwell_item_log_mean" and shape == (0,):
+            continue  # a log without dwell saves no per-item dwell
+        if len(shape) != len(dims):
+            raise ArtifactError(f"{path}: array {name!r} must be {len(dims)}-D ({', '.join(dims)}), got shape {shape}")
+        for axis, dim in enumerate(dims):
+            size = shape[axis] - 1 if dim == "U+1" else shape[axis]
+            key = "U" if dim == "U+1" else dim
+            if key not in first:
+                first[key] = (size, name)
+            elif first[key][0] != size:
+                owner = first[key][1]
+                raise ArtifactError(f"{path}: array {name!r} has shape {shape} but {owner!r} has shape "
+                                    f"{arrays[owner].shape}: they disagree on the number of {DIM_MEANINGS[key]}; "
+                                    f"the artifact is damaged: refit it")
+
+
+def _check_indices(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``active_users`` are rows of the user arrays; ``session_offsets`` rise from 0 to the sessions."""
+    for name in ("session_lengths", "session_offsets", "active_users"):
+        if arrays[name].dtype.kind not in "iu":
+            raise ArtifactError(f"{path}: array {name!r} must hold integers, got dtype {arrays[name].dtype}")
+    n_users = arrays["user_pref"].shape[0]
+    active = arrays["active_users"]
+    outside = active[(active < 0) | (active >= n_users)]
+    if outside.size:
+        raise ArtifactError(f"{path}: array 'active_users' names user {int(outside[0])}, outside the "
+                            f"{n_users} users of 'user_pref'")
+    offsets = arrays["session_offsets"]
+    n_sessions = arrays["session_lengths"].shape[0]
+    if offsets[0] != 0 or offsets[-1] != n_sessions or (np.diff(offsets) < 0).any():
+        raise ArtifactError(f"{path}: array 'session_offsets' must rise from 0 to the {n_sessions} sessions of "
+                            f"'session_lengths', got {int(offsets[0])} .. {int(offsets[-1])}")

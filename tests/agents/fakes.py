@@ -105,6 +105,17 @@ class FakeSlateVecEnv(gym.vector.VectorEnv):
         self._draw_candidates()
         return self._obs(), {}
 
+    _STATE = ("budget", "steps", "clicks", "last_click", "user", "hist_items", "hist_resp", "cands")
+
+    def get_state(self) -> dict:
+        """Arrays and the RNG state, as RecVectorEnv gives them (what the training loop checkpoints)."""
+        return {**{name: getattr(self, name).copy() for name in self._STATE}, "rng": self.rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name].copy())
+        self.rng.bit_generator.state = state["rng"]
+
     def choose(self, items: np.ndarray) -> np.ndarray:
         n, k = items.shape
         if self.sc.first_slot_only:

@@ -9,8 +9,10 @@ from agents.reinforce import (
     ReinforceConfig,
     collect_logged,
     importance_weight,
+    plackett_luce_log_prob,
     topk_correction,
 )
+from agents.replay import Episodes
 from agents.training import TrainConfig, train
 from recsim_env.errors import ConfigError
 
@@ -40,6 +42,7 @@ def test_agent_weights_combine_ratio_and_correction() -> None:
     pi, beta = torch.tensor([0.4]), torch.tensor([0.2])
     assert _agent(env).weights(pi, beta).item() == pytest.approx(2.0 * 3 * 0.6 ** 2)
     assert _agent(env, topk_correction=False).weights(pi, beta).item() == pytest.approx(2.0)
+    assert _agent(env).weights(pi, None).item() == pytest.approx(3 * 0.6 ** 2)  # on-policy: ratio 1
 
 
 def test_a_rewarded_click_raises_that_items_probability() -> None:
@@ -108,3 +111,50 @@ def test_on_policy_finds_the_item_that_is_always_chosen() -> None:
     obs, _ = env.reset(seed=5)
     slates, _ = agent.predict(obs)
     assert (np.take_along_axis(obs["candidates"], slates, 1) == 3).any(axis=1).mean() == 1.0
+
+
+def test_plackett_luce_sums_to_one_over_ordered_slates_and_is_the_softmax_for_one_slot() -> None:
+    logits = torch.tensor([[0.3, -1.0, 2.0, 0.5]])
+    pairs = [(a, b) for a in range(4) for b in range(4) if a != b]
+    slates = torch.tensor(pairs)
+    log_prob = plackett_luce_log_prob(logits.expand(len(pairs), -1), slates)
+    assert log_prob.exp().sum().item() == pytest.approx(1.0)
+    torch.testing.assert_close(plackett_luce_log_prob(logits, torch.tensor([[2]])), torch.log_softmax(logits, 1)[:, 2])
+
+
+LOGGING_PI = np.array([0.52, 0.19, 0.12, 0.07, 0.07, 0.03])
+"""The logging policy of the K = 3 tests, over six fixed candidates (the issue's example)."""
+
+
+def _gumbel_top_k_log(env: FakeSlateVecEnv, rows: int, seed: int) -> Episodes:
+    """``rows`` steps of one state whose candidates are items 0..5, each slate K draws without
+    replacement from :data:`LOGGING_PI` (Gumbel top-K, as the agent itself samples), no clicks."""
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    obs = {key: np.repeat(value[:1], rows, axis=0) for key, value in obs.items()}
+    obs["candidates"] = np.tile(np.arange(6), (rows, 1))
+    keys = np.log(LOGGING_PI) - np.log(-np.log(rng.random((rows, 6))))
+    slate = np.argsort(-keys, axis=1)[:, : env.sc.slate_size].astype(np.int64)
+    zeros = np.zeros(rows, dtype=np.float32)
+    return Episodes(obs, slate, np.full(rows, -1, dtype=np.int64), zeros, zeros)
+
+
+def test_k3_behaviour_head_estimates_the_per_draw_probability_of_a_top_k_logger() -> None:
+    # Fitted on the chance of each shown item over all K slots, beta converged to P(in slate) / K,
+    # and pi / beta read 1.67 for the top item even with pi equal to the logging policy.
+    env = FakeSlateVecEnv(Scenario(slate_size=3, n_candidates=6), num_envs=1)
+    log = _gumbel_top_k_log(env, 4096, seed=0)
+    agent = _agent(env, lr=1e-2, batch_size=512, user_dropout=0.0)
+    agent.learn_offline(log, epochs=20)
+    pi, beta = agent.probabilities({key: value[:1] for key, value in log.obs.items()})
+    np.testing.assert_allclose(beta[0], LOGGING_PI, atol=0.02)
+    np.testing.assert_allclose((pi / beta)[0], pi[0] / LOGGING_PI, rtol=0.1)  # the ratio the update uses
+
+
+def test_k3_importance_weight_is_one_on_policy_and_not_off_policy() -> None:
+    env = FakeSlateVecEnv(Scenario(slate_size=3, budget=6.0, step_cap=8), num_envs=8)
+    agent = _agent(env, batch_size=64)
+    result = train(agent, env, TrainConfig(total_steps=800, log_interval=200, progress=False), seed=0)
+    assert [row["train/importance_weight_mean"] for row in result.curve] == [1.0] * 4
+    off = agent.learn_offline(collect_logged(env, agent, 400, gamma=0.5, seed=1), epochs=1)
+    assert all(row["train/importance_weight_mean"] != 1.0 for row in off)

@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from agents.sb3_dqn import (
 from agents.training import TrainConfig
 from agents.warm_start import Embeddings
 from recsim_env.env.rec_env import RecEnv
+from recsim_env.env.vector import RecVectorEnv
 from recsim_env.env.wrappers import SingleItemDiscrete
 from recsim_env.errors import ArtifactError, ConfigError
 
@@ -181,3 +183,51 @@ def test_resume_keeps_the_credit_the_run_was_trained_with(tmp_path: Path) -> Non
     view = batched_discrete_env(one_item_vector_env(8))  # credit "pick" by default
     loaded, _ = load_sb3_checkpoint(tmp_path / "checkpoint.pt", view)
     assert view.credit == "slate" and loaded.get_env().credit == "slate"
+
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingVectorEnv(RecVectorEnv):
+    """Dies (like a killed process) once ``crash_at`` user-steps have been taken."""
+
+    crash_at = 10**9
+
+    def step(self, actions):
+        self.taken = getattr(self, "taken", 0) + self.num_envs
+        if self.taken > self.crash_at:
+            raise Crash
+        return super().step(actions)
+
+
+def _crashing_model() -> tuple[Any, CrashingVectorEnv]:
+    base = one_item_vector_env(num_envs=8)
+    vec = CrashingVectorEnv(base.user_model, None, base.config, num_envs=8)
+    model = make_sb3_dqn(batched_discrete_env(vec), seed=2, embedding_dim=8, hidden=16, learning_starts=50,
+                         batch_size=32, target_update_interval=100, exploration_fraction=0.5)
+    return model, vec
+
+
+def _without_timing(curve: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in curve]
+
+
+def test_resume_after_a_crash_continues_the_same_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = TrainConfig(total_steps=1_200, log_interval=200, checkpoint_interval=480, progress=False)
+    straight, _ = _crashing_model()
+    expected = train_sb3_dqn(straight, config, tmp_path / "straight")
+    crashing, _ = _crashing_model()
+    monkeypatch.setattr(CrashingVectorEnv, "crash_at", 700)
+    with pytest.raises(Crash):
+        train_sb3_dqn(crashing, config, tmp_path / "crashed")
+    monkeypatch.undo()
+    fresh = batched_discrete_env(one_item_vector_env(num_envs=8))  # the checkpoint's users replace its own
+    resumed, curve = load_sb3_checkpoint(tmp_path / "crashed" / "checkpoint.pt", fresh)
+    assert resumed.num_timesteps == 480
+    result = train_sb3_dqn(resumed, config, tmp_path / "crashed", curve)
+    assert result.steps == 1_200
+    assert _without_timing(result.curve) == _without_timing(expected.curve)
+    for p, q in zip(straight.policy.state_dict().values(), resumed.policy.state_dict().values()):
+        assert torch.equal(p, q)

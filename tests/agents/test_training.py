@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -64,8 +65,8 @@ def test_resume_continues_the_same_run(make, tmp_path: Path, monkeypatch: pytest
     straight = make(env)
     train(straight, env, config, seed=1)
     crashing = CrashingEnv(SCENARIO, 8)
-    monkeypatch.setattr(CrashingEnv, "crash_at", 700)  # a class attribute: the pickled env in the checkpoint
-    with pytest.raises(Crash):                           # comes back without the crash
+    monkeypatch.setattr(CrashingEnv, "crash_at", 700)  # after the step-400 checkpoint; the resumed run
+    with pytest.raises(Crash):                           # continues on a new env given the saved state
         train(make(crashing), crashing, config, seed=1, out_dir=tmp_path)
     monkeypatch.undo()
     resumed = make(FakeSlateVecEnv(SCENARIO, 8), seed=99)  # resume overwrites every state, seed included
@@ -119,3 +120,15 @@ def test_step_info_takes_ended_rows_from_final_info() -> None:
     merged = step_info(info, done)
     assert merged["choice"].tolist() == [1, -1]  # the zeroed top level would have said "slot 0"
     assert step_info({"final_info": {"choice": np.array([2, 0])}}, np.array([True, True]))["choice"].tolist() == [2, 0]
+
+
+def test_only_same_step_autoreset_is_trained_on() -> None:
+    config = TrainConfig(total_steps=80, log_interval=80, progress=False)
+    same = FakeSlateVecEnv(SCENARIO, 8)
+    assert train(_slateq(same), same, config, seed=0).steps == 80
+    next_step = FakeSlateVecEnv(SCENARIO, 8)
+    next_step.metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+    # Under NEXT_STEP the step after an episode's end is a reset, not a transition: trained on, its
+    # zero-filled info would read as a click in slot 0.
+    with pytest.raises(ConfigError, match="autoreset_mode SAME_STEP.*NEXT_STEP"):
+        train(_slateq(next_step), next_step, config, seed=0)

@@ -137,3 +137,51 @@ def test_without_retraining_each_policy_is_trained_once_and_evaluated_on_every_s
     assert sorted(fake_registry) == [("FirstSlotsPolicy", 0), ("OraclePolicy", 0)]
     per_seed = pd.read_csv(config.out_path / "per_seed.csv")
     assert len(per_seed) == 2 * 2 * 3 and "evaluation noise" in (config.out_path / "report.md").read_text()
+
+
+def _snapshot(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_narrower_rerun_is_refused_and_leaves_the_finished_run_as_it_was(tmp_path, fake_registry, capsys):
+    config = _config(tmp_path)
+    run_benchmark(config, progress=False)
+    before = _snapshot(config.out_path)
+    fake_registry.clear()
+    argv = ["benchmark", "--policies", "first", "--simulators", "fake-a", "--seeds", "2", "--episodes", "8",
+            "--out", config.out_dir]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"recsim benchmark: error: {config.out_path} holds a run of another config (policies = "
+                          f"['fav', 'first'] there, ['first'] now; simulators = ['fake-a', 'fake-b'] there, "
+                          f"['fake-a'] now)") and "--overwrite" in err and "\n" not in err
+    assert _snapshot(config.out_path) == before  # config.toml, report.md, results.csv... untouched
+    assert fake_registry == []  # refused before any training
+
+
+def test_an_identical_rerun_resumes_and_overwrite_starts_over(tmp_path, fake_registry, capsys):
+    config = _config(tmp_path)
+    run_benchmark(config, progress=False)
+    cells = _snapshot(config.out_path / "cells")
+    fake_registry.clear()
+    run_benchmark(_config(tmp_path), progress=False)
+    assert fake_registry == [] and _snapshot(config.out_path / "cells") == cells  # nothing retrained or redone
+    (config.out_path / "notes.txt").write_text("mine")
+    argv = ["benchmark", "--policies", "first", "--simulators", "fake-a", "--seeds", "1", "--episodes", "8",
+            "--out", config.out_dir, "--overwrite"]
+    assert main(argv) == 0
+    with open(config.out_path / "config.toml", "rb") as fh:
+        written = tomllib.load(fh)
+    assert written["policies"] == ["first"] and written["simulators"] == ["fake-a"] and written["seeds"] == 1
+    done = sorted(p.relative_to(config.out_path / "cells").as_posix() for p in (config.out_path / "cells").rglob("*.json"))
+    assert done == ["fake-a/first/seed-0.json"]  # the old run's cells are gone, not mixed in
+    assert set(pd.read_csv(config.out_path / "results.csv")["policy"]) == {"first"}
+    assert (config.out_path / "notes.txt").read_text() == "mine"  # only what a run writes is removed
+
+
+def test_a_rerun_that_only_adds_policies_simulators_or_seeds_extends_the_run(tmp_path, fake_registry):
+    run_benchmark(_config(tmp_path, policies=("fav",), simulators=("fake-a",), seeds=1), progress=False)
+    run_benchmark(_config(tmp_path, seeds=2), progress=False)
+    assert load_results(_config(tmp_path, seeds=2)).missing == []
+    with pytest.raises(ConfigError, match=r"seeds = 2 there, 1 now"):
+        run_benchmark(_config(tmp_path, seeds=1), progress=False)

@@ -58,3 +58,29 @@ def test_missing_and_malformed_files_are_config_errors(tmp_path):
     bad.write_text("seeds = = 3")
     with pytest.raises(ConfigError, match="not valid TOML"):
         BenchmarkConfig.build(bad)
+
+
+def test_unreadable_config_files_are_one_line_config_errors(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'seeds = 3\nout_dir = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"config file .*latin1\.toml is not UTF-8 text \(byte 0xe9 at offset 24\)"):
+        BenchmarkConfig.build(latin1)
+    with pytest.raises(ConfigError, match=r"config file .* is a directory, not a TOML file"):
+        BenchmarkConfig.build(tmp_path)
+
+
+@pytest.mark.parametrize("toml, match", [
+    ('quick = "no"', r"quick must be true or false, got 'no'"),
+    ('offline = "false"', r"offline must be true or false, got 'false'"),
+    ('retrain_per_seed = 1', r"retrain_per_seed must be true or false, got 1"),
+    ("out_dir = 5", r"out_dir must be a string, got 5"),
+    ("warm_start = 0", r"warm_start must be a string, got 0"),
+    ('seeds = "3"', r"seeds must be a positive integer, got '3'"),
+    ("seeds = true", r"seeds must be a positive integer, got True"),
+    ('[budgets]\nepochs = "4"', r"budgets.epochs must be a positive integer, got '4'"),
+])
+def test_config_file_values_of_the_wrong_type_name_the_field_and_value(tmp_path, toml, match):
+    path = tmp_path / "c.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(ConfigError, match=match):
+        BenchmarkConfig.build(path)

@@ -33,3 +33,23 @@ def test_each_subcommand_help_renders(name: str, capsys: pytest.CaptureFixture[s
         main([name, "--help"])
     assert exc.value.code == 0
     assert "usage: recsim" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, match", [
+    (b'seeds = 3\nout_dir = "caf\xe9"\n', "is not UTF-8 text"),
+    (b"out_dir = 5\n", "out_dir must be a string, got 5"),
+    (b'quick = "no"\n', "quick must be true or false, got 'no'"),
+])
+def test_bad_benchmark_config_is_one_line_error(tmp_path, capsys: pytest.CaptureFixture[str],
+                                                content: bytes, match: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(content)
+    assert main(["benchmark", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("recsim benchmark: error: ") and match in err and "\n" not in err
+
+
+def test_config_naming_a_directory_is_one_line_error(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["benchmark", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"recsim benchmark: error: config file {tmp_path} is a directory, not a TOML file"

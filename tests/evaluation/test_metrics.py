@@ -107,3 +107,23 @@ def test_mean_confidence_interval_matches_t_interval():
 def test_ranking_metrics_are_ordered_and_bounded(ranks, k):
     hr, ndcg, mrr = metrics.hit_rate_at_k(ranks, k), metrics.ndcg_at_k(ranks, k), metrics.mrr_at_k(ranks, k)
     assert 0.0 <= mrr <= ndcg <= hr <= 1.0
+
+
+def test_ece_bins_follow_floor_of_p_times_n_bins_at_exact_edges():
+    # floor(0.3 * 10) = floor(0.35 * 10) = 3: one bin, mean p 0.325, mean y 0.5 -> |0.5 - 0.325| = 0.175
+    ece, bins = metrics.expected_calibration_error([0.3, 0.35], [1, 0], 10)
+    assert ece == pytest.approx(0.175)
+    assert bins["count"].tolist() == [0, 0, 0, 2, 0, 0, 0, 0, 0, 0]
+    # 0.2, 0.4, 0.6, 0.8 each open their own bin (2, 4, 6, 8); 1.0 falls in the last, closed bin
+    _, edges = metrics.expected_calibration_error([0.2, 0.4, 0.6, 0.8, 1.0], [0, 0, 1, 1, 1], 10)
+    assert np.flatnonzero(edges["count"].to_numpy()).tolist() == [2, 4, 6, 8, 9]
+
+
+def test_novelty_floors_only_unseen_items_and_never_below_the_rarest_seen_one():
+    # 64 interactions: item 1 seen once, share 1/64 (6 bits) though 1/64 < 1/(10 * 4); items 2 and 3 unseen
+    pop = np.array([63, 1, 0, 0])
+    assert metrics.novelty(np.array([[1]]), pop) == pytest.approx(6.0)
+    # an unseen item is as novel as the rarest seen one, not less: min(1/40, 1/64) -> 6 bits
+    assert metrics.novelty(np.array([[2]]), pop) == pytest.approx(6.0)
+    # when every seen share is above 1/(10 n), unseen items get 1/40 -> log2(40) bits
+    assert metrics.novelty(np.array([[3, 0]]), np.array([1, 1, 0, 0])) == pytest.approx((math.log2(40) + 1) / 2)

@@ -83,3 +83,29 @@ def test_item_cold_start_keeps_held_out_items_out_of_training(tiny_log):
     assert train.n_items == tiny_log.n_items and ranking.candidates.shape[1] == 6
     with pytest.raises(ConfigError, match="held_out_fraction"):
         item_cold_start(tiny_log, held_out_fraction=1.0)
+
+
+class NaNScorer:
+    """A model that emits NaN: its ranks mean nothing and must not be reported."""
+
+    def score(self, users, items):
+        return np.full(np.shape(items), np.nan)
+
+
+def test_ranks_of_first_refuses_nan_scores():
+    with pytest.raises(DataError, match=r"scores row 0 column 0 is NaN"):
+        ranks_of_first(np.array([[np.nan, 1.0, 2.0, 3.0]]), np.random.default_rng(0))
+
+
+def test_protocols_refuse_a_model_that_emits_nan_naming_it(tiny_log):
+    split = leave_one_out(tiny_log)
+    ranking = SampledRanking.build(split.test, seen_items(tiny_log), n_negatives=30, seed=0)
+    with pytest.raises(DataError, match=r"NaNScorer\.score returned NaN for user \d+ \(item \d+\)"):
+        ranking.evaluate(NaNScorer())
+    with pytest.raises(DataError, match=r"NaNScorer\.score returned NaN for user \d+ \(item \d+\)"):
+        full_ranking(NaNScorer(), split.train, split.test, k=10)
+
+
+def test_infinite_scores_still_rank():
+    ranks = ranks_of_first(np.array([[np.inf, 1.0, -np.inf], [-np.inf, 0.0, 1.0]]), np.random.default_rng(0))
+    assert ranks.tolist() == [0, 2]

@@ -363,3 +363,58 @@ def test_consumption_memory_is_the_same_for_non_contiguous_state_arrays(tiny_mod
     for name in ("recent", "seen", "clicks", "query", "patience"):
         np.testing.assert_array_equal(getattr(twin, name), getattr(state, name), err_msg=name)
     assert state.seen.sum() == 6 * 3
+
+
+def test_load_refuses_a_truncated_artifact_as_an_artifact_error(tiny_model, tmp_path):
+    path = tiny_model.save(tmp_path / "model.npz")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ArtifactError, match=r"model\.npz: not a readable fitted user model artifact \("):
+        FittedUserModel.load(path)
+
+
+def test_a_truncated_cached_artifact_is_refitted_with_a_warning(tiny_log, tmp_path, monkeypatch, caplog):
+    from recsim_env.fit import datasets as fitting
+
+    early = tiny_log.with_interactions(tiny_log.interactions.iloc[::2], "tiny/early")
+    monkeypatch.setattr(fitting, "dataset_splits", lambda dataset, cache_dir: (early, early))
+    first, _ = fitting.fitted_user_model("tiny", "train", tmp_path, fitting.FitConfig.fast())
+    (cached,) = (tmp_path / "models").glob("tiny-train-*.npz")
+    cached.write_bytes(cached.read_bytes()[:1000])
+    with caplog.at_level("WARNING", logger="recsim_env.fit.datasets"):
+        again, _ = fitting.fitted_user_model("tiny", "train", tmp_path, fitting.FitConfig.fast())
+    assert "refitting: cached artifact unusable" in caplog.text and cached.name in caplog.text
+    np.testing.assert_array_equal(again.arrays.item_vectors, first.arrays.item_vectors)
+    FittedUserModel.load(cached)  # the refit replaced the truncated file
+
+
+def _save_with(model: FittedUserModel, path, **arrays: np.ndarray):
+    """``model``'s artifact with some arrays swapped, written as a damaged file would be found."""
+    model.save(path)
+    with np.load(path) as npz:
+        contents = {name: npz[name] for name in npz.files}
+    np.savez(path, **{**contents, **arrays})
+    return path
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_load_refuses_non_finite_arrays_naming_the_array(tiny_model, tmp_path, value):
+    vectors = np.full_like(tiny_model.arrays.item_vectors, value)
+    path = _save_with(tiny_model, tmp_path / "model.npz", item_vectors=vectors)
+    count = vectors.size
+    with pytest.raises(ArtifactError, match=rf"model\.npz: array 'item_vectors' has {count} non-finite values"):
+        FittedUserModel.load(path)
+
+
+def test_load_refuses_arrays_whose_shapes_disagree_naming_both(tiny_model, tmp_path):
+    vectors = tiny_model.arrays.item_vectors
+    half = vectors[: len(vectors) // 2]
+    path = _save_with(tiny_model, tmp_path / "model.npz", item_vectors=half)
+    with pytest.raises(ArtifactError, match=rf"model\.npz: array 'item_bias' has shape \({len(vectors)},\) but "
+                                            rf"'item_vectors' has shape \({len(half)}, {vectors.shape[1]}\): they "
+                                            r"disagree on the number of items"):
+        FittedUserModel.load(path)
+    users = tiny_model.arrays.user_pref.shape[0]
+    path = _save_with(tiny_model, tmp_path / "model.npz", active_users=np.array([0, users]))
+    with pytest.raises(ArtifactError, match=rf"array 'active_users' names user {users}, outside the {users} "
+                                            r"users of 'user_pref'"):
+        FittedUserModel.load(path)

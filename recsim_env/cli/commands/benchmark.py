@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "benchmark", help="train every policy, evaluate it on every simulator and seed, write a report",
         description="Fetch ML-100K, fit the simulators, train the baselines and agents, evaluate each on each "
                     "simulator and seed with common random numbers, and write a report (CSV, markdown, plots, "
-                    "TensorBoard). Rerunning with the same --out resumes an interrupted run.")
+                    "TensorBoard). Rerunning with the same --out and config resumes an interrupted run; "
+                    "--overwrite starts over.")
     parser.add_argument("--config", metavar="FILE", help="TOML config file (see recsim_env.benchmark.config)")
     parser.add_argument("--quick", action="store_true", default=None, help="a smoke run in minutes: short training budgets, 3 seeds, 200 episodes, "
                              "each policy trained once")
@@ -35,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warm-start", metavar="BASELINE",
                         help="baseline whose embeddings start the RL agents: mf-bpr (default), neumf, content, "
                              "or none (agents from scratch)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over: remove a previous run in --out (its cells, report and aggregates) first; "
+                             "without it a rerun must use the run's config, or only add seeds, policies, "
+                             "simulators or metrics")
     parser.add_argument("--list", action="store_true", help="list the known policies and simulators, then exit")
     parser.set_defaults(func=_run)
 
@@ -49,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
                                    retrain_per_seed=args.retrain_per_seed,
                                    warm_start=None if args.warm_start is None else
                                    ("" if args.warm_start == "none" else args.warm_start))
-    run_benchmark(config)
+    run_benchmark(config, overwrite=args.overwrite)
     return 0
 
 

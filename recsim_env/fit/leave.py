@@ -1,0 +1,580 @@
+"""The leave hazard: ``P(the session ends after this consumed item | features)``, fitted on logged sessions.
+
+A discrete-time hazard: every consumed item of a logged session (sessions cut at gaps >=
+``gap_seconds``, :func:`~recsim_env.data.sessions.sessionize`) is one Bernoulli trial, *ended* when it
+is its session's last item. A logistic GLM with an L2 penalty on standardised features, fitted by
+Newton's method in numpy (convex, exact, well under a second on ML-100K; no torch import). Features:
+
+=====================  ===========================================================================
+``log1p_position``     ``log(1 + p)``, ``p`` the item's 0-based position in its session
+``position_a_b``       indicators of ``p`` in the bins of :attr:`LeaveConfig.position_bins`
+``rating``             the rating given (left out when the log has no ratings)
+``shortfall``          ``max(0, like_threshold - rating)``: how far below a like
+``overlap``            cosine of the item's genre vector with the session's genre profile so far (a sum
+                       of earlier items' unit genre vectors, decayed by ``overlap_decay`` per item;
+                       0 at ``p = 0``): fatigue
+``log1p_popularity``   ``log(1 + interactions with the item)`` in the reference (training) log
+``log1p_activity``     ``log(1 + interactions of the user)`` in the reference log outside this session
+=====================  ===========================================================================
+
+Censoring: a session whose last logged item lies within ``gap_seconds`` of the log's end may still
+have been going on when the log stopped; that item's outcome is unknown, so it leaves the likelihood
+(its earlier items, which the user did continue after, stay in). Every other session end is an
+observed leave: by the definition of a session, the user did nothing for ``gap_seconds``. A log
+without timestamps (row numbers instead) has one session per user, its whole history, none censored.
+
+What the logs cannot show, and so stays an *assumed* parameter: leaving after a step *without* a click
+(ML-100K has no impressions; every logged row is a consumed item). :attr:`LeaveHazard.no_click_probability`
+is :attr:`LeaveConfig.no_click_leave` when set, else the constant hazard of consumed items ("an
+ignored slate ends a session as often as an average consumed item"); ``meta["no_click_source"]`` says which.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit
+
+from recsim_env.data.catalog import ItemCatalog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.sessions import DEFAULT_GAP_SECONDS, sessionize
+from recsim_env.errors import ArtifactError, ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load."""
+
+
+@dataclass(frozen=True)
+class LeaveConfig:
+    """How sessions are cut, which features the hazard has and how it is fitted."""
+
+    gap_seconds: float = DEFAULT_GAP_SECONDS
+    """Seconds of inactivity (>=) that end a session."""
+    like_threshold: float = 4.0
+    """A rating >= this is a like; the ``shortfall`` feature is the distance below it."""
+    overlap_decay: float = 0.7
+    """Per-item factor by which the session's genre profile fades (the fitted model's ``fatigue_decay``)."""
+    position_bins: tuple[int, ...] = (1, 3, 6, 11)
+    """Right edges of the position indicator bins ``[0, 1), [1, 3), [3, 6), [6, 11)``; beyond the last
+    edge only ``log1p_position`` varies."""
+    l2: float = 1e-4
+    """L2 penalty on the standardised coefficients (not the intercept), per row of the mean log-loss."""
+    max_iterations: int = 100
+    """Newton steps at most."""
+    no_click_leave: float | None = None
+    """Assumed leave probability after a step without a click (``None``: the fitted constant hazard)."""
+
+    def __post_init__(self) -> None:
+        for name in ("gap_seconds", "overlap_decay", "l2"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not np.isfinite(value) or value < 0:
+                raise ConfigError(f"LeaveConfig.{name} must be a finite number >= 0, got {value!r}")
+        if not self.gap_seconds > 0 or not self.overlap_decay < 1:
+            raise ConfigError(f"LeaveConfig needs gap_seconds > 0 and overlap_decay in [0, 1), got "
+                              f"{self.gap_seconds!r} and {self.overlap_decay!r}")
+        bins = self.position_bins
+        if not bins or any(not isinstance(b, int) or b < 1 for b in bins) or list(bins) != sorted(set(bins)):
+            raise ConfigError(f"LeaveConfig.position_bins must be increasing positive ints, got {bins!r}")
+        if isinstance(self.max_iterations, bool) or not isinstance(self.max_iterations, int) or self.max_iterations < 1:
+            raise ConfigError(f"LeaveConfig.max_iterations must be a positive int, got {self.max_iterations!r}")
+        if self.no_click_leave is not None and not 0.0 <= self.no_click_leave <= 1.0:
+            raise ConfigError(f"LeaveConfig.no_click_leave must be in [0, 1] or None, got {self.no_click_leave!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class LeaveInputs:
+    """The raw per-item quantities of a log's consumed items (one entry per row), and their outcomes."""
+
+    user: np.ndarray
+    """``(n,)`` int64 user index."""
+    position: np.ndarray
+    """``(n,)`` int64 0-based position in the session."""
+    rating: np.ndarray | None
+    """``(n,)`` float64 rating, or ``None`` when the log has no ratings."""
+    overlap: np.ndarray
+    """``(n,)`` float64 genre overlap with the session so far, in ``[0, 1]``."""
+    popularity: np.ndarray
+    """``(n,)`` float64 interactions with the item in the reference log."""
+    activity: np.ndarray
+    """``(n,)`` float64 interactions of the user in the reference log (outside this session when the
+    reference is the log itself)."""
+    ended: np.ndarray
+    """``(n,)`` bool: the item is the last of its session (and the end was observed)."""
+    observed: np.ndarray
+    """``(n,)`` bool: False for a censored item (its session may have gone on after the log's end)."""
+
+
+def unit_genres(genres: np.ndarray) -> np.ndarray:
+    """Rows of a multi-hot genre matrix scaled to unit length (items without genres stay 0)."""
+    norm = np.linalg.norm(genres, axis=1, keepdims=True)
+    return (genres / np.maximum(norm, 1e-12)).astype(np.float64)
+
+
+def session_overlap(unit: np.ndarray, items: np.ndarray, position: np.ndarray, decay: float) -> np.ndarray:
+    """Cosine of each item's unit genre vector with its session's decayed genre profile before it.
+
+    Rows are a log's rows (sessions contiguous, ``position`` 0-based). One pass per position, batched
+    over all sessions: the profile of a row is ``decay * profile(previous row) + unit(previous item)``.
+    """
+    profile = np.zeros((len(items), unit.shape[1]))
+    order = np.argsort(position, kind="stable")
+    bounds = np.searchsorted(position[order], np.arange(int(position.max(initial=0)) + 2))
+    for step in range(1, len(bounds) - 1):
+        rows = order[bounds[step]:bounds[step + 1]]
+        profile[rows] = decay * profile[rows - 1] + unit[items[rows - 1]]
+    norm = np.linalg.norm(profile, axis=1)
+    dot = np.einsum("ng,ng->n", profile, unit[items])
+    return np.where(norm > 0, dot / np.maximum(norm, 1e-12), 0.0)
+
+
+def timestamps_are_row_numbers(times: np.ndarray) -> bool:
+    """True when a log's timestamps are its row numbers, as a log loaded without a timestamp column has."""
+    return len(times) > 1 and np.array_equal(np.sort(times), np.arange(len(times)))
+
+
+def _check_end(times: np.ndarray, end_time: float | None, name: str) -> float:
+    if end_time is None:
+        return float(times.max(initial=0))
+    if not np.isfinite(end_time) or end_time < times.max(initial=end_time):
+        raise ConfigError(f"{name}: end_time {end_time!r} is before the log's last timestamp {times.max()}")
+    return float(end_time)
+
+
+def leave_inputs(log: InteractionLog, config: LeaveConfig | None = None, item_counts: np.ndarray | None = None,
+                 user_counts: np.ndarray | None = None, end_time: float | None = None,
+                 item_genres: np.ndarray | None = None) -> LeaveInputs:
+    """The raw features and outcomes of every row of ``log`` (see the module docstring).
+
+    Args:
+        item_counts, user_counts: interactions per item / user in the reference log (pass the
+            training log's for a held-out log); ``None``: ``log``'s own, less the row itself / its session.
+        end_time: when the log stopped (epoch seconds); ``None``: its last timestamp.
+        item_genres: ``(n_items, G)`` multi-hot genres; ``None``: the log's item table.
+    """
+    config = config or LeaveConfig()
+    inter = log.interactions
+    users = inter["user"].to_numpy(np.int64)
+    items = inter["item"].to_numpy(np.int64)
+    times = inter["timestamp"].to_numpy(np.int64)
+    session = sessionize(log, config.gap_seconds)
+    n_rows = len(users)
+    new_session = np.r_[True, session[1:] != session[:-1]] if n_rows else np.zeros(0, bool)
+    position = np.arange(n_rows) - np.maximum.accumulate(np.where(new_session, np.arange(n_rows), 0))
+    session_last = np.r_[new_session[1:], True] if n_rows else np.zeros(0, bool)
+    user_last = np.r_[users[1:] != users[:-1], True] if n_rows else np.zeros(0, bool)
+    end = _check_end(times, end_time, log.name)
+    observed = ~(user_last & (end - times < config.gap_seconds))
+    if timestamps_are_row_numbers(times):
+        # No clock: each user's history is one session, and its end is the user's last row, not the log's.
+        logger.info("%s: timestamps are row numbers: each user's history is one session, none censored", log.name)
+        observed[:] = True
+    if item_counts is None:
+        popularity = np.bincount(items, minlength=log.n_items)[items] - 1.0
+    else:
+        popularity = np.asarray(item_counts, np.float64)[items]
+    if user_counts is None:
+        session_length = np.bincount(session)[session]
+        activity = np.bincount(users, minlength=log.n_users)[users] - session_length.astype(np.float64)
+    else:
+        activity = np.asarray(user_counts, np.float64)[users]
+    genres = ItemCatalog.from_log(log).genres if item_genres is None else item_genres
+    overlap = session_overlap(unit_genres(genres), items, position, config.overlap_decay)
+    rating = inter["rating"].to_numpy(np.float64) if "rating" in inter.columns else None
+    return LeaveInputs(user=users, position=position.astype(np.int64), rating=rating, overlap=overlap,
+                       popularity=popularity.astype(np.float64), activity=activity, ended=session_last & observed,
+                       observed=observed)
+
+
+def position_feature_names(bins: tuple[int, ...]) -> tuple[str, ...]:
+    """Names of the position basis: ``log1p_position`` and one indicator per bin."""
+    edges = (0,) + tuple(bins)
+    indicators = tuple(f"position_{low}" if high - low == 1 else f"position_{low}_{high - 1}"
+                       for low, high in itertools.pairwise(edges))
+    return ("log1p_position",) + indicators
+
+
+def feature_names(config: LeaveConfig, has_rating: bool) -> tuple[str, ...]:
+    """Every feature of the full hazard, in design-column order."""
+    rating = ("rating", "shortfall") if has_rating else ()
+    return position_feature_names(config.position_bins) + rating + ("overlap", "log1p_popularity", "log1p_activity")
+
+
+def raw_features(position: np.ndarray, rating: np.ndarray | None, overlap: np.ndarray, popularity: np.ndarray,
+                 activity: np.ndarray, like_threshold: float, bins: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Each feature's column (unstandardised), by name; rating columns only when ``rating`` is given."""
+    position = np.asarray(position, np.float64)
+    columns = {"log1p_position": np.log1p(position)}
+    edges = (0,) + tuple(bins)
+    for name, (low, high) in zip(position_feature_names(bins)[1:], itertools.pairwise(edges)):
+        columns[name] = ((position >= low) & (position < high)).astype(np.float64)
+    if rating is not None:
+        rating = np.asarray(rating, np.float64)
+        columns["rating"] = rating
+        columns["shortfall"] = np.maximum(like_threshold - rating, 0.0)
+    columns["overlap"] = np.asarray(overlap, np.float64)
+    columns["log1p_popularity"] = np.log1p(np.asarray(popularity, np.float64))
+    columns["log1p_activity"] = np.log1p(np.asarray(activity, np.float64))
+    return columns
+
+
+@dataclass(frozen=True, eq=False)
+class LeaveHazard:
+    """A fitted (or hand-set) leave hazard: ``P(leave) = sigmoid(intercept + design · coefficients)``.
+
+    ``design`` is the standardised feature matrix :meth:`features` builds from raw arrays, so a
+    simulator calls ``probability(features(...))`` on a whole batch of consumed items at once.
+    """
+
+    feature_names: tuple[str, ...]
+    """Design columns, in order."""
+    intercept: float
+    """Log-odds of leaving at the mean of every feature."""
+    coefficients: np.ndarray
+    """``(F,)`` log-odds per standard deviation of each feature."""
+    feature_mean: np.ndarray
+    """``(F,)`` mean of each raw feature on the fitting rows."""
+    feature_scale: np.ndarray
+    """``(F,)`` standard deviation of each raw feature on the fitting rows (1 where constant)."""
+    covariance: np.ndarray
+    """``(F + 1, F + 1)`` covariance of ``(intercept, coefficients)`` (inverse penalised Hessian)."""
+    item_counts: np.ndarray
+    """``(I,)`` interactions per item in the fitting log: the popularity of an item a simulator shows."""
+    user_counts: np.ndarray
+    """``(U,)`` interactions per user in the fitting log: the activity of a simulated logged user."""
+    like_threshold: float = 4.0
+    """As :attr:`LeaveConfig.like_threshold`."""
+    overlap_decay: float = 0.7
+    """As :attr:`LeaveConfig.overlap_decay`: a simulator's genre profile must fade at this rate."""
+    position_bins: tuple[int, ...] = (1, 3, 6, 11)
+    """As :attr:`LeaveConfig.position_bins`."""
+    gap_seconds: float = DEFAULT_GAP_SECONDS
+    """The session gap the hazard was fitted with."""
+    no_click_probability: float = 0.0
+    """Assumed (never fitted) probability of leaving after a step without a click."""
+    meta: dict = field(default_factory=dict)
+    """Provenance: dataset, fingerprint, rows, events, censored rows, fit seconds, training log-loss."""
+
+    @property
+    def has_rating(self) -> bool:
+        return "rating" in self.feature_names
+
+    def features(self, position: np.ndarray, rating: np.ndarray | None, overlap: np.ndarray,
+                 popularity: np.ndarray, activity: np.ndarray) -> np.ndarray:
+        """``(n, F)`` standardised design of ``n`` consumed items from their raw ``(n,)`` quantities.
+
+        Args:
+            position: 0-based position of the item in its session.
+            rating: the rating given (``None`` only for a hazard fitted without ratings).
+            overlap: cosine of the item's genres with the session's decayed genre profile (see
+                :func:`session_overlap`; the profile must fade by :attr:`overlap_decay`).
+            popularity: interactions with the item in the reference log (``item_counts[items]``).
+            activity: interactions of the user in the reference log (``user_counts[users]``).
+        """
+        if self.has_rating and rating is None:
+            raise ConfigError("LeaveHazard.features: this hazard was fitted with ratings; pass rating")
+        columns = raw_features(position, rating if self.has_rating else None, overlap, popularity, activity,
+                               self.like_threshold, self.position_bins)
+        raw = np.column_stack([columns[name] for name in self.feature_names]) if self.feature_names \
+            else np.zeros((len(np.asarray(position)), 0))
+        return (raw - self.feature_mean) / self.feature_scale
+
+    def features_for(self, users: np.ndarray, items: np.ndarray, position: np.ndarray, rating: np.ndarray | None,
+                     overlap: np.ndarray) -> np.ndarray:
+        """:meth:`features` with popularity and activity looked up from the fitting log's counts."""
+        return self.features(position, rating, overlap, self.item_counts[np.asarray(items)],
+                             self.user_counts[np.asarray(users)])
+
+    def design(self, inputs: LeaveInputs) -> np.ndarray:
+        """:meth:`features` of a log's rows (:func:`leave_inputs`)."""
+        return self.features(inputs.position, inputs.rating, inputs.overlap, inputs.popularity, inputs.activity)
+
+    def probability(self, design: np.ndarray) -> np.ndarray:
+        """``(n,)`` float64 probability that each item is its session's last."""
+        return expit(self.intercept + np.asarray(design, np.float64) @ self.coefficients)
+
+    def sample_leaves(self, design: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``(n,)`` bool: which users leave after these items (one uniform draw each)."""
+        return rng.random(len(design)) < self.probability(design)
+
+    def raw_coefficients(self) -> tuple[float, dict[str, float], float, dict[str, float]]:
+        """(intercept, coefficient per raw feature unit, and their standard errors) on the raw scale."""
+        transform = self._raw_transform()
+        params = transform @ np.r_[self.intercept, self.coefficients]
+        errors = np.sqrt(np.maximum(np.diag(transform @ self.covariance @ transform.T), 0.0))
+        names = self.feature_names
+        return (float(params[0]), dict(zip(names, params[1:].tolist())), float(errors[0]),
+                dict(zip(names, errors[1:].tolist())))
+
+    def _raw_transform(self) -> np.ndarray:
+        """Linear map from (intercept, standardised coefficients) to the raw-scale parameters."""
+        n_features = len(self.feature_names)
+        transform = np.zeros((n_features + 1, n_features + 1))
+        transform[0, 0] = 1.0
+        transform[0, 1:] = -self.feature_mean / self.feature_scale
+        transform[1:, 1:] = np.diag(1.0 / self.feature_scale)
+        return transform
+
+    @classmethod
+    def from_raw(cls, intercept: float, coefficients: dict[str, float], item_counts: np.ndarray,
+                 user_counts: np.ndarray, config: LeaveConfig | None = None) -> LeaveHazard:
+        """A hand-set hazard on raw features (ground truth for synthetic logs); unnamed features get 0."""
+        config = config or LeaveConfig()
+        names = feature_names(config, has_rating=any(k in coefficients for k in ("rating", "shortfall")))
+        unknown = set(coefficients) - set(names)
+        if unknown:
+            raise ConfigError(f"LeaveHazard.from_raw: unknown feature(s) {sorted(unknown)}; known: {list(names)}")
+        n_features = len(names)
+        return cls(names, float(intercept), np.array([coefficients.get(k, 0.0) for k in names], np.float64),
+                   np.zeros(n_features), np.ones(n_features), np.zeros((n_features + 1, n_features + 1)),
+                   np.asarray(item_counts, np.float64), np.asarray(user_counts, np.float64),
+                   config.like_threshold, config.overlap_decay, tuple(config.position_bins), config.gap_seconds,
+                   config.no_click_leave or 0.0, {"source": "hand-set"})
+
+    # ------------------------------------------------------------------ artifact
+    def save(self, path: str | Path) -> Path:
+        """Write plain arrays and a JSON header to ``.npz`` (read back with ``allow_pickle=False``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {"format_version": FORMAT_VERSION, "kind": "leave_hazard", "feature_names": list(self.feature_names),
+                  "intercept": self.intercept, "like_threshold": self.like_threshold,
+                  "overlap_decay": self.overlap_decay, "position_bins": list(self.position_bins),
+                  "gap_seconds": self.gap_seconds, "no_click_probability": self.no_click_probability,
+                  "meta": self.meta}
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as handle:  # write-then-rename: a crash never leaves half an artifact
+            np.savez(handle, header=np.array(json.dumps(header)), coefficients=self.coefficients,
+                     feature_mean=self.feature_mean, feature_scale=self.feature_scale, covariance=self.covariance,
+                     item_counts=self.item_counts, user_counts=self.user_counts)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> LeaveHazard:
+        """Read :meth:`save`'s file; :class:`ArtifactError` on another kind or format version."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                header = json.loads(str(npz["header"]))
+                if header.get("kind") != "leave_hazard" or header.get("format_version") != FORMAT_VERSION:
+                    raise ArtifactError(f"{path}: a {header.get('kind')!r} artifact of format "
+                                        f"{header.get('format_version')}, expected 'leave_hazard' format "
+                                        f"{FORMAT_VERSION}; refit it")
+                arrays = {name: npz[name] for name in ("coefficients", "feature_mean", "feature_scale",
+                                                       "covariance", "item_counts", "user_counts")}
+        except ArtifactError:
+            raise
+        except (OSError, KeyError, ValueError) as exc:
+            raise ArtifactError(f"{path}: not a readable leave hazard artifact ({exc})") from exc
+        return cls(tuple(header["feature_names"]), float(header["intercept"]), arrays["coefficients"],
+                   arrays["feature_mean"], arrays["feature_scale"], arrays["covariance"], arrays["item_counts"],
+                   arrays["user_counts"], header["like_threshold"], header["overlap_decay"],
+                   tuple(header["position_bins"]), header["gap_seconds"], header["no_click_probability"],
+                   header["meta"])
+
+
+# ---------------------------------------------------------------------------- fitting
+def _logistic_newton(design: np.ndarray, labels: np.ndarray, l2: float,
+                     max_iterations: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Penalised logistic regression: (params [intercept, coefficients], covariance, converged)."""
+    n_rows = len(labels)
+    with_ones = np.column_stack([np.ones(n_rows), design])
+    penalty = np.full(with_ones.shape[1], l2)
+    penalty[0] = 0.0  # the intercept carries the base rate: never shrunk
+    rate = np.clip(labels.mean(), 1e-6, 1 - 1e-6)
+    params = np.zeros(with_ones.shape[1])
+    params[0] = np.log(rate / (1 - rate))
+
+    def objective(candidate: np.ndarray) -> float:
+        logits = with_ones @ candidate
+        return float(np.mean(np.logaddexp(0.0, logits) - labels * logits) + 0.5 * penalty @ candidate ** 2)
+
+    converged = False
+    for _ in range(max_iterations):
+        prob = expit(with_ones @ params)
+        gradient = with_ones.T @ (prob - labels) / n_rows + penalty * params
+        hessian = (with_ones.T * (prob * (1 - prob))) @ with_ones / n_rows + np.diag(penalty)
+        if np.max(np.abs(gradient)) < 1e-9:
+            converged = True
+            break
+        step = np.linalg.solve(hessian + 1e-12 * np.eye(len(params)), gradient)
+        current, size = objective(params), 1.0
+        while objective(params - size * step) > current and size > 1e-8:  # backtracking: Newton may overshoot
+            size /= 2
+        params = params - size * step
+    covariance = np.linalg.pinv(hessian * n_rows)
+    return params, covariance, converged
+
+
+def fit_hazard(inputs: LeaveInputs, names: tuple[str, ...], config: LeaveConfig, item_counts: np.ndarray,
+               user_counts: np.ndarray, meta: dict | None = None) -> LeaveHazard:
+    """Fit a hazard with the features ``names`` on the observed rows of ``inputs``.
+
+    ``names=()`` is the constant hazard, :func:`position_feature_names` the position-only one.
+    """
+    rows = np.flatnonzero(inputs.observed)
+    labels = inputs.ended[rows].astype(np.float64)
+    if rows.size == 0 or labels.min() == labels.max():
+        raise DataError(f"{(meta or {}).get('dataset', 'log')}: the leave hazard needs observed items that "
+                        f"end a session and items that are followed by another; got {int(labels.sum())} "
+                        f"session end(s) among {rows.size} observed item(s)")
+    if inputs.rating is None and any(k in names for k in ("rating", "shortfall")):
+        raise DataError(f"{(meta or {}).get('dataset', 'log')}: the leave hazard's rating features need a "
+                        f"rating column; the log has none")
+    columns = raw_features(inputs.position[rows], None if inputs.rating is None else inputs.rating[rows],
+                           inputs.overlap[rows], inputs.popularity[rows], inputs.activity[rows],
+                           config.like_threshold, config.position_bins)
+    raw = np.column_stack([columns[name] for name in names]) if names else np.zeros((rows.size, 0))
+    mean = raw.mean(axis=0)
+    scale = raw.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    params, covariance, converged = _logistic_newton((raw - mean) / scale, labels, config.l2, config.max_iterations)
+    if not converged:
+        logger.warning("leave hazard: Newton's method stopped after %d steps before converging", config.max_iterations)
+    constant = float(labels.mean())
+    no_click = config.no_click_leave if config.no_click_leave is not None else constant
+    meta = dict(meta or {}) | {"rows": int(rows.size), "events": int(labels.sum()),
+                               "censored": int((~inputs.observed).sum()), "constant_hazard": constant,
+                               "converged": converged,
+                               "no_click_source": "assumed: LeaveConfig.no_click_leave"
+                               if config.no_click_leave is not None else "assumed: the constant hazard of consumed items"}
+    return LeaveHazard(tuple(names), float(params[0]), params[1:], mean, scale, covariance,
+                       np.asarray(item_counts, np.float64), np.asarray(user_counts, np.float64),
+                       config.like_threshold, config.overlap_decay, tuple(config.position_bins), config.gap_seconds,
+                       float(no_click), meta)
+
+
+def fit_leave_hazard(log: InteractionLog, config: LeaveConfig | None = None, names: tuple[str, ...] | None = None,
+                     end_time: float | None = None) -> LeaveHazard:
+    """Fit the leave hazard on ``log`` (pass the training split); ``names`` default to every feature."""
+    config = config or LeaveConfig()
+    began = time.perf_counter()
+    inputs = leave_inputs(log, config, end_time=end_time)
+    names = feature_names(config, inputs.rating is not None) if names is None else tuple(names)
+    item_counts = np.bincount(log.interactions["item"].to_numpy(), minlength=log.n_items)
+    user_counts = np.bincount(log.interactions["user"].to_numpy(), minlength=log.n_users)
+    hazard = fit_hazard(inputs, names, config, item_counts, user_counts,
+                        {"dataset": log.name, "fingerprint": log.fingerprint()})
+    hazard.meta["fit_seconds"] = time.perf_counter() - began
+    hazard.meta["train_log_loss"] = log_loss(hazard.probability(hazard.design(inputs)), inputs)
+    return hazard
+
+
+def log_loss(probability: np.ndarray, inputs: LeaveInputs) -> float:
+    """Mean negative log-likelihood (nats) of the observed rows' outcomes."""
+    rows = inputs.observed
+    prob = np.clip(np.broadcast_to(probability, inputs.ended.shape)[rows], 1e-12, 1 - 1e-12)
+    ended = inputs.ended[rows]
+    return float(-np.mean(np.where(ended, np.log(prob), np.log1p(-prob))))
+
+
+# ---------------------------------------------------------------------------- held-out figures
+def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of binomial proportions (NaN where ``trials`` is 0)."""
+    trials = np.asarray(trials, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.asarray(successes, np.float64) / trials
+        centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+        half = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return centre - half, centre + half
+
+
+@dataclass(frozen=True, eq=False)
+class HazardTable:
+    """The hazard by one key (rating or position): logged share with 95 % intervals beside a model's."""
+
+    key: str
+    """What the rows are grouped by."""
+    values: np.ndarray
+    """``(K,)`` key value of each row."""
+    at_risk: np.ndarray
+    """``(K,)`` observed items with that key."""
+    leaves: np.ndarray
+    """``(K,)`` of those, items that ended their session."""
+    logged: np.ndarray
+    """``(K,)`` ``leaves / at_risk`` (NaN where none at risk)."""
+    low: np.ndarray
+    """``(K,)`` lower end of the Wilson 95 % interval."""
+    high: np.ndarray
+    """``(K,)`` upper end of the Wilson 95 % interval."""
+    predicted: np.ndarray
+    """``(K,)`` mean predicted hazard over the same items (NaN where none)."""
+
+    def rows(self) -> list[dict[str, float]]:
+        """One plain dict per key value (for a report)."""
+        return [{self.key: float(v), "at_risk": int(n), "leaves": int(k), "logged": float(p), "low": float(lo),
+                 "high": float(hi), "predicted": float(q)}
+                for v, n, k, p, lo, hi, q in zip(self.values, self.at_risk, self.leaves, self.logged, self.low,
+                                                 self.high, self.predicted)]
+
+
+def hazard_table(key: str, keys: np.ndarray, ended: np.ndarray, predicted: np.ndarray,
+                 values: np.ndarray) -> HazardTable:
+    """Group observed items by ``keys`` (items whose key is not in ``values`` are left out)."""
+    values = np.asarray(values)
+    index = np.minimum(np.searchsorted(values, keys), max(len(values) - 1, 0))
+    hit = values[index] == keys if len(values) else np.zeros(len(keys), dtype=bool)
+    at_risk = np.bincount(index[hit], minlength=len(values))
+    leaves = np.bincount(index[hit], weights=ended[hit].astype(np.float64), minlength=len(values))
+    mass = np.bincount(index[hit], weights=predicted[hit], minlength=len(values))
+    low, high = wilson_interval(leaves, at_risk)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return HazardTable(key, values, at_risk, leaves.astype(np.int64), leaves / at_risk, low, high, mass / at_risk)
+
+
+def hazard_tables(hazard: LeaveHazard, inputs: LeaveInputs, max_position: int = 20) -> dict[str, HazardTable]:
+    """Logged against predicted hazard by rating (positions ``0..max_position``) and by position."""
+    rows = inputs.observed
+    predicted = hazard.probability(hazard.design(inputs))[rows]
+    position, ended = inputs.position[rows], inputs.ended[rows]
+    tables = {"position": hazard_table("position", position, ended, predicted, np.arange(max_position + 1))}
+    if inputs.rating is not None:
+        early = position <= max_position
+        rating = inputs.rating[rows][early]
+        tables["rating"] = hazard_table("rating", rating, ended[early], predicted[early], np.unique(rating))
+    return tables
+
+
+@dataclass(frozen=True, eq=False)
+class LeaveValidation:
+    """Held-out figures of a leave hazard against the simpler hazards fitted on the same training rows."""
+
+    log_loss: dict[str, float]
+    """Held-out mean log-loss (nats per observed item) of ``constant``, ``position`` and ``full``."""
+    train_log_loss: dict[str, float]
+    """The same on the training rows."""
+    tables: dict[str, HazardTable]
+    """Held-out logged vs full-model hazard by ``rating`` and ``position`` (:func:`hazard_tables`)."""
+    rows: int
+    """Observed held-out items."""
+    events: int
+    """Of those, session ends."""
+
+
+def validate_leave_hazard(hazard: LeaveHazard, train: InteractionLog, test: InteractionLog,
+                          config: LeaveConfig | None = None, max_position: int = 20) -> LeaveValidation:
+    """Score ``hazard`` (fitted on ``train``) on ``test`` beside constant and position-only hazards.
+
+    The held-out rows take popularity and activity from the training counts the hazard carries.
+    """
+    config = config or LeaveConfig(gap_seconds=hazard.gap_seconds, like_threshold=hazard.like_threshold,
+                                   overlap_decay=hazard.overlap_decay, position_bins=hazard.position_bins)
+    train_inputs = leave_inputs(train, config)
+    test_inputs = leave_inputs(test, config, hazard.item_counts, hazard.user_counts)
+    models = {"constant": fit_hazard(train_inputs, (), config, hazard.item_counts, hazard.user_counts),
+              "position": fit_hazard(train_inputs, position_feature_names(config.position_bins), config,
+                                     hazard.item_counts, hazard.user_counts),
+              "full": hazard}
+    held_out = {name: log_loss(model.probability(model.design(test_inputs)), test_inputs)
+                for name, model in models.items()}
+    trained = {name: log_loss(model.probability(model.design(train_inputs)), train_inputs)
+               for name, model in models.items()}
+    return LeaveValidation(held_out, trained, hazard_tables(hazard, test_inputs, max_position),
+                           int(test_inputs.observed.sum()), int(test_inputs.ended.sum()))

@@ -1,0 +1,192 @@
+"""The leave hazard: hand-computed inputs and censoring, a known-answer fit, validation, artifact, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from longterm_truth import TRUE_LEAVE, TRUE_LEAVE_INTERCEPT, generate_log, true_models
+
+from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.splits import temporal_split
+from recsim_env.errors import ArtifactError, ConfigError, DataError
+from recsim_env.fit.leave import (
+    LeaveConfig,
+    LeaveHazard,
+    feature_names,
+    fit_hazard,
+    fit_leave_hazard,
+    hazard_table,
+    leave_inputs,
+    validate_leave_hazard,
+    wilson_interval,
+)
+from recsim_env.fit.returns import ReturnModel
+
+
+def _hand_log(with_rating: bool = True) -> InteractionLog:
+    """User a: session [i0 Action, i3 Action|Comedy, i2 Comedy] at 0/60/120 s, then [i1, i0] at 10000/10060;
+    user b: [i1, i2] at 0/60. The log ends at 10060: a's last item is 0 s before it (censored)."""
+    inter = pd.DataFrame({"user_id": ["a", "a", "a", "a", "a", "b", "b"],
+                          "item_id": ["i0", "i3", "i2", "i1", "i0", "i1", "i2"],
+                          "timestamp": [0, 60, 120, 10000, 10060, 0, 60],
+                          "rating": [5, 4, 1, 3, 2, 5, 5]})
+    items = pd.DataFrame({"item_id": ["i0", "i1", "i2", "i3"],
+                          "genres": ["Action", "Action", "Comedy", "Action|Comedy"]})
+    mapping = ColumnMapping(rating="rating" if with_rating else None, genres="genres")
+    return InteractionLog.from_frames(inter, items, None, mapping, name="hand")
+
+
+def test_inputs_by_hand():
+    inputs = leave_inputs(_hand_log())
+    np.testing.assert_array_equal(inputs.position, [0, 1, 2, 0, 1, 0, 1])
+    # a's second session ends 0 s before the log does: unknown whether it ended, so not an observed item.
+    np.testing.assert_array_equal(inputs.observed, [1, 1, 1, 1, 0, 1, 1])
+    np.testing.assert_array_equal(inputs.ended, [0, 0, 1, 0, 0, 0, 1])
+    # Position 1: cos(Action|Comedy, Action) = 1/sqrt 2. Position 2: profile 0.7*(1, 0) + (1, 1)/sqrt 2,
+    # cosine with Comedy (0, 1) = 0.7071 / |(1.4071, 0.7071)|.
+    profile = np.array([0.7 + 1 / math.sqrt(2), 1 / math.sqrt(2)])
+    np.testing.assert_allclose(inputs.overlap, [0, 1 / math.sqrt(2), profile[1] / np.linalg.norm(profile), 0, 1, 0, 0],
+                               atol=1e-12)
+    # Own-log reference: popularity is the item's other rows, activity the user's rows outside the session.
+    np.testing.assert_array_equal(inputs.popularity, [1, 0, 1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(inputs.activity, [2, 2, 2, 3, 3, 0, 0])
+
+
+def test_reference_counts_are_used_as_given():
+    inputs = leave_inputs(_hand_log(), item_counts=np.array([10, 20, 30, 40]), user_counts=np.array([7, 8]))
+    np.testing.assert_array_equal(inputs.popularity, [10, 40, 30, 20, 10, 20, 30])
+    np.testing.assert_array_equal(inputs.activity, [7, 7, 7, 7, 7, 8, 8])
+
+
+def test_a_censored_item_is_not_an_event():
+    # Ending the log an hour later makes a's last session end observed: one more event, none censored.
+    hazard = fit_leave_hazard(_hand_log(), names=())
+    later = fit_leave_hazard(_hand_log(), names=(), end_time=10060 + 3600)
+    assert (hazard.meta["events"], hazard.meta["censored"], hazard.meta["rows"]) == (2, 1, 6)
+    assert (later.meta["events"], later.meta["censored"], later.meta["rows"]) == (3, 0, 7)
+    # The constant hazard is the share of observed items that end a session, its intercept the log-odds.
+    assert hazard.probability(np.zeros((1, 0)))[0] == pytest.approx(2 / 6)
+    assert later.probability(np.zeros((1, 0)))[0] == pytest.approx(3 / 7)
+
+
+def test_end_time_before_the_log_is_refused():
+    with pytest.raises(ConfigError, match="end_time"):
+        leave_inputs(_hand_log(), end_time=100)
+
+
+@pytest.fixture(scope="module")
+def known_log():
+    rng = np.random.default_rng(7)
+    truth, returns = true_models(600, 300, rng)
+    log, end = generate_log(truth, returns, 45, rng)
+    return truth, log, end
+
+
+def test_known_coefficients_are_recovered(known_log):
+    """Tolerance: every raw coefficient within 4 standard errors of the truth; those errors are below
+    0.15 (0.25 for the intercept, which trades off against the log-scale features)."""
+    truth, log, end = known_log
+    config = LeaveConfig()
+    inputs = leave_inputs(log, config, truth.item_counts, truth.user_counts, end_time=end)
+    fitted = fit_hazard(inputs, feature_names(config, True), config, truth.item_counts, truth.user_counts)
+    intercept, coefficients, intercept_error, errors = fitted.raw_coefficients()
+    assert intercept_error < 0.25
+    assert abs(intercept - TRUE_LEAVE_INTERCEPT) < 4 * intercept_error
+    for name, value in coefficients.items():
+        assert errors[name] < 0.15, name
+        assert abs(value - TRUE_LEAVE.get(name, 0.0)) < 4 * errors[name], name
+
+
+def test_simulator_batch_features_match_the_log_design(known_log):
+    _, log, _ = known_log
+    early, later = temporal_split(log, 0.8)
+    hazard = fit_leave_hazard(early)
+    inputs = leave_inputs(later, LeaveConfig(), hazard.item_counts, hazard.user_counts)
+    items = later.interactions["item"].to_numpy()
+    batch = hazard.features_for(inputs.user, items, inputs.position, inputs.rating, inputs.overlap)
+    np.testing.assert_allclose(batch, hazard.design(inputs))
+    assert hazard.meta["fit_seconds"] < 5.0
+
+
+def test_held_out_full_beats_position_beats_constant(known_log):
+    _, log, _ = known_log
+    early, later = temporal_split(log, 0.8)
+    hazard = fit_leave_hazard(early)
+    result = validate_leave_hazard(hazard, early, later)
+    assert result.log_loss["full"] < result.log_loss["position"] < result.log_loss["constant"]
+    by_rating = result.tables["rating"]
+    np.testing.assert_array_equal(by_rating.values, [1, 2, 3, 4, 5])
+    # The truth makes low ratings end sessions: the logged and fitted curves both fall with the rating.
+    assert by_rating.logged[0] > by_rating.logged[-1] and by_rating.predicted[0] > by_rating.predicted[-1]
+    assert np.all((by_rating.low <= by_rating.logged) & (by_rating.logged <= by_rating.high))
+    assert result.tables["position"].at_risk[0] == result.tables["position"].at_risk.max()
+
+
+def test_wilson_interval_by_hand():
+    low, high = wilson_interval(np.array([0, 5]), np.array([10, 10]))
+    assert low[0] == pytest.approx(0.0, abs=1e-12)
+    assert high[0] == pytest.approx(1.96 ** 2 / (10 + 1.96 ** 2))  # 0 of n: z^2 / (n + z^2)
+    assert (low[1] + high[1]) / 2 == pytest.approx(0.5)
+
+
+def test_hazard_table_by_hand():
+    table = hazard_table("rating", np.array([1.0, 1.0, 2.0, 5.0]), np.array([True, False, False, True]),
+                         np.array([0.2, 0.4, 0.1, 0.9]), np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(table.at_risk, [2, 1, 0])
+    np.testing.assert_array_equal(table.leaves, [1, 0, 0])
+    np.testing.assert_allclose(table.logged[:2], [0.5, 0.0])
+    np.testing.assert_allclose(table.predicted[:2], [0.3, 0.1])
+    assert np.isnan(table.logged[2]) and np.isnan(table.predicted[2])
+    empty = hazard_table("rating", np.array([1.0]), np.array([True]), np.array([0.5]), np.array([]))
+    assert empty.at_risk.shape == (0,)
+
+
+def test_save_load_round_trip(tmp_path, known_log):
+    _, log, _ = known_log
+    hazard = fit_leave_hazard(log)
+    loaded = LeaveHazard.load(hazard.save(tmp_path / "leave.npz"))
+    inputs = leave_inputs(log, LeaveConfig(), hazard.item_counts, hazard.user_counts)
+    np.testing.assert_array_equal(loaded.probability(loaded.design(inputs)), hazard.probability(hazard.design(inputs)))
+    assert loaded.feature_names == hazard.feature_names and loaded.meta == hazard.meta
+
+
+def test_loading_another_artifact_is_refused(tmp_path):
+    path = ReturnModel.from_raw(0.0, {"log1p_length": 0.1}, 1.0).save(tmp_path / "return.npz")
+    with pytest.raises(ArtifactError, match="leave_hazard"):
+        LeaveHazard.load(path)
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    with pytest.raises(ArtifactError, match="junk.npz"):
+        LeaveHazard.load(tmp_path / "junk.npz")
+
+
+def test_without_ratings_the_rating_features_are_left_out():
+    hazard = fit_leave_hazard(_hand_log(with_rating=False), LeaveConfig(l2=1.0))
+    assert "rating" not in hazard.feature_names and "shortfall" not in hazard.feature_names
+    with pytest.raises(DataError, match="rating column"):
+        fit_leave_hazard(_hand_log(with_rating=False), names=("rating",))
+
+
+def test_a_log_where_every_session_ends_at_once_is_a_data_error():
+    inter = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["i0", "i1", "i0"], "timestamp": [0, 5000, 9000]})
+    items = pd.DataFrame({"item_id": ["i0", "i1"]})
+    log = InteractionLog.from_frames(inter, items, None, ColumnMapping(), name="singles")
+    with pytest.raises(DataError, match="singles: the leave hazard needs"):
+        fit_leave_hazard(log, end_time=20000)
+
+
+@pytest.mark.parametrize("changes", [{"overlap_decay": 1.0}, {"gap_seconds": 0}, {"position_bins": (3, 1)},
+                                     {"no_click_leave": 1.5}, {"max_iterations": 0}, {"l2": float("nan")}])
+def test_bad_config_is_refused(changes):
+    with pytest.raises(ConfigError, match="LeaveConfig"):
+        LeaveConfig(**changes)
+
+
+def test_no_click_probability_is_assumed_and_says_so():
+    hazard = fit_leave_hazard(_hand_log(), names=())
+    assert hazard.no_click_probability == pytest.approx(2 / 6)
+    assert hazard.meta["no_click_source"].startswith("assumed")
+    set_by_hand = fit_leave_hazard(_hand_log(), LeaveConfig(no_click_leave=0.05), names=())
+    assert set_by_hand.no_click_probability == 0.05
