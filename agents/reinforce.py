@@ -48,8 +48,9 @@ from agents.networks import (
 )
 from agents.policy import SlatePolicy
 from agents.replay import EpisodeReturns, Episodes, Transition
-from agents.training import clicked_slots, step_info
+from agents.training import clicked_slots
 from agents.warm_start import Embeddings, apply_to_tower, with_file_width
+from recsim_env.env.vector import merge_final_info
 from recsim_env.errors import ConfigError
 
 
@@ -286,6 +287,6 @@ def collect_logged(env: Any, policy: Any, steps: int, gamma: float, seed: int) -
         slate, _ = policy.predict(obs, deterministic=False)
         next_obs, reward, terminated, truncated, info = env.step(slate)
         done = np.logical_or(terminated, truncated)
-        returns.add(obs, np.asarray(slate), clicked_slots(step_info(info, done), n), np.asarray(reward, np.float32), done)
+        returns.add(obs, np.asarray(slate), clicked_slots(merge_final_info(info, done), n), np.asarray(reward, np.float32), done)
         obs = next_obs
     return returns.pop()

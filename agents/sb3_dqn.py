@@ -238,7 +238,7 @@ def batched_discrete_env(vector_env: Any, fill: str = "popularity", credit: str 
     (BENCHMARKS.md, Agents). Episode statistics and TensorBoard returns are always the slate's
     (``info["slate_reward"]``).
     """
-    from recsim_env.env.wrappers import SB3VecEnvAdapter
+    from agents.sb3_vec_env import SB3VecEnvAdapter
 
     if fill not in ("popularity", "cyclic"):
         raise ConfigError(f"fill must be 'popularity' or 'cyclic', got {fill!r}")

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.replay import Transition
+from recsim_env.env.vector import merge_final_info
 from recsim_env.errors import ArtifactError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -76,26 +77,9 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.checkpoint_interval must be >= 0, got {self.checkpoint_interval}")
 
 
-def step_info(info: dict[str, Any], done: np.ndarray) -> dict[str, Any]:
-    """The step's per-user responses with ended rows included: under SAME_STEP autoreset an ended
-    row's top-level info is the new episode's (zeroed) and its step's info is in ``final_info``."""
-    if not done.any() or "final_info" not in info:
-        return info
-    final = info["final_info"]
-    merged = dict(info)
-    for key, value in final.items():
-        if key.startswith("_"):
-            continue
-        if key in info:
-            merged[key] = np.where(done.reshape((-1,) + (1,) * (np.ndim(value) - 1)), value, info[key])
-        else:  # every row ended: the per-step keys are absent from the top level
-            merged[key] = value
-    return merged
-
-
 def clicked_slots(info: dict[str, Any], n: int) -> np.ndarray:
     """``(n,)`` slot each user clicked (``-1`` none) from the step's per-slot ``info`` arrays
-    (pass them through :func:`step_info` first when episodes ended)."""
+    (pass them through :func:`~recsim_env.env.vector.merge_final_info` first when episodes ended)."""
     if "choice" in info:
         return np.asarray(info["choice"], dtype=np.int64).reshape(n)
     click = np.asarray(info["click"]).reshape(n, -1)
@@ -262,7 +246,7 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
         next_obs, reward, terminated, truncated, info = env.step(slate)
         done = np.logical_or(terminated, truncated)
         reward = np.asarray(reward, dtype=np.float32)
-        info = step_info(info, done)
+        info = merge_final_info(info, done)
         agent.observe(Transition(obs, slate, clicked_slots(info, n), reward,
                                  final_observations(next_obs, info, done), np.asarray(terminated), np.asarray(truncated)))
         stats.update(reward, info, done)

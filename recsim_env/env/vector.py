@@ -140,6 +140,38 @@ class RecVectorEnv(VectorEnv):
         return self._sim.observe(), reward, terminated, truncated, info
 
 
+def merge_final_info(info: dict[str, Any], done: np.ndarray) -> dict[str, Any]:
+    """The step's per-row info with every row's own step: ended rows read ``info["final_info"]``.
+
+    Under SAME_STEP autoreset (module docstring) an ended row's top-level info is the new episode's
+    (zeroed), and its step's info sits in ``final_info`` under its ``_key`` mask. The merged dict has
+    each ``final_info`` key with those rows taken from it; a key absent at the top level (every row
+    ended) is the ``final_info`` array itself. Other keys pass through. Works for any Gymnasium 1.x
+    vector env's masked infos (``SyncVectorEnv`` too).
+
+    Examples:
+        >>> info = {"click": np.array([0.0, 0.0]), "_click": np.array([True, False]),
+        ...         "final_info": {"click": np.array([9.0, 1.0]), "_click": np.array([False, True])}}
+        >>> merge_final_info(info, np.array([False, True]))["click"]
+        array([0., 1.])
+    """
+    final = info.get("final_info")
+    done = np.asarray(done, dtype=bool)
+    if not isinstance(final, dict) or not done.any():
+        return info
+    merged = dict(info)
+    for key, value in final.items():
+        if key.startswith("_"):
+            continue
+        value = np.asarray(value)
+        if key not in info:  # every row ended: the per-step keys are absent from the top level
+            merged[key] = value
+            continue
+        rows = np.asarray(final.get(f"_{key}", done), dtype=bool) & done
+        merged[key] = np.where(rows.reshape((-1,) + (1,) * (value.ndim - 1)), value, np.asarray(info[key]))
+    return merged
+
+
 def _multi_discrete(config: EnvConfig) -> spaces.MultiDiscrete:
     return spaces.MultiDiscrete(np.full(config.slate_size, config.n_candidates, dtype=np.int64))
 

@@ -41,6 +41,7 @@ import pandas as pd
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
 from recsim_env.data.catalog import ItemCatalog
+from recsim_env.env.vector import merge_final_info
 from recsim_env.errors import ConfigError
 from recsim_env.evaluation import metrics
 
@@ -226,7 +227,8 @@ def _run_wave(policy: Policy, venv: VectorEnv, reset_seed: int, count: int, dete
         # The raw action goes to the env first: its ActionError names a bad slot better than numpy would.
         obs, reward, terminated, truncated, info = venv.step(action)
         done = np.asarray(terminated) | np.asarray(truncated)
-        shown = _step_values(info, "slate", done, n)  # the env's record: repeated items blanked to -1
+        info = merge_final_info(info, done)
+        shown = _per_slot(info, "slate", n)  # the env's record: repeated items blanked to -1
         if shown is None:
             shown = np.take_along_axis(candidates, np.asarray(action, dtype=np.int64).reshape(n, -1), axis=1)
         wave.slates.append(shown.astype(np.int64))
@@ -234,7 +236,7 @@ def _run_wave(policy: Policy, venv: VectorEnv, reset_seed: int, count: int, dete
         sums["return"] += np.where(active, reward, 0.0)
         sums["session_length"] += active
         for key in RESPONSE_KEYS:
-            values = _step_values(info, key, done, n)
+            values = _per_slot(info, key, n)
             if values is not None:
                 sums[key] += np.where(active, values.sum(axis=1), 0.0)
                 wave.has_dwell |= key == "dwell"
@@ -250,21 +252,10 @@ def _user_index(obs: dict[str, np.ndarray], n: int) -> np.ndarray:
     return np.asarray(obs["user_index"]).reshape(n, -1)[:, 0].astype(np.int64)
 
 
-def _step_values(info: dict[str, Any], key: str, done: np.ndarray, n: int) -> np.ndarray | None:
-    """``(n, k)`` per-slot values of ``info[key]``; finished slots read ``info["final_info"]``."""
-    final = info.get("final_info")
-    live = info.get(key)
-    in_final = isinstance(final, dict) and key in final
-    if live is None and not in_final:
-        return None
-    source = live if live is not None else final[key]
-    out = np.array(source, dtype=np.float64).reshape(n, -1)
-    if live is None:
-        out[:] = 0.0
-    if in_final and done.any():
-        mask = np.asarray(final.get(f"_{key}", done), dtype=bool) & done
-        out[mask] = np.asarray(final[key], dtype=np.float64).reshape(n, -1)[mask]
-    return out
+def _per_slot(info: dict[str, Any], key: str, n: int) -> np.ndarray | None:
+    """``(n, k)`` per-slot values of a merged step info's ``key``, or None when the env has none."""
+    value = info.get(key)
+    return None if value is None else np.array(value, dtype=np.float64).reshape(n, -1)
 
 
 def _stats(waves: list[_Wave], seed: int, catalog: ItemCatalog | None) -> EpisodeStats:

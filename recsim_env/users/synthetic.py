@@ -286,7 +286,7 @@ def simulate_sessions(model, n_users: int, rng: np.random.Generator, policy, sla
     """Clicks of one session of each of users ``0..n_users-1``, stepped in one batch by the vector env."""
     # Imported here: the env composes user models, so a user model only reaches for it to make data.
     from recsim_env.env.config import EnvConfig
-    from recsim_env.env.vector import RecVectorEnv
+    from recsim_env.env.vector import RecVectorEnv, merge_final_info
 
     config = EnvConfig(slate_size=slate_size, n_candidates=n_candidates, step_cap=step_cap)
     env = RecVectorEnv(_Cohort(model, n_users), config=config, num_envs=n_users)
@@ -299,27 +299,17 @@ def simulate_sessions(model, n_users: int, rng: np.random.Generator, policy, sla
         else:
             action, _ = policy.predict(obs, deterministic=False)
         obs, _, terminated, truncated, info = env.step(action)
-        responses = info["final_info"] if "final_info" in info else {}
-        click = _merged(info, responses, "click")
-        rows, slots = np.nonzero((click > 0) & active[:, None])
-        slate = _merged(info, responses, "slate")
-        out.append((rows, slate[rows, slots], np.full(len(rows), step),
-                    _merged(info, responses, "rating")[rows, slots], _merged(info, responses, "dwell")[rows, slots]))
-        active &= ~(terminated | truncated)
+        done = terminated | truncated
+        responses = merge_final_info(info, done)
+        rows, slots = np.nonzero((responses["click"] > 0) & active[:, None])
+        out.append((rows, responses["slate"][rows, slots], np.full(len(rows), step),
+                    responses["rating"][rows, slots], responses["dwell"][rows, slots]))
+        active &= ~done
         if not active.any():
             break
     users, items, steps, ratings, dwells = (np.concatenate(c) for c in zip(*out))
     return pd.DataFrame({"user": users, "item": items, "timestamp": 1_000_000_000 + users * 86_400 + steps * 60,
                          "rating": ratings, "dwell": dwells})
-
-
-def _merged(info: dict, final_info: dict, key: str) -> np.ndarray:
-    """A per-step info array with the rows of users whose session ended this step taken from final_info."""
-    values = info[key].copy()
-    if final_info:
-        ended = final_info[f"_{key}"]
-        values[ended] = final_info[key][ended]
-    return values
 
 
 class _Cohort:

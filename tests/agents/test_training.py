@@ -9,7 +9,7 @@ from fakes import FakeSlateVecEnv, Scenario
 from agents.networks import ObservationSpec
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from agents.slateq import SlateQAgent, SlateQConfig
-from agents.training import TrainConfig, final_observations, step_info, train
+from agents.training import TrainConfig, final_observations, train
 from recsim_env.errors import ArtifactError, ConfigError
 
 SCENARIO = Scenario(budget=6.0, step_cap=8)
@@ -111,15 +111,6 @@ def test_final_observations_swap_in_the_departed_users_last_state() -> None:
 def test_train_config_is_validated(kwargs: dict) -> None:
     with pytest.raises(ConfigError, match="TrainConfig"):
         TrainConfig(**kwargs)
-
-
-def test_step_info_takes_ended_rows_from_final_info() -> None:
-    done = np.array([False, True])
-    info = {"choice": np.array([1, 0]), "click": np.array([[0.0, 1.0], [0.0, 0.0]]),
-            "final_info": {"choice": np.array([0, -1]), "_choice": done, "click": np.zeros((2, 2))}}
-    merged = step_info(info, done)
-    assert merged["choice"].tolist() == [1, -1]  # the zeroed top level would have said "slot 0"
-    assert step_info({"final_info": {"choice": np.array([2, 0])}}, np.array([True, True]))["choice"].tolist() == [2, 0]
 
 
 def test_only_same_step_autoreset_is_trained_on() -> None:

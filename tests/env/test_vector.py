@@ -9,7 +9,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from recsim_env.env.config import EnvConfig
 from recsim_env.env.rec_env import RecEnv
-from recsim_env.env.vector import RecVectorEnv
+from recsim_env.env.vector import RecVectorEnv, merge_final_info
 from recsim_env.errors import ActionError, ConfigError
 
 CONFIG = EnvConfig(slate_size=3, n_candidates=10, step_cap=6)
@@ -204,3 +204,12 @@ def test_large_batch_of_distinct_slates_blanks_nothing_and_one_repeat_is_found(f
     _, _, _, _, info = env.step(action)
     slate = np.where(info["_slate"][:, None], info["slate"], info.get("final_info", info)["slate"])
     assert (slate == -1).sum() == 1 and slate[77, 3] == -1
+
+
+def test_merge_final_info_takes_ended_rows_from_final_info() -> None:
+    done = np.array([False, True])
+    info = {"choice": np.array([1, 0]), "click": np.array([[0.0, 1.0], [0.0, 0.0]]),
+            "final_info": {"choice": np.array([0, -1]), "_choice": done, "click": np.zeros((2, 2))}}
+    merged = merge_final_info(info, done)
+    assert merged["choice"].tolist() == [1, -1]  # the zeroed top level would have said "slot 0"
+    assert merge_final_info({"final_info": {"choice": np.array([2, 0])}}, np.array([True, True]))["choice"].tolist() == [2, 0]

@@ -10,14 +10,11 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.sb3_vec_env import SB3VecEnvAdapter
 from recsim_env.env.config import EnvConfig
 from recsim_env.env.rec_env import RecEnv
 from recsim_env.env.vector import RecVectorEnv
-from recsim_env.env.wrappers import (
-    FlattenRecObservation,
-    SB3VecEnvAdapter,
-    SingleItemDiscrete,
-)
+from recsim_env.env.wrappers import FlattenRecObservation, SingleItemDiscrete
 from recsim_env.errors import ActionError, ConfigError
 
 CONFIG = EnvConfig(slate_size=3, n_candidates=8, step_cap=20)
