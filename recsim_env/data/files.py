@@ -4,17 +4,23 @@ Dataset archives nest their files differently (``ml-100k.zip`` holds ``ml-100k/u
 :class:`DataFiles` finds files by base name at the top level or one folder down. :func:`read_delimited`
 refuses, naming the file and the line, what pandas would silently repair: a line with the wrong
 number of fields (a truncated file ends in one) and bytes that are not valid in the file's encoding.
-Parsed frames carry the file line of each row as their index (named ``"line"``) and the file's
-label in ``frame.attrs["source"]``, so later checks in :mod:`recsim_env.data.schema` can name both.
+Parsed frames carry the file line of each row as their index (named ``"line"``; the header, where
+there is one, is line 1) and the file's label in ``frame.attrs["source"]``, so later checks in
+:mod:`recsim_env.data.schema` can name both. :func:`read_table_file` (bring-your-own CSV/TSV/Parquet)
+tells formats apart by their first bytes, not by the file's suffix.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
+import lzma
 import os
-import warnings
 import zipfile
+import zlib
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import BinaryIO
 
@@ -145,12 +151,18 @@ def _line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _parse_plain(data: bytes, sep: str, columns: list[str], skip: int, label: str, encoding: str,
-                 name: str) -> pd.DataFrame:
-    """Field counts checked on the raw bytes (vectorised), then pandas' C parser, in blocks for progress."""
-    raw_sep = sep.encode(encoding)
-    if len(raw_sep) > 1:  # the C parser takes one-byte separators only ("::" in ML-1M)
-        data, raw_sep = data.replace(raw_sep, b"\x1f"), b"\x1f"
+def _field_count_error(label: str, line: int, expected: int, found: int, sep: str, text: str,
+                       last: bool) -> DataError:
+    """One message for a line with the wrong number of fields, whichever reader found it."""
+    hint = "; it is the last line: the file looks truncated" if last and found < expected else ""
+    return DataError(f"{label}: line {line} has too {'few' if found < expected else 'many'} fields "
+                     f"(expected {expected} separated by {sep!r}, got {found}{hint}): {text[:120]!r}")
+
+
+def _plain_line_numbers(data: bytes, raw_sep: bytes, n_fields: int, skip: int, label: str, sep: str,
+                        encoding: str) -> np.ndarray:
+    """File lines (1-based) of the non-empty lines after ``skip``, each checked to hold ``n_fields``
+    fields (vectorised over the raw bytes; only for text without quoted fields)."""
     buf = np.frombuffer(data, dtype=np.uint8)
     starts, ends = _line_bounds(buf)
     trimmed = ends - (ends > starts) * (buf[np.maximum(ends - 1, 0)] == 13) if len(buf) else ends
@@ -158,14 +170,21 @@ def _parse_plain(data: bytes, sep: str, columns: list[str], skip: int, label: st
     counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts) + 1
     lines = np.arange(1, len(starts) + 1)
     keep = (trimmed > starts) & (lines > skip)
-    bad = keep & (counts != len(columns))
+    bad = keep & (counts != n_fields)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        text = data[starts[k]:ends[k]].replace(b"\x1f", sep.encode(encoding)).decode(encoding, "replace")
-        hint = " (the last line: the file looks truncated)" if k == len(starts) - 1 and counts[k] < len(columns) else ""
-        raise DataError(f"{label}: line {k + 1}: expected {len(columns)} fields separated by {sep!r}, "
-                        f"found {int(counts[k])}{hint}: {text[:120]!r}")
-    numbers = lines[keep]
+        text = data[starts[k]:trimmed[k]].replace(raw_sep, sep.encode(encoding)).decode(encoding, "replace")
+        raise _field_count_error(label, k + 1, n_fields, int(counts[k]), sep, text, k == len(starts) - 1)
+    return lines[keep]
+
+
+def _parse_plain(data: bytes, sep: str, columns: list[str], skip: int, label: str, encoding: str,
+                 name: str) -> pd.DataFrame:
+    """Field counts checked on the raw bytes (vectorised), then pandas' C parser, in blocks for progress."""
+    raw_sep = sep.encode(encoding)
+    if len(raw_sep) > 1:  # the C parser takes one-byte separators only ("::" in ML-1M)
+        data, raw_sep = data.replace(raw_sep, b"\x1f"), b"\x1f"
+    numbers = _plain_line_numbers(data, raw_sep, len(columns), skip, label, sep, encoding)
     reader = pd.read_csv(io.BytesIO(data), sep=raw_sep.decode(encoding), header=None, names=columns, skiprows=skip,
                          dtype=str, na_filter=False, quoting=csv.QUOTE_NONE, encoding=encoding,
                          skip_blank_lines=True, chunksize=_BLOCK_LINES, engine="c")
@@ -195,32 +214,115 @@ def _parse_quoted(text: str, sep: str, columns: list[str], skip: int, label: str
         raise DataError(f"{label}: malformed CSV: {exc}") from exc
     for (number, line), row in zip(numbered, rows):
         if len(row) != len(columns):
-            hint = " (the last line: the file looks truncated)" if number == len(lines) and len(row) < len(columns) else ""
-            raise DataError(f"{label}: line {number}: expected {len(columns)} fields separated by {sep!r}, "
-                            f"found {len(row)}{hint}: {line[:120]!r}")
+            raise _field_count_error(label, number, len(columns), len(row), sep, line, number == len(lines))
     return pd.DataFrame(rows, columns=columns, index=pd.Index([n for n, _ in numbered], name="line"), dtype=object)
 
 
-def read_table_file(path: Path) -> pd.DataFrame:
-    """A CSV/TSV or Parquet file as a DataFrame with inferred dtypes (for bring-your-own logs)."""
-    suffixes = "".join(path.suffixes[-2:]).lower()
+_PARQUET_MAGIC = b"PAR1"
+_ZIP_MAGIC = b"PK\x03\x04"
+_COMPRESSED: dict[bytes, tuple[str, Callable[[bytes], bytes]]] = {
+    b"\x1f\x8b": ("gzip", gzip.decompress), b"BZh": ("bzip2", bz2.decompress), b"\xfd7zXZ\x00": ("xz", lzma.decompress)}
+
+
+def read_table_file(path: Path, text_columns: Collection[str] = ()) -> pd.DataFrame:
+    """A CSV/TSV or Parquet file as a DataFrame (for bring-your-own logs).
+
+    The format comes from the file's first bytes, not its suffix: Parquet, or delimited text (plain,
+    gzip, bzip2, xz, or a zip holding one file) separated by tabs (a ``.tsv`` name, or a header with
+    tabs and no commas) or else commas. Text columns named in ``text_columns`` (ids) are
+    kept as the file spells them (``007`` stays ``007``, ``9007199254740993`` is not rounded to a
+    float); the others get pandas' inferred dtypes. Every line must hold as many fields as the
+    header. The index of a text table is each row's file line (named ``"line"``, header = line 1);
+    a Parquet table keeps its 0-based row positions.
+    """
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    if suffixes.endswith((".parquet", ".pq")):
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
-            raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from exc
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(_PARQUET_MAGIC) or path.suffix.lower() in (".parquet", ".pq"):
+        frame = _read_parquet(path)
     else:
-        sep = "\t" if ".tsv" in suffixes else ","
-        try:
-            with warnings.catch_warnings():  # pandas only warns when line 2 has more fields than the header
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                frame = pd.read_csv(path, sep=sep, index_col=False, on_bad_lines="error")
-        except pd.errors.EmptyDataError as exc:
-            raise DataError(f"{path}: the file is empty") from exc
-        except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, ValueError) as exc:
-            raise DataError(f"{path}: malformed {sep!r}-separated file: {exc}") from exc
+        frame = _read_text_table(path, _decompressed(path), text_columns)
     frame.attrs["source"] = str(path)
     return frame
 
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+        raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from exc
+
+
+def _decompressed(path: Path) -> bytes:
+    """The file's bytes, decompressed where its first bytes say it is compressed."""
+    data = path.read_bytes()
+    if data.startswith(_ZIP_MAGIC):
+        return _single_zip_member(path, data)
+    for magic, (kind, decompress) in _COMPRESSED.items():
+        if data.startswith(magic):
+            try:
+                return decompress(data)
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+                raise DataError(f"{path}: cannot be decompressed as {kind} ({exc}); "
+                                f"the file looks truncated or corrupt") from exc
+    return data
+
+
+def _single_zip_member(path: Path, data: bytes) -> bytes:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [i for i in archive.infolist() if not i.is_dir()]
+            if len(members) != 1:
+                raise DataError(f"{path}: a zip archive of {len(members)} files; load_frames reads one table, "
+                                f"load_dataset reads a dataset folder or archive")
+            return archive.read(members[0])
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot be read as a zip archive ({exc}); the file looks truncated or corrupt") from exc
+
+
+def _read_text_table(path: Path, data: bytes, text_columns: Collection[str]) -> pd.DataFrame:
+    label = str(path)
+    text = _decode(data, "utf-8", label)
+    header = text.split("\n", 1)[0].rstrip("\r").lstrip("\ufeff")
+    if not header.strip():
+        raise DataError(f"{label}: the file is empty" if not text.strip() else f"{label}: line 1: expected a header line")
+    sep = "\t" if ".tsv" in "".join(path.suffixes).lower() or ("\t" in header and "," not in header) else ","
+    columns = next(csv.reader([header], delimiter=sep))
+    if '"' in text:
+        numbers = _quoted_line_numbers(text, sep, len(columns), label)
+    else:
+        numbers = _plain_line_numbers(data, sep.encode(), len(columns), 1, label, sep, "utf-8")
+    del text
+    try:
+        frame = pd.read_csv(io.BytesIO(data), sep=sep, index_col=False, encoding="utf-8",
+                            dtype={c: str for c in columns if c in text_columns})
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataError(f"{label}: malformed {sep!r}-separated file: {exc}") from exc
+    if len(frame) != len(numbers):
+        raise DataError(f"{label}: parsed {len(frame)} rows from {len(numbers)} records; "
+                        f"the file has stray line breaks or carriage returns")
+    frame.index = pd.Index(numbers, name="line")
+    return frame
+
+
+def _quoted_line_numbers(text: str, sep: str, n_fields: int, label: str) -> np.ndarray:
+    """First file line of each record after the header (quoted fields may span lines), each checked
+    to hold ``n_fields`` fields."""
+    n_lines = text.count("\n") + (not text.endswith("\n"))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    numbers = []
+    previous_end = 0
+    try:
+        for row in reader:
+            first_line = previous_end + 1
+            previous_end = reader.line_num
+            if previous_end == 1 or not row:  # the header, or a blank line (pandas skips those too)
+                continue
+            if len(row) != n_fields:
+                raise _field_count_error(label, first_line, n_fields, len(row), sep, sep.join(row),
+                                         previous_end == n_lines)
+            numbers.append(first_line)
+    except csv.Error as exc:
+        raise DataError(f"{label}: malformed CSV near line {reader.line_num}: {exc}") from exc
+    return np.asarray(numbers, dtype=np.int64)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Mapping
 
@@ -63,11 +64,17 @@ def load_dataset(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLik
     if not path.exists():
         raise DataError(f"unknown dataset {str(name_or_path)!r}: not a known name (known: {', '.join(DATASETS)}) "
                         f"and no such file or folder. Cache: {Path(cache_dir or default_cache_dir())}")
-    if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq", ".gz"):
-        return load_frames(path)
     if path.is_file() and path.suffix == ".inter":
         return load_atomic(path.parent, stem=path.stem)
+    if path.is_file() and not _is_zip(path):  # by content: a CSV named .txt is still a CSV
+        return load_frames(path)
     return _load_files(open_files(path), _dataset_name(path))
+
+
+def _is_zip(path: Path) -> bool:
+    """A ``.zip`` name (a truncated download is still reported as a zip) or a zip's first bytes."""
+    with open(path, "rb") as fh:
+        return path.suffix.lower() == ".zip" or fh.read(4) == b"PK\x03\x04"
 
 
 def _dataset_name(path: Path) -> str:
@@ -111,9 +118,16 @@ def _numbers(frame: pd.DataFrame, column: str, what: str) -> np.ndarray:
 
 
 def _by_numeric_id(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Rows ordered by numeric id (MovieLens ids are integers), so indices follow the ids."""
-    order = np.argsort(_numbers(frame, column, "id"), kind="stable")
+    """Rows ordered by numeric id (MovieLens ids are integers), so indices follow the ids; the ids
+    keep their spelling."""
+    _numbers(frame, column, "id")  # names the line of an id that is not a number
+    order = _numeric_order(frame[column].str.strip().to_numpy())
     return _with_attrs(frame.iloc[order], frame)
+
+
+def _numeric_order(ids: np.ndarray) -> np.ndarray:
+    """Stable order of numeric id strings by exact value: as floats, ids past 2**53 would tie."""
+    return np.asarray(sorted(range(len(ids)), key=lambda k: Decimal(ids[k])), dtype=np.int64)
 
 
 def _split_title_year(titles: pd.Series) -> tuple[list[str], np.ndarray]:
@@ -223,8 +237,9 @@ def load_movielens_latest(path: DataFiles | str | os.PathLike, *, name: str = "m
             raise DataError(f"{frame.attrs['source']}: header lacks column(s) {missing}; it has {list(frame.columns)}")
     inter = _with_attrs(inter.rename(columns={"userId": "user_id", "movieId": "item_id"}), inter)
     movies = _with_attrs(movies.rename(columns={"movieId": "item_id"}), movies)
-    ids = np.unique(_numbers(inter, "user_id", "user").astype(np.int64))  # no user table: numeric id order
-    users = pd.DataFrame({"user_id": ids.astype(str)})
+    _numbers(inter, "user_id", "user")  # names the line of an id that is not a number
+    ids = pd.unique(inter["user_id"].str.strip())  # no user table: numeric id order, ids as spelled
+    users = pd.DataFrame({"user_id": ids[_numeric_order(ids)]})
     return InteractionLog.from_frames(inter, _movies(movies), users, _MOVIELENS, name=name, source=str(files.root))
 
 
@@ -242,7 +257,9 @@ def load_frames(path_or_paths: str | os.PathLike | Mapping[str, str | os.PathLik
     unknown = sorted(set(paths) - {"interactions", "items", "users"})
     if unknown or "interactions" not in paths:
         raise DataError(f"load_frames: expected keys 'interactions' (required), 'items', 'users'; got {sorted(paths)}")
-    frames = {role: read_table_file(Path(p).expanduser()) for role, p in paths.items()}
+    named = mapping or ColumnMapping()  # a guessed mapping keeps the default id columns
+    id_columns = {named.user, named.item}  # labels: read as spelled, not as numbers
+    frames = {role: read_table_file(Path(p).expanduser(), id_columns) for role, p in paths.items()}
     inter, items, users = frames["interactions"], frames.get("items"), frames.get("users")
     mapping = mapping or _guess_mapping(inter, items)
     stem = Path(paths["interactions"]).name.split(".")[0]

@@ -1,13 +1,22 @@
 """Raw frames -> validated, indexed :class:`InteractionLog`.
 
-Every check names the source, the column and an offending row. Documented repairs, each logged
-with a count: exact duplicate interaction rows are dropped (``on_duplicates="drop"``, the default;
-``"error"`` refuses them instead); with ``on_unknown_items="drop"`` interactions naming items absent
-from the item table are dropped (the default ``"error"`` refuses them).
+Every check names the source, the column and an offending row. Documented repairs, each logged:
+exact duplicate interaction rows are dropped (``on_duplicates="drop"``, the default; ``"error"``
+refuses them instead); with ``on_unknown_items="drop"`` interactions naming items absent from the
+item table are dropped (the default ``"error"`` refuses them); numeric timestamps too large for
+epoch seconds are read as milliseconds, microseconds or nanoseconds by the column's largest value
+(below 1e11, 1e14, 1e17, 1e20) and converted to seconds.
 
-Where an offending row is named: ``row N`` is its 0-based position in the frame given. Frames that
-the file loaders produce carry the file line of each row as an index named ``"line"`` and the file
-in ``frame.attrs["source"]``; messages then name that file and ``line N`` instead.
+Ids are labels, compared as spelled: ``7``, ``7.0`` and ``007`` are three ids (an integer id
+column and a string one still meet: ``7`` is spelled ``"7"``). Float id columns at or beyond
+2**53 are refused, since neighbouring integers there are one float. Interactions naming users
+absent from a given user table are refused (their features would be NaN), and a table that
+matches no interaction at all is reported with an id from each side.
+
+Where an offending row is named: for a DataFrame, ``row N`` is its index label (what
+``frame.loc[N]`` finds; the 0-based position under the default index). Frames that the file loaders
+produce carry the file line of each row as an index named ``"line"`` (the header is line 1) and the
+file in ``frame.attrs["source"]``; messages then name that file and ``line N`` instead.
 """
 
 from __future__ import annotations
@@ -22,6 +31,12 @@ from recsim_env.errors import DataError
 
 log = logging.getLogger(__name__)
 
+_FLOAT_EXACT = 2.0**53  # from here on, float64 cannot tell neighbouring integers apart
+_BINARY_RESPONSES = ("click", "purchase")
+# Epoch units by the largest |value| they are read from: 1e11 s is the year 5138, 1e11 ms is 1973.
+_EPOCH_UNITS = ((1e11, 1, "seconds"), (1e14, 10**3, "milliseconds"), (1e17, 10**6, "microseconds"),
+                (1e20, 10**9, "nanoseconds"))
+
 
 def _require_columns(frame: pd.DataFrame, needed: dict[str, str], source: str, table: str) -> None:
     missing = [f"{src!r} (for {canon})" for canon, src in needed.items() if src not in frame.columns]
@@ -33,8 +48,14 @@ def _require_columns(frame: pd.DataFrame, needed: dict[str, str], source: str, t
 
 
 def _where(frame: pd.DataFrame, row: int) -> str:
-    """``line N`` for frames read from a file (index named "line"), else the 0-based ``row N``."""
-    return f"line {frame.index[row]}" if frame.index.name == "line" else f"row {row}"
+    """``line N`` for frames read from a file (index named "line"), else ``row`` and the index label
+    of position ``row`` (the position itself under the default RangeIndex)."""
+    return f"line {frame.index[row]}" if frame.index.name == "line" else f"row {_plain(frame.index[row])!r}"
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages read ``5``, not ``np.int64(5)``."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _source(frame: pd.DataFrame | None, default: str) -> str:
@@ -44,7 +65,7 @@ def _source(frame: pd.DataFrame | None, default: str) -> str:
 
 def _first_bad(mask: np.ndarray, frame: pd.DataFrame, column: str) -> str:
     row = int(np.flatnonzero(mask)[0])
-    return f"{_where(frame, row)} (value {frame[column].iloc[row]!r})"
+    return f"{_where(frame, row)} (value {_plain(frame[column].iloc[row])!r})"
 
 
 def _ids(frame: pd.DataFrame, column: str, source: str, table: str) -> pd.Series:
@@ -53,6 +74,14 @@ def _ids(frame: pd.DataFrame, column: str, source: str, table: str) -> pd.Series
     if bad.any():
         raise DataError(f"{source}: {table} column {column!r} has {int(bad.sum())} empty or NaN id(s), first at "
                         f"{_first_bad(bad, frame, column)}")
+    if pd.api.types.is_float_dtype(col):
+        merged = np.abs(col.to_numpy(dtype=np.float64)) >= _FLOAT_EXACT
+        if merged.any():
+            row = int(np.flatnonzero(merged)[0])
+            raise DataError(f"{source}: {table} column {column!r} holds ids as floating-point numbers; "
+                            f"{_plain(col.iloc[row])!r} at {_where(frame, row)} is 2**53 or more, where neighbouring "
+                            f"integer ids are one float (9007199254740993 reads as 9007199254740992). Pass ids as "
+                            f"integers or strings (pd.read_csv(..., dtype={{{column!r}: str}}))")
     # Ids are compared as strings so that 1 and "1" from two files name the same thing.
     return col.astype(str).str.strip()
 
@@ -66,7 +95,13 @@ def _numeric(frame: pd.DataFrame, column: str, canon: str, source: str) -> np.nd
     if values.isna().any():
         raise DataError(f"{source}: column {column!r} ({canon}) has missing value(s), first at "
                         f"{_first_bad(values.isna().to_numpy(), frame, column)}")
-    return values.to_numpy(dtype=np.float64)
+    numbers = values.to_numpy(dtype=np.float64)
+    if canon in _BINARY_RESPONSES:
+        bad = (numbers != 0) & (numbers != 1)
+        if bad.any():
+            raise DataError(f"{source}: column {column!r} ({canon}) must be 0 or 1, first at "
+                            f"{_first_bad(bad, frame, column)}")
+    return numbers
 
 
 def _timestamps(frame: pd.DataFrame, column: str | None, source: str) -> np.ndarray:
@@ -75,7 +110,7 @@ def _timestamps(frame: pd.DataFrame, column: str | None, source: str) -> np.ndar
     col = frame[column]
     numeric = pd.to_numeric(col, errors="coerce")
     if numeric.notna().all():
-        return numeric.to_numpy(dtype=np.float64).astype(np.int64)
+        return _epoch_seconds(numeric, frame, column, source)
     parsed = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
     # Read the column the way most of its rows read (ties: epoch seconds), and name the rows that don't.
     if numeric.notna().sum() >= parsed.notna().sum():
@@ -88,6 +123,41 @@ def _timestamps(frame: pd.DataFrame, column: str | None, source: str) -> np.ndar
                         f"{_first_bad(bad, frame, column)}")
     # Seconds via a Timedelta: the integer view depends on the resolution pandas chose (ns, or us in pandas 3).
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+
+
+def _epoch_unit(magnitude: float) -> tuple[float, int, str]:
+    """The unit a value below 1e20 is read in (callers refuse larger ones first)."""
+    return next(unit for unit in _EPOCH_UNITS if magnitude < unit[0])
+
+
+def _epoch_seconds(numeric: pd.Series, frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """Numeric epoch times as whole seconds, the unit read from the column's largest value."""
+    # Integers beyond int64 come back from to_numeric as Python ints in an object column.
+    magnitude = np.abs(numeric.to_numpy(dtype=np.float64))
+    too_large = ~(magnitude < _EPOCH_UNITS[-1][0])  # NaN cannot occur here; inf is too large
+    if too_large.any():
+        raise DataError(f"{source}: column {column!r} (timestamp) has value(s) too large for epoch seconds, "
+                        f"milliseconds, microseconds or nanoseconds (1e20 or more), first at "
+                        f"{_first_bad(too_large, frame, column)}")
+    largest = int(np.argmax(magnitude))
+    unit = _epoch_unit(magnitude[largest])
+    # Below 1e9 a value may be a relative time in any unit; from there on it looks like an absolute epoch.
+    smallest = int(np.argmin(np.where(magnitude >= 1e9, magnitude, np.inf)))
+    if magnitude[smallest] >= 1e9 and _epoch_unit(magnitude[smallest]) != unit:
+        raise DataError(f"{source}: column {column!r} (timestamp) mixes epoch units: {_where(frame, smallest)} "
+                        f"(value {_plain(frame[column].iloc[smallest])!r}) reads as "
+                        f"{_epoch_unit(magnitude[smallest])[2]}, {_where(frame, largest)} (value "
+                        f"{_plain(frame[column].iloc[largest])!r}) as {unit[2]}")
+    per_second = unit[1]
+    if per_second > 1:
+        log.warning("%s: column %r read as epoch %s (largest value %r at %s; seconds stop at 1e11, the year "
+                    "5138) and converted to seconds", source, column, unit[2],
+                    _plain(frame[column].iloc[largest]), _where(frame, largest))
+    if pd.api.types.is_integer_dtype(numeric):
+        return (numeric.to_numpy() // per_second).astype(np.int64)
+    if per_second == 1:
+        return numeric.to_numpy(dtype=np.float64).astype(np.int64)
+    return np.floor(numeric.to_numpy(dtype=np.float64) / per_second).astype(np.int64)
 
 
 def _genres(value: object, sep: str) -> tuple[str, ...]:
@@ -171,6 +241,8 @@ def build_log(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.
     item_index = pd.Index(item_table["item_id"])
     item_idx = item_index.get_indexer(frame["item_id"])
     unknown = item_idx < 0
+    if items is not None and unknown.all():
+        raise _nothing_matches("item", frame, item_table["item_id"], interactions, m.item, inter_src, item_src)
     if unknown.any():
         if on_unknown_items == "error":
             first = int(frame["_row"].to_numpy()[unknown][0])
@@ -186,10 +258,7 @@ def build_log(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.
 
     user_ids = pd.unique(frame["user_id"])
     if users is not None:  # keep the user table's order where it has one, so indices match its rows
-        _require_columns(users, {"user": m.user}, user_src, "user")
-        table_ids = _ids(users, m.user, user_src, "user")
-        in_table = pd.Index(table_ids).get_indexer(user_ids) >= 0
-        user_ids = np.concatenate([table_ids[table_ids.isin(user_ids)].to_numpy(), user_ids[~in_table]])
+        user_ids = _user_ids_in_table(frame, users, interactions, m, inter_src, user_src)
     user_table = _user_table(users, np.asarray(user_ids, dtype=object), m, user_src)
     user_idx = pd.Index(user_table["user_id"]).get_indexer(frame["user_id"])
 
@@ -199,6 +268,35 @@ def build_log(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.
         inter[canon] = frame[canon].to_numpy(np.float32)
     inter = inter.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
     return InteractionLog(inter, item_table, user_table, name, {"source": source})
+
+
+def _user_ids_in_table(frame: pd.DataFrame, users: pd.DataFrame, interactions: pd.DataFrame, m: ColumnMapping,
+                       inter_src: str, user_src: str) -> np.ndarray:
+    """The user table's ids that the interactions name, in the table's order; a user the table lacks
+    would get NaN for every feature, so that is refused."""
+    _require_columns(users, {"user": m.user}, user_src, "user")
+    table_ids = _ids(users, m.user, user_src, "user")
+    absent = ~frame["user_id"].isin(table_ids).to_numpy()
+    if absent.all():
+        raise _nothing_matches("user", frame, table_ids, interactions, m.user, inter_src, user_src)
+    if absent.any():
+        first = int(frame["_row"].to_numpy()[absent][0])
+        raise DataError(f"{inter_src}: {int(absent.sum())} interaction(s) name users absent from the user table "
+                        f"({user_src}), first at {_where(interactions, first)} (user id "
+                        f"{_plain(interactions[m.user].iloc[first])!r} in column {m.user!r}); their features would "
+                        f"be NaN. Add those users to the table or drop their interactions")
+    return table_ids[table_ids.isin(frame["user_id"])].to_numpy()
+
+
+def _nothing_matches(kind: str, frame: pd.DataFrame, table_ids: pd.Series, interactions: pd.DataFrame,
+                     column: str, inter_src: str, table_src: str) -> DataError:
+    """A join that matched no row: most often one file spells ids differently (``1.0`` against ``1``)."""
+    first = int(frame["_row"].iloc[0])
+    theirs = f"the table's {str(table_ids.iloc[0])!r}" if len(table_ids) else "an empty table"
+    return DataError(f"{inter_src}: none of the {frame[f'{kind}_id'].nunique()} {kind} id(s) of the interactions "
+                     f"match the {kind} table ({table_src}): e.g. {frame[f'{kind}_id'].iloc[0]!r} at "
+                     f"{_where(interactions, first)} (column {column!r}) against {theirs}; ids are compared as "
+                     f"spelled (1, 1.0 and 01 are three ids)")
 
 
 def _drop_duplicates(frame: pd.DataFrame, source: str, on_duplicates: str, raw: pd.DataFrame) -> pd.DataFrame:

@@ -161,14 +161,14 @@ def test_bad_utf8_names_file_and_line(tmp_path):
 def test_truncated_file_names_file_and_last_line(tmp_path):
     folder = write_ml100k(tmp_path / "ml-100k")
     (folder / "u.data").write_text(lines(ML100K_DATA)[:-12])  # cut mid-line, as an interrupted copy would
-    with pytest.raises(DataError, match=r"u\.data: line 6: expected 4 fields separated by '\\t', found 3 "
-                                        r"\(the last line: the file looks truncated\)"):
+    with pytest.raises(DataError, match=r"u\.data: line 6 has too few fields \(expected 4 separated by '\\t', got 3; "
+                                        r"it is the last line: the file looks truncated\)"):
         load_dataset(folder)
 
 
 def test_wrong_field_count_in_the_middle_names_line(tmp_path):
     items = ML100K_ITEMS[:1] + ["2|Extra|field|" + ML100K_ITEMS[1][2:]] + ML100K_ITEMS[2:]
-    with pytest.raises(DataError, match=r"u\.item: line 2: expected 24 fields separated by '\|', found 26"):
+    with pytest.raises(DataError, match=r"u\.item: line 2 has too many fields \(expected 24 separated by '\|', got 26\)"):
         load_dataset(write_ml100k(tmp_path / "m", items=items))
 
 
@@ -247,5 +247,70 @@ def test_load_frames_refuses_unknown_keys_and_malformed_csv(tmp_path):
         load_frames({"interactions": tmp_path / "a.csv", "item": tmp_path / "b.csv"})
     bad = tmp_path / "bad.csv"
     bad.write_text("user_id,item_id,timestamp\n1,2,3\n4,5,6,7\n")
-    with pytest.raises(DataError, match=r"bad\.csv: malformed ','-separated file.*line 3"):
+    with pytest.raises(DataError, match=r"bad\.csv: line 3 has too many fields \(expected 3 separated by ',', got 4\): '4,5,6,7'"):
         load_frames(bad)
+
+
+# Issue 15: ids are labels spelled as in the file; one line-numbering convention; content, not suffix.
+
+def test_csv_ids_keep_their_spelling_and_are_never_float_merged(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(lines(["user_id,item_id,timestamp", "007,9007199254740993,1", "7,9007199254740992,2",
+                           "0042,1.5,3", "42,1.5,4"]))
+    data = load_frames(path)
+    assert list(data.user_ids) == ["007", "7", "0042", "42"]
+    assert list(data.item_ids) == ["9007199254740993", "9007199254740992", "1.5"]
+
+
+def test_csv_item_table_joins_on_the_spelled_ids(tmp_path):
+    write(tmp_path, {"events.csv": lines(["user_id,item_id,timestamp", "1,9007199254740993,1", "1,9007199254740992,2"]),
+                     "items.csv": lines(["item_id,price", "9007199254740992,2.5", "9007199254740993,7.5",
+                                                      "1.5,1"])})
+    data = load_frames({"interactions": tmp_path / "events.csv", "items": tmp_path / "items.csv"})
+    assert list(data.item_ids) == ["9007199254740992", "9007199254740993", "1.5"]
+    assert data.items["price"].tolist() == [2.5, 7.5, 1.0] and data.interactions["item"].tolist() == [1, 0]
+
+
+def test_load_frames_names_the_file_line_with_the_header_as_line_1(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(lines(["user_id,item_id,timestamp,rating", "1,1,1,4", "", "1,2,2,five"]))
+    with pytest.raises(DataError, match=r"events\.csv: column 'rating' \(rating\) has non-numeric value\(s\), "
+                                        r"first at line 4 \(value 'five'\)"):
+        load_frames(path)
+
+
+def test_load_frames_quoted_csv_keeps_file_lines_across_multiline_fields(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(lines(["user_id,item_id,timestamp,note", '1,1,1,"two', 'lines"', "1,2,x,plain"]))
+    with pytest.raises(DataError, match=r"first at line 4 \(value 'x'\)"):
+        load_frames(path)
+
+
+def test_load_frames_short_row_of_a_quoted_csv_names_the_line(tmp_path):
+    short = tmp_path / "short.csv"
+    short.write_text(lines(["user_id,item_id,timestamp", '1,"a,b",1', "1,2"]))
+    with pytest.raises(DataError, match=r"short\.csv: line 3 has too few fields \(expected 3 separated by ',', got 2; "
+                                        r"it is the last line: the file looks truncated\): '1,2'"):
+        load_frames(short)
+
+
+def test_a_parquet_file_under_a_csv_name_is_read_by_its_content(tmp_path):
+    path = tmp_path / "events.csv"
+    pd.DataFrame({"user_id": ["a", "b"], "item_id": [1, 2], "timestamp": [1, 2]}).to_parquet(path)
+    assert load_dataset(path).n_interactions == 2
+
+
+def test_ml100k_user_ids_spelled_differently_in_two_files_are_refused(tmp_path):
+    data = [row.replace("10\t", "010\t", 1) if row.startswith("10\t") else row for row in ML100K_DATA]
+    with pytest.raises(DataError, match=r"u\.data: 2 interaction\(s\) name users absent from the user table "
+                                        r"\(.*u\.user\), first at line 2 \(user id '010' in column 'user_id'\)"):
+        load_dataset(write_ml100k(tmp_path / "m", data=data))
+
+
+def test_movielens_latest_user_ids_are_exact_labels_in_numeric_order(tmp_path):
+    folder = write(tmp_path / "ml-latest", {
+        "ratings.csv": lines(["userId,movieId,rating,timestamp", "9007199254740995,1,4,1", "9007199254740993,1,3,2",
+                              "9007199254740994,1,5,3", "10,1,5,4"]),  # as floats: ...996, ...992, ...994
+        "movies.csv": lines(["movieId,title,genres", "1,X (2000),Drama"])})
+    data = load_movielens_latest(folder)
+    assert list(data.user_ids) == ["10", "9007199254740993", "9007199254740994", "9007199254740995"]

@@ -138,3 +138,93 @@ def test_ids_of_different_types_name_the_same_thing():
 def test_bad_repair_option_is_refused():
     with pytest.raises(DataError, match="on_duplicates must be 'drop' or 'error', got 'keep'"):
         build(frame(), on_duplicates="keep")
+
+
+# Issue 15: values accepted though wrong, ids merged, joins that match nothing, row naming.
+
+@pytest.mark.parametrize("unit, scale", [("milliseconds", 10**3), ("microseconds", 10**6), ("nanoseconds", 10**9)])
+def test_epoch_milli_micro_nanoseconds_become_seconds_with_a_log_line(caplog, unit, scale):
+    stamps = [1_700_000_030, 1_700_000_010, 1_700_000_020, 1_700_000_040]
+    with caplog.at_level(logging.WARNING, logger="recsim_env.data.schema"):
+        data = build(frame(timestamp=[t * scale + 7 for t in stamps]))
+    assert sorted(data.interactions["timestamp"].tolist()) == sorted(stamps)
+    assert f"column 'timestamp' read as epoch {unit}" in caplog.text and "converted to seconds" in caplog.text
+
+
+def test_epoch_seconds_are_left_alone(caplog):
+    with caplog.at_level(logging.WARNING, logger="recsim_env.data.schema"):
+        data = build(frame(timestamp=[1_700_000_030, 10, 20, 99_999_999_999]))
+    assert data.interactions["timestamp"].max() == 99_999_999_999 and "read as epoch" not in caplog.text
+
+
+def test_a_column_mixing_seconds_and_milliseconds_is_refused_naming_both():
+    with pytest.raises(DataError, match=r"column 'timestamp' \(timestamp\) mixes epoch units: row 1 \(value "
+                                        r"1700000000\) reads as seconds, row 2 \(value 1700000000000\) as milliseconds"):
+        build(frame(timestamp=[5, 1_700_000_000, 1_700_000_000_000, 6]))
+
+
+@pytest.mark.parametrize("bad", [1e20, float("inf"), -1e21])
+def test_timestamps_beyond_every_unit_or_infinite_are_refused(bad):
+    with pytest.raises(DataError, match=r"column 'timestamp' \(timestamp\) has value\(s\) too large for epoch seconds, "
+                                        r"milliseconds, microseconds or nanoseconds \(1e20 or more\), first at row 2"):
+        build(frame(timestamp=[1.0, 2.0, bad, 3.0]))
+
+
+@pytest.mark.parametrize("column", ["click", "purchase"])
+def test_clicks_and_purchases_must_be_0_or_1(column):
+    mapping = ColumnMapping(**{column: column})
+    with pytest.raises(DataError, match=rf"events\.csv: column '{column}' \({column}\) must be 0 or 1, first at row 1 "
+                                        r"\(value 5\)"):
+        build(frame(**{column: [1, 5, 0, 1]}), mapping=mapping)
+    assert build(frame(**{column: [1.0, 0.0, 0, 1]}), mapping=mapping).responses == (column,)
+
+
+def test_float_ids_beyond_2_pow_53_are_refused_not_merged():
+    items = pd.Series([9007199254740993, 9007199254740992, 1.5, 2.0])  # float64: the first two are one number
+    with pytest.raises(DataError, match=r"interaction column 'item_id' holds ids as floating-point numbers; "
+                                        r"9007199254740992\.0 at row 0 is 2\*\*53 or more"):
+        build(frame(item_id=items))
+
+
+def test_int_ids_stay_exact_and_string_ids_keep_their_spelling():
+    big = [9007199254740993, 9007199254740992, 7, 7]
+    data = build(frame(item_id=big, user_id=["007", "7", "0042", "42"]))
+    assert list(data.item_ids) == ["9007199254740993", "9007199254740992", "7"]
+    assert list(data.user_ids) == ["007", "7", "0042", "42"]
+
+
+def test_user_table_matching_no_interaction_names_both_sources_and_an_id():
+    users = pd.DataFrame({"user_id": [1, 2, 3], "age": [30, 40, 50]})
+    inter = frame(user_id=[1.0, 1.0, 2.0, 3.0])
+    with pytest.raises(DataError, match=r"events\.csv: none of the 3 user id\(s\) of the interactions match the user "
+                                        r"table \(users\.csv\): e\.g\. '1\.0' at row 0 \(column 'user_id'\) against "
+                                        r"the table's '1'; ids are compared as spelled"):
+        InteractionLog.from_frames(inter, users=_labelled(users, "users.csv"), mapping=RATED, source="events.csv")
+
+
+def test_users_missing_from_the_user_table_are_refused_not_given_nan_features():
+    users = _labelled(pd.DataFrame({"user_id": ["a", "b"], "age": [30, 40]}), "users.csv")
+    with pytest.raises(DataError, match=r"events\.csv: 1 interaction\(s\) name users absent from the user table "
+                                        r"\(users\.csv\), first at row 3 \(user id 'c' in column 'user_id'\); "
+                                        r"their features would be NaN"):
+        InteractionLog.from_frames(frame(), users=users, mapping=RATED, source="events.csv")
+
+
+def test_item_table_matching_nothing_names_both_sources_even_when_dropping():
+    items = _labelled(pd.DataFrame({"item_id": ["X", "Y", "Z"]}), "items.csv")
+    for option in ("error", "drop"):
+        with pytest.raises(DataError, match=r"events\.csv: none of the 3 item id\(s\) of the interactions match the "
+                                            r"item table \(items\.csv\): e\.g\. 'x' at row 0 \(column 'item_id'\) "
+                                            r"against the table's 'X'"):
+            InteractionLog.from_frames(frame(), items, mapping=RATED, source="events.csv", on_unknown_items=option)
+
+
+def test_rows_of_a_dataframe_are_named_by_its_index_label():
+    inter = frame(rating=[4, 5, "five", 1]).set_axis([10, 11, 12, 13])
+    with pytest.raises(DataError, match=r"first at row 12 \(value 'five'\)"):
+        build(inter)
+
+
+def _labelled(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    table.attrs["source"] = source
+    return table
