@@ -10,7 +10,7 @@ import gzip
 
 import pytest
 
-from recsim_env.cli import main
+from recsim_env.cli.main import main
 
 HEADER = "user_id,item_id,timestamp"
 
