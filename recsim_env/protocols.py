@@ -86,6 +86,26 @@ class UserModel(Protocol):
         ...
 
 
+
+@runtime_checkable
+class ReturningUserModel(UserModel, Protocol):
+    """A :class:`UserModel` whose users come back: the seam of the lifetime env.
+
+    ``left`` then means "this *session* ended" (not churn). Between sessions the lifetime env asks how
+    long each user stays away and then opens the user's next session; the user keeps their identity,
+    interests and history, and only per-session state is reset.
+    """
+
+    def return_gaps(self, state: Any, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Days until each of ``rows`` (whose session just ended) starts their next session, ``(len(rows),)``
+        float64; ``np.inf`` for a user who never returns."""
+        ...
+
+    def start_session(self, state: Any, rows: np.ndarray, days_elapsed: np.ndarray, rng: np.random.Generator) -> None:
+        """Open a new session for ``rows`` after ``days_elapsed`` days away (per-session state reset in place)."""
+        ...
+
+
 @runtime_checkable
 class RewardFn(Protocol):
     """Maps a step's responses to one scalar reward per user."""
