@@ -40,7 +40,7 @@ def read_warm_start(path: str | Path, env: Any, items_only_if_users_differ: bool
     if items_only_if_users_differ and emb.user is not None and spec.n_users > 0 and len(emb.user) != spec.n_users:
         logger.info("%s: %d user vectors for the env's %d logged users; warm-starting items only",
                     path, len(emb.user), spec.n_users)
-        emb = replace(emb, user=None)
+        emb = replace(emb, user_embeddings=None, user_ids=None)
     check_compatible(emb, spec.n_items, spec.n_users, env_item_ids(env))
     return emb
 

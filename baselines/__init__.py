@@ -8,7 +8,7 @@ save / load); the torch models share one loop (:mod:`baselines.training`). Named
 
 from baselines.base import ScoringRecommender, load_recommender
 from baselines.content import ContentConfig, ContentRecommender
-from baselines.embeddings import Embeddings, export_embeddings, load_embeddings
+from baselines.embeddings import export_embeddings
 from baselines.knn import ItemKNN, ItemKNNConfig
 from baselines.lightgcn import LightGCN, LightGCNConfig
 from baselines.mf import BPRMF, MFConfig
@@ -16,7 +16,7 @@ from baselines.ncf import GMF, MLP, NCFConfig, NeuMF
 from baselines.popularity import Popularity, RandomConfig, RandomScores
 from baselines.training import TrainConfig
 
-__all__ = ["ScoringRecommender", "load_recommender", "ContentConfig", "ContentRecommender", "Embeddings",
-           "export_embeddings", "load_embeddings", "ItemKNN", "ItemKNNConfig", "LightGCN",
+__all__ = ["ScoringRecommender", "load_recommender", "ContentConfig", "ContentRecommender",
+           "export_embeddings", "ItemKNN", "ItemKNNConfig", "LightGCN",
            "LightGCNConfig", "BPRMF", "MFConfig", "GMF", "MLP",
            "NCFConfig", "NeuMF", "Popularity", "RandomConfig", "RandomScores", "TrainConfig"]

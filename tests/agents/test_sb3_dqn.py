@@ -54,14 +54,14 @@ def test_q_network_scores_every_candidate_with_one_function() -> None:
 
 def test_warm_start_in_place_and_through_set_parameters_agree() -> None:
     rng = np.random.default_rng(0)
-    emb = Embeddings(item=rng.normal(size=(12, 8)).astype(np.float32), user=None, item_ids=None, source="test")
+    emb = Embeddings(rng.normal(size=(12, 8)).astype(np.float32), source="test")
     a, b = _model(), _model()
     warm_start_in_place(a, emb)
     b.set_parameters(warm_start_parameters(b, emb), exact_match=False)
     for model in (a, b):
         for net in (model.q_net, model.q_net_target):
             torch.testing.assert_close(net.features_extractor.tower.items.weight[:12], torch.from_numpy(emb.item))
-    wrong = Embeddings(item=emb.item[:10], user=None, item_ids=None, source="short.npz")
+    wrong = Embeddings(emb.item[:10], source="short.npz")
     with pytest.raises(ArtifactError, match="10 rows but the env has 12 items"):
         warm_start_in_place(a, wrong)
 

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from tinylog import make_tiny_log
 
-from baselines.embeddings import export_embeddings, load_embeddings
+from baselines.embeddings import export_embeddings
 from baselines.mf import BPRMF, MFConfig
 from baselines.ncf import NCFConfig, NeuMF
 from baselines.popularity import Popularity
 from baselines.training import TrainConfig
+from recsim_env.data.embeddings import load_embeddings
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError
 

@@ -13,7 +13,7 @@ from recommender_suite import LearnsPreferences, RecommenderSuite
 from tinylog import make_tiny_log
 
 from baselines.base import merge_validation
-from baselines.embeddings import export_embeddings, load_embeddings
+from baselines.embeddings import export_embeddings
 from baselines.lightgcn import (
     LightGCN,
     LightGCNConfig,
@@ -24,6 +24,7 @@ from baselines.lightgcn import (
 from baselines.popularity import Popularity
 from baselines.recipes import build_model
 from baselines.training import TrainConfig
+from recsim_env.data.embeddings import load_embeddings
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import leave_one_out, seen_items
 from recsim_env.errors import ArtifactError, ConfigError
