@@ -49,7 +49,7 @@ from agents.networks import (
     mlp,
 )
 from agents.training import (
-    EpisodeStats,
+    EpisodeTracker,
     ScalarLogger,
     TrainConfig,
     TrainResult,
@@ -342,17 +342,17 @@ SB3_NAME, SB3_FORMAT = "SB3DQN", 2  # 2: Q reads whether each candidate was cons
 
 class RecCallback(BaseCallback):
     """Episode metrics, TensorBoard scalars, progress and atomic checkpoints for SB3's own loop,
-    through the same :class:`EpisodeStats` / :class:`ScalarLogger` as :func:`agents.training.train`."""
+    through the same :class:`EpisodeTracker` / :class:`ScalarLogger` as :func:`agents.training.train`."""
 
     def __init__(self, config: TrainConfig, scalars: ScalarLogger, ckpt_path: Path | None) -> None:
         super().__init__()
         self.config, self.scalars, self.ckpt_path = config, scalars, ckpt_path
-        self.stats: EpisodeStats | None = None
+        self.stats: EpisodeTracker | None = None
         self.bar: Any = None
 
     def _on_training_start(self) -> None:
         n = self.training_env.num_envs
-        self.stats = EpisodeStats(n)
+        self.stats = EpisodeTracker(n)
         start = self.model.num_timesteps
         self._continue_loop(start)
         self.next_log = (start // self.config.log_interval + 1) * self.config.log_interval
@@ -413,7 +413,7 @@ def _last_loss(model: DQN) -> float | None:
 
 
 def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]],
-                        stats: EpisodeStats | None = None) -> None:
+                        stats: EpisodeTracker | None = None) -> None:
     """Model, replay buffer, counters, curve, the global RNG states SB3 draws from, the exploration's
     action-space RNG, and (for a :class:`DiscreteVecView` whose env has ``get_state()``) the env's
     users and random streams as data, with the running episode sums ``stats``, in one atomic file:

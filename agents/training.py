@@ -100,7 +100,7 @@ def final_observations(obs: dict[str, np.ndarray], info: dict[str, Any], done: n
     return out
 
 
-class EpisodeStats:
+class EpisodeTracker:
     """Running per-user episode sums; finished episodes are collected until :meth:`drain`."""
 
     def __init__(self, n: int) -> None:
@@ -183,7 +183,7 @@ def _restore_env(env: Any, state: dict[str, Any] | None) -> bool:
     return True
 
 
-def _drop_cut_episodes(agent: TrainableAgent, stats: EpisodeStats, finished: list) -> None:
+def _drop_cut_episodes(agent: TrainableAgent, stats: EpisodeTracker, finished: list) -> None:
     """After a resume onto fresh users: forget the departed users' running sums and unfinished steps."""
     stats.finished = list(finished)  # whole episodes: still valid, and not yet logged
     discard = getattr(agent, "discard_unfinished_episodes", None)
@@ -216,7 +216,7 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
     ckpt_path = out / "checkpoint.pt" if out is not None else None
     scalars = ScalarLogger(out / "tb" if out is not None else None)
     n = int(env.num_envs)
-    stats = EpisodeStats(n)
+    stats = EpisodeTracker(n)
     step, obs = 0, None
     if resume:
         if ckpt_path is None:
@@ -272,7 +272,7 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
 
 
 def _checkpoint(path: Path, agent: TrainableAgent, env: Any, obs: dict[str, np.ndarray], step: int,
-                scalars: ScalarLogger, stats: EpisodeStats, losses: dict[str, list[float]]) -> None:
+                scalars: ScalarLogger, stats: EpisodeTracker, losses: dict[str, list[float]]) -> None:
     # The losses since the last log line: a resume between two log lines must average the same window.
     loop = {"format": LOOP_FORMAT, "step": step, "curve": scalars.curve, "losses": losses, "obs": obs,
             "env": env_state(env), "stats": dict(stats.__dict__)}

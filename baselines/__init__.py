@@ -14,9 +14,9 @@ from baselines.lightgcn import LightGCN, LightGCNConfig
 from baselines.mf import BPRMF, MFConfig
 from baselines.ncf import GMF, MLP, NCFConfig, NeuMF
 from baselines.popularity import Popularity, RandomConfig, RandomScores
-from baselines.training import TrainConfig
+from baselines.training import LoopConfig
 
 __all__ = ["ScoringRecommender", "load_recommender", "ContentConfig", "ContentRecommender",
            "export_embeddings", "ItemKNN", "ItemKNNConfig", "LightGCN",
            "LightGCNConfig", "BPRMF", "MFConfig", "GMF", "MLP",
-           "NCFConfig", "NeuMF", "Popularity", "RandomConfig", "RandomScores", "TrainConfig"]
+           "NCFConfig", "NeuMF", "Popularity", "RandomConfig", "RandomScores", "LoopConfig"]

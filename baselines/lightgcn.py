@@ -25,7 +25,7 @@ from torch import nn
 
 from baselines.base import merge_validation
 from baselines.torch_model import TorchRecommender
-from baselines.training import TrainConfig, recency_weights
+from baselines.training import LoopConfig, recency_weights
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import Split
 from recsim_env.errors import ArtifactError, ConfigError
@@ -157,7 +157,7 @@ class LightGCN(TorchRecommender):
     can_score_history = True
     loss = "bpr"
 
-    def __init__(self, config: LightGCNConfig | None = None, train: TrainConfig | None = None,
+    def __init__(self, config: LightGCNConfig | None = None, train: LoopConfig | None = None,
                  slate_size: int | None = None):
         super().__init__(config, train, slate_size)
         self.edge_weights = np.empty(0)
@@ -175,7 +175,7 @@ class LightGCN(TorchRecommender):
         self.edge_weights = weights
         return normalized_adjacency(users, items, weights, self.n_users, self.n_items)
 
-    def _train(self, train: InteractionLog, split: Split | None, config: TrainConfig) -> None:
+    def _train(self, train: InteractionLog, split: Split | None, config: LoopConfig) -> None:
         """Early stopping on the training graph, then the validation interactions join the graph (and
         the seen items); ``config.refit_epochs`` further epochs on them, if any, run on the training graph."""
         super()._train(train, split, config)

@@ -16,11 +16,11 @@ from baselines.lightgcn import LightGCN, LightGCNConfig
 from baselines.mf import BPRMF, MFConfig
 from baselines.ncf import GMF, MLP, NCFConfig, NeuMF
 from baselines.popularity import Popularity, RandomConfig, RandomScores
-from baselines.training import TrainConfig
+from baselines.training import LoopConfig
 from recsim_env.errors import ConfigError
 
-TUNED_TRAIN = TrainConfig()
-"""The training recipe every torch baseline uses here (the TrainConfig defaults are the tuned ones)."""
+TUNED_TRAIN = LoopConfig()
+"""The training recipe every torch baseline uses here (the LoopConfig defaults are the tuned ones)."""
 
 
 NCF_LR = 8e-3
@@ -37,14 +37,14 @@ LIGHTGCN_TRAIN = {"lr": 4e-2, "batch_size": 8192}
 few large batches at a high rate reach the best validation score soonest (ML-100K: ~8 s)."""
 
 
-def _lightgcn(train: TrainConfig, plain: bool) -> ScoringRecommender:
+def _lightgcn(train: LoopConfig, plain: bool) -> ScoringRecommender:
     """Tuned LightGCN: recency-weighted edges and :data:`LIGHTGCN_TRAIN`; plain: the paper's graph
     (every edge weighs 1), still at the larger batch and rate (the default 1,024 is ~4x slower)."""
     config = LightGCNConfig(edge_half_life=None if plain else LIGHTGCN_EDGE_HALF_LIFE)
     return LightGCN(config, replace(train, **LIGHTGCN_TRAIN))
 
 
-def _ncf(cls: type, train: TrainConfig, plain: bool) -> ScoringRecommender:
+def _ncf(cls: type, train: LoopConfig, plain: bool) -> ScoringRecommender:
     """Tuned NCF: user vectors include the recency-weighted history, trained at :data:`NCF_LR`;
     plain: the textbook static user embedding at the shared rate, pretraining until early stopping."""
     if plain:
@@ -60,7 +60,7 @@ class ModelSpec:
     """Display name in tables."""
     description: str
     """One line for ``--help`` and BENCHMARKS.md."""
-    build: Callable[[TrainConfig, int, bool], ScoringRecommender]
+    build: Callable[[LoopConfig, int, bool], ScoringRecommender]
     """(training config, seed, plain) -> unfitted model; ``plain`` drops the recency weighting."""
 
 

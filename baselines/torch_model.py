@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from baselines.base import ScoringRecommender, config_from_dict, merge_validation
-from baselines.training import TrainConfig, TrainReport, train_module
+from baselines.training import LoopConfig, TrainReport, train_module
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import Split, seen_items
 from recsim_env.errors import ArtifactError, ConfigError
@@ -46,11 +46,11 @@ class TorchRecommender(ScoringRecommender):
     loss: ClassVar[str] = "bce"
     """``"bce"`` (pointwise, NCF) or ``"bpr"`` (pairwise)."""
 
-    def __init__(self, config: Any = None, train: TrainConfig | None = None, slate_size: int | None = None):
+    def __init__(self, config: Any = None, train: LoopConfig | None = None, slate_size: int | None = None):
         super().__init__(config, slate_size)
-        if train is not None and not isinstance(train, TrainConfig):
-            raise ConfigError(f"train must be a TrainConfig, got {type(train).__name__}")
-        self.train_config = train or TrainConfig()
+        if train is not None and not isinstance(train, LoopConfig):
+            raise ConfigError(f"train must be a LoopConfig, got {type(train).__name__}")
+        self.train_config = train or LoopConfig()
         self.module: torch.nn.Module | None = None
         self.report = TrainReport()
 
@@ -62,7 +62,7 @@ class TorchRecommender(ScoringRecommender):
         self.module = self._build(train)
         self._train(train, split, self.train_config)
 
-    def _train(self, train: InteractionLog, split: Split | None, config: TrainConfig) -> None:
+    def _train(self, train: InteractionLog, split: Split | None, config: LoopConfig) -> None:
         """Early-stopped training on ``train``, then ``config.refit_epochs`` on train + validation."""
         name = type(self).__name__
         validation = validation_ranking(split, seed=config.seed) if split is not None else None
@@ -93,7 +93,7 @@ class TorchRecommender(ScoringRecommender):
 
     def _restore_header(self, header: dict[str, Any]) -> None:
         if header.get("train"):
-            self.train_config = config_from_dict(TrainConfig, header["train"])
+            self.train_config = config_from_dict(LoopConfig, header["train"])
 
     def _state(self) -> dict[str, np.ndarray]:
         assert self.module is not None

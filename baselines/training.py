@@ -36,7 +36,7 @@ LOSSES = ("bce", "bpr")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class LoopConfig:
     """How a torch model is trained. The defaults are the recipe tuned on ML-100K (BENCHMARKS.md);
     ``recency_half_life=None, refit_epochs=0`` gives the plain NCF / BPR training."""
 
@@ -72,17 +72,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "n_negatives"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"LoopConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.refit_epochs < 0 or self.refit_lr_scale <= 0:
-            raise ConfigError(f"TrainConfig needs refit_epochs >= 0 and refit_lr_scale > 0, got "
+            raise ConfigError(f"LoopConfig needs refit_epochs >= 0 and refit_lr_scale > 0, got "
                               f"{self.refit_epochs}, {self.refit_lr_scale}")
         if self.lr <= 0 or self.weight_decay < 0 or self.patience < 0:
-            raise ConfigError(f"TrainConfig needs lr > 0, weight_decay >= 0, patience >= 0; got lr={self.lr}, "
+            raise ConfigError(f"LoopConfig needs lr > 0, weight_decay >= 0, patience >= 0; got lr={self.lr}, "
                               f"weight_decay={self.weight_decay}, patience={self.patience}")
         if self.recency_half_life is not None and self.recency_half_life <= 0:
-            raise ConfigError(f"TrainConfig.recency_half_life must be > 0 or None, got {self.recency_half_life}")
+            raise ConfigError(f"LoopConfig.recency_half_life must be > 0 or None, got {self.recency_half_life}")
         if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ConfigError(f"TrainConfig.max_seconds must be > 0, got {self.max_seconds}")
+            raise ConfigError(f"LoopConfig.max_seconds must be > 0, got {self.max_seconds}")
 
 
 @dataclass
@@ -192,7 +192,7 @@ def _l2(module: torch.nn.Module, users: torch.Tensor, items: torch.Tensor) -> to
 
 
 def train_module(module: torch.nn.Module, loss: str, train: InteractionLog, validation: SampledRanking | None,
-                 config: TrainConfig, name: str = "model") -> TrainReport:
+                 config: LoopConfig, name: str = "model") -> TrainReport:
     """Train ``module`` in place; with ``validation``, stop early and restore the best epoch's weights."""
     if loss not in LOSSES:
         raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -257,7 +257,7 @@ def _histories(module: torch.nn.Module, users: np.ndarray, items: np.ndarray,
 
 def _epoch(module: torch.nn.Module, loss: str, users: np.ndarray, items: np.ndarray, weights: np.ndarray,
            history: tuple[torch.Tensor, torch.Tensor] | None, sampler: NegativeSampler,
-           opt: torch.optim.Optimizer, config: TrainConfig, rng: np.random.Generator, desc: str) -> float:
+           opt: torch.optim.Optimizer, config: LoopConfig, rng: np.random.Generator, desc: str) -> float:
     order = rng.permutation(len(users))
     u_all = torch.from_numpy(users[order])
     p_all = torch.from_numpy(items[order])

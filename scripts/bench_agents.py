@@ -72,15 +72,15 @@ def myopic_baselines(seed: int) -> dict[str, Any]:
     from baselines.mf import BPRMF
     from baselines.ncf import NeuMF
     from baselines.popularity import Popularity, RandomConfig, RandomScores
-    from baselines.training import TrainConfig
+    from baselines.training import LoopConfig
     from recsim_env.data.splits import leave_one_out
     from recsim_env.fit.datasets import movielens_splits
 
     early, _ = movielens_splits()
     split = leave_one_out(early)
     models = {"random": RandomScores(RandomConfig(seed=seed), slate_size=10), "popularity": Popularity(slate_size=10),
-              "mf-bpr": BPRMF(train=TrainConfig(seed=seed), slate_size=10),
-              "neumf": NeuMF(train=TrainConfig(seed=seed), slate_size=10)}
+              "mf-bpr": BPRMF(train=LoopConfig(seed=seed), slate_size=10),
+              "neumf": NeuMF(train=LoopConfig(seed=seed), slate_size=10)}
     for model in models.values():
         model.fit(split)
     return models

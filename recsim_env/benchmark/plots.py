@@ -29,7 +29,7 @@ def write_plots(result: "BenchmarkResult", agg: pd.DataFrame, folder: Path) -> d
         path = return_bars(agg, sim, folder / f"return_{sim}.png")
         if path is not None:
             out[f"return_{sim}"] = path
-        path = session_lengths(result, sim, folder / f"sessions_{sim}.png")
+        path = session_length_plot(result, sim, folder / f"sessions_{sim}.png")
         if path is not None:
             out[f"sessions_{sim}"] = path
     path = learning_curves(result.curves, folder / "learning_curves.png")
@@ -56,7 +56,7 @@ def return_bars(agg: pd.DataFrame, simulator: str, path: Path) -> Path | None:
     return path
 
 
-def session_lengths(result: "BenchmarkResult", simulator: str, path: Path) -> Path | None:
+def session_length_plot(result: "BenchmarkResult", simulator: str, path: Path) -> Path | None:
     """Clicks per simulated session (sessions with at least one click) per policy, beside the logged
     interactions per session: the quantity the fitted simulators' patience is calibrated on."""
     eps = result.episodes

@@ -160,12 +160,12 @@ def test_pick_credit_in_the_batched_view_and_slate_returns_in_the_curve(monkeypa
 
     seen: list[tuple[np.ndarray, np.ndarray]] = []
 
-    class Recording(sb3_dqn.EpisodeStats):
+    class Recording(sb3_dqn.EpisodeTracker):
         def update(self, reward, info, done):
             seen.append((np.array(reward), np.array(info["choice"])))
             super().update(reward, info, done)
 
-    monkeypatch.setattr(sb3_dqn, "EpisodeStats", Recording)
+    monkeypatch.setattr(sb3_dqn, "EpisodeTracker", Recording)
     model = _model()
     model.get_env().scorer = None  # cyclic fill: item 3, which the users always take, shows in any slot
     train_sb3_dqn(model, TrainConfig(total_steps=400, log_interval=200, progress=False))

@@ -11,14 +11,14 @@ import torch
 from baselines.mf import BPRMF, MFConfig, MFModule
 from baselines.training import (
     NegativeSampler,
-    TrainConfig,
+    LoopConfig,
     recency_weights,
     train_module,
 )
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError
 
-FAST = TrainConfig(epochs=6, batch_size=64, lr=1e-2, weight_decay=0.0, refit_epochs=0, recency_half_life=None)
+FAST = LoopConfig(epochs=6, batch_size=64, lr=1e-2, weight_decay=0.0, refit_epochs=0, recency_half_life=None)
 
 
 @pytest.mark.parametrize("bitmap_limit", [10**9, 0])
@@ -44,7 +44,7 @@ def test_recency_weights_halve_per_half_life_and_average_one():
                                          ("refit_epochs", -1), ("max_seconds", 0.0)])
 def test_train_config_rejects_bad_values(field, value):
     with pytest.raises(ConfigError, match=field):
-        replace(TrainConfig(), **{field: value})
+        replace(LoopConfig(), **{field: value})
 
 
 def test_early_stopping_restores_the_best_epoch_and_logs_tensorboard(tiny_log, tmp_path):

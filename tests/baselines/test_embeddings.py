@@ -10,12 +10,12 @@ from baselines.embeddings import export_embeddings
 from baselines.mf import BPRMF, MFConfig
 from baselines.ncf import NCFConfig, NeuMF
 from baselines.popularity import Popularity
-from baselines.training import TrainConfig
+from baselines.training import LoopConfig
 from recsim_env.data.embeddings import load_embeddings
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError
 
-FAST = TrainConfig(epochs=3, batch_size=64, lr=1e-2, refit_epochs=0)
+FAST = LoopConfig(epochs=3, batch_size=64, lr=1e-2, refit_epochs=0)
 
 
 def test_mf_round_trip_reproduces_scores(tiny_log, tmp_path):

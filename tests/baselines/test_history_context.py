@@ -13,11 +13,11 @@ from recommender_suite import observation
 from baselines.base import merge_validation
 from baselines.history import causal_histories, latest_histories, observation_histories
 from baselines.ncf import GMF, NCFConfig, NCFModule, NeuMF
-from baselines.training import TrainConfig
+from baselines.training import LoopConfig
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError
 
-FAST = TrainConfig(epochs=4, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
+FAST = LoopConfig(epochs=4, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
                    recency_half_life=None)
 SMALL = NCFConfig(dim=8, layers=(16, 8), history=4, history_halflife=1.0)
 

@@ -23,14 +23,14 @@ from baselines.lightgcn import (
 )
 from baselines.popularity import Popularity
 from baselines.recipes import build_model
-from baselines.training import TrainConfig
+from baselines.training import LoopConfig
 from recsim_env.data.embeddings import load_embeddings
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import leave_one_out, seen_items
 from recsim_env.errors import ArtifactError, ConfigError
 from recsim_env.evaluation.offline import SampledRanking
 
-FAST = TrainConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=0,
+FAST = LoopConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=0,
                    recency_half_life=None)
 SQRT2 = np.sqrt(2.0)
 

@@ -20,10 +20,10 @@ from baselines.knn import ItemKNN, ItemKNNConfig
 from baselines.mf import BPRMF, MFConfig
 from baselines.ncf import GMF, MLP, NCFConfig, NeuMF
 from baselines.popularity import Popularity, RandomConfig, RandomScores
-from baselines.training import TrainConfig
+from baselines.training import LoopConfig
 from recsim_env.data.splits import leave_one_out
 
-FAST = TrainConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
+FAST = LoopConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
                    recency_half_life=None)
 SMALL_NCF = NCFConfig(dim=8, layers=(16, 8))
 

@@ -18,13 +18,13 @@ from tinylog import GENRES
 import baselines.content as content
 from baselines.content import ContentConfig, ContentRecommender, item_sentences
 from baselines.recipes import build_model
-from baselines.training import TrainConfig
+from baselines.training import LoopConfig
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ArtifactError, ConfigError
 from recsim_env.evaluation import metrics
 from recsim_env.evaluation.offline import item_cold_start
 
-FAST = TrainConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
+FAST = LoopConfig(epochs=15, batch_size=64, lr=1e-2, weight_decay=0.0, patience=3, refit_epochs=1,
                    recency_half_life=None)
 MINILM = ContentConfig(dim=16, history=10, text_encoder="minilm", encode_batch=32)
 
