@@ -14,9 +14,10 @@ from baselines.lightgcn import LightGCN, LightGCNConfig
 from baselines.mf import BPRMF, MFConfig
 from baselines.ncf import GMF, MLP, NCFConfig, NeuMF
 from baselines.popularity import Popularity, RandomConfig, RandomScores
+from baselines.recipes import MODELS, build_model
 from baselines.training import LoopConfig
 
-__all__ = ["ScoringRecommender", "load_recommender", "ContentConfig", "ContentRecommender",
+__all__ = ["MODELS", "build_model", "ScoringRecommender", "load_recommender", "ContentConfig", "ContentRecommender",
            "export_embeddings", "ItemKNN", "ItemKNNConfig", "LightGCN",
            "LightGCNConfig", "BPRMF", "MFConfig", "GMF", "MLP",
            "NCFConfig", "NeuMF", "Popularity", "RandomConfig", "RandomScores", "LoopConfig"]

@@ -71,7 +71,9 @@ class EnvConfig:
         return cls().with_overrides(**kwargs)
 
     def with_overrides(self, **kwargs: Any) -> "EnvConfig":
-        """A copy with some fields changed, naming any keyword that is not a field."""
+        """A copy with some fields changed, naming any keyword that is not a field (itself when none)."""
+        if not kwargs:
+            return self
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(kwargs) - names)
         if unknown:

@@ -12,12 +12,12 @@ from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.log import InteractionLog
 from recsim_env.env.config import EnvConfig, observation_space
 from recsim_env.env.rewards import WeightedReward
-from recsim_env.env.simulation import SingleUserSimulation
+from recsim_env.env.simulation import SingleUserSimulation, UserStateView
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import RewardFn, UserModel
 
 
-class RecEnv(gym.Env):
+class RecEnv(UserStateView, gym.Env):
     """Slate recommendation to one simulated user at a time.
 
     ## Description
@@ -90,9 +90,7 @@ class RecEnv(gym.Env):
 
     def __init__(self, user_model: UserModel, catalog: ItemCatalog | None = None, config: EnvConfig | None = None,
                  reward_fn: RewardFn | None = None, **overrides: Any) -> None:
-        config = config or EnvConfig()
-        if overrides:
-            config = config.with_overrides(**overrides)
+        config = (config or EnvConfig()).with_overrides(**overrides)
         self.user_model, self.catalog, self.config = user_model, catalog, config
         self.reward_fn = reward_fn or WeightedReward(config.reward)
         self._sim = SingleUserSimulation(user_model, catalog, config, self.reward_fn)
@@ -100,14 +98,6 @@ class RecEnv(gym.Env):
         self.observation_space = observation_space(user_model, config, n_features)
         self.action_space = spaces.MultiDiscrete(np.full(config.slate_size, config.n_candidates, dtype=np.int64))
         self._needs_reset = True
-
-    @property
-    def user_state(self) -> Any:
-        """The user model's current state object, e.g. for an oracle's ``user_model.true_utilities(env.user_state, ...)``.
-
-        Hidden from policies (it is not in the observation); read-only by convention and live: the
-        model updates it in place each step, row ``i`` being the user behind observation row ``i``."""
-        return self._sim.state
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

@@ -52,6 +52,20 @@ class RandomStreams(NamedTuple):
         return cls(*(np.random.default_rng(child) for child in children))
 
 
+class UserStateView:
+    """What the single and the vector env share over their simulation (``self._sim``)."""
+
+    _sim: "SlateSimulation"
+
+    @property
+    def user_state(self) -> Any:
+        """The user model's current state object, e.g. for an oracle's ``user_model.true_utilities(env.user_state, ...)``.
+
+        Hidden from policies (it is not in the observation); read-only by convention and live: the
+        model updates it in place each step, row ``i`` being the user behind observation row ``i``."""
+        return self._sim.state
+
+
 class SlateSimulation:
     """``n`` simulated users with their candidates and history, stepped as arrays."""
 

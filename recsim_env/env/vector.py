@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -31,7 +32,7 @@ from gymnasium.vector.utils import batch_space
 from recsim_env.data.catalog import ItemCatalog
 from recsim_env.env.config import EnvConfig, observation_space
 from recsim_env.env.rewards import WeightedReward
-from recsim_env.env.simulation import SlateSimulation
+from recsim_env.env.simulation import SlateSimulation, UserStateView
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import RewardFn, UserModel
 
@@ -39,7 +40,7 @@ STATE_FORMAT = 1
 """Version of :meth:`RecVectorEnv.get_state`'s layout."""
 
 
-class RecVectorEnv(VectorEnv):
+class RecVectorEnv(UserStateView, VectorEnv):
     """``num_envs`` users of one user model, batched; see the module docstring for autoreset.
 
     ``RecVectorEnv(user_model, catalog=None, config=EnvConfig(), reward_fn=None, num_envs=1024)`` or
@@ -52,9 +53,7 @@ class RecVectorEnv(VectorEnv):
                  reward_fn: RewardFn | None = None, num_envs: int = 1, **overrides: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ConfigError(f"num_envs must be an integer >= 1, got {num_envs!r}")
-        config = config or EnvConfig()
-        if overrides:
-            config = config.with_overrides(**overrides)
+        config = (config or EnvConfig()).with_overrides(**overrides)
         self.user_model, self.catalog, self.config, self.num_envs = user_model, catalog, config, int(num_envs)
         self.reward_fn = reward_fn or WeightedReward(config.reward)
         self._sim = SlateSimulation(user_model, catalog, config, self.reward_fn, n=self.num_envs)
@@ -64,14 +63,6 @@ class RecVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._needs_reset = True
-
-    @property
-    def user_state(self) -> Any:
-        """The user model's current state object, e.g. for an oracle's ``user_model.true_utilities(env.user_state, ...)``.
-
-        Hidden from policies (it is not in the observation); read-only by convention and live: the
-        model updates it in place each step, row ``i`` being the user behind observation row ``i``."""
-        return self._sim.state
 
     def get_state(self) -> dict[str, Any]:
         """The env's whole state as numpy arrays and plain values, for :meth:`set_state` (checkpoints).
@@ -120,7 +111,7 @@ class RecVectorEnv(VectorEnv):
 
     def step(self, actions: Any):
         if self._needs_reset:
-            raise RuntimeError("call reset() before step()")
+            raise gym.error.ResetNeeded("call reset() before step()")
         reward, terminated, truncated, step_info = self._sim.step(actions)
         ended = terminated | truncated
         info = _with_masks(step_info, ~ended)

@@ -213,3 +213,14 @@ def test_merge_final_info_takes_ended_rows_from_final_info() -> None:
     merged = merge_final_info(info, done)
     assert merged["choice"].tolist() == [1, -1]  # the zeroed top level would have said "slot 0"
     assert merge_final_info({"final_info": {"choice": np.array([2, 0])}}, np.array([True, True]))["choice"].tolist() == [2, 0]
+
+
+def test_step_before_reset_raises_gymnasiums_reset_needed() -> None:
+    import gymnasium as gym
+
+    from recsim_env.users.synthetic import SyntheticUserModel
+
+    model = SyntheticUserModel()
+    venv = RecVectorEnv(model, model.catalog(), num_envs=2)
+    with pytest.raises(gym.error.ResetNeeded):  # the single env's behaviour (was RuntimeError)
+        venv.step(np.zeros((2, venv.config.slate_size), dtype=np.int64))
