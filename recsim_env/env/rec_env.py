@@ -84,6 +84,17 @@ class RecEnv(UserStateView, gym.Env):
       before the split. The uniform candidate generator keeps fewer fixed item orders (a table of
       ~64K indices, at least 8 orders) so the batched step's gather stays in cache: each item is still
       a candidate with probability ``n_candidates / n_items``; fewer distinct windows share items.
+
+    ## Examples
+    >>> from recsim_env import RecEnv, SyntheticUserModel
+    >>> model = SyntheticUserModel()
+    >>> env = RecEnv(model, model.catalog(), slate_size=3, n_candidates=10)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs["candidates"].shape, env.action_space
+    ((10,), MultiDiscrete([10 10 10]))
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    >>> info["slate"].shape
+    (3,)
     """
 
     metadata = {"render_modes": []}
@@ -120,6 +131,12 @@ def make_env(source: InteractionLog | UserModel, catalog: ItemCatalog | None = N
     ``config`` holds :class:`EnvConfig` fields (``slate_size=5, reward={"click": 1, "like": 1}``...).
     A log is fitted with :func:`recsim_env.fit.pipeline.fit_user_model` (``fit_config`` passed through) and
     its items become the catalog.
+
+    Examples:
+        >>> from recsim_env import SyntheticUserModel, make_env
+        >>> env = make_env(SyntheticUserModel(), slate_size=3, n_candidates=10)  # the model's own catalog
+        >>> env.action_space
+        MultiDiscrete([10 10 10])
     """
     env_config = EnvConfig.from_kwargs(**config)
     if isinstance(source, InteractionLog):

@@ -45,6 +45,18 @@ class RecVectorEnv(UserStateView, VectorEnv):
 
     ``RecVectorEnv(user_model, catalog=None, config=EnvConfig(), reward_fn=None, num_envs=1024)`` or
     ``gym.make_vec("recsim_env:RecSim/Synthetic-v0", num_envs=N, vectorization_mode="vector_entry_point")``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from recsim_env import EnvConfig, RecVectorEnv, SyntheticUserModel
+        >>> model = SyntheticUserModel()
+        >>> venv = RecVectorEnv(model, model.catalog(), EnvConfig(slate_size=3, n_candidates=10), num_envs=4)
+        >>> obs, info = venv.reset(seed=0)
+        >>> obs["candidates"].shape
+        (4, 10)
+        >>> obs, reward, terminated, truncated, info = venv.step(np.tile(np.arange(3), (4, 1)))
+        >>> reward.shape, info["click"].shape
+        ((4,), (4, 3))
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}

@@ -132,6 +132,18 @@ def evaluate(policy: Policy, env: EnvSource, n_episodes: int = 100, seed: int | 
     the genre features and popularity for diversity / novelty / coverage; by default it is the env's
     own ``catalog`` attribute (those metrics are NaN without one). A policy with a ``bind(action_space)``
     method and ``slate_size=None`` is bound to the env's action space first.
+
+    Examples:
+        >>> import numpy as np
+        >>> from recsim_env import EnvConfig, RecVectorEnv, SyntheticUserModel, evaluate
+        >>> model = SyntheticUserModel()
+        >>> venv = RecVectorEnv(model, model.catalog(), EnvConfig(slate_size=3, n_candidates=10), num_envs=4)
+        >>> class FirstThree:  # any object with SB3's predict() is a policy
+        ...     def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        ...         return np.tile(np.arange(3), (len(observation["candidates"]), 1)), None
+        >>> stats = evaluate(FirstThree(), venv, n_episodes=8, seed=0)
+        >>> len(stats.episodes), stats.summary()["metric"].tolist()[:3]
+        (8, ['return', 'ctr', 'like_rate'])
     """
     if int(n_episodes) != n_episodes or n_episodes < 1:
         raise ConfigError(f"n_episodes must be a positive integer, got {n_episodes!r}")

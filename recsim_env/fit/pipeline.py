@@ -195,7 +195,18 @@ def _rating_scale(log: InteractionLog) -> tuple[float, float, float]:
 
 
 def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> FittedUserModel:
-    """Fit every part of the user model on ``log`` (the training part; see the module docstring)."""
+    """Fit every part of the user model on ``log`` (the training part; see the module docstring).
+
+    Examples:
+        >>> import numpy as np, pandas as pd
+        >>> from recsim_env import FitConfig, InteractionLog, fit_user_model
+        >>> rng = np.random.default_rng(0)
+        >>> frame = pd.DataFrame({"user_id": rng.integers(0, 30, 600), "item_id": rng.integers(0, 40, 600),
+        ...                       "rating": rng.integers(1, 6, 600), "timestamp": 1_000_000_000 + np.arange(600) * 600})
+        >>> model = fit_user_model(InteractionLog.from_frames(frame), FitConfig.fast())
+        >>> model.n_items, model.n_logged_users
+        (40, 30)
+    """
     from recsim_env.fit.learners import fit_relevance, seed_torch
 
     config = config or FitConfig()
