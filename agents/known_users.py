@@ -45,7 +45,10 @@ class KnownUsers:
         users = obs["user_index"]
         flat = users.reshape(-1).numpy()
         in_range = (flat >= 0) & (flat < len(self.known))
-        keep = in_range & self.known[np.where(in_range, flat, 0)]
+        # Look up only the in-range rows: with no logged users (a model of one's own, n_users == 0)
+        # the table is empty and even a placeholder index would be out of bounds.
+        keep = np.zeros(len(flat), dtype=bool)
+        keep[in_range] = self.known[flat[in_range]]
         if drop is not None:
             keep &= ~np.asarray(drop, dtype=bool).reshape(-1)
         if keep.all() or not (flat >= 0).any():
