@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ def test_bad_warm_start_resume_and_env_are_clear_errors(tmp_path: Path, capsys: 
     np.savez(tmp_path / "emb.npz", item_embeddings=np.zeros((7, 4), np.float32))
     assert main(["train", "--agent", "slateq", "--steps", "16", "--warm-start", str(tmp_path / "emb.npz"), *SMALL]) == 2
     assert "7 rows but the env has 500 items" in capsys.readouterr().err
-    assert main(["train", "--agent", "slateq", "--steps", "16", "--out", str(tmp_path / "none"), "--resume", *SMALL]) == 2
+    assert main(["train", "--agent", "slateq", "--steps", "16", "--out", str(tmp_path / "none"), "--resume",
+                 *SMALL]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "--agent", "slateq", "--env", "RecSim/Nope-v0", "--steps", "16"]) == 2
     assert "RecSim/Nope-v0" in capsys.readouterr().err
@@ -48,7 +50,83 @@ def test_evaluate_scores_a_trained_checkpoint_and_rejects_a_misfit(agent: str, t
     assert main(["evaluate", "--checkpoint", str(misfit / "checkpoint.pt"), "--env", "synthetic", "--quick",
                  "--out", str(out)]) == 2
     assert "trained with slate_size=3, but synthetic has slate_size=10" in capsys.readouterr().err
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--env", "synthetic", "--out", str(out)]) == 2
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--env", "synthetic",
+                 "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --policy and --checkpoint are exclusive
         main(["evaluate", "--policy", "random", "--checkpoint", str(fits / "checkpoint.pt"), "--env", "synthetic"])
+
+
+FACTORIES = '''
+import numpy as np
+from recsim_env import EnvConfig, PerUserAdapter, RecVectorEnv, SyntheticUserModel, UserResponse
+
+class OneUser:
+    n_items = 30
+    n_user_features = 2
+
+    def reset(self, rng):
+        self.taste, self.patience = rng.normal(size=2), 4
+    def features(self):
+        return self.taste.astype(np.float32)
+    def respond(self, slate, valid, rng):
+        return UserResponse(choice=0, rating=4.0)
+    def update(self, slate, response, rng):
+        self.patience -= 1
+    def left(self):
+        return self.patience <= 0
+
+def user_model():
+    return PerUserAdapter(OneUser)
+
+def vector_env():
+    model = SyntheticUserModel()
+    return RecVectorEnv(model, model.catalog(), EnvConfig(slate_size=3, n_candidates=10), num_envs=4)
+
+def broken():
+    raise RuntimeError("no data here")
+
+def not_an_env():
+    return 42
+
+NOT_CALLABLE = 3
+'''
+
+
+@pytest.fixture
+def factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The name of an importable module of env factories (written to ``tmp_path``)."""
+    (tmp_path / "my_factories.py").write_text(FACTORIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_factories", raising=False)  # each test imports its own copy
+    return "my_factories"
+
+
+@pytest.mark.parametrize("function", ["user_model", "vector_env"])
+def test_env_may_be_a_factory_of_ones_own(function: str, factories: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / function
+    assert main(["train", "--agent", "slateq", "--env", f"{factories}:{function}", "--steps", "48",
+                 "--num-envs", "4", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "checkpoint.pt").is_file()
+    assert "for 48 user-steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ("no_such_module_xyz:make", "cannot import module 'no_such_module_xyz': ModuleNotFoundError"),
+    ("{m}:broken", "calling {m}.broken() failed: RuntimeError: no data here"),
+    ("{m}:not_an_env", "returned a int; it must return a vector env (e.g. RecVectorEnv) or a UserModel"),
+    ("{m}:NOT_CALLABLE", "{m}.NOT_CALLABLE is a int, not a function"),
+])
+def test_a_factory_that_fails_is_a_clear_error(env: str, message: str, factories: str,
+                                               capsys: pytest.CaptureFixture) -> None:
+    env = env.format(m=factories)
+    assert main(["train", "--agent", "slateq", "--env", env, "--steps", "16", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--env {env!r}" in err and message.format(m=factories) in err
+
+
+def test_a_factory_env_of_another_slate_size_is_refused(factories: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--agent", "slateq", "--env", f"{factories}:vector_env", "--slate-size", "5",
+                 "--steps", "16", "--no-progress"]) == 2
+    assert "returned an env with slate size 3, but --slate-size is 5" in capsys.readouterr().err
