@@ -53,6 +53,8 @@ SEED_METRICS = ("coverage",)
 """Metrics of a whole evaluation (one value per seed)."""
 METRICS = EPISODE_METRICS + SEED_METRICS
 """Every metric :func:`evaluate` produces."""
+CATALOG_METRICS = ("diversity", "novelty", "coverage")
+"""The metrics read from an item catalogue: NaN, with one warning per :func:`evaluate` call, without one."""
 RESPONSE_KEYS = ("click", "like", "rating", "dwell")
 MAX_WAVE_STEPS = 100_000
 """A wave whose episodes have not all ended after this many steps is an error (an env without a step cap)."""
@@ -130,8 +132,8 @@ def evaluate(policy: Policy, env: EnvSource, n_episodes: int = 100, seed: int | 
     SAME_STEP :class:`~gymnasium.vector.SyncVectorEnv`) or a factory called with
     ``min(n_episodes, max_envs)``. ``seed`` may be a list: one evaluation per seed. ``catalog`` gives
     the genre features and popularity for diversity / novelty / coverage; by default it is the env's
-    own ``catalog`` attribute (those metrics are NaN without one). A policy with a ``bind(action_space)``
-    method and ``slate_size=None`` is bound to the env's action space first.
+    own ``catalog`` attribute (without one those metrics are NaN and a warning says so). A policy with a
+    ``bind(action_space)`` method and ``slate_size=None`` is bound to the env's action space first.
 
     Examples:
         >>> import numpy as np
@@ -157,6 +159,11 @@ def evaluate(policy: Policy, env: EnvSource, n_episodes: int = 100, seed: int | 
     if callable(getattr(policy, "bind", None)) and getattr(policy, "slate_size", 0) is None:
         policy.bind(venv.single_action_space)
     catalog = catalog if catalog is not None else find_catalog(venv)
+    if catalog is None:
+        # The columns stay (NaN) so that tables over several simulators keep one shape; say so once here
+        # rather than let a NaN pass for a measurement.
+        logger.warning("evaluate: %s are NaN: no item catalog (pass catalog= or give the env a catalog "
+                       "attribute) to read genre features and popularity from", ", ".join(CATALOG_METRICS))
     seeds = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
     parts = [_evaluate_seed(policy, venv, int(n_episodes), int(s), catalog, deterministic, progress) for s in seeds]
     return EpisodeStats.concat(parts)

@@ -143,3 +143,18 @@ def test_a_ranker_with_its_own_slate_size_is_left_alone():
     policy.slate_size = 2
     evaluate(policy, FakeRecVectorEnv(4), n_episodes=4, seed=0)
     assert policy.bound_to is None
+
+
+def test_without_a_catalog_the_catalog_metrics_are_nan_and_one_warning_says_why(caplog):
+    venv = FakeRecVectorEnv(4)
+    venv.catalog = None
+    with caplog.at_level("WARNING", logger="recsim_env.evaluation.rollout"):
+        out = evaluate(OraclePolicy(), venv, n_episodes=6, seed=[0, 1, 2])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["evaluate: diversity, novelty, coverage are NaN: no item catalog (pass catalog= or give "
+                        "the env a catalog attribute) to read genre features and popularity from"]
+    assert out.episodes[["diversity", "novelty"]].isna().all().all() and out.seeds["coverage"].isna().all()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="recsim_env.evaluation.rollout"):
+        evaluate(OraclePolicy(), FakeRecVectorEnv(4), n_episodes=6, seed=0)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
