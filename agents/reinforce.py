@@ -154,7 +154,8 @@ class ReinforceAgent(SlatePolicy):
                  warm_start: Embeddings | None = None) -> None:
         if slate_size > spec.n_candidates:
             raise ConfigError(f"slate_size {slate_size} exceeds the env's {spec.n_candidates} candidates")
-        self.spec, self.slate_size = spec, slate_size
+        self.spec = spec
+        self.slate_size = slate_size
         self.config = config = with_file_width(config or ReinforceConfig(), warm_start)
         net_seed, rng_seed = np.random.SeedSequence(seed).generate_state(2)
         torch.manual_seed(int(net_seed))
@@ -208,14 +209,17 @@ class ReinforceAgent(SlatePolicy):
         self.users.add(data.obs["user_index"])  # online or logged: the users it learns from
         drop = KnownUsers.draw_drop(len(data.reward), self.config.user_dropout, self.rng)
         logits, beh_logits = self.net(self.users.mask(obs_to_tensors(data.obs), drop))
-        log_pi, log_beta = F.log_softmax(logits, 1), F.log_softmax(beh_logits, 1)
+        log_pi = F.log_softmax(logits, 1)
+        log_beta = F.log_softmax(beh_logits, 1)
         slate = torch.as_tensor(data.slate)
-        lp, lb = log_pi.gather(1, slate), log_beta.gather(1, slate)
+        lp = log_pi.gather(1, slate)
+        lb = log_beta.gather(1, slate)
         behaviour_loss = -plackett_luce_log_prob(log_beta, slate).mean()
         click = torch.zeros(slate.shape)
         rows = np.flatnonzero(data.choice >= 0)
         click[rows, data.choice[rows]] = 1.0
-        reward, ret = torch.as_tensor(data.reward)[:, None], torch.as_tensor(data.ret)[:, None]
+        reward = torch.as_tensor(data.reward)[:, None]
+        ret = torch.as_tensor(data.ret)[:, None]
         item_return = click * reward + (ret - reward)
         adv = item_return
         if self.config.baseline:

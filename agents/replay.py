@@ -87,7 +87,9 @@ class ReplayBuffer:
         return {"capacity": self.capacity, "size": self.size, "cursor": self.cursor, "store": store}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.capacity, self.size, self.cursor = state["capacity"], state["size"], state["cursor"]
+        self.capacity = state["capacity"]
+        self.size = state["size"]
+        self.cursor = state["cursor"]
         if state["store"] is None:
             self._store = None
             return
@@ -158,4 +160,6 @@ class EpisodeReturns:
         return {"gamma": self.gamma, "pending": self.pending, "ready": self.ready}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.gamma, self.pending, self.ready = state["gamma"], state["pending"], state["ready"]
+        self.gamma = state["gamma"]
+        self.pending = state["pending"]
+        self.ready = state["ready"]

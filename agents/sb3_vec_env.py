@@ -27,7 +27,8 @@ class SB3VecEnvAdapter(VecEnv):
     def __init__(self, venv: RecVectorEnv, include_responses: bool = False) -> None:
         if not isinstance(venv, RecVectorEnv):
             raise ConfigError(f"SB3VecEnvAdapter wraps a RecVectorEnv, got {type(venv).__name__}")
-        self.venv, self.include_responses = venv, include_responses
+        self.venv = venv
+        self.include_responses = include_responses
         self._actions: np.ndarray | None = None
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
 

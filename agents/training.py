@@ -217,7 +217,8 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
     scalars = ScalarLogger(out / "tb" if out is not None else None)
     n = int(env.num_envs)
     stats = EpisodeTracker(n)
-    step, obs = 0, None
+    step = 0
+    obs = None
     if resume:
         if ckpt_path is None:
             raise ConfigError("resume=True needs out_dir, where the checkpoint to resume lives")
@@ -227,7 +228,9 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
             raise ArtifactError(f"checkpoint {ckpt_path} has training-loop format {loop.get('format', 1)}; this "
                                 f"version resumes format {LOOP_FORMAT}: train again without resume")
         agent.load_state_dict(payload["agent"])
-        step, scalars.curve, resumed_losses = loop["step"], loop["curve"], loop["losses"]
+        step = loop["step"]
+        scalars.curve = loop["curve"]
+        resumed_losses = loop["losses"]
         if _restore_env(env, loop["env"]):
             obs = loop["obs"]
             stats.__dict__.update(loop["stats"])
@@ -240,7 +243,8 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
     next_log = (step // config.log_interval + 1) * config.log_interval
     next_ckpt = (step // config.checkpoint_interval + 1) * config.checkpoint_interval if config.checkpoint_interval else None
     bar = tqdm(total=config.total_steps, initial=step, disable=not config.progress, unit="step", desc=agent.name)
-    clock, clock_step = time.perf_counter(), step
+    clock = time.perf_counter()
+    clock_step = step
     while step < config.total_steps:
         slate = agent.act(obs, explore=True)
         next_obs, reward, terminated, truncated, info = env.step(slate)
@@ -259,7 +263,9 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
             row = {**stats.drain(), **{k: float(np.mean(v)) for k, v in losses.items()}, "time/env_steps_per_s": rate}
             scalars.log(step, row)
             bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in row.items() if k in ("episode/return", "train/loss")})
-            losses, clock, clock_step = {}, time.perf_counter(), step
+            losses = {}
+            clock = time.perf_counter()
+            clock_step = step
             next_log += config.log_interval
         if ckpt_path is not None and next_ckpt is not None and step >= next_ckpt and step < config.total_steps:
             _checkpoint(ckpt_path, agent, env, obs, step, scalars, stats, losses)

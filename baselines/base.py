@@ -103,7 +103,8 @@ class ScoringRecommender:
     def _record(self, train: InteractionLog) -> None:
         users = train.interactions["user"].to_numpy(np.int64)
         items = train.interactions["item"].to_numpy(np.int64)
-        self.n_users, self.n_items = train.n_users, train.n_items
+        self.n_users = train.n_users
+        self.n_items = train.n_items
         self.item_ids = np.asarray(train.item_ids, dtype=str)
         self.fingerprint = train.fingerprint()
         self.counts = np.bincount(items, minlength=self.n_items).astype(np.float64)
@@ -259,9 +260,13 @@ class ScoringRecommender:
         config = config_from_dict(model_cls.config_class, header["config"]) if model_cls.config_class else None
         model = model_cls(config, slate_size=header.get("slate_size"))
         model._restore_header(header)
-        model.n_users, model.n_items, model.fingerprint = header["n_users"], header["n_items"], header["fingerprint"]
-        model.item_ids, model.counts = arrays["item_ids"], arrays["counts"]
-        model._seen_ptr, model._seen_idx = arrays["seen_ptr"], arrays["seen_idx"]
+        model.n_users = header["n_users"]
+        model.n_items = header["n_items"]
+        model.fingerprint = header["fingerprint"]
+        model.item_ids = arrays["item_ids"]
+        model.counts = arrays["counts"]
+        model._seen_ptr = arrays["seen_ptr"]
+        model._seen_idx = arrays["seen_idx"]
         if log is not None:
             check_vocabulary(path, model.n_users, model.item_ids, log)
         model._set_state({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})

@@ -68,7 +68,8 @@ class ItemKNN(ScoringRecommender):
         if k == 0:
             return co
         for i in range(self.n_items):  # keep each row's k largest; rows are short next to the catalogue
-            lo, hi = co.indptr[i], co.indptr[i + 1]
+            lo = co.indptr[i]
+            hi = co.indptr[i + 1]
             if hi - lo > k:
                 row = co.data[lo:hi]
                 row[np.argpartition(-row, k - 1)[k:]] = 0.0

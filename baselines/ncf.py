@@ -93,17 +93,20 @@ class NCFModule(nn.Module):
     def __init__(self, kind: str, n_users: int, n_items: int, config: NCFConfig):
         super().__init__()
         self.kind = kind
-        self.history_length, self.history_halflife = config.history, config.history_halflife
+        self.history_length = config.history
+        self.history_halflife = config.history_halflife
         if config.history:
             self.register_buffer("user_history", torch.zeros((n_users, config.history), dtype=torch.int64))
             self.register_buffer("user_history_weights", torch.zeros((n_users, config.history)))
         width = 0
         if kind in ("gmf", "neumf"):
-            self.gmf_user, self.gmf_item = nn.Embedding(n_users, config.dim), nn.Embedding(n_items, config.dim)
+            self.gmf_user = nn.Embedding(n_users, config.dim)
+            self.gmf_item = nn.Embedding(n_items, config.dim)
             width += config.dim
         if kind in ("mlp", "neumf"):
             half = config.layers[0] // 2
-            self.mlp_user, self.mlp_item = nn.Embedding(n_users, half), nn.Embedding(n_items, half)
+            self.mlp_user = nn.Embedding(n_users, half)
+            self.mlp_item = nn.Embedding(n_items, half)
             blocks: list[nn.Module] = []
             for a, b in zip(config.layers[:-1], config.layers[1:]):
                 blocks += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(config.dropout)]
@@ -233,7 +236,8 @@ class NeuMF(_NCF):
         # Only the final model sees validation data (no refit here).
         pre = replace(self.train_config, refit_epochs=0,
                       epochs=min(self.train_config.epochs, self.config.pretrain_epochs))
-        gmf, mlp = GMF(self.config, pre).fit(data), MLP(self.config, pre).fit(data)
+        gmf = GMF(self.config, pre).fit(data)
+        mlp = MLP(self.config, pre).fit(data)
         self.pretrain_reports = (gmf.report, mlp.report)
         torch.manual_seed(self.train_config.seed)
         self.module = self._build(train)
@@ -242,7 +246,8 @@ class NeuMF(_NCF):
 
     @torch.no_grad()
     def _init_from(self, gmf: nn.Module, mlp: nn.Module) -> None:
-        m, a = self.module, self.config.alpha
+        m = self.module
+        a = self.config.alpha
         for name in ("gmf_user", "gmf_item"):
             getattr(m, name).weight.copy_(getattr(gmf, name).weight)
         for name in ("mlp_user", "mlp_item"):

@@ -205,7 +205,10 @@ def train_module(module: torch.nn.Module, loss: str, train: InteractionLog, vali
     history = _histories(module, users, items, train.n_users)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=config.lr)
     writer = _writer(config.log_dir)
-    report, best_state, start, bad_epochs = TrainReport(), None, time.perf_counter(), 0
+    report = TrainReport()
+    best_state = None
+    start = time.perf_counter()
+    bad_epochs = 0
     cpu_start = time.process_time()
     for epoch in range(1, config.epochs + 1):
         module.train()
@@ -225,9 +228,12 @@ def train_module(module: torch.nn.Module, loss: str, train: InteractionLog, vali
         log.debug("%s epoch %d: %s", name, epoch, {k: round(v, 4) for k, v in row.items()})
         score = row.get("ndcg@10", float(epoch))  # without validation the last epoch is the best
         if validation is None or score > report.best_ndcg or np.isnan(report.best_ndcg):
-            report.best_epoch, report.best_ndcg, report.seconds_to_best = epoch, score, row["seconds"]
+            report.best_epoch = epoch
+            report.best_ndcg = score
+            report.seconds_to_best = row["seconds"]
             report.cpu_seconds_to_best = row["cpu_seconds"]
-            best_state, bad_epochs = copy.deepcopy(module.state_dict()), 0
+            best_state = copy.deepcopy(module.state_dict())
+            bad_epochs = 0
         else:
             bad_epochs += 1
         if bad_epochs > config.patience or (config.max_seconds and row["seconds"] > config.max_seconds):
@@ -264,9 +270,12 @@ def _epoch(module: torch.nn.Module, loss: str, users: np.ndarray, items: np.ndar
     n_all = torch.from_numpy(sampler.sample(users[order], config.n_negatives, rng))
     w_all = None if config.recency_half_life is None else torch.from_numpy(weights[order].astype(np.float32))
     h_all = None if history is None else (history[0][torch.from_numpy(order)], history[1][torch.from_numpy(order)])
-    total, batches = 0.0, range(0, len(order), config.batch_size)
+    total = 0.0
+    batches = range(0, len(order), config.batch_size)
     for lo in tqdm(batches, desc=desc, disable=not config.progress, leave=False):
-        u, p, n = u_all[lo:lo + config.batch_size], p_all[lo:lo + config.batch_size], n_all[lo:lo + config.batch_size]
+        u = u_all[lo:lo + config.batch_size]
+        p = p_all[lo:lo + config.batch_size]
+        n = n_all[lo:lo + config.batch_size]
         w = None if w_all is None else w_all[lo:lo + config.batch_size]
         h = None if h_all is None else (h_all[0][lo:lo + config.batch_size], h_all[1][lo:lo + config.batch_size])
         value = batch_loss(module, loss, u, p, n, w, h)

@@ -53,7 +53,9 @@ class UniformCandidates:
 
     def __init__(self, n_items: int, n_candidates: int, n_orderings: int | None = None, seed: int = 0) -> None:
         _check_sizes(n_items, n_candidates)
-        self.n_items, self.n_candidates, self.seed = n_items, n_candidates, seed
+        self.n_items = n_items
+        self.n_candidates = n_candidates
+        self.seed = seed
         # Enough orderings for varied co-occurrence (at least 8), but a table of ~64K indices (512 KiB)
         # where the catalogue allows: the batched step gathers 1,024 random windows from it every step,
         # and a table that stays in cache made the whole ML-100K step ~14% faster than 256 orderings (3.6 MB).
@@ -109,7 +111,8 @@ class WeightedCandidates:
             raise ConfigError("candidate weights must be finite, >= 0 and not all zero")
         if n_orderings < 1:
             raise ConfigError(f"n_orderings must be >= 1, got {n_orderings}")
-        self.n_items, self.n_candidates = len(weights), n_candidates
+        self.n_items = len(weights)
+        self.n_candidates = n_candidates
         self.inclusion = inclusion_probabilities(weights, n_candidates)
         # Fixed random orders (seeded by `seed`, not the episode rng: they are part of the generator's
         # definition) so that which items share a row varies; each row draws one order and one offset.

@@ -102,7 +102,9 @@ class RecEnv(UserStateView, gym.Env):
     def __init__(self, user_model: UserModel, catalog: ItemCatalog | None = None, config: EnvConfig | None = None,
                  reward_fn: RewardFn | None = None, **overrides: Any) -> None:
         config = (config or EnvConfig()).with_overrides(**overrides)
-        self.user_model, self.catalog, self.config = user_model, catalog, config
+        self.user_model = user_model
+        self.catalog = catalog
+        self.config = config
         self.reward_fn = reward_fn or WeightedReward(config.reward)
         self._sim = SingleUserSimulation(user_model, catalog, config, self.reward_fn)
         n_features = None if self._sim.item_features is None else self._sim.item_features.shape[1]

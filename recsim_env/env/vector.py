@@ -66,7 +66,10 @@ class RecVectorEnv(UserStateView, VectorEnv):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ConfigError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         config = (config or EnvConfig()).with_overrides(**overrides)
-        self.user_model, self.catalog, self.config, self.num_envs = user_model, catalog, config, int(num_envs)
+        self.user_model = user_model
+        self.catalog = catalog
+        self.config = config
+        self.num_envs = int(num_envs)
         self.reward_fn = reward_fn or WeightedReward(config.reward)
         self._sim = SlateSimulation(user_model, catalog, config, self.reward_fn, n=self.num_envs)
         n_features = None if self._sim.item_features is None else self._sim.item_features.shape[1]
@@ -192,7 +195,8 @@ def _final_info(step_info: dict[str, np.ndarray], ended: np.ndarray) -> dict[str
     # must not be read — the same contract as every masked Gymnasium vector info.
     final: dict[str, Any] = {}
     for key, value in step_info.items():
-        final[key], final[f"_{key}"] = value.copy(), ended
+        final[key] = value.copy()
+        final[f'_{key}'] = ended
     return final
 
 

@@ -35,7 +35,8 @@ class _Relevance(torch.nn.Module):
 
     def loss(self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor, l2: float) -> torch.Tensor:
         p = self.user(users)
-        v_pos, v_neg = self.item_vectors(items), self.item_vectors(negatives)
+        v_pos = self.item_vectors(items)
+        v_neg = self.item_vectors(negatives)
         pos = (p * v_pos).sum(1) + self.bias(items)[:, 0]
         neg = p @ v_neg.T + self.bias(negatives)[:, 0]
         neg = neg.masked_fill(negatives[None, :] == items[:, None], float("-inf"))  # accidental hits
@@ -47,7 +48,8 @@ class _Relevance(torch.nn.Module):
 class _Rating(torch.nn.Module):
     def __init__(self, n_users: int, content: torch.Tensor, dim: int, mean: float) -> None:
         super().__init__()
-        self.content, self.mean = content, mean
+        self.content = content
+        self.mean = mean
         self.user = torch.nn.Embedding(n_users, dim)
         self.item = torch.nn.Embedding(content.shape[0], dim)
         self.proj = torch.nn.Linear(content.shape[1], dim, bias=False)
