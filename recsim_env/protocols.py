@@ -56,6 +56,9 @@ class UserModel(Protocol):
     """Length of :meth:`features`' rows."""
     n_logged_users: int
     """Size of the logged-user index space that :meth:`user_index` draws from (0 if none)."""
+    max_rating: float
+    """Top of the scale of :attr:`Responses.rating`, a finite number > 0: the env observes the last
+    rating divided by it (clipped to [0, 1]). A model without ratings (every rating 0) says 1.0."""
 
     def sample(self, n: int, rng: np.random.Generator) -> Any:
         """State of ``n`` new users."""

@@ -56,7 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class NullUserModel:
     """Users who never click and never leave: times the env's own share of a step."""
 
-    n_user_features, n_logged_users = 1, 0
+    n_user_features = 1
+    n_logged_users = 0
+    max_rating = 1.0  # no ratings: the protocol's convention
 
     def __init__(self, n_items: int) -> None:
         self.n_items = n_items

@@ -35,6 +35,22 @@ if TYPE_CHECKING:
 RESPONSE_KEYS = ("click", "rating", "like", "dwell")
 
 
+def rating_scale(user_model: UserModel) -> float:
+    """The model's ``max_rating`` (the protocol's top of the rating scale), checked once here: a missing
+    or non-positive one would otherwise turn every rating observation into NaN or inf later."""
+    if not hasattr(user_model, "max_rating"):
+        raise ConfigError(f"{type(user_model).__name__} has no max_rating, the UserModel protocol's top of the "
+                          f"rating scale (the env observes rating / max_rating); say 1.0 for a model without ratings")
+    try:
+        scale = float(user_model.max_rating)
+    except (TypeError, ValueError):
+        scale = float("nan")
+    if not np.isfinite(scale) or scale <= 0:
+        raise ConfigError(f"{type(user_model).__name__}.max_rating must be a finite number > 0, got "
+                          f"{user_model.max_rating!r}")
+    return scale
+
+
 class RandomStreams(NamedTuple):
     """The env's independent random streams, so that what a policy does cannot shift another stream."""
 
@@ -82,7 +98,7 @@ class SlateSimulation:
         if config.include_candidate_features and catalog is None:
             raise ConfigError("include_candidate_features=True needs an ItemCatalog for the item features")
         self.item_features = catalog.content_features() if config.include_candidate_features else None
-        self.max_rating = float(getattr(user_model, "max_rating", 5.0))
+        self.max_rating = rating_scale(user_model)
         k, c = config.slate_size, config.n_candidates
         self._earlier = np.tril(np.ones((k, k), dtype=bool), -1)  # [j, i]: slot i comes before slot j
         # Row offsets turn (n, k) positions into indices of the flattened (n, C) candidates: a flat

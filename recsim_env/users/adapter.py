@@ -31,6 +31,9 @@ import numpy as np
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import Responses
 
+DEFAULT_MAX_RATING = 5.0
+"""The rating scale's top when neither the adapter's arguments nor the single user give one."""
+
 
 class UserResponse(NamedTuple):
     """One user's response to one slate."""
@@ -57,12 +60,14 @@ class PerUserAdapter:
     """A batched ``UserModel`` whose state is a list of single-user objects made by ``factory``.
 
     ``n_items`` and ``n_user_features`` are taken from the arguments or, failing that, from the
-    attributes of the same name on one user made by ``factory``. ``user_index`` is -1 (no logged
+    attributes of the same name on one user made by ``factory``; so is ``max_rating``, which falls
+    back to :data:`DEFAULT_MAX_RATING` (the 1-5 stars of MovieLens). ``user_index`` is -1 (no logged
     users) unless the single user has an int attribute ``user_index``.
     """
 
     def __init__(self, factory: Callable[[], SingleUser], n_items: int | None = None,
-                 n_user_features: int | None = None, n_logged_users: int = 0) -> None:
+                 n_user_features: int | None = None, n_logged_users: int = 0,
+                 max_rating: float | None = None) -> None:
         probe = factory()
         if not isinstance(probe, SingleUser):
             missing = [m for m in ("reset", "features", "respond", "update", "left") if not hasattr(probe, m)]
@@ -72,8 +77,9 @@ class PerUserAdapter:
         self.n_user_features = int(n_user_features if n_user_features is not None
                                    else _required(probe, "n_user_features"))
         self.n_logged_users = int(n_logged_users)
-        if hasattr(probe, "max_rating"):
-            self.max_rating = float(probe.max_rating)
+        if max_rating is None:
+            max_rating = getattr(probe, "max_rating", DEFAULT_MAX_RATING)  # the single user's is optional
+        self.max_rating = float(max_rating)
 
     def sample(self, n: int, rng: np.random.Generator) -> list[Any]:
         users = [self.factory() for _ in range(n)]

@@ -181,6 +181,7 @@ class OneItemUsers:
 
     n_user_features = 2
     n_logged_users = 4
+    max_rating = 5.0
 
     def __init__(self, n_items: int = 12, favourite: int = 3) -> None:
         self.n_items, self.favourite = n_items, favourite
