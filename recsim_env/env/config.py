@@ -21,6 +21,20 @@ from recsim_env.protocols import UserModel
 DUPLICATE_MODES = ("blank", "error")
 
 
+def config_from_dict(config_class: type, values: dict, where: str) -> Any:
+    """``config_class(**values)`` for a frozen config dataclass, with a :class:`ConfigError` naming
+    ``where`` and every key that is not a field (``**`` alone would raise a bare TypeError)."""
+    names = [f.name for f in dataclasses.fields(config_class)]
+    unknown = [key for key in values if key not in names]
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {unknown}; valid: {names}")
+    return config_class(**values)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """Shape and rules of a recommendation env (shared by :class:`RecEnv` and the vector env)."""
@@ -46,7 +60,7 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.reward, dict):
-            object.__setattr__(self, "reward", RewardWeights(**self.reward))
+            object.__setattr__(self, "reward", config_from_dict(RewardWeights, self.reward, "EnvConfig.reward"))
         for name in ("slate_size", "n_candidates", "history_length", "step_cap"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -57,8 +71,8 @@ class EnvConfig:
             raise ConfigError(f"EnvConfig.reward must be RewardWeights or a dict, got {self.reward!r}")
         if self.candidates not in CANDIDATE_KINDS:
             raise ConfigError(f"EnvConfig.candidates must be one of {CANDIDATE_KINDS}, got {self.candidates!r}")
-        if not 0.0 <= self.popularity_share <= 1.0:
-            raise ConfigError(f"EnvConfig.popularity_share must be in [0, 1], got {self.popularity_share!r}")
+        if not _is_number(self.popularity_share) or not 0.0 <= self.popularity_share <= 1.0:
+            raise ConfigError(f"EnvConfig.popularity_share must be a number in [0, 1], got {self.popularity_share!r}")
         if not isinstance(self.include_candidate_features, bool):
             raise ConfigError(f"EnvConfig.include_candidate_features must be a bool, "
                               f"got {self.include_candidate_features!r}")

@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 
 from recsim_env.data.catalog import ItemCatalog
-from recsim_env.env.config import EnvConfig
+from recsim_env.env.config import EnvConfig, config_from_dict
 from recsim_env.env.rec_env import RecEnv
 from recsim_env.env.vector import RecVectorEnv
 from recsim_env.errors import ConfigError
@@ -37,7 +37,7 @@ def register_envs() -> None:
 def synthetic_user_model(synthetic: SyntheticConfig | dict | None = None) -> tuple[UserModel, ItemCatalog]:
     """The synthetic ground-truth model and its catalog."""
     if isinstance(synthetic, dict):
-        synthetic = SyntheticConfig(**synthetic)
+        synthetic = config_from_dict(SyntheticConfig, synthetic, "synthetic (SyntheticConfig fields)")
     if synthetic is not None and not isinstance(synthetic, SyntheticConfig):
         raise ConfigError(f"synthetic must be a SyntheticConfig or a dict of its fields, got {synthetic!r}")
     model = SyntheticUserModel(synthetic)

@@ -34,6 +34,7 @@ from recsim_env.protocols import Responses
 from recsim_env.users.choice import MultinomialLogit
 
 _POSITIVE = ("n_items", "n_topics", "n_users", "time_budget", "item_length_min", "max_interest")
+_INTEGER = ("n_items", "n_topics", "n_users", "seed")
 _NON_NEGATIVE = ("quality_spread", "quality_noise", "clickbait_appeal", "interest_scale", "drift_rate",
                  "fatigue_weight", "quality_bonus", "step_cost", "rating_scale", "rating_noise",
                  "position_decay")
@@ -91,8 +92,14 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            # Checked before any comparison: a string from a config file would raise a bare TypeError there.
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ConfigError(f"SyntheticConfig.{f.name} must be a number, got {value!r}")
             if not np.isfinite(value):
                 raise ConfigError(f"SyntheticConfig.{f.name} must be finite, got {value!r}")
+        for name in _INTEGER:
+            if not isinstance(getattr(self, name), (int, np.integer)):
+                raise ConfigError(f"SyntheticConfig.{name} must be an integer, got {getattr(self, name)!r}")
         for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"SyntheticConfig.{name} must be > 0, got {getattr(self, name)!r}")
@@ -308,7 +315,7 @@ class LongTermConfig:
     leave_rule: str = "hazard"
     """``hazard``: sessions end by the hazard below; ``budget``: by the time budget, as in
     :class:`SyntheticUserModel` (the session env ids), with these return gaps between sessions."""
-    leave_intercept: float = -1.5
+    leave_intercept: float = -1.2
     """Log-odds of leaving after an item at position 0 with rating 0, no shortfall and no overlap."""
     leave_log1p_position: float = -0.3
     """Per unit of ``log(1 + position)``: users deep into a session leave less often (as in ML-100K)."""
@@ -323,7 +330,7 @@ class LongTermConfig:
     (the fitter's ``no_click_leave`` is assumed for the same reason); 0 for a log to fit on."""
     overlap_decay: float = 0.7
     """Per-item fade of the session's topic profile (must equal ``LeaveConfig.overlap_decay`` to be recovered)."""
-    return_intercept: float = 3.2
+    return_intercept: float = 3.7
     """``μ`` (log days beyond the session gap) of a session whose covariates are all 0."""
     return_log1p_length: float = -0.3
     """Per unit of ``log(1 + items consumed in the session)``: long sessions bring users back sooner."""

@@ -164,10 +164,26 @@ def test_reward_weights_apply(fake_model):
     ({"include_candidate_features": "yes"}, "include_candidate_features"),
     ({"reward": {"clicks": 1.0}}, "clicks"),
     ({"reward": 3}, "reward"),
+    ({"reward": {"clik": 1}}, r"EnvConfig.reward has unknown key\(s\) \['clik'\]; valid: \['click', 'like'"),
+    ({"reward": {"click": "1"}}, "RewardWeights.click must be a finite number, got '1'"),
+    ({"popularity_share": "0.5"}, r"EnvConfig.popularity_share must be a number in \[0, 1\], got '0.5'"),
+    ({"popularity_share": float("nan")}, "EnvConfig.popularity_share must be a number"),
 ])
 def test_bad_config_is_refused(kwargs, match):
-    with pytest.raises((ConfigError, TypeError), match=match):
+    # a ConfigError naming the field, never a bare TypeError from ** or a comparison
+    with pytest.raises(ConfigError, match=match):
         EnvConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_items": "500"}, "SyntheticConfig.n_items must be a number, got '500'"),
+    ({"n_items": 40.0}, "SyntheticConfig.n_items must be an integer, got 40.0"),
+    ({"temperature": None}, "SyntheticConfig.temperature must be a number, got None"),
+    ({"drift_rate": True}, "SyntheticConfig.drift_rate must be a number, got True"),
+])
+def test_bad_synthetic_config_is_refused(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        SyntheticConfig(**kwargs)
 
 
 def test_config_mismatches_with_the_model_are_refused(fake_model, synthetic):

@@ -33,6 +33,10 @@ def test_bad_options_are_refused_before_any_fitting():
         gym.make("RecSim/MovieLens100K-v0", slate_size=0)
     with pytest.raises(ConfigError, match="synthetic must be"):
         gym.make("RecSim/Synthetic-v0", synthetic=3)
+    with pytest.raises(ConfigError, match=r"synthetic \(SyntheticConfig fields\) has unknown key\(s\) \['n_topic'\]"):
+        gym.make("RecSim/Synthetic-v0", synthetic={"n_topic": 3})
+    with pytest.raises(ConfigError, match=r"EnvConfig.reward has unknown key\(s\) \['clik'\]"):
+        gym.make_vec("RecSim/Synthetic-v0", num_envs=2, vectorization_mode="vector_entry_point", reward={"clik": 1})
 
 
 @pytest.mark.slow
