@@ -26,7 +26,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -93,19 +93,23 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | os.PathLike, agent_class: str, version: int) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, agent_class: str, version: int,
+                    retired: Mapping[int, str] | None = None) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` and return its payload.
 
     Raises :class:`ArtifactError` when the file is missing, corrupt or truncated, holds anything but
     data (a pickled object or function: refused before anything in it runs), or was written by
-    another agent class, container format or format version.
+    another agent class, container format or format version. ``retired`` says, by old format
+    version, why that version is no longer read; the error for such a file adds it.
     """
     blob = _read(Path(path))
     if blob["agent_class"] != agent_class:
         raise ArtifactError(f"checkpoint {path} belongs to agent {blob['agent_class']!r}, not {agent_class!r}")
     if blob["version"] != version:
+        why = (retired or {}).get(blob["version"])
+        reason = f" ({why}): train again to write one" if why else ""
         raise ArtifactError(
-            f"checkpoint {path} has format version {blob['version']}; {agent_class} reads version {version}")
+            f"checkpoint {path} has format version {blob['version']}; {agent_class} reads version {version}{reason}")
     return _decode(blob["payload"], f"checkpoint {path}")
 
 

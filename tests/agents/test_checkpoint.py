@@ -34,6 +34,12 @@ def test_other_agent_or_version_is_rejected(tmp_path: Path, agent: str, version:
         load_checkpoint(tmp_path / "c.pt", agent, version)
 
 
+def test_a_retired_version_is_rejected_saying_why(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "c.pt", "A", 2, {})
+    with pytest.raises(ArtifactError, match=r"format version 2; A reads version 3 \(it ran code\): train again"):
+        load_checkpoint(tmp_path / "c.pt", "A", 3, retired={2: "it ran code"})
+
+
 def test_corrupt_truncated_missing_and_foreign_files_are_rejected(tmp_path: Path) -> None:
     good = save_checkpoint(tmp_path / "c.pt", "A", 1, {"w": torch.zeros(1000)})
     half = tmp_path / "half.pt"
@@ -104,7 +110,8 @@ def test_a_checkpoint_that_would_run_code_is_refused_before_it_runs(tmp_path: Pa
     from agents.factory import load_agent
 
     path, marker = _crafted(tmp_path)
-    for load in (lambda: load_checkpoint(path, "SlateQAgent", 2), lambda: checkpoint_agent(path), lambda: load_agent(path)):
+    loads = (lambda: load_checkpoint(path, "SlateQAgent", 2), lambda: checkpoint_agent(path), lambda: load_agent(path))
+    for load in loads:
         with pytest.raises(ArtifactError, match=rf"checkpoint {re.escape(str(path))} holds Python objects "
                                                 r"\(builtins\.exec\).*nothing in it was run"):
             load()
@@ -177,3 +184,4 @@ def test_arrays_scalars_configs_and_rng_states_come_back_exactly(tmp_path: Path)
     assert out["config"] == SlateQConfig(gamma=0.5) and out["reinforce"] == ReinforceConfig(batch_size=7)
     assert out["rng"] == rng.bit_generator.state and out["blob"] == b"\x00\xff" and out["nothing"] is None
     assert torch.equal(out["tensor"], torch.arange(3)) and out["no_bytes"] == b""
+
