@@ -38,7 +38,8 @@ def preferred_genre_auc(model: ScoringRecommender, log: InteractionLog) -> float
 def observation(cands: np.ndarray, users: np.ndarray, history: np.ndarray) -> dict[str, np.ndarray]:
     n = len(cands)
     return {"user_index": users.reshape(n, 1).astype(np.int64), "user_features": np.zeros((n, 3), np.float32),
-            "history_items": history.astype(np.int64), "history_responses": np.zeros((n, history.shape[1], 3), np.float32),
+            "history_items": history.astype(np.int64),
+            "history_responses": np.zeros((n, history.shape[1], 3), np.float32),
             "candidates": cands.astype(np.int64), "context": np.zeros((n, 4), np.float32)}
 
 
@@ -54,9 +55,12 @@ class LearnsPreferences:
 class RecommenderSuite:
     make: ClassVar[Callable[[], ScoringRecommender]]
 
+    # A classmethod: a class-scoped fixture runs once per class, so an instance method's ``self`` would be
+    # one test's instance only (pytest 9.1 deprecates that form; pytest 10 removes it).
     @pytest.fixture(scope="class")
-    def fitted(self, tiny_log: InteractionLog) -> ScoringRecommender:
-        return type(self).make().fit(leave_one_out(tiny_log))
+    @classmethod
+    def fitted(cls, tiny_log: InteractionLog) -> ScoringRecommender:
+        return cls.make().fit(leave_one_out(tiny_log))
 
     def test_scores_have_the_asked_shape_and_are_finite(self, fitted, tiny_log):
         scores = fitted.score(np.arange(5), np.tile(np.arange(7), (5, 1)))
