@@ -16,14 +16,18 @@ the slate's reward they are noise to it). A single env goes through
 ``SingleItemDiscrete`` itself. A slate env
 without either view is refused with a :class:`ConfigError`: SB3's DQN only takes ``Discrete``.
 As a slate policy, :class:`SB3SlatePolicy` shows the greedy action in slot 0 and the same fill.
+
+Checkpoints hold the model as data (weights, optimizer state, replay arrays, counters, RNG states) in
+:mod:`agents.checkpoint`'s format, and a load builds the model again through ``DQN``'s constructor:
+SB3's own ``save`` / ``load`` and replay-buffer files are pickles, which run code when read.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +36,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import DictReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
@@ -57,7 +62,7 @@ from agents.training import (
 )
 from agents.warm_start import Embeddings, apply_to_tower
 from recsim_env.env.wrappers import CreditedView
-from recsim_env.errors import ConfigError
+from recsim_env.errors import ArtifactError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -283,13 +288,17 @@ def make_sb3_dqn(env: Any, seed: int = 0, embedding_dim: int = 32, hidden: int =
     extractor_kwargs: dict[str, Any] = dict(embedding_dim=dim, hidden=hidden)
     if catalog is not None:
         extractor_kwargs["item_features"] = item_features(catalog)
-    policy_kwargs = dict(features_extractor_class=CandidateFeaturesExtractor,
-                         features_extractor_kwargs=extractor_kwargs, net_arch=[hidden])
-    model = DQN(CandidateDQNPolicy, env, policy_kwargs=policy_kwargs, seed=seed, device="cpu",
-                tensorboard_log=tensorboard_log, **kwargs)
+    model = DQN(CandidateDQNPolicy, env, policy_kwargs=_policy_kwargs(extractor_kwargs, [hidden]), seed=seed,
+                device="cpu", tensorboard_log=tensorboard_log, **kwargs)
     if warm_start is not None:
         warm_start_in_place(model, warm_start)
     return model
+
+
+def _policy_kwargs(extractor_kwargs: dict[str, Any], net_arch: list[int]) -> dict[str, Any]:
+    """The policy arguments of :func:`make_sb3_dqn`'s models (also those a checkpoint is rebuilt with)."""
+    return dict(features_extractor_class=CandidateFeaturesExtractor, features_extractor_kwargs=extractor_kwargs,
+                net_arch=net_arch)
 
 
 def _towers(model: DQN) -> list[ItemTower]:
@@ -337,8 +346,28 @@ class SB3SlatePolicy:
         return (slate[0] if single else slate), state
 
 
-SB3_NAME, SB3_FORMAT = "SB3DQN", 2  # 2: Q reads whether each candidate was consumed recently
+SB3_NAME = "SB3DQN"
+SB3_FORMAT = 3
+"""3: the model as data, rebuilt through ``DQN``'s constructor; 2: Q reads whether each candidate was
+consumed recently (1 and 2 held SB3's own save files)."""
+_RETIRED_FORMATS = dict.fromkeys((1, 2), "formats 1 and 2 held Stable-Baselines3's own model and replay files, which "
+                                         "are pickled: loading one would run any code put in it")
 
+_DQN_ARGUMENTS = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "gradient_steps",
+                  "replay_buffer_kwargs", "optimize_memory_usage", "n_steps", "target_update_interval",
+                  "exploration_fraction", "exploration_initial_eps", "exploration_final_eps", "max_grad_norm",
+                  "verbose", "seed")
+"""``DQN`` constructor arguments a checkpoint keeps, read from the model's attributes of the same name
+(``train_freq`` and ``stats_window_size`` are kept apart: SB3 stores them converted or renamed; the
+policy's are :func:`make_sb3_dqn`'s, and the device is the CPU). Not ``tensorboard_log``: a file must
+not choose where a resumed run writes (set ``model.tensorboard_log`` again to keep SB3's own log)."""
+_PROGRESS = ("num_timesteps", "_total_timesteps", "_num_timesteps_at_start", "_n_updates", "_n_calls", "_episode_num",
+             "_current_progress_remaining", "exploration_rate", "_last_obs", "_last_original_obs",
+             "_last_episode_starts")
+"""Model attributes that SB3's loop advances (``_n_calls`` times the target-network copies, the
+progress the exploration rate): a resumed run starts from these, not from the constructor's."""
+_REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+_PAYLOAD_KEYS = ("dqn", "curve", "rng", "env", "loop", "slate_size", "credit", "popularity")
 
 class RecCallback(BaseCallback):
     """Episode metrics, TensorBoard scalars, progress and atomic checkpoints for SB3's own loop,
@@ -414,24 +443,18 @@ def _last_loss(model: DQN) -> float | None:
 
 def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]],
                         stats: EpisodeTracker | None = None) -> None:
-    """Model, replay buffer, counters, curve, the global RNG states SB3 draws from, the exploration's
-    action-space RNG, and (for a :class:`DiscreteVecView` whose env has ``get_state()``) the env's
-    users and random streams as data, with the running episode sums ``stats``, in one atomic file:
-    :func:`load_sb3_checkpoint` then continues the run as if it had not stopped."""
-    zipped, replay = io.BytesIO(), io.BytesIO()
-    model.save(zipped)
-    model.save_replay_buffer(replay)
-    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-           "action_space": model.action_space.np_random.bit_generator.state}
+    """Model (as data: :func:`_dqn_state`), replay buffer, counters, curve, the global RNG states SB3 draws
+    from, the exploration's action-space RNG, and (for a :class:`DiscreteVecView` whose env has
+    ``get_state()``) the env's users and random streams as data, with the running episode sums ``stats``,
+    in one atomic file: :func:`load_sb3_checkpoint` then continues the run as if it had not stopped."""
     view = model.get_env()
     env = env_state(view.vector_env) if isinstance(view, DiscreteVecView) else None
     loop = {"steps": model.num_timesteps, "loss": _last_loss(model),
             "stats": None if stats is None or env is None else dict(stats.__dict__)}
-    save_checkpoint(path, SB3_NAME, SB3_FORMAT, {"model": zipped.getvalue(), "replay": replay.getvalue(),
-                                                  "steps": model.num_timesteps, "curve": curve, "rng": rng,
+    save_checkpoint(path, SB3_NAME, SB3_FORMAT, {"dqn": _dqn_state(model), "curve": curve, "rng": _sb3_rng_state(model),
                                                   "env": env, "loop": loop,
-                                                  "slate_size": getattr(model.get_env(), "slate_size", 1),
-                                                  "credit": getattr(model.get_env(), "credit", "slate"),
+                                                  "slate_size": getattr(view, "slate_size", 1),
+                                                  "credit": getattr(view, "credit", "slate"),
                                                   "popularity": getattr(fill_scorer(model), "popularity", None)})
 
 
@@ -439,39 +462,175 @@ def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, 
     """A DQN (with its replay buffer) and learning curve from :func:`save_sb3_checkpoint`; the slate
     size it was trained for is ``model.slate_size``.
 
+    Nothing in the file runs: it is read as data (:func:`agents.checkpoint.load_checkpoint`) and the
+    model is built again through ``DQN``'s constructor, then given the file's weights, optimizer state,
+    counters and replay contents; SB3's own ``DQN.load`` and ``load_replay_buffer``, which unpickle,
+    are never called. An older checkpoint (SB3's own files) is refused with an :class:`ArtifactError`.
+
     With ``env`` (training is to continue, a :class:`DiscreteVecView` of the same env) the
     checkpoint's users, last observation and random streams are put back into it, so that the
     resumed run is the uninterrupted one. Where the checkpoint holds no env state (the env had no
     ``get_state()``), ``env`` draws fresh users from a seed of (model seed, step) rather than
     replaying the first step's, and the running episode sums are dropped.
     """
-    payload = load_checkpoint(path, SB3_NAME, SB3_FORMAT)
-    restore = payload.get("env") is not None and isinstance(env, DiscreteVecView)
-    # DQN.load(env=...) reseeds that env with the model's seed and drops the last observation, so
-    # that the next reset replays step 0's users: load without one and attach the env after.
-    model = DQN.load(io.BytesIO(payload["model"]), env=None if restore else env, device="cpu",
-                     custom_objects={"policy_class": CandidateDQNPolicy})
+    payload = load_checkpoint(path, SB3_NAME, SB3_FORMAT, retired=_RETIRED_FORMATS)
+    missing = [key for key in _PAYLOAD_KEYS if key not in payload]
+    if missing:
+        raise ArtifactError(f"checkpoint {path} is not an SB3 DQN checkpoint of format {SB3_FORMAT}: "
+                            f"it lacks {missing}")
+    try:
+        model = _rebuild_dqn(payload["dqn"])
+        _restore_sb3_rng(model, payload["rng"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # values that do not fit the model
+        raise ArtifactError(f"checkpoint {path} holds an SB3 DQN that cannot be rebuilt: {exc!r}") from exc
+    restore = payload["env"] is not None and isinstance(env, DiscreteVecView)
+    if env is not None:
+        _attach_env(model, env, path, force_reset=not restore)
     if restore:
         env.vector_env.set_state(payload["env"])
         env._last_obs = model._last_obs  # the fill scorer reads the observation the next action answers
-        model.set_env(env, force_reset=False)
     elif env is not None and model.seed is not None:
         logger.warning("checkpoint %s holds no env; the resumed run starts fresh users", path)
         model.env.seed(int(np.random.SeedSequence([model.seed, model.num_timesteps]).generate_state(1)[0]))
-    model.load_replay_buffer(io.BytesIO(payload["replay"]))
-    torch.set_rng_state(payload["rng"]["torch"])
-    np.random.set_state(payload["rng"]["numpy"])
-    random.setstate(payload["rng"]["python"])
-    if "action_space" in payload["rng"]:  # exploration's random actions; DQN.load reseeded it
-        model.action_space.np_random.bit_generator.state = payload["rng"]["action_space"]
-    model.loop_state = payload.get("loop") if restore else None
+    model.loop_state = payload["loop"] if restore else None
     model.slate_size = payload["slate_size"]
-    # Resume continues the same run: the view credits what it credited when the file was written
-    # (checkpoints from before credit existed trained on the slate's reward).
+    # Resume continues the same run: the view credits what it credited when the file was written.
     if isinstance(env, DiscreteVecView):
-        env.credit = payload.get("credit", "slate")
+        env.credit = payload["credit"]
     model.fill_scorer = None if payload["popularity"] is None else PopularityScorer(payload["popularity"])
     return model, payload["curve"]
+
+
+def _attach_env(model: DQN, env: Any, path: str | Path, force_reset: bool) -> None:
+    """``model.set_env(env)``, with a :class:`ConfigError` naming what does not fit (SB3 asserts)."""
+    if env.num_envs != model.n_envs:
+        raise ConfigError(f"checkpoint {path} was trained on {model.n_envs} parallel envs, and its replay buffer "
+                          f"is laid out by env: resume with num_envs={model.n_envs}, not {env.num_envs}")
+    try:
+        model.set_env(env, force_reset=force_reset)
+    except ValueError as exc:  # SB3's check_for_correct_spaces
+        raise ConfigError(f"checkpoint {path} does not fit the env: {exc}") from exc
+
+
+def _dqn_state(model: DQN) -> dict[str, Any]:
+    """``model`` as data (tensors, arrays, plain values): what :func:`_rebuild_dqn` builds it again from."""
+    _check_rebuildable(model)
+    return {
+        "arguments": {name: getattr(model, name) for name in _DQN_ARGUMENTS},
+        "train_freq": (model.train_freq.frequency, model.train_freq.unit.value),
+        "stats_window_size": model._stats_window_size,
+        "extractor": dict(model.policy_kwargs["features_extractor_kwargs"]),
+        "net_arch": list(model.policy_kwargs["net_arch"]),
+        "observation_space": _space_data(model.observation_space),
+        "n_actions": int(model.action_space.n),
+        "n_envs": model.n_envs,
+        "policy": model.policy.state_dict(),  # the online and the target network
+        "optimizer": model.policy.optimizer.state_dict(),
+        "progress": {name: getattr(model, name) for name in _PROGRESS},
+        "episode_infos": [None if infos is None else list(infos)
+                          for infos in (model.ep_info_buffer, model.ep_success_buffer)],
+        "replay": _replay_state(model.replay_buffer),
+    }
+
+
+def _check_rebuildable(model: DQN) -> None:
+    """:class:`ConfigError` unless ``model`` is one :func:`_rebuild_dqn` can build again: :func:`make_sb3_dqn`'s."""
+    kwargs = model.policy_kwargs
+    if (model.policy_class is not CandidateDQNPolicy or set(kwargs) != set(_policy_kwargs({}, []))
+            or kwargs["features_extractor_class"] is not CandidateFeaturesExtractor):
+        raise ConfigError("an SB3 DQN checkpoint keeps models built by agents.sb3_dqn.make_sb3_dqn "
+                          f"(CandidateDQNPolicy and its policy arguments), not {model.policy_class.__name__} "
+                          f"with policy arguments {sorted(kwargs)}")
+    if type(model.replay_buffer) is not DictReplayBuffer:
+        raise ConfigError(f"an SB3 DQN checkpoint keeps a DictReplayBuffer, not {type(model.replay_buffer).__name__}")
+
+
+def _rebuild_dqn(state: dict[str, Any]) -> DQN:
+    """An SB3 DQN built through its constructor from :func:`_dqn_state`'s data, then given the saved
+    weights, optimizer state, counters and replay contents: what ``DQN.load`` does, unpickling nothing."""
+    policy_kwargs = _policy_kwargs(dict(state["extractor"]), [int(width) for width in state["net_arch"]])
+    arguments = {name: state["arguments"][name] for name in _DQN_ARGUMENTS}
+    model = DQN(CandidateDQNPolicy, None, policy_kwargs=policy_kwargs, train_freq=tuple(state["train_freq"]),
+                stats_window_size=int(state["stats_window_size"]), device="cpu", _init_setup_model=False, **arguments)
+    # No env yet (evaluation has none; a resume attaches its own after), so the spaces come from the file.
+    model.observation_space = _space_from_data(state["observation_space"])
+    model.action_space = spaces.Discrete(int(state["n_actions"]))
+    model.n_envs = int(state["n_envs"])
+    model._setup_model()
+    model.policy.load_state_dict(state["policy"])
+    model.policy.optimizer.load_state_dict(state["optimizer"])
+    for name in _PROGRESS:
+        setattr(model, name, state["progress"][name])
+    infos, successes = state["episode_infos"]
+    window = model._stats_window_size
+    model.ep_info_buffer = None if infos is None else deque(infos, maxlen=window)
+    model.ep_success_buffer = None if successes is None else deque(successes, maxlen=window)
+    _restore_replay(model.replay_buffer, state["replay"])
+    return model
+
+
+def _space_data(space: spaces.Space) -> dict[str, dict[str, Any]]:
+    """The observation space (a ``Dict`` of ``Box``es, as the Q-network reads) as bounds and dtype names."""
+    if not isinstance(space, spaces.Dict) or not all(isinstance(box, spaces.Box) for box in space.values()):
+        raise ConfigError(f"an SB3 DQN checkpoint keeps a Dict observation space of Boxes, not {space}")
+    return {key: {"low": box.low, "high": box.high, "dtype": box.dtype.str} for key, box in space.items()}
+
+
+def _space_from_data(data: dict[str, dict[str, Any]]) -> spaces.Dict:
+    return spaces.Dict({key: spaces.Box(box["low"], box["high"], dtype=np.dtype(box["dtype"]))
+                        for key, box in data.items()})
+
+
+def _replay_state(buffer: DictReplayBuffer) -> dict[str, Any]:
+    """The buffer's filled rows (all once it has wrapped), its write position and whether it is full:
+    the rest of a fresh buffer is zeros, as it was here."""
+    rows = buffer.buffer_size if buffer.full else buffer.pos
+    arrays = {name: _first_rows(getattr(buffer, name), rows) for name in _REPLAY_ARRAYS}
+    return {"arrays": arrays, "pos": buffer.pos, "full": buffer.full}
+
+
+def _first_rows(value: np.ndarray | dict[str, np.ndarray], rows: int) -> Any:
+    return {key: array[:rows] for key, array in value.items()} if isinstance(value, dict) else value[:rows]
+
+
+def _restore_replay(buffer: DictReplayBuffer, state: dict[str, Any]) -> None:
+    full = bool(state["full"])
+    pos = int(state["pos"])
+    rows = buffer.buffer_size if full else pos
+    if not 0 <= pos < buffer.buffer_size:
+        raise ValueError(f"replay position {pos} outside the buffer's {buffer.buffer_size} rows")
+    for name in _REPLAY_ARRAYS:
+        _fill_rows(getattr(buffer, name), state["arrays"][name], rows, name)
+    buffer.pos = pos
+    buffer.full = full
+
+
+def _fill_rows(target: np.ndarray | dict[str, np.ndarray], saved: Any, rows: int, name: str) -> None:
+    """Write ``saved`` over the first ``rows`` rows of ``target`` (a fresh buffer's array, or dict of them)."""
+    if isinstance(target, dict):
+        if set(saved) != set(target):
+            raise ValueError(f"replay {name} has keys {sorted(saved)}, the observation space {sorted(target)}")
+        for key, array in target.items():
+            _fill_rows(array, saved[key], rows, f"{name}[{key!r}]")
+        return
+    if saved.shape != (rows, *target.shape[1:]):
+        raise ValueError(f"replay {name} has shape {saved.shape}, expected {(rows, *target.shape[1:])}")
+    target[:rows] = saved
+
+
+def _sb3_rng_state(model: DQN) -> dict[str, Any]:
+    """The random streams SB3 draws from while it trains: the global numpy RNG (replay sampling, the
+    epsilon draw), the action space's (exploration's random actions), and the global torch and Python
+    ones, which SB3's ``set_random_seed`` seeds with them."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "action_space": model.action_space.np_random.bit_generator.state}
+
+
+def _restore_sb3_rng(model: DQN, state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    model.action_space.np_random.bit_generator.state = state["action_space"]
 
 
 def fill_scorer(model: DQN) -> Scorer | None:

@@ -1,3 +1,4 @@
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -185,3 +186,70 @@ def test_arrays_scalars_configs_and_rng_states_come_back_exactly(tmp_path: Path)
     assert out["rng"] == rng.bit_generator.state and out["blob"] == b"\x00\xff" and out["nothing"] is None
     assert torch.equal(out["tensor"], torch.arange(3)) and out["no_bytes"] == b""
 
+
+def _crafted_sb3(tmp_path: Path, version: int) -> tuple[Path, Path]:
+    """An SB3 DQN checkpoint as format 2 wrote one — SB3's own save zip and a pickled replay buffer as
+    bytes — whose zip entry and replay bytes are pickles that write a marker file when unpickled."""
+    import base64
+    import io
+    import pickle
+    import zipfile
+
+    marker = tmp_path / "sb3-payload-ran"
+    serialized = base64.b64encode(pickle.dumps(Payload(marker))).decode()
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:  # what SB3's DQN.load reads first: entries it cloudpickle-loads
+        archive.writestr("data", json.dumps({"exploration_schedule": {":type:": "x", ":serialized:": serialized}}))
+    path = tmp_path / f"sb3-v{version}" / "checkpoint.pt"
+    save_checkpoint(path, "SB3DQN", version, {
+        "model": zipped.getvalue(), "replay": pickle.dumps(Payload(marker)), "steps": 0, "curve": [], "rng": {},
+        "env": None, "loop": None, "slate_size": 2, "credit": "pick", "popularity": None})
+    return path, marker
+
+
+def test_the_crafted_sb3_payload_runs_under_sb3s_own_loaders(tmp_path: Path) -> None:
+    # The control for the tests below: SB3's DQN.load and load_replay_buffer would run this file's code.
+    import io
+
+    from stable_baselines3 import DQN
+
+    path, marker = _crafted_sb3(tmp_path, 2)
+    payload = load_checkpoint(path, "SB3DQN", 2)
+    with pytest.raises(Exception):
+        DQN.load(io.BytesIO(payload["model"]))
+    assert marker.read_text() == "ran"
+    marker.unlink()
+    with pytest.raises(Exception):
+        DQN("MlpPolicy", "CartPole-v1").load_replay_buffer(io.BytesIO(payload["replay"]))
+    assert marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize("version", [2, "current"])
+def test_an_sb3_checkpoint_that_would_run_code_is_refused_before_it_runs(tmp_path: Path, version) -> None:
+    from fakes import one_item_vector_env
+
+    from agents.factory import load_agent, train_agent
+    from agents.sb3_dqn import SB3_FORMAT, load_sb3_checkpoint
+    from agents.training import TrainConfig
+
+    path, marker = _crafted_sb3(tmp_path, SB3_FORMAT if version == "current" else version)
+    old = "format version 2; SB3DQN reads version .*pickled"
+    match = old if version == 2 else "not an SB3 DQN checkpoint of format"
+    resume = lambda: train_agent("sb3-dqn", one_item_vector_env(8), TrainConfig(total_steps=8, progress=False),  # noqa: E731
+                                 out_dir=path.parent, resume=True)
+    for load in (lambda: load_sb3_checkpoint(path), lambda: load_agent(path), resume):
+        with pytest.raises(ArtifactError, match=match):
+            load()
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("version", [2, "current"])
+def test_recsim_evaluate_refuses_the_crafted_sb3_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                            version) -> None:
+    from agents.sb3_dqn import SB3_FORMAT
+    from recsim_env.cli.main import main
+
+    path, marker = _crafted_sb3(tmp_path, SB3_FORMAT if version == "current" else version)
+    code = main(["evaluate", "--checkpoint", str(path), "--env", "synthetic", "--out", str(tmp_path / "out")])
+    assert code == 2 and f"checkpoint {path}" in capsys.readouterr().err
+    assert not marker.exists()

@@ -1,3 +1,4 @@
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,8 @@ def test_q_reads_the_candidates_popularity_and_content_features(tmp_path: Path) 
     train_sb3_dqn(model, TrainConfig(total_steps=40, log_interval=20, progress=False), out_dir=tmp_path)
     loaded, _ = load_sb3_checkpoint(tmp_path / "checkpoint.pt")
     np.testing.assert_allclose(SB3SlatePolicy(loaded, 2).q_values(obs), policy.q_values(obs), rtol=1e-5)
-    assert make_sb3_dqn(env, embedding_dim=8, hidden=16, use_item_features=False).q_net.features_extractor.item_table is None
+    plain = make_sb3_dqn(env, embedding_dim=8, hidden=16, use_item_features=False)
+    assert plain.q_net.features_extractor.item_table is None
     with pytest.raises(ConfigError, match=r"item_features must be \(n_items=12, k\), got \(5, 3\)"):
         CandidateFeaturesExtractor(env.observation_space, 8, 16, item_features=np.zeros((5, 3)))
 
@@ -231,3 +233,83 @@ def test_resume_after_a_crash_continues_the_same_run(tmp_path: Path, monkeypatch
     assert _without_timing(result.curve) == _without_timing(expected.curve)
     for p, q in zip(straight.policy.state_dict().values(), resumed.policy.state_dict().values()):
         assert torch.equal(p, q)
+
+
+def _differing(before: dict[str, Any], after: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
+    """Names whose data values (numbers, strings, arrays, dicts of arrays, deques) differ; objects are skipped."""
+    differ = []
+    for name, value in before.items():
+        other = after.get(name)
+        if name in skip:
+            continue
+        if isinstance(value, dict) and all(isinstance(item, np.ndarray) for item in value.values()):
+            same = isinstance(other, dict) and value.keys() == other.keys() and all(
+                np.array_equal(value[key], other[key]) and value[key].dtype == other[key].dtype for key in value)
+        elif isinstance(value, np.ndarray):
+            same = isinstance(other, np.ndarray) and value.dtype == other.dtype and np.array_equal(value, other)
+        elif value is None or isinstance(value, (bool, int, float, str, deque)):
+            same = type(value) is type(other) and value == other
+        else:
+            continue
+        if not same:
+            differ.append(name)
+    return differ
+
+
+def test_a_checkpoint_rebuilds_the_model_exactly_and_unpickles_nothing(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    import cloudpickle
+    from stable_baselines3 import DQN
+
+    model = _model(seed=3)
+    train_sb3_dqn(model, QUIET, out_dir=tmp_path)
+    rng = (torch.get_rng_state(), np.random.get_state()[1].copy(), model.action_space.np_random.bit_generator.state)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("loading an SB3 DQN checkpoint unpickled something")
+
+    for owner, name in ((pickle, "load"), (pickle, "loads"), (cloudpickle, "loads"), (DQN, "load"),
+                        (DQN, "load_replay_buffer")):
+        monkeypatch.setattr(owner, name, refuse)
+    loaded, _ = load_sb3_checkpoint(tmp_path / "checkpoint.pt", batched_discrete_env(one_item_vector_env(8)))
+    monkeypatch.undo()
+    assert _differing(model.__dict__, loaded.__dict__, skip=("start_time",)) == []  # counters, _last_obs, epsilon
+    assert _differing(model.replay_buffer.__dict__, loaded.replay_buffer.__dict__) == []  # arrays, pos, full
+    assert model.replay_buffer.pos > 0 and loaded._n_calls == model._n_calls > 0
+    for key, tensor in model.policy.state_dict().items():  # online and target networks
+        assert torch.equal(tensor, loaded.policy.state_dict()[key]), key
+    saved_optimizer, loaded_optimizer = model.policy.optimizer.state_dict(), loaded.policy.optimizer.state_dict()
+    assert saved_optimizer["param_groups"] == loaded_optimizer["param_groups"]
+    for index, moments in saved_optimizer["state"].items():
+        for key, tensor in moments.items():
+            assert torch.equal(tensor, loaded_optimizer["state"][index][key]), (index, key)
+    assert torch.equal(torch.get_rng_state(), rng[0]) and np.array_equal(np.random.get_state()[1], rng[1])
+    assert loaded.action_space.np_random.bit_generator.state == rng[2]
+
+
+def test_the_checkpoint_keeps_every_dqn_constructor_argument() -> None:
+    # An SB3 release that adds an argument must add it to what a checkpoint keeps (or say why not).
+    import inspect
+
+    from stable_baselines3 import DQN
+
+    from agents.sb3_dqn import _DQN_ARGUMENTS
+
+    kept_apart = {"self", "policy", "env", "policy_kwargs", "device", "_init_setup_model", "replay_buffer_class",
+                  "train_freq", "stats_window_size", "tensorboard_log"}  # a path the file must not choose
+    assert set(inspect.signature(DQN.__init__).parameters) - kept_apart == set(_DQN_ARGUMENTS)
+
+
+def test_what_a_checkpoint_cannot_keep_or_resume_into_is_a_config_error(tmp_path: Path) -> None:
+    from stable_baselines3 import DQN
+
+    from agents.sb3_dqn import save_sb3_checkpoint
+
+    env = batched_discrete_env(one_item_vector_env(num_envs=8))
+    with pytest.raises(ConfigError, match="models built by agents.sb3_dqn.make_sb3_dqn"):
+        save_sb3_checkpoint(tmp_path / "other.pt", DQN("MultiInputPolicy", env, learning_starts=10), [])
+    save_sb3_checkpoint(tmp_path / "checkpoint.pt", _model(), [])
+    with pytest.raises(ConfigError, match="trained on 8 parallel envs.*num_envs=8, not 4"):
+        load_sb3_checkpoint(tmp_path / "checkpoint.pt", batched_discrete_env(one_item_vector_env(num_envs=4)))
