@@ -27,6 +27,8 @@ Per-episode metrics (one row per episode in :attr:`EpisodeStats.episodes`)
     ``coverage`` (share of items shown at least once) is a property of a whole evaluation, one value
     per seed. Responses are read from ``info`` (``click``, ``like``, ``rating``, ``dwell``: per-slot
     arrays); with SAME_STEP autoreset a finished slot's responses come from ``info["final_info"]``.
+    A lifetime env's episodes (:mod:`recsim_env.env.lifetime`) add the long-term metrics of
+    :mod:`recsim_env.evaluation.longterm` (return rate, days to return, sessions per user, lifetime clicks).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from recsim_env.data.catalog import ItemCatalog
 from recsim_env.env.vector import merge_final_info
 from recsim_env.errors import ConfigError
-from recsim_env.evaluation import metrics
+from recsim_env.evaluation import longterm, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +93,10 @@ class EpisodeStats:
         """``metric, mean, ci_low, ci_high, n``: t-intervals over seeds (over episodes with one seed)."""
         table = self.per_seed() if self.seeds["seed"].nunique() > 1 else self.episodes.assign(
             coverage=float(self.seeds["coverage"].iloc[0]))
-        return summarize(table, [c for c in METRICS if c in table.columns], confidence)
+        out = summarize(table, [c for c in METRICS if c in table.columns], confidence)
+        if longterm.has_longterm(self.episodes):  # a lifetime env's episodes: the long-term metrics too
+            out = pd.concat([out, longterm.summarize_longterm(self.episodes, confidence)], ignore_index=True)
+        return out
 
     @staticmethod
     def concat(parts: Sequence["EpisodeStats"]) -> "EpisodeStats":
@@ -259,6 +264,8 @@ def _run_wave(policy: Policy, venv: VectorEnv, reset_seed: int, count: int, dete
             if values is not None:
                 sums[key] += np.where(active, values.sum(axis=1), 0.0)
                 wave.has_dwell |= key == "dwell"
+        if longterm.is_lifetime(info):
+            longterm.accumulate(sums, info, active)
         active &= ~done
         episode_start = done
     raise ConfigError(f"{int(active.sum())} episodes still running after {MAX_WAVE_STEPS} steps: "
@@ -296,6 +303,8 @@ def _stats(waves: list[_Wave], seed: int, catalog: ItemCatalog | None) -> Episod
             frame.insert(4, "dwell", w.sums["dwell"][counted])
         per_episode = _episode_slates(w)
         frame["diversity"], frame["novelty"] = _slate_metrics(per_episode, catalog)
+        if "session_ends" in w.sums:
+            frame = frame.assign(**longterm.episode_columns(w.sums, counted))
         frames.append(frame)
         all_slates += per_episode
     episodes = pd.concat(frames, ignore_index=True)
