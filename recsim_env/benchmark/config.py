@@ -35,7 +35,7 @@ class Budgets:
     """How long each kind of policy trains."""
 
     epochs: int = 30
-    """Cap on the epochs of the torch baselines (MF-BPR, NeuMF, content) below their tuned recipe's own
+    """Cap on the epochs of the torch baselines (MF-BPR, NeuMF, LightGCN, content) below their tuned recipe's own
     count (:mod:`baselines.recipes`); early stopping may end sooner."""
     agent_steps: int = 200_000
     """User-steps each RL agent trains for (a batched step of ``n`` users counts ``n``)."""
@@ -60,7 +60,7 @@ QUICK_DEFAULTS = {"seeds": 3, "episodes": 200, "retrain_per_seed": False}
 """Fields ``quick`` changes unless the file or the command line sets them."""
 
 
-WARM_START_SOURCES = ("mf-bpr", "neumf", "content")
+WARM_START_SOURCES = ("mf-bpr", "neumf", "lightgcn", "content")
 """Baselines whose embeddings can warm-start the agents (they export ``embeddings()``)."""
 
 

@@ -40,7 +40,7 @@ def _fit_scoring(model: Any, ctx: TrainingContext) -> BuiltPolicy:
 
 
 BASELINE_MODELS = {"random": "random", "popularity": "popularity", "item-knn": "itemknn", "mf-bpr": "bpr-mf",
-                   "neumf": "neumf", "content": "content"}
+                   "neumf": "neumf", "lightgcn": "lightgcn", "content": "content"}
 """Benchmark policy name -> :data:`baselines.recipes.MODELS` name (the tuned recipe of each baseline)."""
 
 
@@ -144,6 +144,7 @@ for _spec in (
     PolicySpec("item-knn", _baseline("item-knn"), "baseline", "cosine item-KNN over the user's training items"),
     PolicySpec("mf-bpr", _baseline("mf-bpr"), "baseline", "matrix factorisation with BPR loss"),
     PolicySpec("neumf", _baseline("neumf"), "baseline", "NeuMF (He et al. 2017), greedy on its scores"),
+    PolicySpec("lightgcn", _baseline("lightgcn"), "baseline", "LightGCN (He et al. 2020), greedy on its scores"),
     PolicySpec("content", _baseline("content"), "baseline", "content model over item text and genres"),
     PolicySpec("sb3-dqn", build_sb3_dqn, "agent", "Stable-Baselines3 DQN: its pick in slot 0, popularity fills the rest"),
     PolicySpec("slateq", build_slateq, "agent", "SlateQ (Ie et al. 2019), double DQN per item"),

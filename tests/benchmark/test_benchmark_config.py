@@ -17,8 +17,8 @@ from recsim_env.errors import ConfigError
     ("colour", "red", r"unknown config field\(s\) colour; valid: budgets"),
     ("budgets", {"epochs": 0}, "budgets.epochs must be a positive integer"),
     ("budgets", {"epoch": 3}, r"unknown budgets field\(s\) epoch; valid: agent_steps"),
-    ("warm_start", "item-knn", r"warm_start must be one of \['mf-bpr', 'neumf', 'content'\] or '' \(cold agents\), "
-                               "got 'item-knn'"),
+    ("warm_start", "item-knn", r"warm_start must be one of \['mf-bpr', 'neumf', 'lightgcn', 'content'\] "
+                               r"or '' \(cold agents\), got 'item-knn'"),
 ])
 def test_bad_config_values_name_the_field_and_the_valid_choices(field, value, match):
     with pytest.raises(ConfigError, match=match):

@@ -17,7 +17,7 @@ from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
 
 
 def test_every_policy_of_the_issue_and_every_simulator_is_registered():
-    assert {"random", "popularity", "item-knn", "mf-bpr", "neumf", "content", "slateq", "reinforce",
+    assert {"random", "popularity", "item-knn", "mf-bpr", "neumf", "lightgcn", "content", "slateq", "reinforce",
             "oracle"} <= set(POLICIES)
     assert {"ml100k-train", "ml100k-later", "synthetic"} <= set(SIMULATORS)
     assert simulator_spec("synthetic").has_oracle and not simulator_spec("ml100k-train").has_oracle
@@ -120,3 +120,32 @@ def test_the_warm_start_baseline_is_fitted_once_per_seed_for_all_agents(tmp_path
         policy_spec(name).build(ctx)
     assert len(fits) == 1
     assert [p.name for p in (tmp_path / "shared" / "seed-0").glob("*.npz")] == ["warm_start_mf-bpr.npz"]
+
+
+def test_lightgcn_is_a_benchmark_baseline_and_a_warm_start_source(tmp_path):
+    """LightGCN acts in the env as a myopic baseline, and SlateQ's towers start from its embeddings."""
+    import torch
+
+    from agents.warm_start import load_embeddings
+    from recsim_env.benchmark.config import BenchmarkConfig, Budgets
+    from recsim_env.benchmark.registry import Simulator, TrainingContext
+    from recsim_env.data.splits import leave_one_out
+
+    model = SyntheticUserModel(SyntheticConfig(n_items=40, n_users=50))
+    log = model.generate_log(50, np.random.default_rng(0), slate_size=3, n_candidates=10)
+    config = EnvConfig(slate_size=3, n_candidates=10)
+
+    def make_env(n):
+        return RecVectorEnv(model, model.catalog(), config, num_envs=n)
+
+    budgets = Budgets(epochs=2, agent_steps=8, train_envs=8, synthetic_log_users=10)  # one step: no update yet
+    ctx = TrainingContext("t", log, leave_one_out(log), Simulator("s", make_env, model.catalog()), 3, budgets, 0,
+                          tmp_path / "bench", progress=False, warm_start="lightgcn")
+    obs, _ = make_env(4).reset(seed=1)
+    action, _ = policy_spec("lightgcn").build(ctx).policy.predict(obs)
+    assert action.shape == (4, 3) and all(len(set(row)) == 3 for row in action.tolist())
+    agent = policy_spec("slateq").build(ctx).policy
+    emb = load_embeddings(tmp_path / "bench" / "warm_start_lightgcn.npz")
+    torch.testing.assert_close(agent.q.tower.items.weight[:40], torch.from_numpy(emb.item))
+    assert emb.item.std() > 0.01
+    assert BenchmarkConfig(warm_start="lightgcn").warm_start == "lightgcn"

@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--retrain-per-seed", action=argparse.BooleanOptionalAction, default=None,
                         help="train each policy anew per seed (default; --quick turns it off)")
     parser.add_argument("--warm-start", metavar="BASELINE",
-                        help="baseline whose embeddings start the RL agents: mf-bpr (default), neumf, content, "
-                             "or none (agents from scratch)")
+                        help="baseline whose embeddings start the RL agents: mf-bpr (default), neumf, lightgcn, "
+                             "content, or none (agents from scratch)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start over: remove a previous run in --out (its cells, report and aggregates) first; "
                              "without it a rerun must use the run's config, or only add seeds, policies, "

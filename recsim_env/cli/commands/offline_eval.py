@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("offline-eval", help="train baselines and score them offline (NCF protocol, full ranking)",
                               description=__doc__.splitlines()[0])
     p.add_argument("--models", default="popularity,itemknn,bpr-mf,neumf",
-                   help="comma-separated: random, popularity, itemknn, bpr-mf, gmf, mlp, neumf, content, or 'all'")
+                   help="comma-separated: random, popularity, itemknn, bpr-mf, gmf, mlp, neumf, lightgcn, content, "
+                        "or 'all'")
     p.add_argument("--dataset", default="ml-100k", help="a known dataset name or a path any loader reads")
     p.add_argument("--seed", type=int, default=0, help="seed of training and of the first negative sample")
     p.add_argument("--negative-seeds", type=int, default=5, help="NCF-protocol repetitions with fresh negatives")
