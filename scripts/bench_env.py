@@ -5,9 +5,11 @@ command that produced it, with rates by wall-clock and by process CPU time: on a
 CPU-time rate is the steadier one. Actions are
 random valid slates (distinct candidate positions), drawn before timing; resets happen inside the
 timed loop and count toward the time but not the steps, as in Google RecSim's peer benchmark
-(``../shared/peers/bench_recsim.sh``, run with ``--recsim`` and reported beside ours).
+(``../shared/peers/bench_recsim.sh``, run with ``--recsim`` and reported beside ours). With
+``--lifetime`` the lifetime vector env (sessions, gaps, new sessions) is timed in the same round-robin,
+beside a session vector env over the same returning user model (its hazard-ended sessions).
 
-    python scripts/bench_env.py [--model synthetic|movielens] [--num-envs 1024] [--recsim]
+    python scripts/bench_env.py [--model synthetic|movielens] [--num-envs 1024] [--recsim] [--lifetime]
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from recsim_env.env.config import EnvConfig
+from recsim_env.env.lifetime import LifetimeVectorEnv
 from recsim_env.env.rec_env import RecEnv
 from recsim_env.env.registration import synthetic_user_model
 from recsim_env.env.vector import RecVectorEnv
-from recsim_env.protocols import Responses
+from recsim_env.protocols import Responses, ReturningUserModel
+from recsim_env.users.synthetic import LongTermConfig
 
 PEER_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "peers" / "bench_recsim.sh"
 
@@ -48,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sync-steps", type=int, default=5, help="timed steps of the SyncVectorEnv per repeat")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--recsim", action="store_true", help="also run Google RecSim's peer benchmark")
+    p.add_argument("--lifetime", action="store_true", help="also time the lifetime vector env")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -92,6 +97,14 @@ def load_model(name: str):
 
         return movielens_user_model(split="train", cache_dir=None)
     return synthetic_user_model()
+
+
+def returning_model(name: str, model):
+    """The model whose users come back: the synthetic one with its long-term truth, or the fitted one
+    if it implements :class:`ReturningUserModel` (else ``None``)."""
+    if name == "synthetic":
+        return synthetic_user_model(longterm=LongTermConfig())[0]
+    return model if isinstance(model, ReturningUserModel) else None
 
 
 def action_bank(rng: np.random.Generator, shape: tuple[int, ...], n_candidates: int, size: int = 64) -> list:
@@ -186,6 +199,34 @@ def run_recsim(n_candidates: int, slate_size: int) -> Rate | str:
     return Rate(float(wall.group(1).replace(",", "")), float(cpu.group(1).replace(",", "")))
 
 
+def lifetime_measures(args: argparse.Namespace, model, catalog, config: EnvConfig, bank: list) -> dict:
+    """The ``--lifetime`` measures: the lifetime vector env and a session vector env over the same model."""
+    returning = returning_model(args.model, model) if args.lifetime else None
+    if returning is None:
+        return {}
+    return {
+        "lifetime": lambda r: time_vector(LifetimeVectorEnv(returning, catalog, config, num_envs=args.num_envs),
+                                          bank, args.vector_steps, args.seed + r),
+        "returning_sessions": lambda r: time_vector(RecVectorEnv(returning, catalog, config, num_envs=args.num_envs),
+                                                    bank, args.vector_steps, args.seed + r),
+    }
+
+
+def lifetime_rows(args: argparse.Namespace, rates: dict[str, Rate], vector: Rate) -> list[tuple[str, str, str]]:
+    if "lifetime" not in rates:
+        return [("`LifetimeVectorEnv`", f"not measured: the {args.model} model is not a ReturningUserModel", "")]
+    lifetime, sessions = rates["lifetime"], rates["returning_sessions"]
+    return [
+        (f"`LifetimeVectorEnv`, N={args.num_envs}, returning {args.model} users", *_fmt(lifetime, "user-steps/s")),
+        (f"`RecVectorEnv` N={args.num_envs} over the same returning model (sessions only)",
+         *_fmt(sessions, "user-steps/s")),
+        ("lifetime / session `RecVectorEnv` (the id's default model)", f"{lifetime.wall / vector.wall:.0%}",
+         f"{lifetime.cpu / vector.cpu:.0%}"),
+        ("lifetime / session env over the same returning model", f"{lifetime.wall / sessions.wall:.0%}",
+         f"{lifetime.cpu / sessions.cpu:.0%}"),
+    ]
+
+
 def _fmt(rate: Rate, unit: str) -> tuple[str, str]:
     return f"{rate.wall:,.0f} {unit}", f"{rate.cpu:,.0f} {unit}"
 
@@ -209,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "null": lambda r: time_vector(RecVectorEnv(NullUserModel(model.n_items), None, config,
                                                    num_envs=args.num_envs),
                                       vector_bank, args.vector_steps, args.seed + r),
-    }, args.repeats)
+    } | lifetime_measures(args, model, catalog, config, vector_bank), args.repeats)
     single, vector, null = rates["single"], rates["vector"], rates["null"]
     sync_env = SyncVectorEnv([lambda: RecEnv(model, catalog, config) for _ in range(args.num_envs)],
                              autoreset_mode=AutoresetMode.SAME_STEP)
@@ -226,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         (f"env's own share: `RecVectorEnv` N={args.num_envs}, a user model that does nothing",
          *_fmt(null, "user-steps/s")),
     ]
+    if args.lifetime:
+        rows += lifetime_rows(args, rates, vector)
     if args.recsim:
         peer = run_recsim(args.n_candidates, args.slate_size)
         if isinstance(peer, Rate):
