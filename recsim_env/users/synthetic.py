@@ -17,6 +17,14 @@ Per step, for user ``u`` and item ``i`` with topic ``t``:
 * budget (minutes): a click costs ``length_i - quality_bonus · quality_i``, a step without a click
   costs ``step_cost``; interest of the consumed topic moves ``drift_rate`` of the way to
   ``max_interest``; all fatigue decays by ``fatigue_decay`` and the consumed topic's grows by 1.
+
+Users who come back (the lifetime env's :class:`~recsim_env.protocols.ReturningUserModel`):
+:class:`ReturningSyntheticUserModel` ends a session by a logistic hazard after each consumed item
+(position, rating, shortfall below a like, topic overlap with the session so far) and draws the gap to
+the next session from a Weibull model of the session's covariates (length, ratings, topic diversity,
+sessions so far, days since the first), both with the known coefficients of :class:`LongTermConfig`,
+written on the features of :mod:`recsim_env.fit.leave` and :mod:`recsim_env.fit.returns` so that
+fitting them on its logs (``generate_log(..., horizon_days=60)``) gives those coefficients back.
 """
 
 from __future__ import annotations
