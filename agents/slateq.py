@@ -63,7 +63,12 @@ class SlateQConfig:
     learning_starts: int = 2_000
     """Transitions collected before the first update."""
     updates_per_step: int = 1
-    """Gradient steps per batched env step."""
+    """Gradient steps per update round."""
+    train_interval: int = 0
+    """User-steps between update rounds (0: a round after every batched env step). A round every
+    ``train_interval`` user-steps of ``updates_per_step`` steps on ``batch_size`` transitions keeps
+    the samples drawn per env step (``updates_per_step * batch_size / train_interval``) while paying
+    the per-gradient-step overhead, which dominates small batches on CPU, far less often."""
     target_update_interval: int = 250
     """Gradient steps between copies of the online into the target network."""
     max_grad_norm: float = 10.0
@@ -90,6 +95,8 @@ class SlateQConfig:
                      "target_update_interval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"SlateQConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.train_interval < 0:
+            raise ConfigError(f"SlateQConfig.train_interval must be >= 0, got {self.train_interval}")
         if not 0.0 <= self.user_dropout < 1.0:
             raise ConfigError(f"SlateQConfig.user_dropout must lie in [0, 1), got {self.user_dropout}")
         if self.lr <= 0 or self.learning_starts < 0:
@@ -173,7 +180,7 @@ class SlateQAgent(SlatePolicy):
     """
 
     name = "SlateQAgent"
-    format_version = 2  # 2: the known-users table
+    format_version = 3  # 2: the known-users table; 3: the user-steps since the last update round
 
     def __init__(self, spec: ObservationSpec, slate_size: int, config: SlateQConfig | None = None, seed: int = 0,
                  warm_start: Embeddings | None = None) -> None:
@@ -195,7 +202,9 @@ class SlateQAgent(SlatePolicy):
         self.rng = np.random.default_rng(int(rng_seed))
         self.replay = ReplayBuffer(config.replay_capacity, self.rng)
         self.users = KnownUsers(spec.n_users)
-        self.n_updates, self.progress = 0, 0.0
+        self.n_updates = 0
+        self.progress = 0.0
+        self.steps_since_update = 0
 
     # -- acting ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -226,12 +235,16 @@ class SlateQAgent(SlatePolicy):
     # -- learning ----------------------------------------------------------------------------
     def observe(self, t: Transition) -> None:
         self.users.add(t.obs["user_index"])
+        self.steps_since_update += len(t.reward)
         self.replay.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated.astype(np.float32))
 
     def update(self, progress: float) -> dict[str, float]:
         self.progress = progress
         if len(self.replay) < max(self.config.learning_starts, self.config.batch_size):
             return {}
+        if self.steps_since_update < self.config.train_interval:
+            return {}
+        self.steps_since_update = 0
         out: dict[str, float] = {}
         for _ in range(self.config.updates_per_step):
             out = self.learn(self.replay.sample(self.config.batch_size))
@@ -290,13 +303,14 @@ class SlateQAgent(SlatePolicy):
                 "q": self.q.state_dict(), "q_target": self.q_target.state_dict(), "click": self.click.state_dict(),
                 "q_opt": self.q_opt.state_dict(), "click_opt": self.click_opt.state_dict(),
                 "replay": self.replay.state_dict(), "users": self.users.state_dict(), "rng": self.rng.bit_generator.state,
-                "n_updates": self.n_updates, "progress": self.progress}
+                "n_updates": self.n_updates, "progress": self.progress, "steps_since_update": self.steps_since_update}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in ("q", "q_target", "click", "q_opt", "click_opt", "replay", "users"):
             getattr(self, key).load_state_dict(state[key])
         self.rng.bit_generator.state = state["rng"]
         self.n_updates, self.progress = state["n_updates"], state["progress"]
+        self.steps_since_update = state["steps_since_update"]
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "SlateQAgent":

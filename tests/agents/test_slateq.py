@@ -189,3 +189,26 @@ def test_beats_the_myopic_policy_where_clickbait_drains_the_budget() -> None:
                    exploration=LinearSchedule(1.0, 0.05, 0.5))
     train(agent, env, TrainConfig(total_steps=16_000, log_interval=8_000, progress=False), seed=0)
     assert _mean_return(FakeSlateVecEnv(sc, 32), agent) > 1.4 * myopic
+
+
+def test_train_interval_spaces_the_update_rounds_in_user_steps() -> None:
+    """16 users per batched step, a round every 64 user-steps: 10 steps (160 user-steps) give rounds
+    after steps 4 and 8 only, each of ``updates_per_step`` gradient steps; 0 keeps one per step."""
+    counts = {}
+    for interval in (0, 64):
+        env = FakeSlateVecEnv(Scenario(), num_envs=16)
+        agent = _agent(env, learning_starts=0, batch_size=16, updates_per_step=3, train_interval=interval)
+        train(agent, env, TrainConfig(total_steps=160, log_interval=160, progress=False), seed=0)
+        counts[interval] = agent.n_updates
+        assert agent.steps_since_update == (0 if interval == 0 else 32)
+    assert counts == {0: 30, 64: 6}
+
+
+def test_train_interval_counter_survives_a_checkpoint_and_is_validated() -> None:
+    env = FakeSlateVecEnv(Scenario(), num_envs=16)
+    agent = _agent(env, learning_starts=0, batch_size=16, train_interval=64)
+    train(agent, env, TrainConfig(total_steps=48, log_interval=48, progress=False), seed=0)
+    restored = SlateQAgent.from_state(copy.deepcopy(agent.state_dict()))
+    assert restored.steps_since_update == agent.steps_since_update == 48
+    with pytest.raises(ConfigError, match="train_interval"):
+        SlateQConfig(train_interval=-1)
