@@ -178,6 +178,62 @@ def novelty(slates: np.ndarray, popularity: np.ndarray) -> float:
     return float(np.mean(-np.log2(share[shown]))) if shown.size else float("nan")
 
 
+def slate_overlap_by_step(slates: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+    """Mean pairwise overlap of the slates shown to different users at each step.
+
+    ``slates`` is ``(steps, users, k)``: what each user was shown at each step; ``active``
+    (``(steps, users)`` bool, default all) says which users were in session then. The overlap of two
+    slates ``A`` and ``B`` is ``|A ∩ B| / k``: the items both show (each item once, however often a
+    slate repeats it) over the slate size, so an empty slot (``-1``) shows nothing and matches nothing.
+    For slates without empty slots it is the cosine of their binary item vectors. Each step's value is
+    the mean over all unordered pairs of its active users; steps with fewer than two are left out, so
+    the result has one value per remaining step.
+    """
+    shown, in_session = _step_slates(slates, active)
+    steps = shown.shape[0]
+    slate_size = shown.shape[2]
+    shown = np.where(in_session[:, :, None], np.sort(shown, axis=2), -1)
+    repeated = np.zeros_like(shown, dtype=bool)
+    repeated[:, :, 1:] = shown[:, :, 1:] == shown[:, :, :-1]  # sorted: a repeat sits beside its first
+    valid = (shown >= 0) & ~repeated
+    # Shared items summed over pairs = sum over (step, item) of C(users showing it, 2): no pair loop.
+    n_keys = int(shown.max(initial=0)) + 1
+    step_of = np.broadcast_to(np.arange(steps)[:, None, None], shown.shape)[valid]
+    step_items, showing = np.unique(step_of * n_keys + shown[valid], return_counts=True)
+    shared = np.bincount(step_items // n_keys, weights=showing * (showing - 1) / 2.0, minlength=steps)
+    n_active = in_session.sum(axis=1)
+    pairs = n_active * (n_active - 1) / 2.0
+    return shared[pairs > 0] / (pairs[pairs > 0] * slate_size)
+
+
+def personalization(slates: np.ndarray, active: np.ndarray | None = None) -> float:
+    """Inter-user dissimilarity: ``1 -`` the mean over steps of :func:`slate_overlap_by_step`.
+
+    0 when every user is shown the same slate at each step, 1 when no two users share an item; each
+    step with two or more active users weighs the same. NaN when no step has two active users.
+
+    Examples:
+        >>> slates = np.array([[[1, 2], [2, 3], [1, 2]]])  # one step, three users, k = 2
+        >>> round(personalization(slates), 4)  # overlaps 1/2, 1, 1/2: mean 2/3
+        0.3333
+    """
+    overlaps = slate_overlap_by_step(slates, active)
+    return float(1.0 - overlaps.mean()) if overlaps.size else float("nan")
+
+
+def _step_slates(slates: np.ndarray, active: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    shown = np.asarray(slates)
+    if shown.ndim != 3 or not np.issubdtype(shown.dtype, np.integer):
+        raise ConfigError(f"slates must be a 3-D (steps, users, k) integer array of item indices, got shape "
+                          f"{shown.shape} and dtype {shown.dtype}")
+    if shown.shape[2] < 1:
+        raise ConfigError(f"slates must have at least one slot, got shape {shown.shape}")
+    in_session = np.ones(shown.shape[:2], dtype=bool) if active is None else np.asarray(active, dtype=bool)
+    if in_session.shape != shown.shape[:2]:
+        raise ConfigError(f"active must be (steps, users) = {shown.shape[:2]}, got shape {in_session.shape}")
+    return shown.astype(np.int64), in_session
+
+
 def mean_confidence_interval(values: np.ndarray | Sequence[float],
                              confidence: float = 0.95) -> tuple[float, float, float]:
     """``(mean, low, high)``: Student-t interval of the mean. One value gives a zero-width interval."""

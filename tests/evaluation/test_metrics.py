@@ -127,3 +127,39 @@ def test_novelty_floors_only_unseen_items_and_never_below_the_rarest_seen_one():
     assert metrics.novelty(np.array([[2]]), pop) == pytest.approx(6.0)
     # when every seen share is above 1/(10 n), unseen items get 1/40 -> log2(40) bits
     assert metrics.novelty(np.array([[3, 0]]), np.array([1, 1, 0, 0])) == pytest.approx((math.log2(40) + 1) / 2)
+
+
+def test_personalization_known_answer_three_users_two_steps():
+    slates = np.array([
+        [[1, 2], [2, 3], [1, 2]],    # step 0, all three in session
+        [[4, -1], [-1, 4], [4, 9]],  # step 1: user 2 has left (its slate must not count)
+    ])
+    active = np.array([[True, True, True], [True, True, False]])
+    # Step 0, k = 2: pairs (0,1) share {2} -> 1/2, (0,2) share {1,2} -> 1, (1,2) share {2} -> 1/2; mean 2/3.
+    # Step 1: only (0,1): they share {4}; the two empty slots are not a shared item -> 1/2.
+    np.testing.assert_allclose(metrics.slate_overlap_by_step(slates, active), [2 / 3, 1 / 2])
+    # Steps weigh alike: 1 - (2/3 + 1/2) / 2 = 5/12.
+    assert metrics.personalization(slates, active) == pytest.approx(5 / 12)
+
+
+def test_personalization_extremes_repeats_and_lone_steps():
+    same = np.tile(np.array([3, 1, 2]), (4, 5, 1))  # 4 steps, 5 users, one slate for all
+    assert metrics.personalization(same) == 0.0
+    disjoint = np.arange(12).reshape(1, 4, 3)
+    assert metrics.personalization(disjoint) == 1.0
+    # A slate repeating an item shows it once: [5, 5] and [5, 6] share one item of two slots.
+    assert metrics.personalization(np.array([[[5, 5], [5, 6]]])) == pytest.approx(1 / 2)
+    lone = np.array([[[1, 2], [1, 2]], [[1, 2], [1, 2]]])
+    assert metrics.personalization(lone) == 0.0
+    # One user in session per step: no pair to compare, no value (not a perfect 1).
+    assert math.isnan(metrics.personalization(lone, np.array([[True, False], [False, True]])))
+
+
+@pytest.mark.parametrize("slates, active, match", [
+    (np.zeros((2, 3), dtype=int), None, r"3-D \(steps, users, k\) integer array"),
+    (np.zeros((2, 3, 2)), None, "integer array"),
+    (np.zeros((2, 3, 2), dtype=int), np.ones((3, 2), dtype=bool), r"active must be \(steps, users\)"),
+])
+def test_personalization_refuses_bad_shapes(slates, active, match):
+    with pytest.raises(ConfigError, match=match):
+        metrics.personalization(slates, active)
