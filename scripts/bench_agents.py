@@ -109,7 +109,22 @@ def _train(name: str, factory: Any, steps: int, seed: int, n_envs: int, warm: Pa
                                                         checkpoint_interval=0, progress=False), seed, None, False, emb,
                                  agent_config)
     wall = time.perf_counter() - start
-    return policy, {"wall_s": wall, "steps": result.steps, "steps_per_s": result.steps / wall, "curve": result.curve}
+    return policy, {"wall_s": wall, "steps": result.steps, "steps_per_s": result.steps / wall,
+                    "curve": with_wall_clock(result.curve)}
+
+
+def with_wall_clock(curve: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Each logged row with ``time/wall_s``, the training seconds up to it (from each window's
+    ``time/env_steps_per_s``), so return can be read against wall-clock time as well as env steps."""
+    rows = []
+    seconds = 0.0
+    last_step = 0.0
+    for row in curve:
+        rate = row.get("time/env_steps_per_s", 0.0)
+        seconds += (row["step"] - last_step) / rate if rate > 0 else 0.0
+        last_step = row["step"]
+        rows.append({**row, "time/wall_s": seconds})
+    return rows
 
 
 def _evaluate(policy: Any, factory: Any, episodes: int, seed: int) -> dict[str, float]:
