@@ -41,6 +41,8 @@ _EXPORTS = {
     "FittedUserModel": "recsim_env.users.fitted",
     "SyntheticUserModel": "recsim_env.users.synthetic",
     "SyntheticConfig": "recsim_env.users.synthetic",
+    "ReturningSyntheticUserModel": "recsim_env.users.synthetic",
+    "LongTermConfig": "recsim_env.users.synthetic",
     "PerUserAdapter": "recsim_env.users.adapter",
     "UserResponse": "recsim_env.users.adapter",
     # seams
@@ -55,6 +57,9 @@ _EXPORTS = {
     "make_env": "recsim_env.env.rec_env",
     "RecVectorEnv": "recsim_env.env.vector",
     "EnvConfig": "recsim_env.env.config",
+    "LifetimeEnv": "recsim_env.env.lifetime",
+    "LifetimeVectorEnv": "recsim_env.env.lifetime",
+    "LifetimeConfig": "recsim_env.env.lifetime",
     "SingleItemDiscrete": "recsim_env.env.wrappers",
     "FlattenRecObservation": "recsim_env.env.wrappers",
     # evaluation
@@ -85,6 +90,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from recsim_env.data.sessions import sessionize
     from recsim_env.data.splits import leave_one_out, temporal_split
     from recsim_env.env.config import EnvConfig
+    from recsim_env.env.lifetime import LifetimeConfig, LifetimeEnv, LifetimeVectorEnv
     from recsim_env.env.rec_env import RecEnv, make_env
     from recsim_env.env.vector import RecVectorEnv
     from recsim_env.env.wrappers import FlattenRecObservation, SingleItemDiscrete
@@ -109,7 +115,8 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     )
     from recsim_env.users.adapter import PerUserAdapter, UserResponse
     from recsim_env.users.fitted import FittedUserModel
-    from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
+    from recsim_env.users.synthetic import (LongTermConfig, ReturningSyntheticUserModel, SyntheticConfig,
+                                             SyntheticUserModel)
 
 from recsim_env.env.registration import register_envs  # noqa: E402  (gym.make("recsim_env:...") imports this package)
 

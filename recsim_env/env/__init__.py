@@ -17,4 +17,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "SingleItemDiscrete": "recsim_env.env.wrappers",
     "FlattenRecObservation": "recsim_env.env.wrappers",
     "register_envs": "recsim_env.env.registration",
+    "LifetimeEnv": "recsim_env.env.lifetime",
+    "LifetimeVectorEnv": "recsim_env.env.lifetime",
+    "LifetimeConfig": "recsim_env.env.lifetime",
 })
