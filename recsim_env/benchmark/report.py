@@ -3,7 +3,7 @@
 Written into the run directory::
 
     results.csv          simulator, policy, metric, mean, ci_low, ci_high, n (seeds)
-    per_seed.csv         one row per (simulator, policy, seed): per-seed means and coverage
+    per_seed.csv         one row per (simulator, policy, seed): per-seed means, coverage, personalization
     paired_differences.csv   each policy's return minus the best policy's, paired within seeds
     episodes.csv         every evaluated episode
     offline.csv          offline NCF-protocol metrics of the supervised policies (when computed)
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from recsim_env.benchmark.cells import atomic_write_text
-from recsim_env.evaluation.rollout import METRICS, summarize
+from recsim_env.evaluation.rollout import METRICS, SEED_METRICS, summarize
 
 if TYPE_CHECKING:
     from recsim_env.benchmark.results import BenchmarkResult
@@ -37,7 +37,8 @@ PACKAGES = ("recsim-env", "gymnasium", "stable-baselines3", "torch", "numpy", "p
             "tensorboard", "rich", "tqdm")
 
 
-SHORT_NAMES = {"like_rate": "like", "mean_rating": "rating", "session_length": "length", "diversity": "ILD"}
+SHORT_NAMES = {"like_rate": "like", "mean_rating": "rating", "session_length": "length", "diversity": "ILD",
+               "personalization": "personal"}
 """Terminal column headers: short enough for an 80-column table."""
 
 
@@ -55,7 +56,7 @@ def package_versions() -> dict[str, str]:
 
 
 def per_seed(result: "BenchmarkResult") -> pd.DataFrame:
-    """Per (simulator, policy, seed) means of the episode metrics, beside the per-seed coverage."""
+    """Per (simulator, policy, seed) means of the episode metrics, beside the per-seed metrics."""
     if result.episodes.empty:
         return pd.DataFrame(columns=["simulator", "policy", "seed"])
     keys = ["simulator", "policy", "seed"]
@@ -68,14 +69,14 @@ def per_seed(result: "BenchmarkResult") -> pd.DataFrame:
 def aggregate(result: "BenchmarkResult") -> pd.DataFrame:
     """``simulator, policy, metric, mean, ci_low, ci_high, n``: t-intervals over seeds.
 
-    With a single seed the interval is over episodes (coverage then has no interval)."""
+    With a single seed the interval is over episodes (the per-seed metrics then have no interval)."""
     table = per_seed(result)
     rows = []
     for (sim, policy), group in table.groupby(["simulator", "policy"], sort=False):
         source = group
         if group["seed"].nunique() < 2:
             source = result.episodes[(result.episodes["simulator"] == sim) & (result.episodes["policy"] == policy)]
-            source = source.assign(coverage=float(group["coverage"].iloc[0]))
+            source = source.assign(**{m: float(group[m].iloc[0]) for m in SEED_METRICS if m in group})
         cols = [c for c in METRICS if c in source.columns]
         rows.append(summarize(source, cols).assign(simulator=sim, policy=policy))
     if not rows:
@@ -190,7 +191,9 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
              "offered the same candidate sets at each step while the user is in session under both). "
              "CTR and like rate are per slate shown; mean rating is over clicked "
              "items; diversity is intra-list genre diversity; novelty is the mean self-information of "
-             "shown items; coverage is the share of the catalogue shown at least once. `oracle` is greedy on "
+             "shown items; coverage is the share of the catalogue shown at least once; personalization is 1 "
+             "minus the mean overlap (shared items / slate size) of the slates any two users in session at the "
+             "same step are shown (0: one slate for everyone, 1: no item shared). `oracle` is greedy on "
              "the simulator's true utilities: the click-through ceiling of a myopic policy, not a bound on "
              "long-term return.", ""]
     paired = paired_differences(result)

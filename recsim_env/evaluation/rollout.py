@@ -24,9 +24,11 @@ Per-episode metrics (one row per episode in :attr:`EpisodeStats.episodes`)
     it), ``diversity`` (intra-list diversity of the slates over the catalogue's genre features),
     ``novelty`` (mean self-information of the shown items under the logged popularity), and
     ``clicks`` (items consumed: the unit of logged session lengths). Catalogue
-    ``coverage`` (share of items shown at least once) is a property of a whole evaluation, one value
-    per seed. Responses are read from ``info`` (``click``, ``like``, ``rating``, ``dwell``: per-slot
-    arrays); with SAME_STEP autoreset a finished slot's responses come from ``info["final_info"]``.
+    ``coverage`` (share of items shown at least once) and ``personalization`` (1 - the mean overlap of
+    the slates the users in session at one step of a wave are shown, averaged over the steps of all
+    waves: :func:`~recsim_env.evaluation.metrics.personalization`) are properties of a whole
+    evaluation, one value per seed. Responses are read from ``info`` (``click``, ``like``, ``rating``,
+    ``dwell``: per-slot arrays); with SAME_STEP autoreset a finished slot's responses come from ``info["final_info"]``.
     A lifetime env's episodes (:mod:`recsim_env.env.lifetime`) add the long-term metrics of
     :mod:`recsim_env.evaluation.longterm` (return rate, days to return, sessions per user, lifetime clicks).
 """
@@ -51,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 EPISODE_METRICS = ("return", "ctr", "like_rate", "mean_rating", "dwell", "session_length", "diversity", "novelty")
 """Per-episode metric columns, in report order."""
-SEED_METRICS = ("coverage",)
+SEED_METRICS = ("coverage", "personalization")
 """Metrics of a whole evaluation (one value per seed)."""
 METRICS = EPISODE_METRICS + SEED_METRICS
 """Every metric :func:`evaluate` produces."""
@@ -92,7 +94,7 @@ class EpisodeStats:
     def summary(self, confidence: float = 0.95) -> pd.DataFrame:
         """``metric, mean, ci_low, ci_high, n``: t-intervals over seeds (over episodes with one seed)."""
         table = self.per_seed() if self.seeds["seed"].nunique() > 1 else self.episodes.assign(
-            coverage=float(self.seeds["coverage"].iloc[0]))
+            **{m: float(self.seeds[m].iloc[0]) for m in SEED_METRICS if m in self.seeds})
         out = summarize(table, [c for c in METRICS if c in table.columns], confidence)
         if longterm.has_longterm(self.episodes):  # a lifetime env's episodes: the long-term metrics too
             out = pd.concat([out, longterm.summarize_longterm(self.episodes, confidence)], ignore_index=True)
@@ -105,7 +107,7 @@ class EpisodeStats:
 
 
 BOUNDED = {"ctr": (0.0, 1.0), "like_rate": (0.0, 1.0), "diversity": (0.0, 1.0), "coverage": (0.0, 1.0),
-           "return": (None, None), "session_length": (1.0, None)}
+           "personalization": (0.0, 1.0), "return": (None, None), "session_length": (1.0, None)}
 """Natural ranges: a t-interval from few seeds can overshoot them, so its ends are clipped there."""
 
 
@@ -285,7 +287,7 @@ def _per_slot(info: dict[str, Any], key: str, n: int) -> np.ndarray | None:
 
 
 def _stats(waves: list[_Wave], seed: int, catalog: ItemCatalog | None) -> EpisodeStats:
-    frames, all_slates = [], []
+    frames, all_slates, overlaps = [], [], []
     for w in waves:
         counted = w.active[0]
         steps = w.sums["session_length"][counted]
@@ -307,12 +309,16 @@ def _stats(waves: list[_Wave], seed: int, catalog: ItemCatalog | None) -> Episod
             frame = frame.assign(**longterm.episode_columns(w.sums, counted))
         frames.append(frame)
         all_slates += per_episode
+        overlaps.append(metrics.slate_overlap_by_step(np.stack(w.slates), np.stack(w.active)))
     episodes = pd.concat(frames, ignore_index=True)
     episodes.insert(0, "episode", np.arange(len(episodes)))
     episodes.insert(0, "seed", seed)
     coverage = (metrics.catalog_coverage(np.concatenate(all_slates), catalog.n_items)
                 if catalog is not None else float("nan"))
-    return EpisodeStats(episodes, pd.DataFrame({"seed": [seed], "episodes": [len(episodes)], "coverage": [coverage]}))
+    overlap = np.concatenate(overlaps)
+    personalization = float(1.0 - overlap.mean()) if overlap.size else float("nan")  # steps weigh alike
+    return EpisodeStats(episodes, pd.DataFrame({"seed": [seed], "episodes": [len(episodes)], "coverage": [coverage],
+                                                "personalization": [personalization]}))
 
 
 def _episode_slates(w: _Wave) -> list[np.ndarray]:

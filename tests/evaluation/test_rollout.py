@@ -3,11 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from fake_vector_env import N_ITEMS, FakeRecVectorEnv, FirstSlotsPolicy, OraclePolicy
+from fake_vector_env import N_CANDIDATES, N_ITEMS, FakeRecVectorEnv, FirstSlotsPolicy, OraclePolicy
 from gymnasium.vector import AutoresetMode
 from scipy import stats
 
 from recsim_env.errors import ConfigError
+from recsim_env.evaluation import metrics
 from recsim_env.evaluation.rollout import EpisodeStats, evaluate, summarize, wave_seed
 
 
@@ -158,3 +159,40 @@ def test_without_a_catalog_the_catalog_metrics_are_nan_and_one_warning_says_why(
     with caplog.at_level("WARNING", logger="recsim_env.evaluation.rollout"):
         evaluate(OraclePolicy(), FakeRecVectorEnv(4), n_episodes=6, seed=0)
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+class _SameCandidatesEnv(FakeRecVectorEnv):
+    """Every user is offered the same candidates at every step."""
+
+    def _candidates(self, users):
+        return np.tile(np.arange(N_CANDIDATES), (len(users), 1))
+
+
+class _RecordingPolicy(FirstSlotsPolicy):
+    """Shows candidates (slot % 3, slot % 3 + 3) of the slot's row and keeps every step's slates."""
+
+    def __init__(self):
+        super().__init__()
+        self.slates = []
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        if episode_start is not None and np.all(episode_start):
+            self.seen_users.append(observation["user_index"][:, 0].copy())
+        slot = np.arange(len(observation["candidates"])) % 3
+        action = np.stack([slot, slot + 3], axis=1)
+        self.slates.append(np.take_along_axis(observation["candidates"], action, axis=1))
+        return action, state
+
+
+def test_personalization_is_a_seed_metric_over_the_users_in_session_at_each_step():
+    assert evaluate(FirstSlotsPolicy(), _SameCandidatesEnv(6), n_episodes=6, seed=0).seeds[
+        "personalization"].iloc[0] == 0.0  # one slate for all: nothing personal
+    policy = _RecordingPolicy()
+    out = evaluate(policy, FakeRecVectorEnv(6), n_episodes=6, seed=3)  # one wave
+    # Slot i's counted user stays 2 + user % 4 steps; the users autoreset brings in after it are not compared.
+    lengths = 2 + policy.seen_users[0] % 4
+    active = np.arange(lengths.max())[:, None] < lengths[None, :]
+    expected = metrics.personalization(np.stack(policy.slates), active)
+    assert 0 < expected < 1 and out.seeds["personalization"].iloc[0] == pytest.approx(expected)
+    summary = out.summary().set_index("metric")
+    assert summary.loc["personalization", "mean"] == pytest.approx(expected)
