@@ -8,7 +8,10 @@ A model subclasses it and implements ``_fit``, ``_score`` and ``_state`` / ``_se
 - ``score(users, items)``: ``(n,)`` users, ``(n, m)`` or ``(m,)`` items -> ``(n, m)`` float64.
   **Fallbacks** (never an IndexError): an unknown user (``-1``, out of range, or without training
   interactions) gets the popularity score (training interaction count); an unknown item (out of
-  range) scores ``-inf`` and so ranks last.
+  range) scores ``-inf`` and so ranks last. **Demographic start**: a model with user embeddings
+  (``has_user_vectors``, e.g. MF-BPR) whose config sets ``cold_user_features`` instead scores a user
+  of the log's users table who has no training interactions from a starting vector predicted from
+  their user features (:class:`baselines.demographics.UserFeatureMap`, fitted on the known users).
 - ``recommend(users, k, exclude_seen=True)``: top-``k`` item indices per user.
 - ``predict(observation, ...)``: the env policy (SB3 ``PolicyPredictor`` shape). It ranks the step's
   ``candidates`` by score for ``user_index`` and shows the best ``slate_size`` positions. A cold user
@@ -31,6 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from baselines.demographics import UserFeatureMap, encode_user_features
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import Split
 from recsim_env.errors import ArtifactError, ConfigError, DataError
@@ -54,6 +58,9 @@ class ScoringRecommender:
     """The frozen dataclass holding this model's hyper-parameters (``None``: it has none)."""
     can_score_history: ClassVar[bool] = False
     """Whether ``_score_history`` scores cold users from their consumed items."""
+    has_user_vectors: ClassVar[bool] = False
+    """Whether the model scores from a user vector (``_user_vectors`` / ``_score_vectors``), so a cold
+    user can start from one predicted from their features (config ``cold_user_features``)."""
     early_stops: ClassVar[bool] = False
     """Whether the model needs the validation part of a Split (early stopping). Models that do not
     are fitted on training + validation interactions: everything but the test is known data."""
@@ -78,6 +85,8 @@ class ScoringRecommender:
         self.counts = np.empty(0)
         self._seen_ptr = np.zeros(1, dtype=np.int64)
         self._seen_idx = np.empty(0, dtype=np.int64)
+        self.feature_map: UserFeatureMap | None = None
+        self.user_features = np.empty((0, 0))
 
     # ---- fitting -------------------------------------------------------------------------------
     @property
@@ -98,7 +107,32 @@ class ScoringRecommender:
                             f"{len(active)} user(s); a recommender needs at least 2")
         self._record(train)
         self._fit(train, valid)
+        self._fit_feature_map(train)
         return self
+
+    def _fit_feature_map(self, train: InteractionLog) -> None:
+        """Fit the demographic start (after ``_fit``: it maps features to the trained user vectors)."""
+        self.feature_map = None
+        self.user_features = np.empty((0, 0))
+        if not (self.has_user_vectors and getattr(self.config, "cold_user_features", False)):
+            return
+        features = encode_user_features(train.users)
+        if features.shape[1] == 0:
+            log.info("%s: %r has no user features; cold users keep the popularity fallback",
+                     type(self).__name__, train.name)
+            return
+        known = self.known_users(np.arange(self.n_users))
+        alpha = getattr(self.config, "cold_user_alpha", 100.0)
+        self.feature_map = UserFeatureMap(alpha).fit(features[known], self._user_vectors()[known])
+        self.user_features = features
+
+    def _user_vectors(self) -> np.ndarray:
+        """``(n_users, d)`` trained user vectors (models with ``has_user_vectors``)."""
+        raise NotImplementedError
+
+    def _score_vectors(self, vectors: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``(n, d)`` user vectors and valid ``(n, m)`` items -> ``(n, m)`` scores."""
+        raise NotImplementedError
 
     def _record(self, train: InteractionLog) -> None:
         users = train.interactions["user"].to_numpy(np.int64)
@@ -158,6 +192,10 @@ class ScoringRecommender:
             out[known] = self._score(users[known], safe[known])
         if (~known).any():
             out[~known] = self.counts[safe[~known]]
+        started = ~known & (users >= 0) & (users < len(self.user_features))
+        if started.any() and self.feature_map is not None:
+            start = self.feature_map.predict(self.user_features[users[started]])
+            out[started] = self._score_vectors(start, safe[started])
         out[~valid] = -np.inf
         return out
 
@@ -168,6 +206,7 @@ class ScoringRecommender:
         users = np.asarray(observation["user_index"], dtype=np.int64).reshape(len(cands))
         scores = self.score(users, cands)
         cold = ~self.known_users(users)
+        self._start_from_observed_features(observation, users, cands, cold, scores)
         if cold.any() and self.can_score_history and "history_items" in observation:
             history = np.asarray(observation["history_items"], dtype=np.int64).reshape(len(cands), -1)
             history = np.where(history < self.n_items, history, -1)
@@ -177,6 +216,21 @@ class ScoringRecommender:
                 part = self._score_history(history[has], np.where(valid, cands[has], 0))
                 scores[has] = np.where(valid, part, -np.inf)
         return scores
+
+    def _start_from_observed_features(self, observation: dict[str, np.ndarray], users: np.ndarray,
+                                      cands: np.ndarray, cold: np.ndarray, scores: np.ndarray) -> None:
+        """A cold user outside the users table (``user_index`` -1) whose observation carries
+        ``user_features`` of the map's width starts from them (in place; history scoring comes after)."""
+        if self.feature_map is None or "user_features" not in observation:
+            return
+        features = np.asarray(observation["user_features"], dtype=np.float64).reshape(len(cands), -1)
+        if features.shape[1] != len(self.feature_map.feature_mean):
+            return  # another encoding (another log's users): nothing to map from
+        outside = cold & ((users < 0) | (users >= len(self.user_features)))
+        if outside.any():
+            valid = (cands[outside] >= 0) & (cands[outside] < self.n_items)
+            part = self._score_vectors(self.feature_map.predict(features[outside]), np.where(valid, cands[outside], 0))
+            scores[outside] = np.where(valid, part, -np.inf)
 
     # ---- recommending and acting ---------------------------------------------------------------
     def recommend(self, users: np.ndarray | list[int], k: int, exclude_seen: bool = True) -> np.ndarray:
@@ -244,6 +298,9 @@ class ScoringRecommender:
         path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"model/{k}": v for k, v in self._state().items()}
+        if self.feature_map is not None:
+            arrays.update({f"feature_map/{k}": v for k, v in self.feature_map.state().items()})
+            arrays["user_features"] = self.user_features
         np.savez(path, header=np.array(json.dumps(self._header())), item_ids=self.item_ids, counts=self.counts,
                  seen_ptr=self._seen_ptr, seen_idx=self._seen_idx, **arrays)
         return path
@@ -270,6 +327,11 @@ class ScoringRecommender:
         if log is not None:
             check_vocabulary(path, model.n_users, model.item_ids, log)
         model._set_state({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+        if "user_features" in arrays:  # checkpoints written before the demographic start lack it
+            prefix = "feature_map/"
+            model.feature_map = UserFeatureMap.from_state({k[len(prefix):]: v for k, v in arrays.items()
+                                                           if k.startswith(prefix)})
+            model.user_features = arrays["user_features"]
         return model
 
 

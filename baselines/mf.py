@@ -1,7 +1,8 @@
 """`BPRMF`: matrix factorisation trained with the pairwise BPR loss (Rendle et al. 2009).
 
 ``score(u, i) = <p_u, q_i> + b_i``. A cold user is scored from the observation's history as the mean
-item vector of the consumed items (``<mean_h q_h, q_i> + b_i``).
+item vector of the consumed items (``<mean_h q_h, q_i> + b_i``); without history, a user with features
+(``cold_user_features``) from ``p_u`` predicted by a ridge map of the features (:mod:`baselines.demographics`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ class MFConfig:
     """Embedding size."""
     init_std: float = 0.1
     """Standard deviation of the normal initialisation."""
+    cold_user_features: bool = True
+    """Score a user without training interactions from a vector predicted from their user features
+    (age, gender, occupation...); ``False``: the popularity fallback."""
+    cold_user_alpha: float = 100.0
+    """Ridge penalty of that feature-to-embedding map."""
 
     def __post_init__(self) -> None:
-        if self.dim < 1 or self.init_std <= 0:
-            raise ConfigError(f"MFConfig needs dim >= 1 and init_std > 0, got {self}")
+        if self.dim < 1 or self.init_std <= 0 or not self.cold_user_alpha > 0:
+            raise ConfigError(f"MFConfig needs dim >= 1, init_std > 0 and cold_user_alpha > 0, got {self}")
 
 
 class MFModule(nn.Module):
@@ -51,6 +57,7 @@ class MFModule(nn.Module):
 class BPRMF(TorchRecommender):
     config_class = MFConfig
     can_score_history = True
+    has_user_vectors = True
     loss = "bpr"
 
     def _build(self, train: InteractionLog) -> nn.Module:
@@ -64,7 +71,14 @@ class BPRMF(TorchRecommender):
         q = self.module.item.weight.numpy()
         mask = (history >= 0)[..., None]
         user = (q[np.maximum(history, 0)] * mask).sum(1) / np.maximum(mask.sum(1), 1)
-        return np.einsum("nd,nmd->nm", user, q[items]) + self.module.bias.weight.numpy()[items, 0]
+        return self._score_vectors(user, items)
+
+    def _user_vectors(self) -> np.ndarray:
+        return self.module.user.weight.detach().numpy()
+
+    def _score_vectors(self, vectors: np.ndarray, items: np.ndarray) -> np.ndarray:
+        q = self.module.item.weight.detach().numpy()
+        return np.einsum("nd,nmd->nm", vectors, q[items]) + self.module.bias.weight.detach().numpy()[items, 0]
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """User and item embeddings, and the item biases as the one extra weight."""

@@ -1,0 +1,111 @@
+"""New users from demographics: the ridge map, MF-BPR's demographic start and the new-user protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from baselines.demographics import UserFeatureMap, encode_user_features, hold_out_users
+from baselines.mf import BPRMF, MFConfig
+from baselines.training import LoopConfig
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.splits import leave_one_out
+from recsim_env.errors import DataError
+
+FAST = LoopConfig(epochs=30, batch_size=64, lr=2e-2, weight_decay=0.0, patience=30, refit_epochs=0,
+                  recency_half_life=None)
+N_WOMEN = 10
+N_MEN = 14  # more men: popularity favours the men's items, so the fallback ranks a new woman wrong
+
+
+def gendered_log() -> InteractionLog:
+    """Women consume items 0-9, men items 10-19 (the last woman is held out: :func:`without_new_woman`)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(N_WOMEN + N_MEN):
+        liked = np.arange(10) if user < N_WOMEN else np.arange(10, 20)
+        for step, item in enumerate(rng.permutation(liked)[:8]):
+            rows.append({"user_id": f"u{user}", "item_id": f"i{item}", "timestamp": step})
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(N_WOMEN + N_MEN)],
+                          "gender": ["F" if u < N_WOMEN else "M" for u in range(N_WOMEN + N_MEN)],
+                          "age": [20 + u % 7 for u in range(N_WOMEN + N_MEN)]})
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(20)]})
+    return InteractionLog.from_frames(pd.DataFrame(rows), items, users, name="gendered")
+
+
+def without_new_woman(log: InteractionLog) -> InteractionLog:
+    """The log without the new woman's interactions (she stays in the users table, features and all)."""
+    inter = log.interactions
+    return log.with_interactions(inter[inter["user"] != new_woman(log)], "gendered/known")
+
+
+def new_woman(log: InteractionLog) -> int:
+    return int(np.flatnonzero(log.user_ids == f"u{N_WOMEN - 1}")[0])
+
+
+def womens_item_share(scores: np.ndarray, log: InteractionLog) -> float:
+    """Share of the top-10 items that are women's items (0-9)."""
+    top = np.argsort(-scores)[:10]
+    return float(np.isin(log.item_ids[top], [f"i{i}" for i in range(10)]).mean())
+
+
+@pytest.fixture(scope="module")
+def log() -> InteractionLog:
+    return gendered_log()
+
+
+@pytest.fixture(scope="module")
+def model(log) -> BPRMF:
+    return BPRMF(MFConfig(dim=8, cold_user_alpha=1.0), FAST).fit(leave_one_out(without_new_woman(log)))
+
+
+def test_map_recovers_a_linear_map_and_falls_back_to_the_mean():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(200, 3))
+    weights = rng.normal(size=(3, 4))
+    embeddings = features @ weights + np.array([1.0, -2.0, 0.5, 0.0])
+    fitted = UserFeatureMap(alpha=1e-6).fit(features, embeddings)
+    np.testing.assert_allclose(fitted.predict(features[:5]), embeddings[:5], atol=1e-6)
+    no_features = UserFeatureMap().fit(np.zeros((200, 0)), embeddings)
+    np.testing.assert_allclose(no_features.predict(np.zeros((2, 0))), np.tile(embeddings.mean(0), (2, 1)))
+    with pytest.raises(DataError, match="fitted on 3 features, got 2"):
+        fitted.predict(features[:, :2])
+
+
+def test_encoding_is_one_hot_gender_and_standardised_age(log):
+    features = encode_user_features(log.users)
+    assert features.shape == (N_WOMEN + N_MEN, 3)  # gender=F, gender=M, age (the table's column order)
+    np.testing.assert_array_equal(features[:, 0], (log.users["gender"] == "F").to_numpy())
+    assert abs(features[:, 2].mean()) < 1e-6 and abs(features[:, 2].std() - 1.0) < 1e-6
+
+
+def test_new_woman_starts_among_womens_items_not_popularity(log, model):
+    user = new_woman(log)
+    assert not model.known_users(np.array([user]))[0]
+    assert womens_item_share(model.score([user], np.arange(20))[0], log) >= 0.8
+    fallback = BPRMF(MFConfig(dim=8, cold_user_features=False), FAST).fit(leave_one_out(without_new_woman(log)))
+    np.testing.assert_array_equal(fallback.score([user], np.arange(20))[0], fallback.counts)
+
+
+def test_env_user_outside_the_log_starts_from_observed_features(log, model):
+    woman = encode_user_features(log.users)[new_woman(log)]
+    obs = {"candidates": np.arange(20)[None], "user_index": np.array([-1]),
+           "history_items": np.full((1, 3), -1), "user_features": woman[None].astype(np.float32)}
+    assert womens_item_share(model.score_observation(obs)[0], log) >= 0.8
+
+
+def test_checkpoint_keeps_the_demographic_start(log, model, tmp_path):
+    user = new_woman(log)
+    loaded = BPRMF.load(model.save(tmp_path / "mf"))
+    np.testing.assert_allclose(loaded.score([user], np.arange(20)), model.score([user], np.arange(20)))
+
+
+def test_new_user_protocol_holds_users_out_entirely(log):
+    train, ranking = hold_out_users(log, fraction=0.25, n_negatives=5, seed=3)
+    held = set(ranking.users.tolist())
+    assert len(held) == 6  # a quarter of the 24 users
+    assert held.isdisjoint(train.interactions["user"].tolist())
+    first = log.interactions.groupby("user").head(1).set_index("user")["item"]
+    np.testing.assert_array_equal(ranking.candidates[:, 0], first.loc[ranking.users].to_numpy())
+    assert train.n_users == log.n_users  # held-out users keep their features
