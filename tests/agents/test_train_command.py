@@ -130,3 +130,8 @@ def test_a_factory_env_of_another_slate_size_is_refused(factories: str, capsys: 
     assert main(["train", "--agent", "slateq", "--env", f"{factories}:vector_env", "--slate-size", "5",
                  "--steps", "16", "--no-progress"]) == 2
     assert "returned an env with slate size 3, but --slate-size is 5" in capsys.readouterr().err
+
+
+def test_checkpoint_interval_is_an_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--agent", "slateq", "--steps", "16", "--checkpoint-every", "0", *SMALL]) == 2
+    assert "--checkpoint-every must be >= 1, got 0" in capsys.readouterr().err

@@ -40,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--slate-size", type=int, default=None, help="slate size (default: the env's)")
     parser.add_argument("--warm-start", metavar="PATH", help="baselines' embeddings .npz to start from")
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/train/<agent>-seed<S>)")
+    parser.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                        help="user-steps between checkpoints (default: a fifth of --steps, at least 50000)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.set_defaults(func=_run)
@@ -52,14 +54,15 @@ def _run(args: argparse.Namespace) -> int:
     from agents.training import TrainConfig
 
     torch.set_num_threads(1)
-    for name in ("steps", "num_envs"):
-        if getattr(args, name) < 1:
+    for name in ("steps", "num_envs", "checkpoint_every"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     out = Path(args.out or f"runs/train/{args.agent}-seed{args.seed}")
     env = make_train_env(args.env, args.num_envs, args.slate_size)
     warm = read_warm_start(args.warm_start, env) if args.warm_start else None
     config = TrainConfig(total_steps=args.steps, log_interval=max(args.steps // 50, args.num_envs),
-                         checkpoint_interval=max(args.steps // 5, 50_000), progress=args.progress)
+                         checkpoint_interval=args.checkpoint_every or max(args.steps // 5, 50_000),
+                         progress=args.progress)
     _, result = train_agent(args.agent, env, config, args.seed, out, args.resume, warm)
     last = next((row for row in reversed(result.curve) if "episode/return" in row), {})
     print(f"trained {args.agent} for {result.steps} user-steps; last mean episode return "
