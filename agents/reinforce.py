@@ -291,6 +291,8 @@ def collect_logged(env: Any, policy: Any, steps: int, gamma: float, seed: int) -
         slate, _ = policy.predict(obs, deterministic=False)
         next_obs, reward, terminated, truncated, info = env.step(slate)
         done = np.logical_or(terminated, truncated)
-        returns.add(obs, np.asarray(slate), clicked_slots(merge_final_info(info, done), n), np.asarray(reward, np.float32), done)
+        returns.add(
+            obs, np.asarray(slate), clicked_slots(merge_final_info(info, done), n), np.asarray(reward, np.float32), done
+        )
         obs = next_obs
     return returns.pop()

@@ -241,7 +241,9 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
         obs, _ = env.reset(seed=int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
     losses: dict[str, list[float]] = resumed_losses if resume else {}
     next_log = (step // config.log_interval + 1) * config.log_interval
-    next_ckpt = (step // config.checkpoint_interval + 1) * config.checkpoint_interval if config.checkpoint_interval else None
+    next_ckpt = (
+        (step // config.checkpoint_interval + 1) * config.checkpoint_interval if config.checkpoint_interval else None
+    )
     bar = tqdm(total=config.total_steps, initial=step, disable=not config.progress, unit="step", desc=agent.name)
     clock = time.perf_counter()
     clock_step = step
@@ -251,8 +253,17 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
         done = np.logical_or(terminated, truncated)
         reward = np.asarray(reward, dtype=np.float32)
         info = merge_final_info(info, done)
-        agent.observe(Transition(obs, slate, clicked_slots(info, n), reward,
-                                 final_observations(next_obs, info, done), np.asarray(terminated), np.asarray(truncated)))
+        agent.observe(
+            Transition(
+                obs,
+                slate,
+                clicked_slots(info, n),
+                reward,
+                final_observations(next_obs, info, done),
+                np.asarray(terminated),
+                np.asarray(truncated),
+            )
+        )
         stats.update(reward, info, done)
         obs, step = next_obs, step + n
         for key, value in agent.update(step / config.total_steps).items():
@@ -262,7 +273,9 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
             rate = (step - clock_step) / max(time.perf_counter() - clock, 1e-9)
             row = {**stats.drain(), **{k: float(np.mean(v)) for k, v in losses.items()}, "time/env_steps_per_s": rate}
             scalars.log(step, row)
-            bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in row.items() if k in ("episode/return", "train/loss")})
+            bar.set_postfix(
+                {k.split("/")[-1]: f"{v:.3g}" for k, v in row.items() if k in ("episode/return", "train/loss")}
+            )
             losses = {}
             clock = time.perf_counter()
             clock_step = step

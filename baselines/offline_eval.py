@@ -86,7 +86,9 @@ def evaluate_model(name: str, split: Split, full_log: InteractionLog, config: Of
         row[f"ncf_{key}_ci"] = (high - low) / 2.0
     if config.full:
         known = split.train.with_interactions(pd.concat([split.train.interactions, split.valid.interactions]))
-        row.update({f"full_{key}": value for key, value in full_ranking(model, known, split.test, k, config.seed).items()})
+        row.update(
+            {f"full_{key}": value for key, value in full_ranking(model, known, split.test, k, config.seed).items()}
+        )
     row["peak_rss_mb"] = _peak_rss_mb()
     log.debug("%s: %s", name, row)
     return row

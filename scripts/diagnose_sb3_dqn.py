@@ -85,15 +85,29 @@ def main(argv: list[str] | None = None) -> int:
     early, _ = movielens_splits()  # popularity fitted as in scripts/bench_agents.py
     returns = {}
     for name, pol in (("sb3-dqn", policy), ("popularity", Popularity(slate_size=10).fit(leave_one_out(early)))):
-        returns[name] = float(evaluate(pol, make, n_episodes=args.episodes, seed=args.seed).per_seed().iloc[0]["return"])
-    print(json.dumps({
-        "credit": args.credit, "steps": args.steps, "seed": args.seed, "gamma": dqn.gamma, "train_s": round(train_s),
-        "spearman_q_utility": round(float(np.mean(rho_util)), 3), "spearman_q_popularity": round(float(np.mean(rho_pop)), 3),
-        "pick_is_popularitys": round(float(np.mean(same)), 3),
-        "utility_of_pick": {"sb3-dqn": round(float(np.mean(util_dqn)), 3), "popularity": round(float(np.mean(util_pop)), 3),
-                            "oracle": round(float(np.mean(util_oracle)), 3)},
-        "return": {k: round(v, 2) for k, v in returns.items()},
-    }))
+        returns[name] = float(
+            evaluate(pol, make, n_episodes=args.episodes, seed=args.seed).per_seed().iloc[0]["return"]
+        )
+    print(
+        json.dumps(
+            {
+                "credit": args.credit,
+                "steps": args.steps,
+                "seed": args.seed,
+                "gamma": dqn.gamma,
+                "train_s": round(train_s),
+                "spearman_q_utility": round(float(np.mean(rho_util)), 3),
+                "spearman_q_popularity": round(float(np.mean(rho_pop)), 3),
+                "pick_is_popularitys": round(float(np.mean(same)), 3),
+                "utility_of_pick": {
+                    "sb3-dqn": round(float(np.mean(util_dqn)), 3),
+                    "popularity": round(float(np.mean(util_pop)), 3),
+                    "oracle": round(float(np.mean(util_oracle)), 3),
+                },
+                "return": {k: round(v, 2) for k, v in returns.items()},
+            }
+        )
+    )
     return 0
 
 
@@ -129,7 +143,9 @@ def ceiling(seeds: list[int], episodes: int) -> int:
         env = RecVectorEnv(model, catalog, EnvConfig(), num_envs=min(episodes, 512))
         for name, policy in (("popularity", pop), ("slot-0 oracle + popularity fill", _Oracle(env, popularity, True)),
                              ("myopic oracle", _Oracle(env, popularity, False))):
-            out[name].append(round(float(evaluate(policy, env, n_episodes=episodes, seed=seed).per_seed().iloc[0]["return"]), 2))
+            out[name].append(
+                round(float(evaluate(policy, env, n_episodes=episodes, seed=seed).per_seed().iloc[0]["return"]), 2)
+            )
     print(json.dumps({"seeds": seeds, "episodes": episodes, "return": out,
                       "mean": {k: round(float(np.mean(v)), 2) for k, v in out.items()}}))
     return 0

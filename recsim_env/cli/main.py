@@ -14,7 +14,9 @@ from recsim_env.errors import RecSimError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recsim", description="Recommendation policies against users simulated from logs.")
+    parser = argparse.ArgumentParser(
+        prog="recsim", description="Recommendation policies against users simulated from logs."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):

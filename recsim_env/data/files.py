@@ -86,7 +86,9 @@ class DataFiles:
                     chunks.append(block)
                     bar.update(len(block))
             except (zipfile.BadZipFile, EOFError, OSError) as exc:  # a truncated or corrupt archive
-                raise DataError(f"{self.label(name)}: cannot be read ({exc}); the file looks truncated or corrupt") from exc
+                raise DataError(
+                    f"{self.label(name)}: cannot be read ({exc}); the file looks truncated or corrupt"
+                ) from exc
         return b"".join(chunks)
 
 
@@ -128,7 +130,9 @@ def read_delimited(files: DataFiles, name: str, *, sep: str, columns: list[str] 
     if columns is None:
         first = text.split("\n", 1)[0].rstrip("\r").lstrip("\ufeff")
         if not first.strip():
-            raise DataError(f"{label}: line 1: expected a header line, found {'an empty file' if not text else repr(first)}")
+            raise DataError(
+                f"{label}: line 1: expected a header line, found {'an empty file' if not text else repr(first)}"
+            )
         columns = [c.strip() for c in next(csv.reader([first], delimiter=sep)) if quoted] if quoted \
             else [c.strip() for c in first.split(sep)]
         skip = 1
@@ -278,7 +282,9 @@ def _single_zip_member(path: Path, data: bytes) -> bytes:
                                 f"load_dataset reads a dataset folder or archive")
             return archive.read(members[0])
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot be read as a zip archive ({exc}); the file looks truncated or corrupt") from exc
+        raise DataError(
+            f"{path}: cannot be read as a zip archive ({exc}); the file looks truncated or corrupt"
+        ) from exc
 
 
 def _read_text_table(path: Path, data: bytes, text_columns: Collection[str]) -> pd.DataFrame:
@@ -286,7 +292,9 @@ def _read_text_table(path: Path, data: bytes, text_columns: Collection[str]) -> 
     text = _decode(data, "utf-8", label)
     header = text.split("\n", 1)[0].rstrip("\r").lstrip("\ufeff")
     if not header.strip():
-        raise DataError(f"{label}: the file is empty" if not text.strip() else f"{label}: line 1: expected a header line")
+        raise DataError(
+            f"{label}: the file is empty" if not text.strip() else f"{label}: line 1: expected a header line"
+        )
     sep = "\t" if ".tsv" in "".join(path.suffixes).lower() or ("\t" in header and "," not in header) else ","
     columns = next(csv.reader([header], delimiter=sep))
     if '"' in text:

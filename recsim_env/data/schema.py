@@ -305,8 +305,10 @@ def _drop_duplicates(frame: pd.DataFrame, source: str, on_duplicates: str, raw: 
         return frame
     if on_duplicates == "error":
         row = int(np.flatnonzero(dup)[0])
-        raise DataError(f"{source}: {int(dup.sum())} exact duplicate interaction row(s), first at "
-                        f"{_where(raw, row)} (user {frame['user_id'].iloc[row]!r}, item {frame['item_id'].iloc[row]!r}); "
-                        f"pass on_duplicates='drop' to drop them")
+        raise DataError(
+            f"{source}: {int(dup.sum())} exact duplicate interaction row(s), first at "
+            f"{_where(raw, row)} (user {frame['user_id'].iloc[row]!r}, item {frame['item_id'].iloc[row]!r}); "
+            f"pass on_duplicates='drop' to drop them"
+        )
     log.warning("%s: dropped %d exact duplicate interaction row(s)", source, int(dup.sum()))
     return frame[~dup].reset_index(drop=True)

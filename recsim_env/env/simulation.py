@@ -368,7 +368,9 @@ class SingleUserSimulation(SlateSimulation):
         raise NotImplementedError("a single-user simulation keeps its counters as Python numbers; export a batched one")
 
     def set_state(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError("a single-user simulation keeps its counters as Python numbers; restore a batched one")
+        raise NotImplementedError(
+            "a single-user simulation keeps its counters as Python numbers; restore a batched one"
+        )
 
     def step(self, action: Any) -> tuple[float, bool, bool, dict]:  # type: ignore[override]
         """Show the slate; returns ``(reward, terminated, truncated, info)`` as Python scalars / ``(k,)`` arrays."""

@@ -46,7 +46,9 @@ def _rollout(env: RecVectorEnv, actions: list[np.ndarray]) -> list:
 
 
 def _assert_same_steps(steps: list, twin_steps: list) -> None:
-    for (obs, reward, terminated, truncated, info), (obs2, reward2, terminated2, truncated2, info2) in zip(steps, twin_steps):
+    for (obs, reward, terminated, truncated, info), (obs2, reward2, terminated2, truncated2, info2) in zip(
+        steps, twin_steps
+    ):
         assert all(np.array_equal(obs[key], obs2[key]) for key in obs)
         assert np.array_equal(reward, reward2) and np.array_equal(terminated, terminated2)
         assert np.array_equal(truncated, truncated2) and info.keys() == info2.keys()

@@ -106,7 +106,9 @@ def test_acting_appends_session_clicks_to_the_logged_history(neumf):
     context = np.concatenate([logged, [4, 7]])[-SMALL.history:]
     idx, w = observation_histories(context[None], neumf.n_items, SMALL.history, SMALL.history_halflife)
     with torch.no_grad():
-        by_hand = neumf.module(torch.tensor([0]), torch.as_tensor(cands[:1]), (torch.as_tensor(idx), torch.as_tensor(w)))
+        by_hand = neumf.module(
+            torch.tensor([0]), torch.as_tensor(cands[:1]), (torch.as_tensor(idx), torch.as_tensor(w))
+        )
     np.testing.assert_allclose(scores[1], by_hand.numpy()[0], rtol=1e-5)
 
 

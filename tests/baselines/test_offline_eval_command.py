@@ -12,7 +12,9 @@ from recsim_env.cli.main import main
 @pytest.fixture(scope="module")
 def csv_log(tmp_path_factory):
     log = make_tiny_log(n_users=25, n_items=150, per_user=12, seed=1)
-    inter = log.interactions.assign(user_id=lambda f: log.user_ids[f["user"]], item_id=lambda f: log.item_ids[f["item"]])
+    inter = log.interactions.assign(
+        user_id=lambda f: log.user_ids[f["user"]], item_id=lambda f: log.item_ids[f["item"]]
+    )
     path = tmp_path_factory.mktemp("data") / "tiny.csv"
     inter[["user_id", "item_id", "timestamp", "rating"]].to_csv(path, index=False)
     return path
@@ -32,6 +34,8 @@ def test_offline_eval_writes_csv_and_prints_table(csv_log, tmp_path, capsys):
 
 
 def test_offline_eval_unknown_model_is_a_clear_error(csv_log, tmp_path, capsys):
-    code = main(["offline-eval", "--models", "popularity,nope", "--dataset", str(csv_log), "--out", str(tmp_path / "x.csv")])
+    code = main(
+        ["offline-eval", "--models", "popularity,nope", "--dataset", str(csv_log), "--out", str(tmp_path / "x.csv")]
+    )
     assert code == 2
     assert "unknown or no model(s) ['nope']" in capsys.readouterr().err

@@ -173,7 +173,9 @@ def test_an_identical_rerun_resumes_and_overwrite_starts_over(tmp_path, fake_reg
     with open(config.out_path / "config.toml", "rb") as fh:
         written = tomllib.load(fh)
     assert written["policies"] == ["first"] and written["simulators"] == ["fake-a"] and written["seeds"] == 1
-    done = sorted(p.relative_to(config.out_path / "cells").as_posix() for p in (config.out_path / "cells").rglob("*.json"))
+    done = sorted(
+        p.relative_to(config.out_path / "cells").as_posix() for p in (config.out_path / "cells").rglob("*.json")
+    )
     assert done == ["fake-a/first/seed-0.json"]  # the old run's cells are gone, not mixed in
     assert set(pd.read_csv(config.out_path / "results.csv")["policy"]) == {"first"}
     assert (config.out_path / "notes.txt").read_text() == "mine"  # only what a run writes is removed

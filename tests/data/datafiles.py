@@ -59,8 +59,13 @@ ATOMIC_USER = ["user_id:token\tage:token\tgender:token\toccupation:token\tzip_co
                "u2\t31\tF\tartist\t01002", "u1\t25\tM\tstudent\t55455"]
 
 
-def write_atomic(folder: Path, stem: str = "shop", inter: list[str] = ATOMIC_INTER, item: list[str] | None = ATOMIC_ITEM,
-                 user: list[str] | None = ATOMIC_USER) -> Path:
+def write_atomic(
+    folder: Path,
+    stem: str = "shop",
+    inter: list[str] = ATOMIC_INTER,
+    item: list[str] | None = ATOMIC_ITEM,
+    user: list[str] | None = ATOMIC_USER,
+) -> Path:
     files = {f"{stem}.inter": lines(inter)}
     if item is not None:
         files[f"{stem}.item"] = lines(item)

@@ -41,5 +41,7 @@ def test_missing_member_and_empty_header_file_are_named(tmp_path):
 
 def test_whitespace_only_line_is_a_field_count_error(tmp_path):
     files = open_files(write(tmp_path / "d", {"r.tsv": "1\t2\n   \n3\t4\n"}))
-    with pytest.raises(DataError, match=r"r\.tsv: line 2 has too few fields \(expected 2 separated by '\\t', got 1\): '   '"):
+    with pytest.raises(
+        DataError, match=r"r\.tsv: line 2 has too few fields \(expected 2 separated by '\\t', got 1\): '   '"
+    ):
         read_delimited(files, "r.tsv", sep="\t", columns=["a", "b"])

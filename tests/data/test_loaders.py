@@ -84,7 +84,9 @@ def test_ml1m_non_numeric_movie_id_names_file_and_line(tmp_path):
 
 
 def test_ml1m_without_users_dat(tmp_path):
-    folder = write(tmp_path / "m", {"ratings.dat": lines(["1::10::5::1"]), "movies.dat": lines(["10::X (2000)::Drama"])})
+    folder = write(
+        tmp_path / "m", {"ratings.dat": lines(["1::10::5::1"]), "movies.dat": lines(["10::X (2000)::Drama"])}
+    )
     data = load_movielens_1m(folder)
     assert data.users.columns.tolist() == ["user_id"] and data.items["year"].iloc[0] == 2000
 
@@ -168,7 +170,9 @@ def test_truncated_file_names_file_and_last_line(tmp_path):
 
 def test_wrong_field_count_in_the_middle_names_line(tmp_path):
     items = ML100K_ITEMS[:1] + ["2|Extra|field|" + ML100K_ITEMS[1][2:]] + ML100K_ITEMS[2:]
-    with pytest.raises(DataError, match=r"u\.item: line 2 has too many fields \(expected 24 separated by '\|', got 26\)"):
+    with pytest.raises(
+        DataError, match=r"u\.item: line 2 has too many fields \(expected 24 separated by '\|', got 26\)"
+    ):
         load_dataset(write_ml100k(tmp_path / "m", items=items))
 
 
@@ -238,7 +242,9 @@ def test_load_frames_csv_and_parquet_with_a_mapping(tmp_path):
 
 def test_load_frames_guesses_canonical_columns_and_load_dataset_takes_a_csv(tmp_path):
     path = tmp_path / "log.csv"
-    pd.DataFrame({"user_id": [1, 2], "item_id": [5, 6], "timestamp": [10, 20], "rating": [4, 2]}).to_csv(path, index=False)
+    pd.DataFrame({"user_id": [1, 2], "item_id": [5, 6], "timestamp": [10, 20], "rating": [4, 2]}).to_csv(
+        path, index=False
+    )
     assert load_dataset(path).responses == ("rating",)
 
 
@@ -247,7 +253,9 @@ def test_load_frames_refuses_unknown_keys_and_malformed_csv(tmp_path):
         load_frames({"interactions": tmp_path / "a.csv", "item": tmp_path / "b.csv"})
     bad = tmp_path / "bad.csv"
     bad.write_text("user_id,item_id,timestamp\n1,2,3\n4,5,6,7\n")
-    with pytest.raises(DataError, match=r"bad\.csv: line 3 has too many fields \(expected 3 separated by ',', got 4\): '4,5,6,7'"):
+    with pytest.raises(
+        DataError, match=r"bad\.csv: line 3 has too many fields \(expected 3 separated by ',', got 4\): '4,5,6,7'"
+    ):
         load_frames(bad)
 
 

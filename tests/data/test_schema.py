@@ -90,7 +90,9 @@ def test_exact_duplicates_are_dropped_with_a_logged_count(caplog):
 
 def test_duplicates_can_be_refused_naming_the_row():
     dup = pd.concat([frame(), frame().iloc[[2]]], ignore_index=True)
-    with pytest.raises(DataError, match=r"1 exact duplicate interaction row\(s\), first at row 4 \(user 'b', item 'x'\)"):
+    with pytest.raises(
+        DataError, match=r"1 exact duplicate interaction row\(s\), first at row 4 \(user 'b', item 'x'\)"
+    ):
         build(dup, on_duplicates="error")
 
 
@@ -158,8 +160,11 @@ def test_epoch_seconds_are_left_alone(caplog):
 
 
 def test_a_column_mixing_seconds_and_milliseconds_is_refused_naming_both():
-    with pytest.raises(DataError, match=r"column 'timestamp' \(timestamp\) mixes epoch units: row 1 \(value "
-                                        r"1700000000\) reads as seconds, row 2 \(value 1700000000000\) as milliseconds"):
+    with pytest.raises(
+        DataError,
+        match=r"column 'timestamp' \(timestamp\) mixes epoch units: row 1 \(value "
+        r"1700000000\) reads as seconds, row 2 \(value 1700000000000\) as milliseconds",
+    ):
         build(frame(timestamp=[5, 1_700_000_000, 1_700_000_000_000, 6]))
 
 

@@ -47,7 +47,9 @@ def test_per_slot_rewards_sum_to_the_slate_reward(seed, n, k, w):
     rows = np.flatnonzero(choice >= 0)
     click[rows, choice[rows]] = 1.0
     rating = click * rng.integers(1, 6, (n, k)).astype(np.float32)
-    responses = Responses(choice, click, rating, (rating >= 4).astype(np.float32), click * rng.random((n, k)).astype(np.float32))
+    responses = Responses(
+        choice, click, rating, (rating >= 4).astype(np.float32), click * rng.random((n, k)).astype(np.float32)
+    )
     fn = WeightedReward(RewardWeights(*w))
     per_slot = fn.per_slot(responses)
     assert per_slot.shape == (n, k) and per_slot.dtype == np.float32

@@ -212,7 +212,9 @@ def test_merge_final_info_takes_ended_rows_from_final_info() -> None:
             "final_info": {"choice": np.array([0, -1]), "_choice": done, "click": np.zeros((2, 2))}}
     merged = merge_final_info(info, done)
     assert merged["choice"].tolist() == [1, -1]  # the zeroed top level would have said "slot 0"
-    assert merge_final_info({"final_info": {"choice": np.array([2, 0])}}, np.array([True, True]))["choice"].tolist() == [2, 0]
+    assert merge_final_info({"final_info": {"choice": np.array([2, 0])}}, np.array([True, True]))[
+        "choice"
+    ].tolist() == [2, 0]
 
 
 def test_step_before_reset_raises_gymnasiums_reset_needed() -> None:

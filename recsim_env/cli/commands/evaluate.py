@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="an agent's checkpoint.pt from recsim train --out, evaluated without training")
     parser.add_argument("--env", required=True, metavar="SIMULATOR", help=f"one of: {', '.join(SIMULATORS)}")
     parser.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds (default: %(default)s)")
-    parser.add_argument("--episodes", type=int, default=200, metavar="N", help="episodes per seed (default: %(default)s)")
+    parser.add_argument(
+        "--episodes", type=int, default=200, metavar="N", help="episodes per seed (default: %(default)s)"
+    )
     parser.add_argument("--quick", action="store_true", help="short training budgets")
     parser.add_argument("--config", metavar="FILE", help="TOML benchmark config for budgets and env shape")
     parser.add_argument("--out", dest="out_dir", default="runs/evaluate", metavar="DIR",
@@ -46,7 +48,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.checkpoint:  # loaded before the context is built: a bad path fails at once
         from agents.factory import check_fits, load_agent
 
-        built, label = BuiltPolicy(load_agent(args.checkpoint)), f"checkpoint-{Path(args.checkpoint).resolve().parent.name}"
+        built, label = (
+            BuiltPolicy(load_agent(args.checkpoint)),
+            f"checkpoint-{Path(args.checkpoint).resolve().parent.name}",
+        )
     loaded = load_context(config, simulator_spec(args.env).context, [args.env])
     simulator = loaded.simulators[args.env]
     if args.checkpoint:

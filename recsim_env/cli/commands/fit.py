@@ -12,12 +12,16 @@ from recsim_env.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("fit", help="fit a simulated-user model on the earlier (train) or later part of a log")
+    parser = subparsers.add_parser(
+        "fit", help="fit a simulated-user model on the earlier (train) or later part of a log"
+    )
     parser.add_argument("--dataset", default="ml-100k", help="dataset name or path (default: %(default)s)")
     parser.add_argument("--split", default="train", choices=("train", "later"),
                         help="fit on the earlier 80%% (train) or the later 20%% (later) of the interactions")
     parser.add_argument("--out", default=None, help="also write the artifact here (.npz)")
-    parser.add_argument("--cache-dir", default=None, help="data and model cache (default: $RECSIM_DATA or ~/.cache/recsim-env)")
+    parser.add_argument(
+        "--cache-dir", default=None, help="data and model cache (default: $RECSIM_DATA or ~/.cache/recsim-env)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fit (default: %(default)s)")
     parser.set_defaults(func=_fit)
 
@@ -37,7 +41,9 @@ def _fit(args: argparse.Namespace) -> int:
 
 def summary_table(model, out: str | None) -> Table:
     """The fitted dynamics and where the artifact is, as a rich table."""
-    table = Table(title=f"user model fitted on {model.meta.get('dataset')} (fingerprint {model.meta.get('fingerprint')})")
+    table = Table(
+        title=f"user model fitted on {model.meta.get('dataset')} (fingerprint {model.meta.get('fingerprint')})"
+    )
     table.add_column("parameter")
     table.add_column("value", justify="right")
     for name, value in vars(model.dynamics).items():
