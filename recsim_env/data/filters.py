@@ -51,14 +51,26 @@ def kcore_mask(users: np.ndarray, items: np.ndarray, min_user: int, min_item: in
 def kcore(data: InteractionLog, min_user_interactions: int = 1, min_item_interactions: int = 1) -> InteractionLog:
     """The k-core of ``data`` (see the module docstring), re-indexed over the users and items left.
 
-    Users and items keep their relative order; ``meta["kcore"]`` records the bounds and the rounds.
-    A log already in its k-core comes back unchanged (the same object).
+    Users and items keep their relative order; ``meta["kcore"]`` records the bounds. Bounds of 1 and 1
+    return ``data`` itself; a log already in its k-core comes back with the same frames.
+
+    Examples:
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c"], "item_id": [1, 2, 1, 2, 2],
+        ...                       "timestamp": [0, 1, 2, 3, 4]})
+        >>> core = kcore(InteractionLog.from_frames(frame), min_user_interactions=2, min_item_interactions=2)
+        >>> list(core.user_ids), list(core.item_ids), core.n_interactions  # c had one: gone
+        (['a', 'b'], ['1', '2'], 4)
     """
     inter = data.interactions
     keep, rounds = kcore_mask(inter["user"].to_numpy(), inter["item"].to_numpy(), min_user_interactions,
                               min_item_interactions)
-    if rounds == 0:
+    if (min_user_interactions, min_item_interactions) == (1, 1):
         return data
+    meta = dict(data.meta) | {"kcore": {"min_user_interactions": min_user_interactions,
+                                        "min_item_interactions": min_item_interactions}}
+    if rounds == 0:
+        return InteractionLog(data.interactions, data.items, data.users, data.name, meta)
     if not keep.any():
         raise DataError(f"{data.name}: no interactions are left after k-core filtering with "
                         f"min_user_interactions={min_user_interactions}, min_item_interactions={min_item_interactions} "
@@ -73,7 +85,5 @@ def kcore(data: InteractionLog, min_user_interactions: int = 1, min_item_interac
     log.info("%s: k-core (users >= %d, items >= %d) kept %d of %d interactions, %d of %d users, %d of %d items "
              "after %d round(s)", data.name, min_user_interactions, min_item_interactions, len(kept), len(inter),
              len(users), data.n_users, len(items), data.n_items, rounds)
-    meta = dict(data.meta) | {"kcore": {"min_user_interactions": min_user_interactions,
-                                        "min_item_interactions": min_item_interactions, "rounds": rounds}}
     return InteractionLog(renumbered.reset_index(drop=True), data.items.iloc[items].reset_index(drop=True),
                           data.users.iloc[users].reset_index(drop=True), data.name, meta)

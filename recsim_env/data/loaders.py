@@ -12,8 +12,16 @@ RecBole atomic    ``NAME.inter`` [+ ``NAME.item``, ``NAME.user``]    tab-separat
 ML-100K           ``u.data``, ``u.item``, ``u.user`` [``u.genre``]   GroupLens; latin-1; 19 genre flags
 ML-1M / ML-10M    ``ratings.dat``, ``movies.dat`` [``users.dat``]    ``::``-separated, latin-1
 MovieLens latest  ``ratings.csv``, ``movies.csv``                    also ML-20M / ML-25M; UTF-8 CSV
+Yelp              ``review.json`` [+ ``business.json``,              JSON lines, streamed; also named
+                  ``user.json``]                                     ``yelp_academic_dataset_*.json``
+Amazon Reviews    one ``*.jsonl`` / ``*.json`` [+ its ``meta_*``]    2023 or 2018 form, told by the keys;
+                                                                     see :mod:`recsim_env.data.reviews`
 CSV / Parquet     one file: ``user_id``, ``item_id``, ``timestamp``  any columns: use :func:`load_frames`
 ================  =================================================  ======================================
+
+Any of them can be cut to its k-core (``min_user_interactions``, ``min_item_interactions``; see
+:mod:`recsim_env.data.filters`); Amazon and Yelp files are cut while streaming, before their ids
+are spelled out.
 
 MovieLens titles lose their ``(1995)`` suffix, which becomes the year; users are indexed in the
 order of their numeric ids; user features are ``age`` (a number; ML-1M's age-group code is the
@@ -37,7 +45,9 @@ import pandas as pd
 
 from recsim_env.data.fetch import DATASETS, default_cache_dir, fetch_dataset
 from recsim_env.data.files import DataFiles, open_files, read_delimited, read_table_file
+from recsim_env.data.filters import check_bounds, kcore
 from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.reviews import load_amazon, load_review_dataset, load_yelp
 from recsim_env.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -55,11 +65,23 @@ _MOVIELENS = ColumnMapping(user="user_id", item="item_id", timestamp="timestamp"
                            title="title", genres="genres", year="year")
 
 
-def load_dataset(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> InteractionLog:
-    """Load a known dataset by name (fetched into the cache on first use) or any supported path."""
+def load_dataset(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
+                 min_user_interactions: int = 1, min_item_interactions: int = 1) -> InteractionLog:
+    """Load a known dataset by name (fetched into the cache on first use) or any supported path.
+
+    ``min_user_interactions`` / ``min_item_interactions``: keep the log's k-core, where every user and
+    every item has at least that many interactions (1 and 1: the whole log).
+    """
+    bounds = {"min_user_interactions": min_user_interactions, "min_item_interactions": min_item_interactions}
+    check_bounds(min_user_interactions, min_item_interactions)
+    return kcore(_load(name_or_path, cache_dir, bounds), **bounds)
+
+
+def _load(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None,
+          bounds: dict[str, int]) -> InteractionLog:
     if isinstance(name_or_path, str) and name_or_path in DATASETS:
         folder = fetch_dataset(name_or_path, cache_dir=cache_dir)
-        return _load_files(open_files(folder), name_or_path)
+        return _load_files(open_files(folder), name_or_path, bounds)
     path = Path(name_or_path).expanduser()
     if not path.exists():
         raise DataError(f"unknown dataset {str(name_or_path)!r}: not a known name (known: {', '.join(DATASETS)}) "
@@ -67,8 +89,9 @@ def load_dataset(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLik
     if path.is_file() and path.suffix == ".inter":
         return load_atomic(path.parent, stem=path.stem)
     if path.is_file() and not _is_zip(path):  # by content: a CSV named .txt is still a CSV
-        return load_frames(path)
-    return _load_files(open_files(path), _dataset_name(path))
+        reviews = load_review_dataset(open_files(path.parent), path.name, name=path.parent.name, **bounds)
+        return reviews if reviews is not None else load_frames(path)
+    return _load_files(open_files(path), _dataset_name(path), bounds)
 
 
 def _is_zip(path: Path) -> bool:
@@ -81,7 +104,7 @@ def _dataset_name(path: Path) -> str:
     return path.name[: -len(".zip")] if path.name.endswith(".zip") else path.name
 
 
-def _load_files(files: DataFiles, name: str) -> InteractionLog:
+def _load_files(files: DataFiles, name: str, bounds: dict[str, int]) -> InteractionLog:
     if files.with_suffix(".inter"):
         movielens = name == "ml-100k"
         return load_atomic(files, name=name, user_features=USER_FEATURES if movielens else None)
@@ -91,9 +114,13 @@ def _load_files(files: DataFiles, name: str) -> InteractionLog:
         return load_movielens_1m(files, name=name)
     if files.has("ratings.csv"):
         return load_movielens_latest(files, name=name)
+    reviews = load_review_dataset(files, name=name, **bounds)
+    if reviews is not None:
+        return reviews
     raise DataError(f"{files.root}: no supported dataset found (it has {', '.join(files.names()[:15]) or 'no files'}). "
-                    f"Expected RecBole atomic files (*.inter), ML-100K (u.data), ML-1M (ratings.dat) or MovieLens "
-                    f"latest (ratings.csv); for other CSV/Parquet files use load_frames(path, ColumnMapping(...)).")
+                    f"Expected RecBole atomic files (*.inter), ML-100K (u.data), ML-1M (ratings.dat), MovieLens "
+                    f"latest (ratings.csv), Yelp (review.json) or Amazon reviews (*.jsonl, *.json); for other "
+                    f"CSV/Parquet files use load_frames(path, ColumnMapping(...)).")
 
 
 def _files(path_or_files: DataFiles | str | os.PathLike) -> DataFiles:
@@ -340,4 +367,4 @@ def _atomic_users(files: DataFiles, fname: str, keep: tuple[str, ...] | None) ->
     return _with_attrs(out, users)
 
 __all__ = ["load_dataset", "load_frames", "load_atomic", "load_movielens_100k", "load_movielens_1m",
-           "load_movielens_latest", "ML100K_GENRES", "ML1M_OCCUPATIONS"]
+           "load_movielens_latest", "load_amazon", "load_yelp", "ML100K_GENRES", "ML1M_OCCUPATIONS"]

@@ -28,8 +28,10 @@ def chain_log() -> InteractionLog:
 
 def test_the_chain_needs_five_rounds_and_leaves_the_two_by_two_core():
     data = chain_log()
+    keep, rounds = kcore_mask(data.interactions["user"].to_numpy(), data.interactions["item"].to_numpy(), 2, 2)
+    assert rounds == 5 and keep.sum() == 4
     core = kcore(data, min_user_interactions=2, min_item_interactions=2)
-    assert core.meta["kcore"] == {"min_user_interactions": 2, "min_item_interactions": 2, "rounds": 5}
+    assert core.meta["kcore"] == {"min_user_interactions": 2, "min_item_interactions": 2}
     assert list(core.user_ids) == ["u0", "u1"]
     assert list(core.item_ids) == ["i1", "i0"]  # the item table's order, re-indexed from 0
     assert list(core.items["title"]) == ["one", "zero"]
@@ -50,11 +52,13 @@ def test_user_and_item_bounds_apply_separately():
            (3, ["u0", "u1", "u2"], ["i1"])
 
 
-def test_a_log_already_in_its_core_comes_back_unchanged():
+def test_a_log_already_in_its_core_keeps_its_frames():
     data = chain_log()
     assert kcore(data) is data
     core = kcore(data, 2, 2)
-    assert kcore(core, 2, 2) is core
+    again = kcore(core, 2, 2)
+    assert again.interactions is core.interactions and again.items is core.items and again.users is core.users
+    assert again.meta == core.meta
 
 
 def test_nothing_left_is_an_error_naming_the_bounds_and_the_largest_counts():

@@ -26,8 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--force", action="store_true", help="fetch again even if verified files are cached")
     fetch.set_defaults(func=_fetch)
     info = sub.add_parser("info", help="counts, sparsity, rating histogram and session lengths of a dataset")
-    info.add_argument("name_or_path", help="dataset name, or a folder / zip / CSV / Parquet file")
+    info.add_argument("name_or_path", help="dataset name, or a folder / zip / CSV / Parquet file, a Yelp folder or "
+                                           "an Amazon reviews .jsonl/.json(.gz) file")
     info.add_argument("--cache-dir", default=None, help="cache folder for named datasets")
+    info.add_argument("--min-user-interactions", type=int, default=1, metavar="N",
+                      help="k-core: keep only users with at least N interactions, repeated with the item bound "
+                           "until both hold (default: %(default)s, everything)")
+    info.add_argument("--min-item-interactions", type=int, default=1, metavar="N",
+                      help="k-core: keep only items with at least N interactions (default: %(default)s)")
     info.add_argument("--gap-seconds", type=float, default=DEFAULT_GAP_SECONDS,
                       help="inactivity that ends a session (default: %(default)s)")
     info.set_defaults(func=_info)
@@ -45,7 +51,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    data = load_dataset(args.name_or_path, cache_dir=args.cache_dir)
+    data = load_dataset(args.name_or_path, cache_dir=args.cache_dir, min_user_interactions=args.min_user_interactions,
+                        min_item_interactions=args.min_item_interactions)
     console = Console()
     console.print(_overview(data))
     if "rating" in data.responses:
@@ -68,6 +75,7 @@ def _overview(data: InteractionLog) -> Table:
             ("genres", str(summary["genres"])),
             ("items with title / year", f"{(data.items['title'] != '').sum():,} / {data.items['year'].notna().sum():,}"),
             ("user features", ", ".join(c for c in data.users.columns if c != "user_id") or "none"),
+            ("k-core", _kcore(data)),
             ("fingerprint", data.fingerprint())]
     table = Table(title=f"{data.name} ({data.meta.get('source', '')})")
     table.add_column("")
@@ -75,6 +83,13 @@ def _overview(data: InteractionLog) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _kcore(data: InteractionLog) -> str:
+    bounds = data.meta.get("kcore")
+    if not isinstance(bounds, dict):
+        return "none (the whole log)"
+    return f"users >= {bounds['min_user_interactions']}, items >= {bounds['min_item_interactions']}"
 
 
 def _rating_histogram(ratings: np.ndarray) -> Table:
