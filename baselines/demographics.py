@@ -18,8 +18,10 @@ from recsim_env.errors import ConfigError, DataError
 from recsim_env.evaluation.offline import SampledRanking
 from recsim_env.fit.pipeline import user_feature_matrix
 
-MAX_CATEGORIES = 50
-"""Categorical user columns with more levels than this (zip codes, free text) are left out."""
+MAX_CATEGORIES = 32
+"""Categorical user columns with more levels than this (zip codes, free text) are left out; the
+fitted simulator's default (``FitConfig.max_categories``), so an env observation's ``user_features``
+has the width the map was fitted on."""
 
 
 def encode_user_features(users: pd.DataFrame) -> np.ndarray:
