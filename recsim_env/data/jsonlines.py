@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import bz2
+import codecs
 import gzip
 import json
 import logging
@@ -60,6 +61,7 @@ def first_record(files: DataFiles, name: str) -> dict | None:
                     return None
     except _CORRUPT as exc:
         raise DataError(f"{files.label(name)}: cannot be read ({exc}); the file looks truncated or corrupt") from exc
+    line = line.removeprefix(codecs.BOM_UTF8)
     if not line.lstrip().startswith(b"{"):  # a CSV header, a Parquet file: not worth parsing
         return None
     record = _parse(line, lenient=True)
@@ -77,6 +79,8 @@ def records(files: DataFiles, name: str, *, lenient: bool = False) -> Iterator[t
             for number, line in enumerate(stream, start=1):
                 if line.isspace():  # stops at the first other byte: no copy of the line, unlike strip()
                     continue
+                if number == 1:  # a byte-order mark, which some tools write and JSON does not allow
+                    line = line.removeprefix(codecs.BOM_UTF8)
                 record = _parse(line, lenient)
                 if isinstance(record, dict):
                     yield number, record

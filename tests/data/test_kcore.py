@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from datafiles import write_ml100k
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsim_env.data.filters import kcore, kcore_mask
+from recsim_env.data.loaders import load_dataset
 from recsim_env.data.log import ColumnMapping, InteractionLog
 from recsim_env.errors import ConfigError, DataError
 
@@ -71,6 +73,14 @@ def test_nothing_left_is_an_error_naming_the_bounds_and_the_largest_counts():
 def test_bounds_must_be_whole_numbers_from_one(bounds):
     with pytest.raises(ConfigError, match="must be a whole number >= 1"):
         kcore(chain_log(), *bounds)
+
+
+def test_load_dataset_cuts_any_format_to_its_core(tmp_path):
+    # ML-100K sample: item 1 is rated by all three users, item 2 by two, item 3 by one
+    data = load_dataset(write_ml100k(tmp_path / "ml-100k"), min_item_interactions=3)
+    assert (data.n_interactions, list(data.item_ids), list(data.user_ids)) == (3, ["1"], ["1", "2", "10"])
+    assert data.meta["kcore"] == {"min_user_interactions": 1, "min_item_interactions": 3}
+    assert "age" in data.users.columns  # user features follow their users
 
 
 def naive_core(pairs: list[tuple[int, int]], min_user: int, min_item: int) -> list[int]:

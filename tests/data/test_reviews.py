@@ -164,6 +164,13 @@ def test_a_malformed_review_line_is_an_error_naming_the_file_and_line(tmp_path, 
         load_amazon(path)
 
 
+def test_a_byte_order_mark_before_the_first_line_is_read_past(tmp_path):
+    plain = load_dataset(write_2023(tmp_path / "plain"))
+    path = tmp_path / "bom" / "All_Beauty.jsonl"
+    put(path, "\ufeff" + jsonl(REVIEWS_2023))
+    assert load_dataset(path).fingerprint() == plain.fingerprint()
+
+
 def test_a_malformed_line_in_the_middle_is_not_called_truncated_and_blank_lines_are_skipped(tmp_path):
     path = put(tmp_path / "x.jsonl", jsonl([REVIEWS_2023[0], "", "{oops", REVIEWS_2023[1]]))
     with pytest.raises(DataError, match=r"x\.jsonl: line 3 is not JSON \(Expecting property name enclosed in "
