@@ -62,7 +62,7 @@ def train_schedule(name: str, seed: int, steps: int, episodes: int) -> dict[str,
     from agents.networks import ObservationSpec
     from agents.slateq import SlateQAgent, SlateQConfig
     from agents.training import TrainConfig, train
-    from scripts.bench_agents import with_wall_clock
+    from bench_agents import with_wall_clock  # the sibling script (scripts/ is on sys.path when run)
 
     num_envs, fields = SCHEDULES[name]
     env = make_env(num_envs)
