@@ -59,10 +59,11 @@ def evaluated_return(policy: Any, seed: int, episodes: int) -> float:
 
 
 def train_schedule(name: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
+    from bench_agents import with_wall_clock  # the sibling script (scripts/ is on sys.path when run)
+
     from agents.networks import ObservationSpec
     from agents.slateq import SlateQAgent, SlateQConfig
     from agents.training import TrainConfig, train
-    from bench_agents import with_wall_clock  # the sibling script (scripts/ is on sys.path when run)
 
     num_envs, fields = SCHEDULES[name]
     env = make_env(num_envs)
