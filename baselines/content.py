@@ -14,6 +14,12 @@ instead by the pretrained sentence encoder all-MiniLM-L6-v2 from the optional ``
 weights): offline only, loaded from that package's own folder. The 384-d sentence vectors are
 computed once per fit (batched), kept as a buffer of the module (so a saved model loads without the
 extra) and a learned linear projection maps them to ``dim``; users aggregate over their history as above.
+
+With ``text_encoder="vectors"`` the items are precomputed vectors instead (image, audio or any embedding
+computed elsewhere), read from the file ``item_vectors`` names by :func:`recsim_env.data.item_vectors.load_item_vectors`
+and aligned to the log's items: fixed, scaled by one number so that their mean norm is 1 (as the
+sentence vectors' is, whatever the producer's scale), under the same learned projection. They are kept
+in the model, so a saved model loads and scores without the file.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import torch
 from torch import nn
 
 from baselines.torch_model import TorchRecommender
+from recsim_env.data.item_vectors import load_item_vectors
 from recsim_env.data.log import InteractionLog
 from recsim_env.errors import ArtifactError, ConfigError
 
@@ -58,16 +65,24 @@ class ContentConfig:
     text_encoder: str = "trained"
     """``"trained"``: word embeddings + ``encoder`` trained here; ``"minilm"``: the pretrained
     all-MiniLM-L6-v2 sentence vectors (the ``text`` extra) under a learned projection (``encoder`` and
-    ``max_tokens`` then unused)."""
+    ``max_tokens`` then unused); ``"vectors"``: the precomputed vectors of ``item_vectors`` under a
+    learned projection (``encoder`` and ``max_tokens`` unused)."""
     encode_batch: int = 256
     """Item texts per sentence-encoder batch (``"minilm"`` only)."""
+    item_vectors: str = ""
+    """File of precomputed item vectors (``text_encoder="vectors"`` only; its layouts are
+    :mod:`recsim_env.data.item_vectors`'): every item of the training log needs one."""
 
     def __post_init__(self) -> None:
         if self.encoder not in ("cnn", "gru") or self.aggregate not in ("attention", "mean"):
             raise ConfigError(f"ContentConfig: encoder must be 'cnn' or 'gru' and aggregate 'attention' or "
                               f"'mean'; got {self.encoder!r}, {self.aggregate!r}")
-        if self.text_encoder not in ("trained", "minilm"):
-            raise ConfigError(f"ContentConfig: text_encoder must be 'trained' or 'minilm', got {self.text_encoder!r}")
+        if self.text_encoder not in ("trained", "minilm", "vectors"):
+            raise ConfigError(f"ContentConfig: text_encoder must be 'trained', 'minilm' or 'vectors', "
+                              f"got {self.text_encoder!r}")
+        if (self.text_encoder == "vectors") != bool(self.item_vectors):
+            raise ConfigError(f"ContentConfig: item_vectors (a file) goes with text_encoder='vectors' and only with "
+                              f"it; got text_encoder={self.text_encoder!r}, item_vectors={self.item_vectors!r}")
         if self.dim < 1 or self.history < 1 or self.max_tokens < 1 or self.encode_batch < 1:
             raise ConfigError(f"ContentConfig needs dim, history, max_tokens and encode_batch >= 1, got {self}")
 
@@ -137,8 +152,9 @@ def user_histories(train: InteractionLog, length: int) -> np.ndarray:
 
 
 class ContentModule(nn.Module):
-    """Item vectors from text (trained word embeddings + encoder, or fixed pretrained sentence vectors
-    under a learned projection), users as attention / mean over their history, dot-product scores."""
+    """Item vectors from text (trained word embeddings + encoder), or fixed vectors (pretrained sentence
+    vectors, precomputed item vectors) under a learned projection; users as attention / mean over their
+    history, dot-product scores."""
 
     def __init__(self, tokens: np.ndarray | None, histories: np.ndarray, vocab_size: int, config: ContentConfig,
                  text_vectors: np.ndarray | None = None):
@@ -209,14 +225,16 @@ class ContentRecommender(TorchRecommender):
         super().__init__(config, train, slate_size)
         self.text_vectors: np.ndarray | None = None
         """``(n_items, 384)`` pretrained sentence vectors of the items (``text_encoder="minilm"``), cached
-        by text: a refit on the same catalogue does not encode again."""
+        by text: a refit on the same catalogue does not encode again; or the scaled precomputed item
+        vectors (``"vectors"``), read at each fit."""
         self._encoded_texts: list[str] = []
 
     def _build(self, train: InteractionLog) -> nn.Module:
         histories = user_histories(train, self.config.history)
-        if self.config.text_encoder == "minilm":
+        if self.config.text_encoder in ("minilm", "vectors"):
             self.vocabulary = []
-            return ContentModule(None, histories, 0, self.config, self._sentence_vectors(train))
+            fixed = self._sentence_vectors(train) if self.config.text_encoder == "minilm" else self._item_vectors(train)
+            return ContentModule(None, histories, 0, self.config, fixed)
         tokens, vocab = item_tokens(train, self.config.max_tokens)
         self.vocabulary = vocab
         return ContentModule(tokens, histories, len(vocab), self.config)
@@ -229,12 +247,21 @@ class ContentRecommender(TorchRecommender):
             self._encoded_texts = texts
         return self.text_vectors
 
+    def _item_vectors(self, train: InteractionLog) -> np.ndarray:
+        vectors = load_item_vectors(self.config.item_vectors, train)
+        mean_norm = float(np.linalg.norm(vectors, axis=1).mean())
+        # One factor for all items: the projection starts at the scale it would for sentence vectors,
+        # and items keep their relative lengths.
+        self.text_vectors = vectors / mean_norm if mean_norm > 0 else vectors
+        return self.text_vectors
+
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         histories = state.get("histories")
-        if self.config.text_encoder == "minilm":
+        kind = self.config.text_encoder
+        if kind in ("minilm", "vectors"):
             content = state.get("text_vectors")
             if content is None or histories is None or "project.weight" not in state:
-                raise ArtifactError("ContentRecommender (minilm) checkpoint lacks text_vectors, histories or projection")
+                raise ArtifactError(f"ContentRecommender ({kind}) checkpoint lacks text_vectors, histories or projection")
             self.text_vectors = content
             build = lambda: ContentModule(None, histories, 0, self.config, content)  # noqa: E731
         else:
