@@ -72,7 +72,7 @@ def test_missing_extra_is_a_config_error_naming_the_install(monkeypatch, tiny_lo
 
 
 def test_config_refuses_unknown_text_encoder_and_batch():
-    with pytest.raises(ConfigError, match="text_encoder must be 'trained' or 'minilm', got 'bert'"):
+    with pytest.raises(ConfigError, match="text_encoder must be 'trained', 'minilm' or 'vectors', got 'bert'"):
         ContentConfig(text_encoder="bert")
     with pytest.raises(ConfigError, match="encode_batch"):
         ContentConfig(text_encoder="minilm", encode_batch=0)
