@@ -11,19 +11,25 @@
    depends on (seed, simulator) only, so all policies meet the same users;
 4. write the report (:mod:`recsim_env.benchmark.report`).
 
-Each (policy, simulator, seed) cell is written atomically as it finishes, so Ctrl-C keeps what is done
-and a rerun with the same ``out_dir`` resumes (:mod:`recsim_env.benchmark.cells`). A rerun may add seeds,
-policies, simulators or metrics; any other change to the folder's ``config.toml`` (a narrower run
-included) is refused, since it would overwrite the record and the report of the finished cells,
-unless ``overwrite`` asks to start over (``recsim benchmark --overwrite``).
+Steps 2-3 are units of work (:mod:`recsim_env.benchmark.tasks`: one policy, context and training
+seed, with its cells) run by an executor (:mod:`recsim_env.benchmark.executors`): in this process,
+in ``--jobs N`` local processes or on Ray, to the same numbers. A task that fails is retried once,
+then named when the run ends (:class:`~recsim_env.benchmark.tasks.TasksFailedError`, after the
+report of the other cells is written).
+
+Each (policy, simulator, seed) cell is written atomically as it finishes, so Ctrl-C or a killed
+worker keeps what is done and a rerun with the same ``out_dir`` resumes
+(:mod:`recsim_env.benchmark.cells`). A rerun may add seeds, policies, simulators or metrics, and may
+run on another executor; any other change to the folder's ``config.toml`` (a narrower run included)
+is refused, since it would overwrite the record and the report of the finished cells, unless
+``overwrite`` asks to start over (``recsim benchmark --overwrite``).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,26 +40,29 @@ from tqdm.auto import tqdm
 
 from recsim_env.benchmark.cells import CellStore, atomic_write_text, check_writable
 from recsim_env.benchmark.config import BenchmarkConfig, Budgets, read_toml
-from recsim_env.benchmark.defaults import CONTEXTS, policy_spec, simulator_spec
-from recsim_env.benchmark.registry import (
-    BuiltPolicy,
-    ContextData,
-    Simulator,
-    TrainingContext,
-)
+from recsim_env.benchmark.defaults import simulator_spec
+from recsim_env.benchmark.executors import ExecutorConfig, make_executor
 from recsim_env.benchmark.results import BenchmarkResult
+from recsim_env.benchmark.tasks import (
+    LoadedContext,
+    TasksFailedError,
+    absolute,
+    evaluate_on,
+    evaluation_seed,
+    forget_contexts,
+    load_context,
+    loaded_context,
+    plan_tasks,
+    run_tasks,
+    runs_on,
+    train_policy,
+)
 from recsim_env.errors import ConfigError
-from recsim_env.evaluation.rollout import EpisodeStats, evaluate
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BenchmarkConfig", "Budgets", "BenchmarkResult", "LoadedContext", "run_benchmark", "execute",
-           "load_context", "train_policy", "evaluate_on", "evaluation_seed", "load_results"]
-
-
-def evaluation_seed(seed: int, simulator: str) -> int:
-    """The evaluation seed of (seed, simulator): the same for every policy (common random numbers)."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(simulator.encode())]).generate_state(1)[0])
+__all__ = ["BenchmarkConfig", "Budgets", "BenchmarkResult", "ExecutorConfig", "LoadedContext", "run_benchmark",
+           "execute", "load_context", "train_policy", "evaluate_on", "evaluation_seed", "load_results"]
 
 
 def result_settings(config: BenchmarkConfig) -> dict[str, Any]:
@@ -72,20 +81,27 @@ EXTENDABLE = ("policies", "simulators", "metrics", "seeds")
 """Config fields a rerun may widen (more entries, more seeds) and still resume the same run."""
 
 
-def run_benchmark(config: BenchmarkConfig, progress: bool = True, overwrite: bool = False) -> Path:
+def run_benchmark(config: BenchmarkConfig, progress: bool = True, overwrite: bool = False,
+                  executor: ExecutorConfig | None = None) -> Path:
     """Run the whole job (module docstring); returns the path of the markdown report.
 
     ``overwrite`` removes a previous run in ``config.out_dir`` (:data:`RUN_OUTPUTS`) and starts over;
     without it a rerun whose config differs from the folder's other than by extending it is refused.
+    ``executor`` says where the work runs (default: in this process); it does not change the results.
+    Tasks that fail twice raise :class:`~recsim_env.benchmark.tasks.TasksFailedError` once the report
+    of the other cells is written.
     """
     from recsim_env.benchmark import report
 
     root = prepare_run_dir(config, overwrite)
     try:
-        execute(config, progress=progress)
+        execute(config, progress=progress, executor=executor)
     except KeyboardInterrupt:
         # Keep the finished cells readable as one table before giving the interrupt back.
         report.write_results_csv(load_results(config), root)
+        raise
+    except TasksFailedError:
+        report.write_report(load_results(config), root, console_table=progress)
         raise
     return report.write_report(load_results(config), root, console_table=progress)
 
@@ -169,112 +185,45 @@ def planned_cells(config: BenchmarkConfig) -> Iterator[tuple[str, str, int]]:
     for sim in config.simulators:
         for seed in range(config.seeds):
             for policy in config.policies:
-                if policy_spec(policy).kind != "oracle" or simulator_spec(sim).has_oracle:
+                if runs_on(policy, sim):
                     yield policy, sim, seed
 
 
-def execute(config: BenchmarkConfig, progress: bool = True) -> None:
-    """Steps 2-3 of the module docstring; finished cells are skipped."""
+def execute(config: BenchmarkConfig, progress: bool = True, executor: ExecutorConfig | None = None) -> None:
+    """Steps 2-3 of the module docstring on ``executor`` (default: in this process); finished cells are skipped."""
+    executor = executor or ExecutorConfig()
+    config = absolute(config)
     store = CellStore(config.out_path)
-    contexts: dict[str, list[str]] = {}
-    for sim in config.simulators:
-        contexts.setdefault(simulator_spec(sim).context, []).append(sim)
-    todo = [c for c in planned_cells(config) if not store.done(*c)]
-    if not todo:
+    tasks = plan_tasks(config, store)
+    if not tasks:
         logger.info("every cell of %s is finished; only the report is rewritten", config.out_path)
         return
     total = sum(1 for _ in planned_cells(config))
-    if len(todo) < total:
-        logger.info("resuming %s: %d of %d cells already finished", config.out_path, total - len(todo), total)
-    bar = tqdm(total=len(todo), desc="benchmark cells", unit="cell", disable=not progress)
-    for context, sims in contexts.items():
-        if any(c[1] in sims for c in todo):
-            _run_context(config, context, sims, store, bar, progress)
-    bar.close()
+    todo = sum(len(task.cells) for task in tasks)
+    if todo < total:
+        logger.info("resuming %s: %d of %d cells already finished", config.out_path, total - todo, total)
+    in_process = executor.backend == "sequential"
+    with make_executor(executor) as pool:  # first: a missing Ray or a dead address fails before any work
+        try:
+            for context in dict.fromkeys(task.context for task in tasks):
+                # In the driver first: fitted simulators reach the cache before any worker looks for them.
+                _write_logged_sessions(config, loaded_context(config, context))
+            if not in_process:
+                forget_contexts()  # the workers load their own
+            with tqdm(total=todo, desc="benchmark cells", unit="cell", disable=not progress) as bar:
+                failures = run_tasks(pool, tasks, config, store, bar, in_process=in_process)
+        finally:
+            forget_contexts()
+    if failures:
+        raise TasksFailedError(f"{len(failures)} of {len(tasks)} tasks failed twice; their cells are missing from the "
+                               f"report (rerun with the same --out to retry them): {'; '.join(failures)}")
 
 
-@dataclass(frozen=True, eq=False)
-class LoadedContext:
-    """A training context with its simulators built."""
-
-    name: str
-    data: ContextData
-    simulators: dict[str, Simulator]
-    train_simulator: Simulator
-
-
-def load_context(config: BenchmarkConfig, context: str, sims: list[str]) -> LoadedContext:
-    """Load ``context`` (fetch, fit: cached by the builders) and build its simulators ``sims``."""
-    spec = CONTEXTS[context]
-    logger.info("preparing training context %s", context)
-    data = spec.load(config)
-    simulators = {name: simulator_spec(name).build(data, config) for name in sims}
-    train_sim = simulators.get(spec.train_simulator) or simulator_spec(spec.train_simulator).build(data, config)
-    return LoadedContext(context, data, simulators, train_sim)
-
-
-def train_policy(config: BenchmarkConfig, loaded: LoadedContext, policy: str, seed: int,
-                 progress: bool = True) -> tuple[BuiltPolicy, TrainingContext]:
-    """Build (train) ``policy`` on the context's data / training simulator with ``seed``."""
-    ctx = TrainingContext(loaded.name, loaded.data.log, loaded.data.split, loaded.train_simulator, config.slate_size,
-                          config.budgets, seed, config.out_path / "train" / loaded.name / policy / f"seed-{seed}",
-                          progress, config.warm_start, config.out_path / "train" / loaded.name / "shared")
-    return policy_spec(policy).build(ctx), ctx
-
-
-def _run_context(config: BenchmarkConfig, context: str, sims: list[str], store: CellStore, bar: tqdm,
-                 progress: bool) -> None:
-    loaded = load_context(config, context, sims)
+def _write_logged_sessions(config: BenchmarkConfig, loaded: LoadedContext) -> None:
     for sim in loaded.simulators.values():
         if sim.logged_session_lengths is not None:
             frame = pd.DataFrame({"session_length": np.asarray(sim.logged_session_lengths)})
             atomic_write_text(config.out_path / "logged_sessions" / f"{sim.name}.csv", frame.to_csv(index=False))
-    trained: dict[str, BuiltPolicy] = {}  # policies trained once, when seeds do not retrain
-    for seed in range(config.seeds):
-        for policy in config.policies:
-            cells = [s for s in sims if not store.done(policy, s, seed)
-                     and (policy_spec(policy).kind != "oracle" or simulator_spec(s).has_oracle)]
-            if not cells:
-                continue
-            train_seed = seed if config.retrain_per_seed else 0
-            built = trained.get(policy)
-            if built is None:
-                bar.set_postfix_str(f"{context} {policy} seed {train_seed}: training")
-                built, ctx = train_policy(config, loaded, policy, train_seed, progress)
-                _store_training(store, config, context, policy, train_seed, built, ctx)
-                if not config.retrain_per_seed:
-                    trained[policy] = built
-            for sim in cells:
-                bar.set_postfix_str(f"{policy} on {sim}, seed {seed}")
-                store.write(policy, sim, seed, evaluate_on(built, loaded.simulators[sim], config, seed))
-                bar.update(1)
-
-
-def evaluate_on(built: BuiltPolicy, simulator: Simulator, config: BenchmarkConfig, seed: int) -> EpisodeStats:
-    """One cell: ``config.episodes`` episodes of ``built.policy`` in ``simulator`` with the CRN seed."""
-    env = simulator.make_env(min(config.episodes, config.max_envs))
-    policy = built.policy
-    if hasattr(policy, "bind_env"):
-        policy.bind_env(env)
-    stats = evaluate(policy, env, config.episodes, evaluation_seed(seed, simulator.name),
-                     catalog=simulator.catalog, max_envs=config.max_envs)
-    # Cells are keyed by the seed index; the derived evaluation seed is kept beside it.
-    return EpisodeStats(*(frame.rename(columns={"seed": "eval_seed"}).assign(seed=seed)
-                          for frame in (stats.episodes, stats.seeds)))
-
-
-def _store_training(store: CellStore, config: BenchmarkConfig, context: str, policy: str, seed: int,
-                    built: BuiltPolicy, ctx: TrainingContext) -> None:
-    if built.curve is not None and len(built.curve):
-        store.write_curve(context, policy, seed, built.curve)
-    if config.offline and built.scorer is not None and store.read_json("offline", context, policy, seed) is None:
-        from recsim_env.evaluation.offline import ncf_protocol
-
-        split = ctx.split
-        full = split.train.with_interactions(pd.concat([split.train.interactions, split.valid.interactions,
-                                                        split.test.interactions]))
-        metrics = ncf_protocol(split.train, split.test, full, built.scorer, seed=seed)
-        store.write_json("offline", context, policy, seed, metrics)
 
 
 def load_results(config: BenchmarkConfig) -> BenchmarkResult:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from recsim_env.benchmark.config import BenchmarkConfig
 from recsim_env.benchmark.defaults import POLICIES, SIMULATORS
+from recsim_env.benchmark.executors import BACKENDS, ExecutorConfig
 from recsim_env.benchmark.run import run_benchmark
 from recsim_env.evaluation.rollout import METRICS
 
@@ -21,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "TensorBoard). Rerunning with the same --out and config resumes an interrupted run; "
                     "--overwrite starts over.")
     parser.add_argument("--config", metavar="FILE", help="TOML config file (see recsim_env.benchmark.config)")
-    parser.add_argument("--quick", action="store_true", default=None, help="a smoke run in minutes: short training budgets, 3 seeds, 200 episodes, "
+    parser.add_argument("--quick", action="store_true", default=None,
+                        help="a smoke run in minutes: short training budgets, 3 seeds, 200 episodes, "
                              "each policy trained once")
     parser.add_argument("--out", dest="out_dir", metavar="DIR", help="run directory (default: runs/benchmark)")
     parser.add_argument("--seeds", type=int, metavar="N", help="seeds per policy and simulator (default: 5)")
@@ -40,6 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="start over: remove a previous run in --out (its cells, report and aggregates) first; "
                              "without it a rerun must use the run's config, or only add seeds, policies, "
                              "simulators or metrics")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="where the work runs: sequential (this process; the default), local (--jobs processes) "
+                             "or ray (a local Ray instance, or the cluster at --ray-address); the results are the same")
+    parser.add_argument("--jobs", type=positive_int, metavar="N",
+                        help="parallel workers: processes of --backend local (implied by N > 1), CPUs of the local "
+                             "Ray instance, or the most tasks in flight on a Ray cluster")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="a running Ray cluster's head (host:port from `ray start --head`, ray://host:10001 or "
+                             "auto); implies --backend ray; without it --backend ray starts a local instance")
     parser.add_argument("--list", action="store_true", help="list the known policies and simulators, then exit")
     parser.set_defaults(func=_run)
 
@@ -54,8 +65,20 @@ def _run(args: argparse.Namespace) -> int:
                                    retrain_per_seed=args.retrain_per_seed,
                                    warm_start=None if args.warm_start is None else
                                    ("" if args.warm_start == "none" else args.warm_start))
-    run_benchmark(config, overwrite=args.overwrite)
+    executor = ExecutorConfig.from_options(args.backend, args.jobs, args.ray_address)
+    run_benchmark(config, overwrite=args.overwrite, executor=executor)
     return 0
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count of at least 1: ``--jobs 0`` is refused before anything runs."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def _print_registry() -> None:
