@@ -25,7 +25,8 @@ def _modules() -> list[str]:
 
 def _with_examples(name: str) -> bool:
     module = importlib.import_module(name)  # only the module's own objects, as doctest.testmod reads them
-    return any(test.examples for test in doctest.DocTestFinder().find(module, module.__name__, module=module))
+    tests = doctest.DocTestFinder().find(module, module.__name__, module=module)
+    return any(not example.options.get(doctest.SKIP) for test in tests for example in test.examples)
 
 
 MODULES = [name for name in _modules() if _with_examples(name)]
