@@ -279,7 +279,7 @@ class SyntheticUserModel:
         """
         if not 1 <= n_users <= self.n_logged_users:
             raise ConfigError(f"n_users must be in [1, {self.n_logged_users}] (the population), got {n_users}")
-        rows = simulate_sessions(self, n_users, rng, policy, slate_size, n_candidates, step_cap)
+        rows = rollout_log_rows(self, n_users, rng, policy, slate_size, n_candidates, step_cap)
         return self._as_log(rows, n_users)
 
     def _as_log(self, rows: pd.DataFrame, n_users: int, extra_meta: dict | None = None) -> InteractionLog:
@@ -539,7 +539,7 @@ class ReturningSyntheticUserModel(SyntheticUserModel):
                                                          for f in fields(self.longterm)}})
 
 
-def simulate_sessions(model, n_users: int, rng: np.random.Generator, policy, slate_size: int,
+def rollout_log_rows(model, n_users: int, rng: np.random.Generator, policy, slate_size: int,
                       n_candidates: int, step_cap: int) -> pd.DataFrame:
     """Clicks of one session of each of users ``0..n_users-1``, stepped in one batch by the vector env."""
     # Imported here: the env composes user models, so a user model only reaches for it to make data.
