@@ -115,8 +115,12 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     )
     from recsim_env.users.adapter import PerUserAdapter, UserResponse
     from recsim_env.users.fitted import FittedUserModel
-    from recsim_env.users.synthetic import (LongTermConfig, ReturningSyntheticUserModel, SyntheticConfig,
-                                             SyntheticUserModel)
+    from recsim_env.users.synthetic import (
+        LongTermConfig,
+        ReturningSyntheticUserModel,
+        SyntheticConfig,
+        SyntheticUserModel,
+    )
 
 from recsim_env.env.registration import register_envs  # noqa: E402  (gym.make("recsim_env:...") imports this package)
 

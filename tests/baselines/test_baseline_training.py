@@ -10,8 +10,8 @@ import torch
 
 from baselines.mf import BPRMF, MFConfig, MFModule
 from baselines.training import (
-    NegativeSampler,
     LoopConfig,
+    NegativeSampler,
     recency_weights,
     train_module,
 )

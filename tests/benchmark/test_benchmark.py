@@ -31,7 +31,7 @@ def test_a_run_writes_a_parseable_report_with_common_random_numbers(tmp_path, fa
     assert len(returns) == 4 and (returns.xs("fav", level="policy") > returns.xs("first", level="policy")).all()
     assert set(results["n"][results["metric"] == "return"]) == {2}  # intervals over the two seeds
     episodes = pd.read_csv(root / "episodes.csv")
-    for (sim, seed), group in episodes.groupby(["simulator", "seed"]):
+    for _, group in episodes.groupby(["simulator", "seed"]):
         users = {p: g["user_index"].to_numpy() for p, g in group.groupby("policy")}
         np.testing.assert_array_equal(users["fav"], users["first"])  # same users for every policy
     users_a = episodes[(episodes["simulator"] == "fake-a") & (episodes["seed"] == 0)]["user_index"]

@@ -20,7 +20,7 @@ def test_synthetic_benchmark_with_real_policies_and_the_oracle(tmp_path):
     assert results["oracle", "ctr"] > max(results["random", "ctr"], results["popularity", "ctr"])
     assert results["popularity", "coverage"] < results["random", "coverage"]
     episodes = pd.read_csv(config.out_path / "episodes.csv")
-    for seed, group in episodes.groupby("seed"):
+    for _, group in episodes.groupby("seed"):
         users = [g["user_index"].to_numpy() for _, g in group.groupby("policy")]
         assert all(np.array_equal(users[0], u) for u in users[1:])
     offline = pd.read_csv(config.out_path / "offline.csv")

@@ -16,6 +16,11 @@ from recsim_env.data.sessions import DEFAULT_GAP_SECONDS, summarize_sessions
 _MAX_BINS = 12  # more distinct rating values than this are binned
 
 
+def _day(seconds: int) -> str:
+    # numpy's calendar, not datetime's: any int64 of seconds has a day (datetime stops at years 1 and 9999)
+    return str(np.datetime64(int(seconds), "s").astype("datetime64[D]"))
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="fetch and inspect logged data")
     sub = parser.add_subparsers(dest="data_command", required=True)
@@ -65,13 +70,11 @@ def _overview(data: InteractionLog) -> Table:
     summary = data.summary()
     per_user = np.bincount(data.interactions["user"].to_numpy(), minlength=data.n_users)
     ts = data.interactions["timestamp"].to_numpy()
-    # numpy's calendar, not datetime's: any int64 of seconds has a day (datetime stops at years 1 and 9999)
-    day = lambda t: str(np.datetime64(int(t), "s").astype("datetime64[D]"))
     rows = [("interactions", f"{summary['interactions']:,}"), ("users", f"{summary['users']:,}"),
             ("items", f"{summary['items']:,}"), ("sparsity", f"{summary['sparsity']:.4%}"),
             ("responses", ", ".join(summary["responses"]) or "none (implicit)"),
             ("interactions per user", f"min {per_user.min()}, median {np.median(per_user):g}, max {per_user.max()}"),
-            ("time span (UTC)", f"{day(ts.min())} .. {day(ts.max())}"),
+            ("time span (UTC)", f"{_day(ts.min())} .. {_day(ts.max())}"),
             ("genres", str(summary["genres"])),
             ("items with title / year", f"{(data.items['title'] != '').sum():,} / {data.items['year'].notna().sum():,}"),
             ("user features", ", ".join(c for c in data.users.columns if c != "user_id") or "none"),
