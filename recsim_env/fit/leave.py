@@ -25,8 +25,15 @@ without timestamps (row numbers instead) has one session per user, its whole his
 
 What the logs cannot show, and so stays an *assumed* parameter: leaving after a step *without* a click
 (ML-100K has no impressions; every logged row is a consumed item). :attr:`LeaveHazard.no_click_probability`
-is :attr:`LeaveConfig.no_click_leave` when set, else the constant hazard of consumed items ("an
-ignored slate ends a session as often as an average consumed item"); ``meta["no_click_source"]`` says which.
+is :attr:`LeaveConfig.no_click_leave` (default 0: the fitted hazard of a consumed item is already the
+probability that no other item follows, whatever was shown and ignored in between), or with ``None``
+the constant hazard of consumed items ("an ignored slate ends a session as often as an average
+consumed item"); ``meta["no_click_source"]`` says which.
+
+A log that shows a single outcome (every observed item ends its session, as when all gaps exceed
+``gap_seconds``, or none does) cannot fit any feature: :func:`fit_leave_hazard` raises a
+:class:`DataError`, or with ``constant_if_degenerate`` returns the smoothed constant hazard
+``(ends + 1) / (observed + 2)`` and says so in ``meta["source"]``.
 """
 
 from __future__ import annotations
@@ -69,8 +76,11 @@ class LeaveConfig:
     """L2 penalty on the standardised coefficients (not the intercept), per row of the mean log-loss."""
     max_iterations: int = 100
     """Newton steps at most."""
-    no_click_leave: float | None = None
-    """Assumed leave probability after a step without a click (``None``: the fitted constant hazard)."""
+    no_click_leave: float | None = 0.0
+    """Assumed leave probability after a step without a click (``None``: the fitted constant hazard).
+    0 by default: a log of consumed items cuts a session after its last consumed item, so the fitted
+    hazard already is the whole probability of leaving before the next consumed item, ignored slates
+    in between included; a positive value adds leaves on top of those the log shows."""
 
     def __post_init__(self) -> None:
         for name in ("gap_seconds", "overlap_decay", "l2"):
@@ -339,20 +349,41 @@ class LeaveHazard:
                    config.no_click_leave or 0.0, {"source": "hand-set"})
 
     # ------------------------------------------------------------------ artifact
-    def save(self, path: str | Path) -> Path:
-        """Write plain arrays and a JSON header to ``.npz`` (read back with ``allow_pickle=False``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def to_parts(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able header, plain arrays): what :meth:`save` writes, and what a fitted user model's
+        artifact embeds (read back with :meth:`from_parts`)."""
         header = {"format_version": FORMAT_VERSION, "kind": "leave_hazard", "feature_names": list(self.feature_names),
                   "intercept": self.intercept, "like_threshold": self.like_threshold,
                   "overlap_decay": self.overlap_decay, "position_bins": list(self.position_bins),
                   "gap_seconds": self.gap_seconds, "no_click_probability": self.no_click_probability,
                   "meta": self.meta}
+        return header, {name: getattr(self, name) for name in ARRAY_FIELDS}
+
+    @classmethod
+    def from_parts(cls, header: dict, arrays: dict[str, np.ndarray], where: str) -> LeaveHazard:
+        """:meth:`to_parts`' output back; :class:`ArtifactError` naming ``where`` on another kind or format."""
+        _check_kind(header, where)
+        n_features = len(header["feature_names"])
+        shapes = {"coefficients": (n_features,), "feature_mean": (n_features,), "feature_scale": (n_features,),
+                  "covariance": (n_features + 1, n_features + 1)}
+        for name, shape in shapes.items():
+            if arrays[name].shape != shape:
+                raise ArtifactError(f"{where}: leave hazard array {name!r} has shape {arrays[name].shape}, expected "
+                                    f"{shape} for {n_features} features; the artifact is damaged: refit it")
+        return cls(tuple(header["feature_names"]), float(header["intercept"]), arrays["coefficients"],
+                   arrays["feature_mean"], arrays["feature_scale"], arrays["covariance"], arrays["item_counts"],
+                   arrays["user_counts"], header["like_threshold"], header["overlap_decay"],
+                   tuple(header["position_bins"]), header["gap_seconds"], header["no_click_probability"],
+                   header["meta"])
+
+    def save(self, path: str | Path) -> Path:
+        """Write plain arrays and a JSON header to ``.npz`` (read back with ``allow_pickle=False``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header, arrays = self.to_parts()
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as handle:  # write-then-rename: a crash never leaves half an artifact
-            np.savez(handle, header=np.array(json.dumps(header)), coefficients=self.coefficients,
-                     feature_mean=self.feature_mean, feature_scale=self.feature_scale, covariance=self.covariance,
-                     item_counts=self.item_counts, user_counts=self.user_counts)
+            np.savez(handle, header=np.array(json.dumps(header)), **arrays)
         tmp.replace(path)
         return path
 
@@ -363,21 +394,23 @@ class LeaveHazard:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 header = json.loads(str(npz["header"]))
-                if header.get("kind") != "leave_hazard" or header.get("format_version") != FORMAT_VERSION:
-                    raise ArtifactError(f"{path}: a {header.get('kind')!r} artifact of format "
-                                        f"{header.get('format_version')}, expected 'leave_hazard' format "
-                                        f"{FORMAT_VERSION}; refit it")
-                arrays = {name: npz[name] for name in ("coefficients", "feature_mean", "feature_scale",
-                                                       "covariance", "item_counts", "user_counts")}
+                _check_kind(header, str(path))
+                arrays = {name: npz[name] for name in ARRAY_FIELDS}
         except ArtifactError:
             raise
         except (OSError, KeyError, ValueError) as exc:
             raise ArtifactError(f"{path}: not a readable leave hazard artifact ({exc})") from exc
-        return cls(tuple(header["feature_names"]), float(header["intercept"]), arrays["coefficients"],
-                   arrays["feature_mean"], arrays["feature_scale"], arrays["covariance"], arrays["item_counts"],
-                   arrays["user_counts"], header["like_threshold"], header["overlap_decay"],
-                   tuple(header["position_bins"]), header["gap_seconds"], header["no_click_probability"],
-                   header["meta"])
+        return cls.from_parts(header, arrays, str(path))
+
+
+def _check_kind(header: dict, where: str) -> None:
+    if header.get("kind") != "leave_hazard" or header.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{where}: a {header.get('kind')!r} artifact of format {header.get('format_version')}, "
+                            f"expected 'leave_hazard' format {FORMAT_VERSION}; refit it")
+
+
+ARRAY_FIELDS = ("coefficients", "feature_mean", "feature_scale", "covariance", "item_counts", "user_counts")
+"""The array fields of :class:`LeaveHazard`, saved as they are."""
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -413,6 +446,13 @@ def _logistic_newton(design: np.ndarray, labels: np.ndarray, l2: float,
     return params, covariance, converged
 
 
+def _no_click(config: LeaveConfig, constant: float) -> tuple[float, str]:
+    """(assumed no-click leave probability, where it comes from)."""
+    if config.no_click_leave is None:
+        return constant, "assumed: the constant hazard of consumed items (LeaveConfig.no_click_leave=None)"
+    return float(config.no_click_leave), f"assumed: LeaveConfig.no_click_leave = {config.no_click_leave:g}"
+
+
 def fit_hazard(inputs: LeaveInputs, names: tuple[str, ...], config: LeaveConfig, item_counts: np.ndarray,
                user_counts: np.ndarray, meta: dict | None = None) -> LeaveHazard:
     """Fit a hazard with the features ``names`` on the observed rows of ``inputs``.
@@ -439,12 +479,10 @@ def fit_hazard(inputs: LeaveInputs, names: tuple[str, ...], config: LeaveConfig,
     if not converged:
         logger.warning("leave hazard: Newton's method stopped after %d steps before converging", config.max_iterations)
     constant = float(labels.mean())
-    no_click = config.no_click_leave if config.no_click_leave is not None else constant
+    no_click, no_click_source = _no_click(config, constant)
     meta = dict(meta or {}) | {"rows": int(rows.size), "events": int(labels.sum()),
                                "censored": int((~inputs.observed).sum()), "constant_hazard": constant,
-                               "converged": converged,
-                               "no_click_source": "assumed: LeaveConfig.no_click_leave"
-                               if config.no_click_leave is not None else "assumed: the constant hazard of consumed items"}
+                               "converged": converged, "no_click_source": no_click_source}
     return LeaveHazard(tuple(names), float(params[0]), params[1:], mean, scale, covariance,
                        np.asarray(item_counts, np.float64), np.asarray(user_counts, np.float64),
                        config.like_threshold, config.overlap_decay, tuple(config.position_bins), config.gap_seconds,
@@ -452,19 +490,52 @@ def fit_hazard(inputs: LeaveInputs, names: tuple[str, ...], config: LeaveConfig,
 
 
 def fit_leave_hazard(log: InteractionLog, config: LeaveConfig | None = None, names: tuple[str, ...] | None = None,
-                     end_time: float | None = None) -> LeaveHazard:
-    """Fit the leave hazard on ``log`` (pass the training split); ``names`` default to every feature."""
+                     end_time: float | None = None, constant_if_degenerate: bool = False) -> LeaveHazard:
+    """Fit the leave hazard on ``log`` (pass the training split); ``names`` default to every feature.
+
+    ``constant_if_degenerate``: where the log shows a single outcome, return :func:`smoothed_constant`
+    (with a warning) instead of raising :class:`DataError`.
+    """
     config = config or LeaveConfig()
     began = time.perf_counter()
     inputs = leave_inputs(log, config, end_time=end_time)
     names = feature_names(config, inputs.rating is not None) if names is None else tuple(names)
     item_counts = np.bincount(log.interactions["item"].to_numpy(), minlength=log.n_items)
     user_counts = np.bincount(log.interactions["user"].to_numpy(), minlength=log.n_users)
-    hazard = fit_hazard(inputs, names, config, item_counts, user_counts,
-                        {"dataset": log.name, "fingerprint": log.fingerprint()})
+    meta = {"dataset": log.name, "fingerprint": log.fingerprint()}
+    if constant_if_degenerate and single_outcome(inputs):
+        hazard = smoothed_constant(inputs, config, item_counts, user_counts, meta)
+        logger.warning("%s: %s", log.name, hazard.meta["source"])
+    else:
+        hazard = fit_hazard(inputs, names, config, item_counts, user_counts, meta)
+        hazard.meta["source"] = "fitted"
     hazard.meta["fit_seconds"] = time.perf_counter() - began
     hazard.meta["train_log_loss"] = log_loss(hazard.probability(hazard.design(inputs)), inputs)
     return hazard
+
+
+def single_outcome(inputs: LeaveInputs) -> bool:
+    """True when the observed items of ``inputs`` all ended their sessions, or none did (or none is observed)."""
+    ended = inputs.ended[inputs.observed]
+    return ended.size == 0 or bool(ended.all()) or not ended.any()
+
+
+def smoothed_constant(inputs: LeaveInputs, config: LeaveConfig, item_counts: np.ndarray, user_counts: np.ndarray,
+                      meta: dict | None = None) -> LeaveHazard:
+    """The constant hazard ``(ends + 1) / (observed + 2)`` (Laplace's rule of succession: never exactly 0
+    or 1, so a simulated session neither never ends nor always ends at its first item)."""
+    observed = int(inputs.observed.sum())
+    events = int(inputs.ended[inputs.observed].sum())
+    rate = (events + 1) / (observed + 2)
+    no_click, no_click_source = _no_click(config, rate)
+    source = (f"constant fallback: {events} of {observed} observed items end their session, a single outcome "
+              f"that no feature can be fitted on; hazard (ends + 1) / (observed + 2) = {rate:.4f}")
+    meta = dict(meta or {}) | {"rows": observed, "events": events, "censored": int((~inputs.observed).sum()),
+                               "constant_hazard": rate, "converged": True, "source": source,
+                               "no_click_source": no_click_source}
+    return LeaveHazard((), float(np.log(rate / (1 - rate))), np.zeros(0), np.zeros(0), np.ones(0), np.zeros((1, 1)),
+                       np.asarray(item_counts, np.float64), np.asarray(user_counts, np.float64), config.like_threshold,
+                       config.overlap_decay, tuple(config.position_bins), config.gap_seconds, float(no_click), meta)
 
 
 def log_loss(probability: np.ndarray, inputs: LeaveInputs) -> float:
@@ -568,10 +639,14 @@ def validate_leave_hazard(hazard: LeaveHazard, train: InteractionLog, test: Inte
                                    overlap_decay=hazard.overlap_decay, position_bins=hazard.position_bins)
     train_inputs = leave_inputs(train, config)
     test_inputs = leave_inputs(test, config, hazard.item_counts, hazard.user_counts)
-    models = {"constant": fit_hazard(train_inputs, (), config, hazard.item_counts, hazard.user_counts),
-              "position": fit_hazard(train_inputs, position_feature_names(config.position_bins), config,
-                                     hazard.item_counts, hazard.user_counts),
-              "full": hazard}
+    if single_outcome(train_inputs):  # no feature can be fitted: every baseline is the smoothed constant
+        constant = smoothed_constant(train_inputs, config, hazard.item_counts, hazard.user_counts)
+        models = {"constant": constant, "position": constant, "full": hazard}
+    else:
+        models = {"constant": fit_hazard(train_inputs, (), config, hazard.item_counts, hazard.user_counts),
+                  "position": fit_hazard(train_inputs, position_feature_names(config.position_bins), config,
+                                         hazard.item_counts, hazard.user_counts),
+                  "full": hazard}
     held_out = {name: log_loss(model.probability(model.design(test_inputs)), test_inputs)
                 for name, model in models.items()}
     trained = {name: log_loss(model.probability(model.design(train_inputs)), train_inputs)

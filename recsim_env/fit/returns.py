@@ -338,19 +338,47 @@ class ReturnModel:
                    config.gap_seconds, config.like_threshold, config.dislike_threshold, {"source": "hand-set"})
 
     # ------------------------------------------------------------------ artifact
+    def to_parts(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able header, plain arrays): what :meth:`save` writes, and what a fitted user model's
+        artifact embeds (read back with :meth:`from_parts`)."""
+        header = {
+            "format_version": FORMAT_VERSION,
+            "kind": "return_model",
+            "covariate_names": list(self.covariate_names),
+            "distribution": self.distribution,
+            "intercept": self.intercept,
+            "log_scale": self.log_scale,
+            "gap_seconds": self.gap_seconds,
+            "like_threshold": self.like_threshold,
+            "dislike_threshold": self.dislike_threshold,
+            "meta": self.meta,
+        }
+        return header, {name: getattr(self, name) for name in ARRAY_FIELDS}
+
+    @classmethod
+    def from_parts(cls, header: dict, arrays: dict[str, np.ndarray], where: str) -> ReturnModel:
+        """:meth:`to_parts`' output back; :class:`ArtifactError` naming ``where`` on another kind or format."""
+        _check_kind(header, where)
+        n_cov = len(header["covariate_names"])
+        shapes = {"coefficients": (n_cov,), "covariate_mean": (n_cov,), "covariate_scale": (n_cov,),
+                  "covariance": (n_cov + 2, n_cov + 2)}
+        for name, shape in shapes.items():
+            if arrays[name].shape != shape:
+                raise ArtifactError(f"{where}: return model array {name!r} has shape {arrays[name].shape}, expected "
+                                    f"{shape} for {n_cov} covariates; the artifact is damaged: refit it")
+        return cls(tuple(header["covariate_names"]), header["distribution"], float(header["intercept"]),
+                   arrays["coefficients"], float(header["log_scale"]), arrays["covariate_mean"],
+                   arrays["covariate_scale"], arrays["covariance"], header["gap_seconds"], header["like_threshold"],
+                   header["dislike_threshold"], header["meta"])
+
     def save(self, path: str | Path) -> Path:
         """Write plain arrays and a JSON header to ``.npz`` (read back with ``allow_pickle=False``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        header = {"format_version": FORMAT_VERSION, "kind": "return_model", "covariate_names": list(self.covariate_names),
-                  "distribution": self.distribution, "intercept": self.intercept, "log_scale": self.log_scale,
-                  "gap_seconds": self.gap_seconds, "like_threshold": self.like_threshold,
-                  "dislike_threshold": self.dislike_threshold, "meta": self.meta}
+        header, arrays = self.to_parts()
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as handle:  # write-then-rename: a crash never leaves half an artifact
-            np.savez(handle, header=np.array(json.dumps(header)), coefficients=self.coefficients,
-                     covariate_mean=self.covariate_mean, covariate_scale=self.covariate_scale,
-                     covariance=self.covariance)
+            np.savez(handle, header=np.array(json.dumps(header)), **arrays)
         tmp.replace(path)
         return path
 
@@ -361,19 +389,23 @@ class ReturnModel:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 header = json.loads(str(npz["header"]))
-                if header.get("kind") != "return_model" or header.get("format_version") != FORMAT_VERSION:
-                    raise ArtifactError(f"{path}: a {header.get('kind')!r} artifact of format "
-                                        f"{header.get('format_version')}, expected 'return_model' format "
-                                        f"{FORMAT_VERSION}; refit it")
-                arrays = {name: npz[name] for name in ("coefficients", "covariate_mean", "covariate_scale", "covariance")}
+                _check_kind(header, str(path))
+                arrays = {name: npz[name] for name in ARRAY_FIELDS}
         except ArtifactError:
             raise
         except (OSError, KeyError, ValueError) as exc:
             raise ArtifactError(f"{path}: not a readable return model artifact ({exc})") from exc
-        return cls(tuple(header["covariate_names"]), header["distribution"], float(header["intercept"]),
-                   arrays["coefficients"], float(header["log_scale"]), arrays["covariate_mean"],
-                   arrays["covariate_scale"], arrays["covariance"], header["gap_seconds"], header["like_threshold"],
-                   header["dislike_threshold"], header["meta"])
+        return cls.from_parts(header, arrays, str(path))
+
+
+def _check_kind(header: dict, where: str) -> None:
+    if header.get("kind") != "return_model" or header.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{where}: a {header.get('kind')!r} artifact of format {header.get('format_version')}, "
+                            f"expected 'return_model' format {FORMAT_VERSION}; refit it")
+
+
+ARRAY_FIELDS = ("coefficients", "covariate_mean", "covariate_scale", "covariance")
+"""The array fields of :class:`ReturnModel`, saved as they are."""
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -438,6 +470,13 @@ def _hessian(params: np.ndarray, args: tuple) -> np.ndarray:
 
 def _check_returns(records: SessionRecords, log: InteractionLog, config: ReturnConfig) -> None:
     if records.returned.any():
+        excess = _log_excess(records, config.gap_seconds)[records.returned]
+        if np.ptp(excess) < 1e-9:
+            # One gap shared by every return: the likelihood grows without bound as the scale shrinks.
+            raise DataError(f"{log.name}: the return model needs gaps that vary, and all {excess.size} returns "
+                            f"come {records.gap_days[records.returned][0] * DAY:g} s after their session's end "
+                            f"(a log on a clock, e.g. one interaction an hour); the leave hazard can still be "
+                            f"fitted on this log")
         return
     if len(records) == 0:
         raise DataError(f"{log.name}: the return model needs ended sessions; the log has none that ended "
@@ -461,7 +500,10 @@ def fit_return_model(log: InteractionLog, config: ReturnConfig | None = None, na
     meta = {"dataset": log.name, "fingerprint": log.fingerprint()}
     families = DISTRIBUTIONS if config.distribution == "auto" else (config.distribution,)
     fits = {family: fit_aft(records, names, family, config, meta) for family in families}
-    model = max(fits.values(), key=lambda fitted: fitted.meta["train_log_likelihood"])
+    if not any(np.isfinite(fitted.meta["train_log_likelihood"]) for fitted in fits.values()):
+        raise DataError(f"{log.name}: the return model's fit failed (no finite likelihood for {list(fits)}); "
+                        f"the leave hazard can still be fitted on this log")
+    model = max(fits.values(), key=lambda fitted: np.nan_to_num(fitted.meta["train_log_likelihood"], nan=-np.inf))
     model.meta["train_log_likelihood_by_distribution"] = {k: v.meta["train_log_likelihood"] for k, v in fits.items()}
     model.meta["fit_seconds"] = time.perf_counter() - began
     return model
@@ -582,7 +624,8 @@ def _calibration(model: ReturnModel, null: ReturnModel, design: np.ndarray, null
     quartiles = tuple((float(predicted[rows].mean()),
                        1.0 - km_survival_at(records.gap_days[rows], records.returned[rows], horizon))
                       for rows in quarters if len(rows))
-    return Calibration(horizon, float(predicted.mean()), 1.0 - km_survival_at(records.gap_days, records.returned, horizon),
+    observed = 1.0 - km_survival_at(records.gap_days, records.returned, horizon)
+    return Calibration(horizon, float(predicted.mean()), observed,
                        float((1.0 - null.survival(horizon, null_design)).mean()), quartiles)
 
 

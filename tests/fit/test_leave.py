@@ -185,8 +185,37 @@ def test_bad_config_is_refused(changes):
 
 
 def test_no_click_probability_is_assumed_and_says_so():
+    """0 by default (the consumed-item hazard is the whole leave probability), the constant hazard on request."""
     hazard = fit_leave_hazard(_hand_log(), names=())
-    assert hazard.no_click_probability == pytest.approx(2 / 6)
-    assert hazard.meta["no_click_source"].startswith("assumed")
+    assert hazard.no_click_probability == 0.0
+    assert hazard.meta["no_click_source"] == "assumed: LeaveConfig.no_click_leave = 0"
+    constant = fit_leave_hazard(_hand_log(), LeaveConfig(no_click_leave=None), names=())
+    assert constant.no_click_probability == pytest.approx(2 / 6)
+    assert constant.meta["no_click_source"].startswith("assumed: the constant hazard")
     set_by_hand = fit_leave_hazard(_hand_log(), LeaveConfig(no_click_leave=0.05), names=())
     assert set_by_hand.no_click_probability == 0.05
+
+
+def test_a_single_outcome_log_can_fall_back_to_the_smoothed_constant_hazard(caplog):
+    inter = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["i0", "i1", "i0"], "timestamp": [0, 5000, 9000]})
+    log = InteractionLog.from_frames(inter, pd.DataFrame({"item_id": ["i0", "i1"]}), None, ColumnMapping(),
+                                     name="singles")
+    with caplog.at_level("WARNING", logger="recsim_env.fit.leave"):
+        hazard = fit_leave_hazard(log, end_time=20000, constant_if_degenerate=True)
+    assert hazard.feature_names == () and hazard.meta["source"].startswith("constant fallback: 3 of 3")
+    assert "singles: constant fallback" in caplog.text
+    design = hazard.features(np.arange(2), None, np.zeros(2), np.ones(2), np.ones(2))
+    np.testing.assert_allclose(hazard.probability(design), (3 + 1) / (3 + 2))
+    fitted = fit_leave_hazard(_hand_log(), LeaveConfig(l2=1.0), constant_if_degenerate=True)
+    assert fitted.meta["source"] == "fitted" and fitted.feature_names
+
+
+def test_validation_of_a_constant_fallback_scores_every_baseline_as_that_constant():
+    inter = pd.DataFrame({"user_id": ["a", "a", "b", "b"], "item_id": ["i0", "i1", "i0", "i1"],
+                          "timestamp": [0, 5000, 9000, 15000]})
+    log = InteractionLog.from_frames(inter, pd.DataFrame({"item_id": ["i0", "i1"]}), None, ColumnMapping(),
+                                     name="singles")
+    train, test = temporal_split(log, 0.5)
+    hazard = fit_leave_hazard(train, constant_if_degenerate=True)
+    result = validate_leave_hazard(hazard, train, test)
+    assert result.log_loss["constant"] == result.log_loss["position"] == result.log_loss["full"]

@@ -74,7 +74,9 @@ def test_history_counts_toward_the_user_covariates_only():
     log = _hand_log()
     early, later = temporal_split(log, 0.5)
     records = session_records(later, history=early, end_time=10060 + 3600)
-    assert len(records) == len(set(records.end_time)) and records.end_time.min() >= later.interactions["timestamp"].min()
+    assert (
+        len(records) == len(set(records.end_time)) and records.end_time.min() >= later.interactions["timestamp"].min()
+    )
     a_second = records.columns["log1p_sessions"][records.user == 0]
     np.testing.assert_allclose(a_second, np.log1p([2]))
 
@@ -203,7 +205,9 @@ def test_save_load_round_trip(tmp_path, known_log):
     model = fit_return_model(log, end_time=end)
     loaded = ReturnModel.load(model.save(tmp_path / "return.npz"))
     records = session_records(log, end_time=end)
-    np.testing.assert_array_equal(loaded.survival(7.0, loaded.design(records)), model.survival(7.0, model.design(records)))
+    np.testing.assert_array_equal(
+        loaded.survival(7.0, loaded.design(records)), model.survival(7.0, model.design(records))
+    )
     draws = [m.sample_gaps(m.design(records), np.random.default_rng(3)) for m in (model, loaded)]
     np.testing.assert_array_equal(*draws)
     assert loaded.meta == model.meta
@@ -243,3 +247,14 @@ def test_bad_config_is_refused(changes):
 def test_from_raw_refuses_unknown_covariates():
     with pytest.raises(ConfigError, match="unknown covariate"):
         ReturnModel.from_raw(0.0, {"weekday": 1.0}, 1.0)
+
+
+def test_returns_that_all_come_after_the_same_gap_are_a_data_error():
+    """Every session one hour after the last (a constant gap) leaves no spread to fit: the likelihood is
+    unbounded as the scale goes to 0, and L-BFGS would return NaN parameters."""
+    inter = pd.DataFrame({"user_id": ["a"] * 4 + ["b"] * 4, "item_id": ["i0", "i1"] * 4,
+                          "timestamp": [0, 3600, 7200, 10800, 5, 3605, 7205, 10805]})
+    log = InteractionLog.from_frames(inter, pd.DataFrame({"item_id": ["i0", "i1"]}), None, ColumnMapping(),
+                                     name="clockwork")
+    with pytest.raises(DataError, match="clockwork: the return model needs gaps that vary"):
+        fit_return_model(log, end_time=20_000)
