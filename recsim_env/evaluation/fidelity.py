@@ -11,7 +11,11 @@ Measured on the held-out log, each user's simulated state built from their own e
   item: reliability curve and expected calibration error.
 * **Sessions**: clicks per simulated session (reference policy, see
   :mod:`recsim_env.fit.calibration`) against logged session lengths (KS statistic), and the share
-  of consecutive consumed items sharing a genre, simulated against logged.
+  of consecutive consumed items sharing a genre, simulated against logged; and the same KS with the
+  one assumed leave parameter (no-click leave) at the constant hazard instead of its default.
+* **Leaving, returning, provenance** (:mod:`recsim_env.evaluation.fidelity_longterm`): the leave hazard
+  by position and rating, logged against fitted and simulated with 95 % intervals; the return model's
+  concordance, 7/30-day calibration and gap KS; where every dynamics parameter comes from.
 * **Long-horizon headroom**: clicks per episode in the default env of greedy-on-click slates against
   a rating-aware slate heuristic (both with oracle access to the user state).
 """
@@ -29,6 +33,7 @@ from recsim_env.data.log import InteractionLog
 from recsim_env.data.sessions import session_lengths, sessionize
 from recsim_env.data.splits import sample_negatives, seen_items
 from recsim_env.errors import ConfigError, DataError
+from recsim_env.evaluation.fidelity_longterm import leave_fidelity, provenance, return_fidelity
 from recsim_env.evaluation.fidelity_report import FidelityReport
 from recsim_env.evaluation.metrics import (
     auc,
@@ -37,7 +42,7 @@ from recsim_env.evaluation.metrics import (
     ks_statistic,
     ndcg_at_k,
 )
-from recsim_env.fit.calibration import simulate_sessions
+from recsim_env.fit.calibration import Rollout, simulate_sessions
 from recsim_env.fit.pipeline import sequence_states
 from recsim_env.users.fitted import FittedState, FittedUserModel
 
@@ -62,11 +67,13 @@ class FidelityConfig:
     """Step cap of simulated sessions; both length distributions are capped at it."""
     headroom_episodes: int = 1000
     """Episodes per policy in the long-horizon headroom check (0: skip it)."""
+    max_position: int = 20
+    """Last session position of the leave-hazard tables (by position; by rating over positions up to it)."""
     seed: int = 0
     """Seeds every draw of the report."""
 
     def __post_init__(self) -> None:
-        for name in ("k", "n_negatives", "max_events", "slate_size", "n_sim_users", "step_cap"):
+        for name in ("k", "n_negatives", "max_events", "slate_size", "n_sim_users", "step_cap", "max_position"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"FidelityConfig.{name} must be a positive int, got {value!r}")
@@ -85,11 +92,7 @@ def _event_states(model: FittedUserModel, train: InteractionLog, heldout: Intera
     h, f, _ = sequence_states(both, model.arrays.item_vectors, model.arrays.item_genres, model.dynamics.drift_rate,
                               model.dynamics.fatigue_decay, gap)
     users = both.interactions["user"].to_numpy(np.int64)[held]
-    n = len(held)
-    state = FittedState(logged=users, interest=h[held], fatigue=f[held],
-                        recent=np.full((n, model.dynamics.recent_len), -1, np.int64),
-                        patience=np.ones(n, np.float32), clicks=np.zeros(n, np.int64),
-                        seen=np.zeros((n, 0), np.uint8))  # nothing consumed in this (scoring-only) state
+    state = FittedState.for_scoring(users, h[held], f[held], model.dynamics.recent_len)
     return state, both.interactions["item"].to_numpy(np.int64)[held]
 
 
@@ -149,13 +152,19 @@ def fidelity_report(model: FittedUserModel, train: InteractionLog, heldout: Inte
     ece, bins = _choice_calibration(model, state, items, config, rng)
     metrics["ece"] = ece
     catalog = ItemCatalog.from_log(train)
-    simulated, session_metrics = _session_metrics(model, train, heldout, catalog, config, gap, rng)
+    rollout, simulated, session_metrics = _session_metrics(model, train, heldout, catalog, config, gap, rng)
     metrics |= session_metrics
+    leave_metrics, hazard = leave_fidelity(model, train, heldout, rollout, config.max_position)
+    metrics |= leave_metrics
+    if model.returns is not None:
+        metrics |= return_fidelity(model, train, heldout, rollout, rng)
     if config.headroom_episodes:
         metrics |= long_horizon_headroom(model, catalog, config.headroom_episodes, config.seed)
     logged = session_lengths(heldout, gap)
     return FidelityReport(metrics, bins, simulated, logged,
-                          {"model": repr(model), "heldout": heldout.name, "config": asdict(config)})
+                          {"model": repr(model), "heldout": heldout.name, "config": asdict(config),
+                           "return_model_error": model.meta.get("return_model_error")},
+                          hazard, provenance(model, metrics))
 
 
 def _rating_metrics(model: FittedUserModel, state: FittedState, positives: np.ndarray, heldout: InteractionLog,
@@ -166,9 +175,12 @@ def _rating_metrics(model: FittedUserModel, state: FittedState, positives: np.nd
     pred = np.clip(model.expected_rating(state, positives[:, None])[:, 0], model.scales.rating_min,
                    model.scales.rating_max)
     mean = float(train.interactions["rating"].mean())
-    return {"rating_rmse": float(np.sqrt(np.mean((pred - truth) ** 2))), "rating_mae": float(np.mean(np.abs(pred - truth))),
-            "global_mean_rmse": float(np.sqrt(np.mean((mean - truth) ** 2))),
-            "global_mean_mae": float(np.mean(np.abs(mean - truth)))}
+    return {
+        "rating_rmse": float(np.sqrt(np.mean((pred - truth) ** 2))),
+        "rating_mae": float(np.mean(np.abs(pred - truth))),
+        "global_mean_rmse": float(np.sqrt(np.mean((mean - truth) ** 2))),
+        "global_mean_mae": float(np.mean(np.abs(mean - truth))),
+    }
 
 
 def _choice_calibration(model: FittedUserModel, state: FittedState, items: np.ndarray, config: FidelityConfig,
@@ -184,21 +196,33 @@ def _choice_calibration(model: FittedUserModel, state: FittedState, items: np.nd
 
 
 def _session_metrics(model: FittedUserModel, train: InteractionLog, heldout: InteractionLog, catalog: ItemCatalog,
-                     config: FidelityConfig, gap: float, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
-    rollout = simulate_sessions(model, config.n_sim_users, rng, step_cap=config.step_cap, record=True)
+                     config: FidelityConfig, gap: float,
+                     rng: np.random.Generator) -> tuple[Rollout, np.ndarray, dict[str, float]]:
+    rollout = simulate_sessions(model, config.n_sim_users, rng, step_cap=config.step_cap, record=True,
+                                gaps=model.returns is not None)
     simulated = rollout.clicks[rollout.clicks > 0]
     cap = config.step_cap
     logged = np.minimum(session_lengths(heldout, gap), cap)
     if simulated.size == 0:
         raise DataError("no simulated session had a click: the model's no-click utility is too high")
     binary = (catalog.genres > 0).astype(np.float32)
-    return simulated, {
+    metrics = {
         "session_ks": ks_statistic(simulated, logged),
         "session_ks_train": ks_statistic(simulated, np.minimum(session_lengths(train, gap), cap)),
         "sim_median_length": float(np.median(simulated)), "logged_median_length": float(np.median(logged)),
+        "sim_capped_share": float(1.0 - rollout.left.mean()),
         "sim_genre_repetition": genre_repetition(rollout.consumed, binary),
         "logged_genre_repetition": genre_repetition(logged_sessions(heldout, gap), binary),
     }
+    # How much the session lengths lean on the one assumed leave parameter: ignored slates as likely to
+    # end a session as an average consumed item (the constant hazard), instead of the default.
+    constant = float(model.leave.meta.get("constant_hazard", 0.0))
+    if constant > 0 and constant != model.leave.no_click_probability:
+        other = simulate_sessions(model.with_no_click_leave(constant), config.n_sim_users,
+                                  np.random.default_rng(config.seed), step_cap=cap)
+        metrics["session_ks_no_click_at_constant_hazard"] = ks_statistic(other.clicks[other.clicks > 0], logged)
+        metrics["no_click_leave_alternative"] = constant
+    return rollout, simulated, metrics
 
 
 def rating_aware_scores(model: FittedUserModel, state: FittedState, candidates: np.ndarray,

@@ -1,13 +1,11 @@
-"""Rollouts of a fitted user model under a reference policy, and the calibrations that use them.
+"""Rollouts of a fitted user model under a reference policy, and the calibration that uses them.
 
 The **reference policy** stands in for the unknown logging policy: each step it draws
 ``n_candidates`` items uniformly and shows the ``slate_size`` of highest utility (a competent myopic
-recommender). Two quantities are calibrated under it:
-
-* the no-click utility, so that the click-through rate equals the target CTR the user gives;
-* the patience budget scale, so that simulated sessions (clicks per session, sessions with >= 1
-  click, both sides capped at ``max_clicks``) match the logged session-length distribution in the
-  Kolmogorov-Smirnov sense (a log-spaced grid, then a finer grid around the best point).
+recommender). One quantity is calibrated under it: the no-click utility, so that the click-through
+rate equals the target CTR the user gives (the log has no impressions, so no CTR to fit). Session
+lengths are not calibrated: sessions end by the fitted leave hazard, and ``recsim fidelity`` compares
+the rollouts' lengths and per-item hazard with the logged ones.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from recsim_env.evaluation.metrics import ks_statistic
 from recsim_env.users.choice import calibrate_no_click
 from recsim_env.users.fitted import FittedState, FittedUserModel
 
@@ -32,8 +29,15 @@ class Rollout:
     """``(n,)`` items consumed per session."""
     steps: np.ndarray
     """``(n,)`` steps per session (capped at the step cap)."""
+    left: np.ndarray
+    """``(n,)`` bool: the user left (else the session reached the step cap: its end is unseen, censored)."""
     consumed: list[np.ndarray]
     """Consumed items of each session in order (only when asked for)."""
+    ratings: list[np.ndarray]
+    """Ratings of those items, in the same order (only when asked for)."""
+    gap_days: np.ndarray
+    """``(n,)`` days to each user's next session, drawn by ``return_gaps`` where the session ended (left
+    or capped); empty unless asked for."""
 
 
 def reference_slates(model: FittedUserModel, state: FittedState, rng: np.random.Generator,
@@ -52,13 +56,19 @@ def _subset(state: FittedState, keep: np.ndarray) -> FittedState:
 
 
 def simulate_sessions(model: FittedUserModel, n_users: int, rng: np.random.Generator, step_cap: int = 300,
-                      n_candidates: int = 20, slate_size: int = 10, record: bool = False) -> Rollout:
-    """Run ``n_users`` sessions of the reference policy until every user left or ``step_cap`` steps."""
+                      n_candidates: int = 20, slate_size: int = 10, record: bool = False,
+                      gaps: bool = False) -> Rollout:
+    """Run ``n_users`` sessions of the reference policy until every user left or ``step_cap`` steps;
+    ``record``: keep each session's items and ratings; ``gaps``: draw each user's return gap where the
+    session ends (the model must have a return model)."""
     state = model.sample(n_users, rng)
+    gap_days = np.full(n_users if gaps else 0, np.nan)
     alive = np.arange(n_users)
     clicks = np.zeros(n_users, dtype=np.int64)
     steps = np.zeros(n_users, dtype=np.int64)
+    left = np.zeros(n_users, dtype=bool)
     consumed: list[list[int]] = [[] for _ in range(n_users)] if record else []
+    ratings: list[list[float]] = [[] for _ in range(n_users)] if record else []
     slate_size = min(slate_size, n_candidates)
     valid = np.ones((n_users, slate_size), dtype=bool)
     for _ in range(step_cap):
@@ -69,14 +79,23 @@ def simulate_sessions(model: FittedUserModel, n_users: int, rng: np.random.Gener
         hit = responses.choice >= 0
         clicks[alive[hit]] += 1
         if record:
-            for user, item in zip(alive[hit], slates[hit, responses.choice[hit]]):
+            rows = hit.nonzero()[0]
+            for user, item, rating in zip(alive[rows], slates[rows, responses.choice[rows]],
+                                          responses.rating[rows, responses.choice[rows]]):
                 consumed[user].append(int(item))
-        stay = ~model.left(state)
-        if not stay.all():  # compact: departed users cost nothing in later steps
-            state, alive = _subset(state, stay), alive[stay]
+                ratings[user].append(float(rating))
+        gone = model.left(state)
+        left[alive[gone]] = True
+        if gaps and gone.any():
+            gap_days[alive[gone]] = model.return_gaps(state, gone.nonzero()[0], rng)
+        if gone.any():  # compact: departed users cost nothing in later steps
+            state, alive = _subset(state, ~gone), alive[~gone]
         if alive.size == 0:
             break
-    return Rollout(clicks, steps, [np.asarray(c, dtype=np.int64) for c in consumed])
+    if gaps and alive.size:  # sessions that reached the cap end there, and a gap follows them too
+        gap_days[alive] = model.return_gaps(state, np.arange(alive.size), rng)
+    return Rollout(clicks, steps, left, [np.asarray(c, dtype=np.int64) for c in consumed],
+                   [np.asarray(r, dtype=np.float64) for r in ratings], gap_days)
 
 
 def calibrate_ctr(model: FittedUserModel, target_ctr: float, rng: np.random.Generator,
@@ -86,33 +105,3 @@ def calibrate_ctr(model: FittedUserModel, target_ctr: float, rng: np.random.Gene
     slates = reference_slates(model, state, rng)
     util = model.utilities(state, slates)
     return calibrate_no_click(util, np.ones_like(util, dtype=bool), target_ctr, model.choice)
-
-
-def session_fit(model: FittedUserModel, logged_lengths: np.ndarray, rng: np.random.Generator,
-                n_users: int, step_cap: int) -> float:
-    """KS distance between simulated clicks per session and logged session lengths (both capped)."""
-    rollout = simulate_sessions(model, n_users, rng, step_cap=step_cap)
-    simulated = rollout.clicks[rollout.clicks > 0]
-    if simulated.size == 0:
-        return 1.0
-    return ks_statistic(np.minimum(simulated, step_cap), np.minimum(logged_lengths, step_cap))
-
-
-def calibrate_budget(model: FittedUserModel, logged_lengths: np.ndarray, seed: int, n_users: int = 1000,
-                     step_cap: int = 300) -> tuple[float, float]:
-    """(budget scale, KS) minimising the session-length KS; each grid point uses the same seed (CRN)."""
-
-    def ks(scale: float) -> float:
-        return session_fit(model.with_dynamics(budget_scale=scale), logged_lengths,
-                           np.random.default_rng(seed), n_users, step_cap)
-
-    coarse = np.geomspace(0.25, 8.0, 6)
-    scores = [ks(s) for s in coarse]
-    best = int(np.argmin(scores))
-    lo, hi = coarse[max(best - 1, 0)], coarse[min(best + 1, len(coarse) - 1)]
-    fine = np.geomspace(lo, hi, 5)
-    fine_scores = [ks(s) for s in fine]
-    candidates = list(zip(scores, coarse)) + list(zip(fine_scores, fine))
-    score, scale = min(candidates)
-    log.info("patience budget scale %.3f (session-length KS %.3f)", scale, score)
-    return float(scale), float(score)

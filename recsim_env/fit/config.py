@@ -1,4 +1,4 @@
-"""`FitConfig`: hyperparameters of the fit and the documented defaults of the user dynamics.
+"""`FitConfig`: hyperparameters of the fit and the documented defaults (assumptions) of the user dynamics.
 
 Its own module because both the fit pipeline and its torch learners read it.
 """
@@ -62,30 +62,17 @@ class FitConfig:
     """Fatigue strength used when the log has no sequences to estimate it from."""
     repeat_penalty: float = 5.0
     """Utility penalty for re-showing a recently consumed item (logs never repeat, so not fitted)."""
-    # The leaving defaults below make engagement, not only clicks, decide session length: on ML-100K
-    # a rating-aware slate policy earns ~16-20 % more clicks per session than greedy-on-click.
-    step_cost: float = 0.5
-    """Patience spent by every step."""
-    no_click_cost: float = 0.25
-    """Extra patience spent by a step without a click."""
-    like_gain: float = 2.0
-    """Patience regained by a liked item."""
-    dislike_cost: float = 6.0
-    """Patience lost by an item rated at the bottom of the scale."""
-    tedium_cost: float = 0.5
-    """Patience lost per unit of genre overlap between a consumed item and recent consumption."""
-    calibrate_sessions: bool = True
-    """Calibrate the patience budget scale to logged session lengths (else 1.0)."""
-    calibration_users: int = 1000
-    """Simulated sessions per calibration grid point."""
-    calibration_step_cap: int = 300
-    """Step cap of calibration sessions; both length distributions are capped at it."""
+    no_click_leave: float = 0.0
+    """*Assumed* probability of leaving after a step without a click (the log has no impressions, so it
+    cannot show it). 0: the fitted hazard of a consumed item already is the whole probability that no
+    other item follows, ignored slates in between included; a positive value adds leaves the log did
+    not show (``recsim fidelity`` reports it as assumed)."""
     max_categories: int = 32
     """Categorical user columns with more levels than this are left out of the user features."""
 
     def __post_init__(self) -> None:
         positive_ints = ("embedding_dim", "rating_dim", "epochs", "batch_size", "negatives", "drift_events",
-                         "calibration_users", "calibration_step_cap", "max_categories")
+                         "max_categories")
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -102,19 +89,27 @@ class FitConfig:
         for name in ("l2", "rating_l2", "drift_min_gain"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if isinstance(self.no_click_leave, bool) or not 0.0 <= self.no_click_leave <= 1.0:
+            raise ConfigError(f"FitConfig.no_click_leave must be a probability in [0, 1], got {self.no_click_leave!r}")
         # The dynamics defaults are validated where they are used.
         Dynamics(fatigue_decay=self.fatigue_decay, fatigue_strength=self.default_fatigue,
                  repeat_penalty=self.repeat_penalty, temperature=self.temperature,
-                 position_decay=self.position_decay, like_threshold=self.like_threshold,
-                 step_cost=self.step_cost, no_click_cost=self.no_click_cost, like_gain=self.like_gain,
-                 dislike_cost=self.dislike_cost, tedium_cost=self.tedium_cost)
+                 position_decay=self.position_decay, like_threshold=self.like_threshold)
 
 
     @classmethod
     def fast(cls, **changes: object) -> "FitConfig":
         """A fit of a few seconds on small logs (tests, examples, smoke runs); ``changes`` override fields."""
-        base = dict(embedding_dim=8, rating_dim=4, epochs=5, batch_size=64, l2=0.01, negatives=32, drift_grid=(0.0, 0.2, 0.5),
-                    drift_events=300, calibration_users=200, calibration_step_cap=60)
+        base = dict(
+            embedding_dim=8,
+            rating_dim=4,
+            epochs=5,
+            batch_size=64,
+            l2=0.01,
+            negatives=32,
+            drift_grid=(0.0, 0.2, 0.5),
+            drift_events=300,
+        )
         return cls(**(base | changes))  # type: ignore[arg-type]
 
 

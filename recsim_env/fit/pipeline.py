@@ -1,7 +1,8 @@
 """Logs -> a :class:`~recsim_env.users.fitted.FittedUserModel` (PyTorch), cached as a versioned artifact.
 
 ``fit_user_model(log, config)`` fits on the whole ``log`` it is given: pass the training part.
-The torch parts live in :mod:`recsim_env.fit.learners` (imported only to fit). Stages (each user's sequence is cut in time into a *head* and the last ``holdout_fraction`` *tail*):
+The torch parts live in :mod:`recsim_env.fit.learners` (imported only to fit). Stages (each user's
+sequence is cut in time into a *head* and the last ``holdout_fraction`` *tail*):
 
 1. **Relevance** (head): ``score(u, i) = p_u·v_i + b_i`` with ``v_i = q_i + W·c_i`` (id embedding plus
    projected content: genres, standardised year), trained as a sampled softmax over the positive and
@@ -18,8 +19,17 @@ The torch parts live in :mod:`recsim_env.fit.learners` (imported only to fit). S
 3. **Ratings** (head; residual std measured on the tail): biased MF with content,
    ``r = μ + b_u + b_i + a_u·(e_i + W'c_i)``, MSE. Dwell: per-item mean log dwell (shrunk to the
    global mean) and residual std, only when the log has dwell.
-4. **Calibration** (see :mod:`recsim_env.fit.calibration`): no-click utility to ``target_ctr``,
-   patience budget scale to the logged session lengths (sessions split at gaps >= ``session_gap``).
+4. **Leave hazard** (the whole log, sessions split at gaps >= ``session_gap``;
+   :mod:`recsim_env.fit.leave`): ``P(the session ends after this consumed item)`` by position, rating
+   and shortfall, genre overlap with the session so far, item popularity, user activity. A log that
+   shows a single outcome (every session one item long, or none ending) gets the smoothed constant
+   hazard, said in ``meta["leave_source"]``. Leaving after a step without a click is assumed
+   (``no_click_leave``).
+5. **Return model** (:mod:`recsim_env.fit.returns`): the censored gap to the user's next session given
+   the ended session and the user. A log without timestamps or with one session per user fits none:
+   the model is built without it and ``meta["return_model_error"]`` says why (the session env works;
+   ``return_gaps`` raises that error).
+6. **Calibration** (see :mod:`recsim_env.fit.calibration`): the no-click utility to ``target_ctr``.
 
 :func:`movielens_user_model` fits ML-100K once and caches the artifact (see its docstring).
 """
@@ -38,8 +48,10 @@ from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.sessions import sessionize
 from recsim_env.errors import DataError
-from recsim_env.fit.calibration import calibrate_budget, calibrate_ctr
+from recsim_env.fit.calibration import calibrate_ctr
 from recsim_env.fit.config import FitConfig, _jsonable
+from recsim_env.fit.leave import LeaveConfig, fit_leave_hazard, timestamps_are_row_numbers
+from recsim_env.fit.returns import DAY, ReturnConfig, ReturnModel, fit_return_model
 from recsim_env.users.fitted import Dynamics, FittedArrays, FittedUserModel, Scales
 
 logger = logging.getLogger(__name__)
@@ -233,6 +245,9 @@ def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> Fitt
     rating_arrays, scales = _fit_responses(head, tail, content, config, log)
     rating_arrays["rating_user"][cold] = 0.0
     bar.update()
+    leave = fit_leave_hazard(log, _leave_config(config), constant_if_degenerate=True)
+    returns, return_error = _fit_returns(log, config)
+    bar.update()
     lengths, offsets = session_table(log, config.session_gap)
     features, feature_names = user_feature_matrix(log.users, config.max_categories)
     dynamics = Dynamics(
@@ -240,28 +255,59 @@ def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> Fitt
         fatigue_strength=max(drift.fatigue, 0.0),
         fatigue_decay=config.fatigue_decay, repeat_penalty=config.repeat_penalty,
         temperature=config.temperature / drift.sharpness if config.fit_temperature else config.temperature,
-        position_decay=config.position_decay,
-        like_threshold=config.like_threshold, step_cost=config.step_cost, no_click_cost=config.no_click_cost,
-        like_gain=config.like_gain, dislike_cost=config.dislike_cost, tedium_cost=config.tedium_cost)
+        position_decay=config.position_decay, like_threshold=config.like_threshold)
     arrays = FittedArrays(
         user_pref=pref, user_interest0=interest0, item_vectors=vectors, item_bias=bias, item_genres=genres,
         user_features=features, **rating_arrays, session_lengths=lengths, session_offsets=offsets,
-        active_users=np.flatnonzero(np.bincount(inter["user"].to_numpy(), minlength=log.n_users) > 0))
+        active_users=np.flatnonzero(np.bincount(inter["user"].to_numpy(), minlength=log.n_users) > 0),
+        user_span_days=user_span_days(log))
     meta = {"dataset": log.name, "fingerprint": log.fingerprint(), "config": _jsonable(config),
             "user_feature_names": feature_names, "genre_names": list(catalog.genre_names),
             "fatigue_source": drift.source, "fitted_fatigue": drift.fatigue,
-            "drift_nll": {str(k): v for k, v in drift.nll.items()}}
-    model = FittedUserModel(arrays, scales, dynamics, meta)
+            "drift_nll": {str(k): v for k, v in drift.nll.items()}, "leave_source": leave.meta["source"]}
+    if return_error is not None:
+        meta["return_model_error"] = return_error
+    model = FittedUserModel(arrays, scales, dynamics, meta, leave, returns)
     model = model.with_dynamics(no_click_utility=calibrate_ctr(model, config.target_ctr, rng))
-    bar.update()
-    model = _calibrate_sessions(model, lengths, config)
     bar.update()
     bar.close()
     model.meta["fit_seconds"] = time.perf_counter() - began
-    logger.info("fitted %r in %.1f s: drift rate %.2f, fatigue %.2f (%s), no-click %.2f, budget scale %.2f",
-             log.name, model.meta["fit_seconds"], dynamics.drift_rate, dynamics.fatigue_strength,
-             meta["fatigue_source"], model.dynamics.no_click_utility, model.dynamics.budget_scale)
+    logger.info("fitted %r in %.1f s: drift rate %.2f, fatigue %.2f (%s), no-click utility %.2f, leave hazard %s, "
+                "return model %s", log.name, model.meta["fit_seconds"], dynamics.drift_rate,
+                dynamics.fatigue_strength, meta["fatigue_source"], model.dynamics.no_click_utility,
+                leave.meta["source"], "fitted" if returns is not None else f"none ({return_error})")
     return model
+
+
+def _leave_config(config: FitConfig) -> LeaveConfig:
+    """The hazard's sessions, like threshold and genre-profile fade are the user model's."""
+    return LeaveConfig(gap_seconds=config.session_gap, like_threshold=config.like_threshold,
+                       overlap_decay=config.fatigue_decay, no_click_leave=config.no_click_leave)
+
+
+def _fit_returns(log: InteractionLog, config: FitConfig) -> tuple[ReturnModel | None, str | None]:
+    """(the return model, None), or (None, why not) for a log that cannot show a return."""
+    try:
+        return_config = ReturnConfig(gap_seconds=config.session_gap, like_threshold=config.like_threshold)
+        model = fit_return_model(log, return_config)
+    except DataError as exc:
+        logger.warning("no return model: %s", exc)
+        return None, str(exc)
+    return model, None
+
+
+def user_span_days(log: InteractionLog) -> np.ndarray:
+    """``(n_users,)`` days from each user's first to last interaction (0 without timestamps or rows)."""
+    inter = log.interactions
+    times = inter["timestamp"].to_numpy(np.float64)
+    if timestamps_are_row_numbers(inter["timestamp"].to_numpy(np.int64)):
+        return np.zeros(log.n_users)
+    users = inter["user"].to_numpy(np.int64)
+    first = np.full(log.n_users, np.inf)
+    last = np.full(log.n_users, -np.inf)
+    np.minimum.at(first, users, times)
+    np.maximum.at(last, users, times)
+    return np.where(np.isfinite(first), (last - first) / DAY, 0.0)
 
 
 def _fit_responses(head: InteractionLog, tail: InteractionLog, content: np.ndarray, config: FitConfig,
@@ -279,15 +325,3 @@ def _fit_responses(head: InteractionLog, tail: InteractionLog, content: np.ndarr
     arrays, mean, std = fit_ratings(head, tail, content, config)
     low, high, step = _rating_scale(log)
     return arrays | {"dwell_item_log_mean": dwell_mean}, Scales(mean, std, low, high, step, True, dwell_std)
-
-
-def _calibrate_sessions(model: FittedUserModel, lengths: np.ndarray, config: FitConfig) -> FittedUserModel:
-    if not config.calibrate_sessions:
-        return model
-    scale, ks = calibrate_budget(model, lengths, config.seed, config.calibration_users,
-                                 config.calibration_step_cap)
-    model = model.with_dynamics(budget_scale=scale)
-    model.meta["session_ks_at_calibration"] = ks
-    return model
-
-

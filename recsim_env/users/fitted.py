@@ -12,13 +12,23 @@ One simulated user is drawn from one logged user and keeps that user's fitted pr
   fitted residual std, clipped to the logged scale and rounded to its step; like = rating >= the like
   threshold; dwell from a fitted log-normal when the log had dwell, else 0 (never invented).
   Logs without ratings give rating 0 and like 0.
-* **Leaving**: a patience budget (initially ``budget_scale`` x a session length drawn from the user's
-  own logged sessions) falls by ``step_cost`` each step, by ``no_click_cost`` more on a step without a
-  click, by ``dislike_cost`` x (shortfall of the rating below the like threshold, as a share of the
-  scale) and by ``tedium_cost`` x (genre overlap of the consumed item with the fatigue vector); it
-  rises by ``like_gain`` on a liked item. The session ends when it reaches 0. Items whose click
-  appeal exceeds their rating quality, and repetition, thus shorten sessions: greedy-on-click is
-  not the best policy over a session.
+* **Leaving** (the fitted leave hazard, :mod:`recsim_env.fit.leave`): after each consumed item the
+  session ends with the hazard's probability given the item's 0-based position in the session, the
+  rating given and its shortfall below the like threshold, the item's genre overlap with the session so
+  far (a profile fading by the hazard's ``overlap_decay`` per item), the item's popularity and the
+  logged user's activity in the fitting log. A step without a click ends it with the *assumed*
+  no-click probability (:attr:`~recsim_env.fit.leave.LeaveHazard.no_click_probability`, 0 by default:
+  a log of consumed items cannot show it). The draws are one ``Exp(1)`` leave clock per session that
+  each step spends (see :mod:`recsim_env.users.fitted_longterm`): the same hazard as a Bernoulli draw
+  per item, with common random numbers across policies.
+* **Coming back** (the fitted return model, :mod:`recsim_env.fit.returns`; a
+  :class:`~recsim_env.protocols.ReturningUserModel`): :meth:`FittedUserModel.return_gaps` draws the
+  days to the next session from the ended session's length, mean rating, shares of liked and disliked
+  items and genre diversity, the user's sessions so far and days since the first one; a simulated user
+  continues a logged one (their logged sessions and time span count). :meth:`FittedUserModel.start_session`
+  opens the next session: the user keeps interest and consumption memory, fatigue and the session's
+  totals start afresh. A log without timestamps or with one session per user fits no return model:
+  the session env works, ``return_gaps`` raises :class:`~recsim_env.errors.DataError` saying why.
 
 Everything is batched over users: a step is a handful of gathers and array operations. The state
 keeps each user's scoring query ``[p_u + γ·h, 1, F]`` (dotted with the item table ``[v_i, b_i, -φ·g_i]``)
@@ -37,14 +47,18 @@ from pathlib import Path
 
 import numpy as np
 
-from recsim_env.errors import ArtifactError, ConfigError
+from recsim_env.errors import ArtifactError, ConfigError, DataError
+from recsim_env.fit.leave import LeaveHazard
+from recsim_env.fit.returns import ReturnConfig, ReturnModel
 from recsim_env.protocols import Responses
 from recsim_env.users.choice import MultinomialLogit
+from recsim_env.users.fitted_longterm import LeaveTerms, leave_clocks, overlap_one, overlaps, return_design
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load."""
+FORMAT_VERSION = 2
+"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load.
+2: the fitted leave hazard and return model replace the patience budget."""
 
 SEEN_TABLE_LIMIT = 1 << 25
 """Largest ``n_users x n_items`` for which the state keeps a per-item count table of recent
@@ -75,43 +89,28 @@ class Dynamics:
     """Examination of slot ``j`` is ``1/(1+j)**position_decay``."""
     like_threshold: float = 4.0
     """A rating at or above this is a like."""
-    budget_scale: float = 1.0
-    """Initial patience = this x a logged session length of the user; calibrated to session lengths."""
-    step_cost: float = 0.5
-    """Patience spent by every step."""
-    no_click_cost: float = 0.25
-    """Extra patience spent by a step without a click."""
-    like_gain: float = 2.0
-    """Patience regained by a liked item."""
-    dislike_cost: float = 6.0
-    """Patience lost by a clicked item rated at the bottom of the scale (scaled by the shortfall below the like threshold)."""
-    tedium_cost: float = 0.5
-    """Patience lost per unit of genre overlap ``g_i·F`` between a consumed item and the fatigue: repetition tires."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = float(getattr(self, f.name))
             if not np.isfinite(value):
                 raise ConfigError(f"Dynamics.{f.name} must be finite, got {value!r}")
-        nonneg = ("drift_scale", "fatigue_strength", "repeat_penalty", "position_decay", "budget_scale",
-                  "step_cost", "no_click_cost", "like_gain", "dislike_cost", "tedium_cost")
-        for name in nonneg:
+        for name in ("drift_scale", "fatigue_strength", "repeat_penalty", "position_decay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"Dynamics.{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.drift_rate <= 1.0:
             raise ConfigError(f"Dynamics.drift_rate must be in [0, 1], got {self.drift_rate!r}")
         if not 0.0 <= self.fatigue_decay < 1.0:
             raise ConfigError(f"Dynamics.fatigue_decay must be in [0, 1), got {self.fatigue_decay!r}")
-        if self.temperature <= 0 or self.recent_len < 1 or self.step_cost + self.no_click_cost <= 0:
-            raise ConfigError(f"Dynamics needs temperature > 0, recent_len >= 1 and a positive cost of an "
-                              f"unengaging step; got {self.temperature!r}, {self.recent_len!r}, "
-                              f"{self.step_cost!r}+{self.no_click_cost!r}")
+        if self.temperature <= 0 or self.recent_len < 1:
+            raise ConfigError(f"Dynamics needs temperature > 0 and recent_len >= 1; got temperature="
+                              f"{self.temperature!r}, recent_len={self.recent_len!r}")
 
 
 ARRAY_NAMES = (
     "user_pref", "user_interest0", "item_vectors", "item_bias", "item_genres", "user_features",
     "rating_user", "rating_item", "rating_user_bias", "rating_item_bias", "dwell_item_log_mean",
-    "session_lengths", "session_offsets", "active_users",
+    "session_lengths", "session_offsets", "active_users", "user_span_days",
 )
 
 
@@ -119,7 +118,8 @@ ARRAY_DIMS = {
     "user_pref": ("U", "d"), "user_interest0": ("U", "d"), "item_vectors": ("I", "d"), "item_bias": ("I",),
     "item_genres": ("I", "G"), "user_features": ("U", "F"), "rating_user": ("U", "r"), "rating_item": ("I", "r"),
     "rating_user_bias": ("U",), "rating_item_bias": ("I",), "dwell_item_log_mean": ("I",),
-    "session_lengths": ("S",), "session_offsets": ("U+1",), "active_users": ("A",),
+    "session_lengths": ("S",), "session_offsets": ("U+1",), "active_users": ("A",), "user_span_days": ("U",),
+    "leave__item_counts": ("I",), "leave__user_counts": ("U",),
 }
 """Each saved array's dimensions by name (as in :class:`FittedArrays`): arrays sharing a name must
 agree on its size, checked on load so that a damaged artifact fails there and not mid-rollout."""
@@ -160,6 +160,9 @@ class FittedArrays:
     """``(U + 1,)`` user ``u``'s sessions are ``session_lengths[offsets[u]:offsets[u+1]]``."""
     active_users: np.ndarray
     """``(A,)`` users with training interactions: simulated users are drawn from these."""
+    user_span_days: np.ndarray
+    """``(U,)`` days from each user's first to last logged interaction (the return model's
+    ``days_since_first`` where a simulated user, who continues the logged one, starts)."""
 
 
 @dataclass(frozen=True)
@@ -191,15 +194,29 @@ class FittedState:
     interest: np.ndarray
     """``(n, d)`` float32 drifting interest vector ``h``."""
     fatigue: np.ndarray
-    """``(n, G)`` float32 decayed genre exposure of consumed items."""
+    """``(n, G)`` float32 decayed genre exposure of consumed items (this session's)."""
     recent: np.ndarray
-    """``(n, recent_len)`` int64 ring of recently consumed items (-1: empty)."""
+    """``(n, recent_len)`` int64 ring of recently consumed items (-1: empty), across sessions."""
     patience: np.ndarray
-    """``(n,)`` float32 remaining patience; the user leaves at <= 0."""
+    """``(n,)`` float32 leave clock: an ``Exp(1)`` draw at the session's start less the hazard each step
+    spent (``-log(1 - p)``); the user leaves at <= 0."""
     clicks: np.ndarray
-    """``(n,)`` int64 items consumed this session."""
+    """``(n,)`` int64 items consumed by the user over all sessions (where the ring writes next)."""
     seen: np.ndarray
     """``(n, n_items)`` uint8 count of each item in ``recent`` (``(n, 0)`` when the table would be too big)."""
+    position: np.ndarray
+    """``(n,)`` int64 items consumed this session: the next item's 0-based position."""
+    session_profile: np.ndarray
+    """``(n, G)`` float32 unit genres of this session's items, fading by the hazard's ``overlap_decay``
+    per consumed item: the hazard's ``overlap`` is the next item's cosine with it."""
+    session_genres: np.ndarray
+    """``(n, G)`` float32 multi-hot genres summed over this session's items (its genre diversity)."""
+    session_ratings: np.ndarray
+    """``(n, 3)`` float32 this session's rating sum, liked items and disliked items."""
+    sessions: np.ndarray
+    """``(n,)`` float64 sessions of the user so far, this one included (logged ones count)."""
+    days: np.ndarray
+    """``(n,)`` float64 days from the user's first logged interaction to this session's start."""
     query: np.ndarray | None = None
     """``(n, d + 1 [+ G])`` float32 ``[p + γ·h, 1, F]`` (``F`` only when the model has fatigue strength),
     kept in step with ``interest`` and ``fatigue`` by the model that sampled the state, so that scoring
@@ -207,12 +224,34 @@ class FittedState:
     It holds that model's ``drift_scale``: score a state with a model of the same drift scale and
     fatigue strength (:meth:`FittedUserModel.with_dynamics` copies changing other fields are fine)."""
 
+    @classmethod
+    def for_scoring(cls, logged: np.ndarray, interest: np.ndarray, fatigue: np.ndarray,
+                    recent_len: int) -> "FittedState":
+        """A state that scores (utilities, ratings) users with the given interest and fatigue, at the
+        start of a session with nothing consumed; built by hand, e.g. from a logged history."""
+        n = len(logged)
+        genres = fatigue.shape[1]
+        return cls(logged=logged, interest=interest, fatigue=fatigue,
+                   recent=np.full((n, recent_len), -1, np.int64), patience=np.ones(n, np.float32),
+                   clicks=np.zeros(n, np.int64), seen=np.zeros((n, 0), np.uint8), position=np.zeros(n, np.int64),
+                   session_profile=np.zeros((n, genres), np.float32), session_genres=np.zeros((n, genres), np.float32),
+                   session_ratings=np.zeros((n, 3), np.float32), sessions=np.ones(n), days=np.zeros(n))
+
 
 class FittedUserModel:
-    """Batched :class:`~recsim_env.protocols.UserModel` with parameters fitted from an interaction log."""
+    """Batched :class:`~recsim_env.protocols.ReturningUserModel` with parameters fitted from an interaction log.
 
-    def __init__(self, arrays: FittedArrays, scales: Scales, dynamics: Dynamics, meta: dict) -> None:
+    Args:
+        arrays, scales, dynamics, meta: the fitted arrays, response scales, scalar dynamics and provenance.
+        leave: the fitted leave hazard (its item and user counts index this model's items and users).
+        returns: the fitted return model, or ``None`` where the log could not fit one (``meta
+            ["return_model_error"]`` says why; :meth:`return_gaps` raises it).
+    """
+
+    def __init__(self, arrays: FittedArrays, scales: Scales, dynamics: Dynamics, meta: dict, leave: LeaveHazard,
+                 returns: ReturnModel | None = None) -> None:
         self.arrays, self.scales, self.dynamics, self.meta = arrays, scales, dynamics, dict(meta)
+        self.leave, self.returns = leave, returns
         self.n_items = int(arrays.item_vectors.shape[0])
         self.n_user_features = int(arrays.user_features.shape[1])
         self.n_logged_users = int(arrays.user_pref.shape[0])
@@ -224,13 +263,17 @@ class FittedUserModel:
         columns += [arrays.item_genres * np.float32(-dynamics.fatigue_strength)] if dynamics.fatigue_strength else []
         self._item_table = np.ascontiguousarray(np.column_stack(columns).astype(np.float32))
         self._rating_table = np.column_stack([arrays.rating_item, arrays.rating_item_bias[:, None]]).astype(np.float32)
-        self._poor_scale = max(dynamics.like_threshold - scales.rating_min, 1e-6)
         self._dim = int(arrays.item_vectors.shape[1])
         self._offsets = np.zeros(0, dtype=np.int64)  # row offsets into a flattened seen table, grown on demand
         # Each logged user's query at the start of a session ([p + γ·h0, 1, 0]): a new user is one row copy.
         self._start_query = np.zeros((self.n_logged_users, self._item_table.shape[1]), dtype=np.float32)
         self._start_query[:, :self._dim] = arrays.user_pref + arrays.user_interest0 * np.float32(dynamics.drift_scale)
         self._start_query[:, self._dim] = 1.0
+        self._leave = LeaveTerms(leave, self.n_items, self.n_logged_users)
+        # Multi-hot genres (the return model's genre diversity counts genres, not unit vectors).
+        self._multi_hot = (arrays.item_genres > 0).astype(np.float32)
+        self._logged_sessions = np.diff(arrays.session_offsets).astype(np.float64)
+        self._dislike = float(returns.dislike_threshold if returns is not None else ReturnConfig().dislike_threshold)
 
     @property
     def max_rating(self) -> float:
@@ -239,15 +282,21 @@ class FittedUserModel:
 
     # ------------------------------------------------------------------ users
     def sample(self, n: int, rng: np.random.Generator) -> FittedState:
-        a = self.arrays
+        genres = self.arrays.item_genres.shape[1]
         state = FittedState(
             logged=np.zeros(n, dtype=np.int64),
             interest=np.empty((n, self._dim), dtype=np.float32),
-            fatigue=np.empty((n, a.item_genres.shape[1]), dtype=np.float32),
+            fatigue=np.empty((n, genres), dtype=np.float32),
             recent=np.empty((n, self.dynamics.recent_len), dtype=np.int64),
             patience=np.empty(n, dtype=np.float32),
             clicks=np.empty(n, dtype=np.int64),
             seen=np.zeros((n, self.n_items if n * self.n_items <= SEEN_TABLE_LIMIT else 0), dtype=np.uint8),
+            position=np.empty(n, dtype=np.int64),
+            session_profile=np.empty((n, genres), dtype=np.float32),
+            session_genres=np.empty((n, genres), dtype=np.float32),
+            session_ratings=np.empty((n, 3), dtype=np.float32),
+            sessions=np.empty(n, dtype=np.float64),
+            days=np.empty(n, dtype=np.float64),
             query=np.empty((n, self._item_table.shape[1]), dtype=np.float32),
         )
         self._start(state, np.arange(n), rng, seen_clear=False)
@@ -255,18 +304,60 @@ class FittedUserModel:
 
     def _start(self, state: FittedState, rows: np.ndarray, rng: np.random.Generator, seen_clear: bool = True) -> None:
         """New users in ``rows``, written in place (the same draws, in the same order, for any row set)."""
-        a, d = self.arrays, self.dynamics
+        a = self.arrays
         logged = a.active_users[rng.integers(0, len(a.active_users), size=rows.size)].astype(np.int64)
         state.logged[rows] = logged
         state.interest[rows] = a.user_interest0.take(logged, axis=0)
-        state.fatigue[rows] = 0.0
         state.recent[rows] = -1
-        state.patience[rows] = d.budget_scale * self._draw_session_lengths(logged, rng)
         state.clicks[rows] = 0
         if seen_clear and state.seen.shape[1]:
             state.seen[rows] = 0
+        # A simulated user continues the logged one: their logged sessions and time span count.
+        state.sessions[rows] = self._logged_sessions.take(logged)
+        state.days[rows] = a.user_span_days.take(logged)
         if state.query is not None:
             state.query[rows] = self._start_query.take(logged, axis=0)
+        self._open(state, rows, rng)
+
+    def _open(self, state: FittedState, rows: np.ndarray, rng: np.random.Generator) -> None:
+        """A new session for ``rows``: a fresh leave clock, fatigue and session totals (one draw per row)."""
+        state.patience[rows] = leave_clocks(rng, rows.size)
+        state.sessions[rows] += 1.0
+        state.position[rows] = 0
+        for per_session in (state.fatigue, state.session_profile, state.session_genres, state.session_ratings):
+            per_session[rows] = 0.0
+        if state.query is not None and state.query.shape[1] > self._dim + 1:
+            state.query[rows, self._dim + 1:] = 0.0
+
+    # ------------------------------------------------------------------ between sessions
+    def return_gaps(self, state: FittedState, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``(len(rows),)`` float64 days until each of ``rows``, whose session just ended, starts the next.
+
+        One draw per row from the fitted return model, given the ended session's length, mean rating,
+        liked and disliked shares and genre diversity, and the user's sessions and days so far.
+        :class:`DataError` when the log fitted no return model (no timestamps, one session per user).
+
+        Examples:
+            >>> gaps = model.return_gaps(state, np.arange(len(state.logged)), rng)  # doctest: +SKIP
+        """
+        if self.returns is None:
+            raise DataError(f"{self.meta.get('dataset')}: return_gaps needs the return model, which was not "
+                            f"fitted: {self.meta.get('return_model_error', 'no return model in this artifact')}")
+        rows = np.asarray(rows, dtype=np.int64)
+        design = return_design(self.returns, state.position.take(rows), state.session_ratings[rows],
+                               state.session_genres[rows], state.sessions.take(rows), state.days.take(rows))
+        return self.returns.sample_gaps(design, rng)
+
+    def start_session(self, state: FittedState, rows: np.ndarray, days_elapsed: np.ndarray,
+                      rng: np.random.Generator) -> None:
+        """Open the next session of ``rows``, ``days_elapsed`` days after their last one ended: the same users
+        with their interest and consumption memory; fatigue, the session's totals and the leave clock
+        start afresh (one ``Exp(1)`` draw per row)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size:
+            self._query(state)
+            state.days[rows] += np.asarray(days_elapsed, dtype=np.float64)
+            self._open(state, rows, rng)
 
     def _refresh(self, state: FittedState, rows: np.ndarray, interest: np.ndarray | None = None) -> None:
         """Rewrite the query's ``p + γ·h`` part of ``rows`` from their interest (given, or read from the state)."""
@@ -283,14 +374,6 @@ class FittedUserModel:
             state.query[:, self._dim] = 1.0
             state.query[:, self._dim + 1:] = state.fatigue[:, :state.query.shape[1] - self._dim - 1]
         return state.query
-
-    def _draw_session_lengths(self, logged: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One of each user's own logged session lengths (pooled sessions for users without any)."""
-        offsets, lengths = self.arrays.session_offsets, self.arrays.session_lengths
-        start, count = offsets[logged], offsets[logged + 1] - offsets[logged]
-        pooled = rng.integers(0, len(lengths), size=len(logged))
-        own = start + np.floor(rng.random(len(logged)) * np.maximum(count, 1)).astype(np.int64)
-        return lengths[np.where(count > 0, own, pooled)].astype(np.float64)
 
     def replace(self, state: FittedState, mask: np.ndarray, rng: np.random.Generator) -> None:
         rows = mask.nonzero()[0]
@@ -415,36 +498,52 @@ class FittedUserModel:
             self._update_one(state, slates[0], responses)
             return
         rows = (responses.choice >= 0).nonzero()[0]
-        cost = np.full(len(state.patience), d.step_cost + d.no_click_cost, dtype=np.float32)
+        cost = np.full(len(state.patience), self._leave.no_click_cost, dtype=np.float32)
         if rows.size:
             slots = responses.choice[rows]
             items = slates[rows, slots]
             genres = self.arrays.item_genres.take(items, axis=0)
-            fatigue = state.fatigue[rows]
-            tedium = (fatigue * genres).sum(axis=1)
             interest = state.interest[rows]
             interest += np.float32(d.drift_rate) * (self.arrays.item_vectors.take(items, axis=0) - interest)
             state.interest[rows] = interest
+            fatigue = state.fatigue[rows]
             fatigue += genres
             state.fatigue[rows] = fatigue
             self._refresh(state, rows, interest)
             if query.shape[1] > self._dim + 1:
                 query[rows, self._dim + 1:] = fatigue
             self._remember(state, rows, items)
-            cost[rows] = d.step_cost + d.tedium_cost * tedium + self._engagement_cost(responses, rows, slots)
+            rating = responses.rating[rows, slots] if self.scales.has_rating else None
+            cost[rows] = self._consume(state, rows, items, genres, rating)
         state.patience -= cost
+
+    def _consume(self, state: FittedState, rows: np.ndarray, items: np.ndarray, genres: np.ndarray,
+                 rating: np.ndarray | None) -> np.ndarray:
+        """The leave clock spent by the consumed ``items`` (the session before them), then the items added
+        to their sessions' position, genre profile and totals."""
+        profile = state.session_profile[rows]
+        position = state.position.take(rows)
+        cost = self._leave.costs(position, items, state.logged.take(rows), rating, overlaps(profile, genres))
+        profile *= self._leave.decay
+        profile += genres
+        state.session_profile[rows] = profile
+        state.position[rows] = position + 1
+        state.session_genres[rows] += self._multi_hot.take(items, axis=0)
+        if rating is not None:
+            totals = np.column_stack([rating, rating >= self.dynamics.like_threshold, rating <= self._dislike])
+            state.session_ratings[rows] += totals.astype(np.float32)
+        return cost
 
     def _update_one(self, state: FittedState, slate: np.ndarray, responses: Responses) -> None:
         """:meth:`update` of one user after the fatigue decay, in scalars: the same float32 results."""
         d = self.dynamics
         slot = int(responses.choice[0])
         if slot < 0:
-            state.patience[0] -= np.float32(d.step_cost + d.no_click_cost)
+            state.patience[0] -= self._leave.no_click_cost
             return
         item = int(slate[slot])
         genres = self.arrays.item_genres[item]
         fatigue, interest = state.fatigue[0], state.interest[0]  # views: written in place
-        tedium = (fatigue * genres).sum()
         interest += np.float32(d.drift_rate) * (self.arrays.item_vectors[item] - interest)
         fatigue += genres
         self._refresh(state, np.zeros(1, dtype=np.int64))
@@ -458,12 +557,22 @@ class FittedUserModel:
             state.seen[0, item] += 1
         state.recent[0, ring] = item
         state.clicks[0] += 1
-        cost = d.step_cost + d.tedium_cost * tedium
-        if self.scales.has_rating:
-            rating, like = responses.rating[0, slot], responses.like[0, slot]
-            poor = min(max((d.like_threshold - rating) / self._poor_scale, np.float32(0.0)), np.float32(1.0))
-            cost = cost + np.float32(d.dislike_cost * poor - d.like_gain * like)
-        state.patience[0] -= np.float32(cost)
+        rating = responses.rating[0, slot] if self.scales.has_rating else None
+        state.patience[0] -= self._consume_one(state, item, genres, rating)
+
+    def _consume_one(self, state: FittedState, item: int, genres: np.ndarray, rating: np.float32 | None) -> np.float32:
+        """:meth:`_consume` of one user, in scalars (the same float operations)."""
+        profile = state.session_profile[0]  # a view: written in place
+        position = int(state.position[0])
+        cost = self._leave.cost_one(position, item, int(state.logged[0]), rating, overlap_one(profile, genres))
+        profile *= self._leave.decay
+        profile += genres
+        state.position[0] = position + 1
+        state.session_genres[0] += self._multi_hot[item]
+        if rating is not None:
+            totals = np.array([rating, rating >= self.dynamics.like_threshold, rating <= self._dislike], np.float32)
+            state.session_ratings[0] += totals
+        return cost
 
     def _remember(self, state: FittedState, rows: np.ndarray, items: np.ndarray) -> None:
         """Put consumed ``items`` into the users' rings of recent items (and the count table)."""
@@ -491,25 +600,23 @@ class FittedUserModel:
         recent[cells] = items
         state.clicks[rows] += 1
 
-    def _engagement_cost(self, responses: Responses, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        """Patience cost (negative: gain) of the clicked items' ratings beyond the step cost."""
-        if not self.scales.has_rating:
-            return np.zeros(rows.size, dtype=np.float32)
-        d = self.dynamics
-        rating = responses.rating[rows, slots]
-        poor = np.clip((d.like_threshold - rating) / self._poor_scale, 0.0, 1.0)
-        return (d.dislike_cost * poor - d.like_gain * responses.like[rows, slots]).astype(np.float32)
-
     # ------------------------------------------------------------------ artifact
     def save(self, path: str | Path) -> Path:
-        """Write a versioned ``.npz`` artifact (format/library version, dataset, fingerprint, config, arrays)."""
+        """Write a versioned ``.npz`` artifact (format/library version, dataset, fingerprint, config, arrays,
+        the leave hazard and the return model: one file, read back with ``allow_pickle=False``)."""
         from recsim_env import __version__
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        leave_header, leave_arrays = self.leave.to_parts()
         header = {"format_version": FORMAT_VERSION, "library_version": __version__,
-                  "scales": asdict(self.scales), "dynamics": asdict(self.dynamics), "meta": self.meta}
+                  "scales": asdict(self.scales), "dynamics": asdict(self.dynamics), "meta": self.meta,
+                  "leave": leave_header, "returns": None}
         arrays = {name: getattr(self.arrays, name) for name in ARRAY_NAMES}
+        arrays |= {f"{LEAVE_PREFIX}{name}": values for name, values in leave_arrays.items()}
+        if self.returns is not None:
+            header["returns"], return_arrays = self.returns.to_parts()
+            arrays |= {f"{RETURNS_PREFIX}{name}": values for name, values in return_arrays.items()}
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:  # write-then-rename: a crash never leaves a half artifact in the cache
             np.savez(fh, __header__=np.array(json.dumps(header)), **arrays)
@@ -525,33 +632,73 @@ class FittedUserModel:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 header = json.loads(str(npz["__header__"]))
-                arrays = {name: npz[name] for name in ARRAY_NAMES}
+                arrays = {name: npz[name] for name in npz.files if name != "__header__"}
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             # BadZipFile / EOFError: a truncated file, which the cache's refit path must see as ArtifactError
             raise ArtifactError(f"{path}: not a readable fitted user model artifact ({exc})") from exc
-        if header.get("format_version") != FORMAT_VERSION or header.get("library_version") != __version__:
-            raise ArtifactError(
-                f"{path}: fitted with format version {header.get('format_version')} / recsim-env "
-                f"{header.get('library_version')}, this is format {FORMAT_VERSION} / recsim-env {__version__}; "
-                f"refit it (recsim fit) or delete it")
+        _check_versions(path, header, __version__)
         found = header["meta"].get("fingerprint")
         if expected_fingerprint is not None and found != expected_fingerprint:
             raise ArtifactError(
                 f"{path}: fitted on dataset {header['meta'].get('dataset')!r} with fingerprint {found}, "
                 f"expected fingerprint {expected_fingerprint}; refit it on this data")
+        missing = [name for name in (*ARRAY_NAMES, *ARRAY_DIMS) if name not in arrays]
+        if missing:
+            raise ArtifactError(f"{path}: not a readable fitted user model artifact (arrays {missing} missing)")
         check_arrays(path, arrays)
-        return cls(FittedArrays(**arrays), Scales(**header["scales"]), Dynamics(**header["dynamics"]),
-                   header["meta"])
+        leave = LeaveHazard.from_parts(header["leave"], _parts(arrays, LEAVE_PREFIX), f"{path} (leave hazard)")
+        returns = None
+        if header["returns"] is not None:
+            returns = ReturnModel.from_parts(header["returns"], _parts(arrays, RETURNS_PREFIX),
+                                             f"{path} (return model)")
+        return cls(FittedArrays(**{name: arrays[name] for name in ARRAY_NAMES}), Scales(**header["scales"]),
+                   Dynamics(**header["dynamics"]), header["meta"], leave, returns)
 
     def with_dynamics(self, **changes: float) -> "FittedUserModel":
         """A copy with some :class:`Dynamics` fields changed (e.g. for ablations); arrays are shared."""
         from dataclasses import replace
 
-        return FittedUserModel(self.arrays, self.scales, replace(self.dynamics, **changes), self.meta)
+        return FittedUserModel(self.arrays, self.scales, replace(self.dynamics, **changes), self.meta, self.leave,
+                               self.returns)
+
+    def with_long_term(self, leave: LeaveHazard | None = None, returns: ReturnModel | None = None) -> "FittedUserModel":
+        """A copy with another leave hazard and/or return model (``None``: keep this model's), e.g. a
+        hand-set one with known coefficients; arrays are shared."""
+        return FittedUserModel(self.arrays, self.scales, self.dynamics, self.meta, leave or self.leave,
+                               returns or self.returns)
+
+    def with_no_click_leave(self, probability: float) -> "FittedUserModel":
+        """A copy whose users leave after a step without a click with ``probability``: the assumed parameter
+        the log cannot inform, e.g. to see how much a result depends on it."""
+        from dataclasses import replace
+
+        if isinstance(probability, bool) or not 0.0 <= probability <= 1.0:
+            raise ConfigError(f"no-click leave probability must be in [0, 1], got {probability!r}")
+        leave = replace(self.leave, no_click_probability=float(probability),
+                        meta=self.leave.meta | {"no_click_source": f"assumed: set to {probability:g}"})
+        return self.with_long_term(leave=leave)
 
     def __repr__(self) -> str:
         return (f"FittedUserModel(dataset={self.meta.get('dataset')!r}, users={self.n_logged_users}, "
                 f"items={self.n_items}, dim={self.arrays.item_vectors.shape[1]})")
+
+
+LEAVE_PREFIX = "leave__"
+"""Prefix of the leave hazard's arrays in the artifact."""
+RETURNS_PREFIX = "returns__"
+"""Prefix of the return model's arrays in the artifact."""
+
+
+def _parts(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {name[len(prefix):]: values for name, values in arrays.items() if name.startswith(prefix)}
+
+
+def _check_versions(path: Path, header: dict, library_version: str) -> None:
+    if header.get("format_version") != FORMAT_VERSION or header.get("library_version") != library_version:
+        raise ArtifactError(
+            f"{path}: fitted with format version {header.get('format_version')} / recsim-env "
+            f"{header.get('library_version')}, this is format {FORMAT_VERSION} / recsim-env {library_version}; "
+            f"refit it (recsim fit) or delete it")
 
 
 def check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:

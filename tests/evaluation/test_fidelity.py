@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recsim_env.cli import main as cli
@@ -30,6 +31,57 @@ def split_and_model(tiny_log):
 
 
 SMALL = FidelityConfig(max_events=200, n_negatives=20, n_sim_users=100, step_cap=40, headroom_episodes=20)
+
+
+@pytest.fixture(scope="module")
+def sessions_split_and_model(tiny_log):
+    """The tiny log re-timed into sessions: items a minute apart, and after each a new session with
+    probability 0.3, 1-20 days later, so that both the hazard and the return model have something to fit."""
+    rng = np.random.default_rng(0)
+    inter = tiny_log.interactions
+    new_session = rng.random(len(inter)) < 0.3
+    step = np.where(new_session, rng.uniform(1, 20, len(inter)) * 86400, 60.0)
+    first = np.r_[True, inter["user"].to_numpy()[1:] != inter["user"].to_numpy()[:-1]]
+    step[first] = 0.0
+    users = inter["user"].to_numpy()
+    times = 1_000_000 + pd.Series(step).groupby(users).cumsum().to_numpy()
+    log = tiny_log.with_interactions(inter.assign(timestamp=times.astype(np.int64)), "tiny-sessions")
+    early, later = temporal_split(log, 0.8)
+    return early, later, fit_user_model(early, FitConfig.fast())
+
+
+def test_report_shows_the_hazard_the_returns_and_where_each_parameter_comes_from(sessions_split_and_model,
+                                                                                 tmp_path):
+    early, later, model = sessions_split_and_model
+    assert model.leave.meta["source"] == "fitted" and model.returns is not None
+    report = fidelity_report(model, early, later, SMALL)
+    m = report.metrics
+    assert m["leave_log_loss_full"] > 0 and m["leave_log_loss_constant"] > 0
+    for key in ("return_concordance", "return_within_7d_predicted", "return_within_30d_observed",
+                "return_ks_simulated", "sim_gap_ks_vs_train_km"):
+        assert 0.0 <= m[key] <= 1.0, key
+    position = report.hazard["position"]
+    assert list(position["position"]) == list(range(SMALL.max_position + 1))
+    assert ((position["low"] <= position["logged"]) | position["logged"].isna()).all()
+    assert position["sim_at_risk"].sum() > 0 and "rating" in report.hazard
+    sources = {row["source"] for row in report.provenance}
+    assert sources == {"fitted", "calibrated", "assumed"}
+    named = {row["parameter"] for row in report.provenance}
+    assert {"no-click leave probability", "leave hazard: rating", "return gap: log1p_sessions",
+            "repeat_penalty ρ", "no_click_utility"} <= named
+    text = report.write(tmp_path / "out").read_text()
+    assert "## Leave hazard" in text and "## Return model" in text and "## Where every dynamics parameter" in text
+    assert (tmp_path / "out" / "leave_hazard.png").read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(tmp_path / "out" / "provenance.csv").shape[0] == len(report.provenance)
+
+
+def test_without_a_return_model_the_report_says_why(split_and_model):
+    early, later, model = split_and_model
+    report = fidelity_report(model, early, later, SMALL)
+    assert "return_concordance" not in report.metrics
+    assert "Not fitted: tiny/early: the return model needs gaps that vary" in report.to_markdown()
+    assert {"parameter": "return model", "value": "none", "source": "not fitted",
+            "detail": model.meta["return_model_error"]} in report.provenance
 
 
 def test_next_item_metrics_known_answers():
@@ -74,7 +126,9 @@ def test_report_refuses_a_log_of_other_data(split_and_model, tiny_log):
         fidelity_report(model, early, other, SMALL)
 
 
-@pytest.mark.parametrize("field, value", [("k", 0), ("n_negatives", -1), ("headroom_episodes", -1), ("slate_size", 200)])
+@pytest.mark.parametrize(
+    "field, value", [("k", 0), ("n_negatives", -1), ("headroom_episodes", -1), ("slate_size", 200)]
+)
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         FidelityConfig(**{field: value})

@@ -22,7 +22,7 @@ from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
 
 @pytest.mark.parametrize("field, value", [("embedding_dim", 0), ("epochs", 1.5), ("lr", 0.0), ("target_ctr", 1.0),
                                           ("holdout_fraction", 0.6), ("drift_grid", ()), ("drift_grid", (0.1, 2.0)),
-                                          ("l2", -1.0), ("fatigue_decay", 1.0), ("like_gain", -0.5)])
+                                          ("l2", -1.0), ("fatigue_decay", 1.0), ("no_click_leave", 1.5)])
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         FitConfig(**{field: value})
@@ -36,7 +36,7 @@ def test_too_small_log_is_refused(tiny_log):
 
 def test_rating_model_beats_the_global_mean(tiny_log):
     split = leave_one_out(tiny_log)
-    model = fit_user_model(split.train, FitConfig.fast(epochs=20, calibrate_sessions=False))
+    model = fit_user_model(split.train, FitConfig.fast(epochs=20))
     test = split.test.interactions
     state = model.sample(len(test), np.random.default_rng(0))
     state.logged[:] = test["user"].to_numpy()
@@ -78,10 +78,21 @@ def test_tail_mask_holds_out_the_last_share_of_each_user():
 
 
 def _sequence_log(timestamps: list[int]) -> InteractionLog:
-    inter = pd.DataFrame({"user": np.zeros(len(timestamps), np.int32), "item": np.arange(len(timestamps), dtype=np.int32),
-                          "timestamp": np.array(timestamps, np.int64)})
-    items = pd.DataFrame({"item_id": [str(i) for i in range(len(timestamps))], "title": "", "genres": [()] * len(timestamps),
-                          "year": np.nan})
+    inter = pd.DataFrame(
+        {
+            "user": np.zeros(len(timestamps), np.int32),
+            "item": np.arange(len(timestamps), dtype=np.int32),
+            "timestamp": np.array(timestamps, np.int64),
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": [str(i) for i in range(len(timestamps))],
+            "title": "",
+            "genres": [()] * len(timestamps),
+            "year": np.nan,
+        }
+    )
     return InteractionLog(inter, items, pd.DataFrame({"user_id": ["u"]}), "seq")
 
 
@@ -99,7 +110,7 @@ def test_sequence_states_are_an_ema_and_fatigue_restarts_each_session():
 
 def test_log_without_ratings_gives_zero_ratings(tiny_log, rng):
     implicit = tiny_log.with_interactions(tiny_log.interactions.drop(columns=["rating"]))
-    model = fit_user_model(implicit, FitConfig.fast(calibrate_sessions=False))
+    model = fit_user_model(implicit, FitConfig.fast())
     assert not model.scales.has_rating
     state = model.sample(100, rng)
     slates = rng.integers(0, model.n_items, (100, 5))
@@ -109,7 +120,7 @@ def test_log_without_ratings_gives_zero_ratings(tiny_log, rng):
 
 def test_log_with_dwell_gives_dwell(tiny_log, rng):
     inter = tiny_log.interactions.assign(dwell=np.float32(120.0))
-    model = fit_user_model(tiny_log.with_interactions(inter), FitConfig.fast(calibrate_sessions=False))
+    model = fit_user_model(tiny_log.with_interactions(inter), FitConfig.fast())
     state = model.sample(100, rng)
     slates = rng.integers(0, model.n_items, (100, 5))
     r = model.respond(state, slates, np.ones((100, 5), bool), rng)
@@ -145,7 +156,7 @@ def test_known_answer_on_synthetic_logs():
     0.4 above that when the truth's fatigue weight is 1.5 (the scales differ: the truth decays
     fatigue per step, the fit per consumed item).
     """
-    fit = FitConfig(embedding_dim=16, epochs=10, l2=0.01, calibrate_sessions=False, drift_events=1000)
+    fit = FitConfig(embedding_dim=16, epochs=10, l2=0.01, drift_events=1000)
     fitted = {}
     for weight in (0.0, 1.5):
         truth = SyntheticUserModel(SyntheticConfig(n_users=300, n_items=200, fatigue_weight=weight,

@@ -1,4 +1,4 @@
-"""FittedUserModel: batched shapes and invariants, dynamics (drift, fatigue, patience), the artifact."""
+"""FittedUserModel: batched shapes and invariants, dynamics (drift, fatigue, leave hazard, returns), the artifact."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recsim_env
-from recsim_env.errors import ArtifactError, ConfigError
-from recsim_env.protocols import Responses, UserModel
+from recsim_env.errors import ArtifactError, ConfigError, DataError
+from recsim_env.fit.leave import LeaveHazard
+from recsim_env.fit.returns import ReturnModel, genre_diversity
+from recsim_env.protocols import Responses, ReturningUserModel, UserModel
 from recsim_env.users import fitted as fitted_module
 from recsim_env.users.fitted import Dynamics, FittedUserModel
 
@@ -32,6 +34,27 @@ def _click(model: FittedUserModel, state, slates: np.ndarray, slot: int, rating:
 def _no_click(n: int, k: int) -> Responses:
     z = np.zeros((n, k), dtype=np.float32)
     return Responses(np.full(n, -1, dtype=np.int64), z, z.copy(), z.copy(), z.copy())
+
+
+HAND_LEAVE = {"log1p_position": -0.4, "position_0": 0.5, "rating": -0.2, "shortfall": 0.3, "overlap": 0.8,
+              "log1p_popularity": -0.1, "log1p_activity": 0.05}
+"""A hazard with every feature the simulator computes (the tiny log's own is a constant: its sessions are
+one item long)."""
+
+
+def _hand_hazard(model: FittedUserModel, no_click: float = 0.0) -> LeaveHazard:
+    hazard = LeaveHazard.from_raw(-2.0, HAND_LEAVE, model.leave.item_counts, model.leave.user_counts)
+    return LeaveHazard(**{**vars(hazard), "no_click_probability": no_click})
+
+
+HAND_RETURN = {"log1p_length": -0.3, "mean_rating": -0.2, "liked_share": -0.4, "disliked_share": 0.5,
+               "genre_diversity": -0.5, "log1p_sessions": -0.3, "log1p_days_since_first": 0.2}
+
+
+def _long_term(model: FittedUserModel, no_click: float = 0.0) -> FittedUserModel:
+    """``model`` with the hand-set hazard and a hand-set return model."""
+    returns = ReturnModel.from_raw(1.0, HAND_RETURN, 0.8, "weibull")
+    return model.with_long_term(leave=_hand_hazard(model, no_click), returns=returns)
 
 
 def test_implements_the_user_model_protocol(tiny_model, tiny_log):
@@ -154,27 +177,117 @@ def test_repeats_of_consumed_items_lose_utility(tiny_model, rng):
                                atol=1e-5)
 
 
-def test_patience_runs_out_without_engagement(tiny_model, rng):
-    state = tiny_model.sample(30, rng)
-    slates = _slates(tiny_model, 30, 4, rng)
-    for step in range(10_000):
-        if tiny_model.left(state).all():
-            break
-        tiny_model.update(state, slates, _no_click(30, 4), rng)
-    assert tiny_model.left(state).all()
-    assert step < 10_000
+def test_a_fitted_model_is_a_returning_user_model(tiny_model):
+    assert isinstance(tiny_model, ReturningUserModel)
 
 
-def test_liked_items_raise_patience_and_poor_ratings_lower_it(tiny_model, rng):
-    state = tiny_model.sample(8, rng)
-    start = state.patience.copy()
-    slates = _slates(tiny_model, 8, 3, rng)
-    tiny_model.with_dynamics(tedium_cost=0.0).update(state, slates, _click(tiny_model, state, slates, 0, 5.0), rng)
-    d = tiny_model.dynamics
-    np.testing.assert_allclose(state.patience, start - d.step_cost + d.like_gain, rtol=1e-5)
-    mid = state.patience.copy()
-    tiny_model.with_dynamics(tedium_cost=0.0).update(state, slates, _click(tiny_model, state, slates, 1, 1.0), rng)
-    np.testing.assert_allclose(state.patience, mid - d.step_cost - d.dislike_cost, rtol=1e-5)
+def test_steps_without_a_click_leave_at_the_assumed_probability(tiny_model):
+    never = tiny_model.with_long_term(leave=_hand_hazard(tiny_model, no_click=0.0))
+    rng = np.random.default_rng(3)
+    state = never.sample(50, rng)
+    slates = _slates(never, 50, 4, rng)
+    for _ in range(200):
+        never.update(state, slates, _no_click(50, 4), rng)
+    assert not never.left(state).any()  # 0: ignored slates add no leaves to the fitted hazard
+    sometimes = tiny_model.with_no_click_leave(0.1)
+    assert sometimes.leave.meta["no_click_source"] == "assumed: set to 0.1"
+    state = sometimes.sample(20_000, rng)
+    sometimes.update(state, _slates(sometimes, 1, 4, rng).repeat(20_000, axis=0), _no_click(20_000, 4), rng)
+    assert abs(sometimes.left(state).mean() - 0.1) < 4 * np.sqrt(0.1 * 0.9 / 20_000)
+
+
+def test_the_leave_clock_spends_the_hazard_of_each_consumed_item(tiny_model):
+    """Each click spends -log(1 - p) of the session's clock, p the hazard of the item's features in the state."""
+    model = _long_term(tiny_model)
+    rng = np.random.default_rng(4)
+    state = model.sample(12, rng)
+    hazard = model.leave
+    profile = np.zeros((12, model.arrays.item_genres.shape[1]))
+    for step, rating in enumerate((5.0, 2.0, 4.0)):
+        slates = _slates(model, 12, 3, rng)
+        items = slates[:, 1]
+        genres = model.arrays.item_genres[items].astype(np.float64)
+        norm = np.linalg.norm(profile, axis=1)
+        overlap = np.where(norm > 0, (profile * genres).sum(axis=1) / np.maximum(norm, 1e-12), 0.0)
+        expected = hazard.probability(hazard.features_for(state.logged, items, np.full(12, step), np.full(12, rating),
+                                                          overlap))
+        before = state.patience.astype(np.float64)
+        model.update(state, slates, _click(model, state, slates, 1, rating), rng)
+        np.testing.assert_allclose(before - state.patience, -np.log1p(-expected), rtol=2e-5, atol=2e-6)
+        profile = hazard.overlap_decay * profile + genres
+        np.testing.assert_allclose(state.session_profile, profile, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(state.position, 3)
+
+
+def test_the_first_item_ends_the_session_with_the_hazard_probability(tiny_model):
+    """The clock is the Bernoulli hazard in another form: P(leave after the first click) is its p."""
+    model = _long_term(tiny_model)
+    rng = np.random.default_rng(5)
+    n = 20_000
+    state = model.sample(n, rng)
+    state.logged[:] = state.logged[0]
+    slates = np.tile(_slates(model, 1, 3, rng), (n, 1))
+    model.update(state, slates, _click(model, state, slates, 0, 2.0), rng)
+    hazard = model.leave
+    p = hazard.probability(hazard.features_for(state.logged[:1], slates[:1, 0], np.zeros(1), np.full(1, 2.0),
+                                               np.zeros(1)))[0]
+    assert abs(model.left(state).mean() - p) < 4 * np.sqrt(p * (1 - p) / n)
+
+
+def test_return_gaps_follow_the_return_model_on_the_sessions_totals(tiny_model):
+    model = _long_term(tiny_model)
+    rng = np.random.default_rng(6)
+    state = model.sample(8, rng)
+    start_sessions, start_days = state.sessions.copy(), state.days.copy()
+    ratings = (5.0, 1.0, 4.0)
+    consumed = []
+    for rating in ratings:
+        slates = _slates(model, 8, 3, rng)
+        consumed.append(slates[:, 2])
+        model.update(state, slates, _click(model, state, slates, 2, rating), rng)
+    consumed = np.column_stack(consumed)
+    mass = (model.arrays.item_genres[consumed] > 0).sum(axis=1).astype(np.float64)
+    design = model.returns.covariates(np.full(8, 3), np.full(8, np.mean(ratings)), np.full(8, 2 / 3),
+                                      np.full(8, 1 / 3), genre_diversity(mass), start_sessions, start_days)
+    expected = model.returns.sample_gaps(design, np.random.default_rng(7))
+    np.testing.assert_allclose(model.return_gaps(state, np.arange(8), np.random.default_rng(7)), expected, rtol=1e-6)
+    # A simulated user continues the logged one: their logged sessions, and this one, count.
+    logged_sessions = np.diff(model.arrays.session_offsets)[state.logged]
+    np.testing.assert_array_equal(start_sessions, logged_sessions + 1)
+    np.testing.assert_array_equal(start_days, model.arrays.user_span_days[state.logged])
+
+
+def test_start_session_keeps_the_user_and_resets_the_session(tiny_model):
+    model = _long_term(tiny_model).with_dynamics(fatigue_strength=1.0)
+    rng = np.random.default_rng(8)
+    state = model.sample(5, rng)
+    for _ in range(3):
+        slates = _slates(model, 5, 3, rng)
+        model.update(state, slates, _click(model, state, slates, 0, 4.0), rng)
+    kept = {name: getattr(state, name).copy() for name in ("logged", "interest", "recent", "seen", "clicks")}
+    rows = np.array([1, 3])
+    before = {name: getattr(state, name).copy() for name in vars(state)}
+    model.start_session(state, rows, np.array([2.5, 10.0]), np.random.default_rng(9))
+    for name, values in kept.items():
+        np.testing.assert_array_equal(getattr(state, name), values, err_msg=name)
+    np.testing.assert_array_equal(state.sessions[rows], before["sessions"][rows] + 1)
+    np.testing.assert_array_equal(state.days[rows], before["days"][rows] + [2.5, 10.0])
+    clocks = np.random.default_rng(9).standard_exponential(2).astype(np.float32)
+    np.testing.assert_array_equal(state.patience[rows], clocks)
+    for name in ("position", "fatigue", "session_profile", "session_genres", "session_ratings"):
+        assert not getattr(state, name)[rows].any(), name
+        np.testing.assert_array_equal(getattr(state, name)[[0, 2, 4]], before[name][[0, 2, 4]], err_msg=name)
+    fresh_query = state.query[rows, model._dim + 1:]
+    assert not fresh_query.any()  # the query's copy of the fatigue restarts with it
+
+
+def test_without_a_return_model_return_gaps_says_which_stage_is_missing(tiny_model, rng):
+    assert tiny_model.returns is None  # the tiny log's gaps are all one hour: nothing to fit
+    state = tiny_model.sample(3, rng)
+    with pytest.raises(DataError, match="tiny: return_gaps needs the return model, which was not fitted: "
+                                        "tiny: the return model needs gaps that vary"):
+        tiny_model.return_gaps(state, np.arange(3), rng)
+    tiny_model.start_session(state, np.arange(3), np.zeros(3), rng)  # the session env's own path still works
 
 
 def test_replace_only_touches_masked_users(tiny_model, rng):
@@ -231,7 +344,7 @@ def test_load_refuses_garbage(tmp_path):
 
 
 @pytest.mark.parametrize("field, value", [("drift_rate", 1.5), ("fatigue_decay", 1.0), ("temperature", 0.0),
-                                          ("like_gain", -1.0), ("recent_len", 0), ("budget_scale", float("nan"))])
+                                          ("drift_scale", -1.0), ("recent_len", 0), ("no_click_utility", float("nan"))])
 def test_dynamics_validation_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         Dynamics(**{field: value})
@@ -279,7 +392,8 @@ def test_one_user_update_is_the_batched_update_exactly(tiny_model, n, seed, fati
 
 
 def _check_one_user_update(tiny_model, n: int, seed: int, fatigue: float) -> None:
-    model = tiny_model.with_dynamics(fatigue_strength=fatigue, recent_len=3, no_click_utility=-2.0)
+    model = _long_term(tiny_model, no_click=0.05).with_dynamics(fatigue_strength=fatigue, recent_len=3,
+                                                                no_click_utility=-2.0)
     rng = np.random.default_rng(seed)
     batch = model.sample(n, rng)
     singles = [_one(batch, row) for row in range(n)]
@@ -418,3 +532,23 @@ def test_load_refuses_arrays_whose_shapes_disagree_naming_both(tiny_model, tmp_p
     with pytest.raises(ArtifactError, match=rf"array 'active_users' names user {users}, outside the {users} "
                                             r"users of 'user_pref'"):
         FittedUserModel.load(path)
+
+
+def test_the_leave_hazard_and_return_model_travel_in_the_artifact(tiny_model, tmp_path):
+    model = _long_term(tiny_model, no_click=0.03)
+    loaded = FittedUserModel.load(model.save(tmp_path / "model.npz"))
+    assert loaded.leave.feature_names == model.leave.feature_names and loaded.leave.no_click_probability == 0.03
+    assert loaded.returns.covariate_names == model.returns.covariate_names
+
+    def run(m: FittedUserModel) -> list[np.ndarray]:
+        rng = np.random.default_rng(10)
+        state = m.sample(40, rng)
+        for _ in range(6):
+            slates = _slates(m, 40, 4, rng)
+            m.update(state, slates, m.respond(state, slates, np.ones((40, 4), dtype=bool), rng), rng)
+        return [state.patience, m.return_gaps(state, np.arange(40), rng)]
+
+    for a, b in zip(run(model), run(loaded)):
+        np.testing.assert_array_equal(a, b)
+    no_returns = FittedUserModel.load(tiny_model.save(tmp_path / "tiny.npz"))
+    assert no_returns.returns is None and no_returns.meta["return_model_error"] == tiny_model.meta["return_model_error"]

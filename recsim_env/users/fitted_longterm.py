@@ -1,0 +1,159 @@
+"""The fitted user model's long-term parts as its simulator evaluates them, batched and for one user.
+
+* :class:`LeaveTerms`: the fitted leave hazard (:class:`~recsim_env.fit.leave.LeaveHazard`) folded into
+  lookup tables, so that the log-odds of leaving after a consumed item is a few gathers and adds:
+  ``position[p] + item[i] + user[u] + w_r·r + w_s·max(0, t - r) + w_o·overlap``, every standardisation
+  folded into the tables and the raw-unit weights. The one-user path does the same float64 operations
+  in the same order in Python floats, so both give the same bits.
+* The **leave clock**: instead of one Bernoulli draw per consumed item, each session draws one
+  ``E ~ Exp(1)`` and every step spends ``-log(1 - p) = softplus(logit)`` of it; the user leaves when
+  it is spent. ``P(leave at step t | still there) = 1 - exp(-(-log(1 - p_t))) = p_t``: the same
+  discrete-time hazard, with one draw per session whatever the policy shows (common random numbers
+  across policies) and an update that draws nothing.
+* :func:`return_design`: the covariates of the session that just ended, from the running totals the
+  state keeps, in the return model's design.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from recsim_env.errors import ArtifactError
+from recsim_env.fit.leave import LeaveHazard, position_feature_names, raw_features
+from recsim_env.fit.returns import RATING_COVARIATES, ReturnModel, genre_diversity
+
+LINEAR_FEATURES = ("rating", "shortfall", "overlap")
+"""Hazard features whose raw value is computed per step (the rest are looked up by position, item, user)."""
+
+TINY_NORM = np.float32(1e-12)
+
+
+class LeaveTerms:
+    """A :class:`LeaveHazard` as lookup tables over positions, items and logged users (raw units)."""
+
+    def __init__(self, hazard: LeaveHazard, n_items: int, n_users: int) -> None:
+        names = hazard.feature_names
+        position_names = position_feature_names(hazard.position_bins)
+        known = set(position_names) | set(LINEAR_FEATURES) | {"log1p_popularity", "log1p_activity"}
+        if set(names) - known:
+            raise ArtifactError(f"leave hazard features {sorted(set(names) - known)} are not ones the simulator "
+                                f"computes ({sorted(known)})")
+        if hazard.item_counts.shape != (n_items,) or hazard.user_counts.shape != (n_users,):
+            raise ArtifactError(f"leave hazard counts cover {hazard.item_counts.shape} items and "
+                                f"{hazard.user_counts.shape} users, the model {n_items} and {n_users}")
+        weight = dict(zip(names, (hazard.coefficients / hazard.feature_scale).tolist()))
+        self.hazard = hazard
+        self.like_threshold = float(hazard.like_threshold)
+        self.rating = weight.get("rating", 0.0)
+        self.shortfall = weight.get("shortfall", 0.0)
+        self.overlap = weight.get("overlap", 0.0)
+        self.decay = np.float32(hazard.overlap_decay)
+        # The intercept and every feature's mean go into the position table: one add fewer per step.
+        self._offset = hazard.intercept - float(np.dot(hazard.coefficients / hazard.feature_scale, hazard.feature_mean))
+        self._position_weights = {name: weight[name] for name in position_names if name in weight}
+        self.item = weight.get("log1p_popularity", 0.0) * np.log1p(hazard.item_counts)
+        self.user = weight.get("log1p_activity", 0.0) * np.log1p(hazard.user_counts)
+        self.positions = self._position_table(64)
+        no_click = float(hazard.no_click_probability)
+        self.no_click_cost = np.float32(-math.log1p(-no_click) if no_click < 1.0 else np.inf)
+        """Leave clock spent by a step without a click: ``-log(1 - q)``, ``q`` the assumed no-click probability."""
+
+    def _position_table(self, size: int) -> np.ndarray:
+        zeros = np.zeros(size)
+        columns = raw_features(np.arange(size), None, zeros, zeros, zeros, self.like_threshold,
+                               self.hazard.position_bins)
+        table = np.full(size, self._offset)
+        for name, weight in self._position_weights.items():
+            table += weight * columns[name]
+        return table
+
+    def position_terms(self, position: np.ndarray) -> np.ndarray:
+        """``(n,)`` float64 position term of each 0-based position (the table grows as sessions do)."""
+        longest = int(position.max(initial=0))
+        if longest >= len(self.positions):
+            self.positions = self._position_table(max(2 * len(self.positions), longest + 1))
+        return self.positions.take(position)
+
+    def logits(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, rating: np.ndarray | None,
+               overlap: np.ndarray) -> np.ndarray:
+        """``(n,)`` float64 log-odds of leaving after consumed ``items`` at 0-based session ``position``,
+        by logged ``users``, rated ``rating`` (``None``: a model without ratings), with genre ``overlap``."""
+        logit = self.position_terms(position) + self.item.take(items)
+        logit += self.user.take(users)
+        if rating is not None:
+            rating = rating.astype(np.float64)
+            logit += self.rating * rating
+            logit += self.shortfall * np.maximum(self.like_threshold - rating, 0.0)
+        logit += self.overlap * overlap.astype(np.float64)
+        return logit
+
+    def costs(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, rating: np.ndarray | None,
+              overlap: np.ndarray) -> np.ndarray:
+        """``(n,)`` float32 leave clock spent by consumed items: ``softplus`` of :meth:`logits`."""
+        return np.logaddexp(0.0, self.logits(position, items, users, rating, overlap)).astype(np.float32)
+
+    def cost_one(self, position: int, item: int, user: int, rating: float | None, overlap: float) -> np.float32:
+        """:meth:`costs` of one consumed item: the same float64 operations, in the same order."""
+        if position >= len(self.positions):
+            self.position_terms(np.array([position]))
+        logit = float(self.positions[position]) + float(self.item[item])
+        logit += float(self.user[user])
+        if rating is not None:
+            rating = float(rating)
+            logit += self.rating * rating
+            logit += self.shortfall * max(self.like_threshold - rating, 0.0)
+        logit += self.overlap * float(overlap)
+        return np.float32(np.logaddexp(0.0, logit))
+
+    def probability(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, rating: np.ndarray | None,
+                    overlap: np.ndarray) -> np.ndarray:
+        """``(n,)`` float64 hazard of leaving after each consumed item (for reports and tests)."""
+        return 1.0 / (1.0 + np.exp(-self.logits(position, items, users, rating, overlap)))
+
+
+def overlaps(profile: np.ndarray, genres: np.ndarray) -> np.ndarray:
+    """``(n,)`` float32 cosine of each consumed item's unit genres with its session's genre profile (0 for
+    an empty profile): the hazard's ``overlap`` feature."""
+    dot = (profile * genres).sum(axis=1)
+    norm = np.sqrt((profile * profile).sum(axis=1))
+    return np.where(norm > 0, dot / np.maximum(norm, TINY_NORM), np.float32(0.0))
+
+
+def overlap_one(profile: np.ndarray, genres: np.ndarray) -> np.float32:
+    """:func:`overlaps` of one user (row sums in the same order: the same bits)."""
+    dot = (profile * genres).sum()
+    norm = np.sqrt((profile * profile).sum())
+    return dot / max(norm, TINY_NORM) if norm > 0 else np.float32(0.0)
+
+
+def leave_clocks(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``(n,)`` float32 ``Exp(1)`` draws, each session's leave clock (kept > 0: a user never leaves unseen)."""
+    return np.maximum(rng.standard_exponential(n).astype(np.float32), np.float32(np.finfo(np.float32).tiny))
+
+
+def return_design(returns: ReturnModel, length: np.ndarray, ratings: np.ndarray, genre_mass: np.ndarray,
+                  sessions: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """The return model's design of ended sessions from their running totals.
+
+    Args:
+        length: items consumed in each session.
+        ratings: ``(n, 3)`` the session's rating sum, liked and disliked items.
+        genre_mass: ``(n, G)`` summed multi-hot genres of its items.
+        sessions: sessions of the user so far, this one included.
+        days: days from the user's first session to this one's start (time within sessions, minutes
+            against gaps of days, is not counted).
+
+    A session without a consumed item (a log never shows one) gets the rating covariates' training
+    means, so they add nothing to its gap.
+    """
+    length = np.asarray(length, np.float64)
+    per_item = np.asarray(ratings, np.float64) / np.maximum(length, 1.0)[:, None]
+    design = returns.covariates(length, per_item[:, 0], per_item[:, 1], per_item[:, 2],
+                                genre_diversity(np.asarray(genre_mass, np.float64)), sessions, days)
+    empty = length == 0
+    if empty.any():
+        columns = [index for index, name in enumerate(returns.covariate_names) if name in RATING_COVARIATES]
+        design[np.ix_(empty.nonzero()[0], columns)] = 0.0
+    return design
