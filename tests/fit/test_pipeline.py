@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsim_env.data.log import InteractionLog
+from recsim_env.data.log import ColumnMapping, InteractionLog
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError, DataError
 from recsim_env.fit import datasets as fitting
@@ -175,3 +175,25 @@ def test_known_answer_on_synthetic_logs():
     assert model.dynamics.drift_rate == 0.0
     assert fitted[0.0].meta["fitted_fatigue"] < 0.35
     assert fitted[1.5].meta["fitted_fatigue"] > fitted[0.0].meta["fitted_fatigue"] + 0.4
+
+
+def test_a_log_without_timestamps_fits_the_hazard_alone_and_the_session_env_runs(tiny_log):
+    from recsim_env.env.config import EnvConfig
+    from recsim_env.env.vector import RecVectorEnv
+
+    frame = tiny_log.interactions.drop(columns=["timestamp"]).reset_index(drop=True)
+    clockless = InteractionLog.from_frames(
+        pd.DataFrame({"user_id": tiny_log.users["user_id"].to_numpy()[frame["user"]],
+                      "item_id": tiny_log.items["item_id"].to_numpy()[frame["item"]], "rating": frame["rating"]}),
+        tiny_log.items, tiny_log.users, ColumnMapping(timestamp=None, rating="rating", genres="genres"),
+        name="clockless")
+    model = fit_user_model(clockless, FitConfig.fast())
+    assert model.returns is None and "the return model needs timestamps" in model.meta["return_model_error"]
+    assert model.leave.meta["source"] == "fitted"  # one session per user: the hazard still has both outcomes
+    env = RecVectorEnv(model, config=EnvConfig(slate_size=3, n_candidates=10, step_cap=500), num_envs=8)
+    env.reset(seed=0)
+    ended = 0
+    for _ in range(200):  # every logged session is 15 items long: the hazard ends sessions near there
+        _, _, terminated, truncated, _ = env.step(np.tile(np.arange(3), (8, 1)))
+        ended += int(terminated.sum())
+    assert ended > 0
