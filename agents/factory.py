@@ -59,8 +59,16 @@ def build_agent(name: str, env: Any, seed: int = 0, warm_start: Embeddings | Non
     return _CLASSES[name](spec, slate_size, config or default, seed=seed, warm_start=warm_start)
 
 
-def train_agent(name: str, env: Any, config: TrainConfig, seed: int = 0, out_dir: str | Path | None = None,
-                resume: bool = False, warm_start: Embeddings | None = None, agent_config: Any = None) -> tuple[Any, TrainResult]:
+def train_agent(
+    name: str,
+    env: Any,
+    config: TrainConfig,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    warm_start: Embeddings | None = None,
+    agent_config: Any = None,
+) -> tuple[Any, TrainResult]:
     """Build (or resume from ``out_dir``) and train an agent; returns it as a slate policy and the result."""
     if name == "sb3-dqn":
         from agents.sb3_dqn import (

@@ -153,8 +153,13 @@ class EpisodeReturns:
     def pop(self) -> Episodes:
         rows, self.ready = self.ready, []
         obs = {k: np.stack([r[0][k] for r in rows]) for k in rows[0][0]}
-        return Episodes(obs, np.stack([r[1] for r in rows]), np.array([r[2] for r in rows], dtype=np.int64),
-                        np.array([r[3] for r in rows], dtype=np.float32), np.array([r[4] for r in rows], dtype=np.float32))
+        return Episodes(
+            obs,
+            np.stack([r[1] for r in rows]),
+            np.array([r[2] for r in rows], dtype=np.int64),
+            np.array([r[3] for r in rows], dtype=np.float32),
+            np.array([r[4] for r in rows], dtype=np.float32),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"gamma": self.gamma, "pending": self.pending, "ready": self.ready}

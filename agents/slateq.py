@@ -100,7 +100,9 @@ class SlateQConfig:
         if not 0.0 <= self.user_dropout < 1.0:
             raise ConfigError(f"SlateQConfig.user_dropout must lie in [0, 1), got {self.user_dropout}")
         if self.lr <= 0 or self.learning_starts < 0:
-            raise ConfigError(f"SlateQConfig.lr must be > 0 and learning_starts >= 0, got {self.lr}, {self.learning_starts}")
+            raise ConfigError(
+                f"SlateQConfig.lr must be > 0 and learning_starts >= 0, got {self.lr}, {self.learning_starts}"
+            )
 
 
 class ItemValueNet(nn.Module):
@@ -299,11 +301,22 @@ class SlateQAgent(SlatePolicy):
 
     # -- persistence -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"spec": asdict(self.spec), "slate_size": self.slate_size, "config": self.config,
-                "q": self.q.state_dict(), "q_target": self.q_target.state_dict(), "click": self.click.state_dict(),
-                "q_opt": self.q_opt.state_dict(), "click_opt": self.click_opt.state_dict(),
-                "replay": self.replay.state_dict(), "users": self.users.state_dict(), "rng": self.rng.bit_generator.state,
-                "n_updates": self.n_updates, "progress": self.progress, "steps_since_update": self.steps_since_update}
+        return {
+            "spec": asdict(self.spec),
+            "slate_size": self.slate_size,
+            "config": self.config,
+            "q": self.q.state_dict(),
+            "q_target": self.q_target.state_dict(),
+            "click": self.click.state_dict(),
+            "q_opt": self.q_opt.state_dict(),
+            "click_opt": self.click_opt.state_dict(),
+            "replay": self.replay.state_dict(),
+            "users": self.users.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "n_updates": self.n_updates,
+            "progress": self.progress,
+            "steps_since_update": self.steps_since_update,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in ("q", "q_target", "click", "q_opt", "click_opt", "replay", "users"):

@@ -206,7 +206,9 @@ class ContentModule(nn.Module):
         weights = torch.softmax(logits, dim=1) * valid.any(dim=1, keepdim=True)
         return (weights.unsqueeze(-1) * h).sum(1)
 
-    def score_history(self, history: torch.Tensor, items: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+    def score_history(
+        self, history: torch.Tensor, items: torch.Tensor, drop: torch.Tensor | None = None
+    ) -> torch.Tensor:
         vectors = self.encode_items()
         user = self.user_vectors(vectors, history, drop)
         return (user[:, None, :] * vectors[items]).sum(-1)
@@ -261,7 +263,9 @@ class ContentRecommender(TorchRecommender):
         if kind in ("minilm", "vectors"):
             content = state.get("text_vectors")
             if content is None or histories is None or "project.weight" not in state:
-                raise ArtifactError(f"ContentRecommender ({kind}) checkpoint lacks text_vectors, histories or projection")
+                raise ArtifactError(
+                    f"ContentRecommender ({kind}) checkpoint lacks text_vectors, histories or projection"
+                )
             self.text_vectors = content
             build = lambda: ContentModule(None, histories, 0, self.config, content)  # noqa: E731
         else:

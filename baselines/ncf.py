@@ -183,8 +183,12 @@ class _NCF(TorchRecommender):
                                        self.n_items, self.config.history, self.config.history_halflife)
         valid = (cands >= 0) & (cands < self.n_items)
         with torch.no_grad():
-            scores = self.module(torch.as_tensor(safe_users), torch.as_tensor(np.where(valid, cands, 0)),
-                                 (torch.as_tensor(idx), torch.as_tensor(w)), torch.as_tensor(known, dtype=torch.float32))
+            scores = self.module(
+                torch.as_tensor(safe_users),
+                torch.as_tensor(np.where(valid, cands, 0)),
+                (torch.as_tensor(idx), torch.as_tensor(w)),
+                torch.as_tensor(known, dtype=torch.float32),
+            )
         scores = scores.numpy().astype(np.float64)
         blind = ~known & (w.sum(axis=1) == 0)  # nothing to go on: popularity, as for any cold user
         scores[blind] = self.counts[np.where(valid, cands, 0)[blind]]

@@ -172,7 +172,9 @@ def evaluate_baselines(args: argparse.Namespace, models: dict[str, Any]) -> list
     for seed in range(args.seeds):
         for name, model in models.items():
             for sim in ("ml100k-train", "ml100k-later"):
-                rows.append({"policy": name, "simulator": sim, "seed": seed, **_evaluate(model, sims[sim], args.episodes, seed)})
+                rows.append(
+                    {"policy": name, "simulator": sim, "seed": seed, **_evaluate(model, sims[sim], args.episodes, seed)}
+                )
         venv = sims["synthetic"](min(args.episodes, 512))
         rows.append({"policy": "oracle-myopic", "simulator": "synthetic", "seed": seed,
                      **_evaluate(OraclePolicy(10).bind_env(venv), venv, args.episodes, seed)})

@@ -50,7 +50,9 @@ def _baseline(name: str):
     def build(ctx: TrainingContext) -> BuiltPolicy:
         from baselines.recipes import build_model
 
-        model = build_model(BASELINE_MODELS[name], seed=ctx.seed, progress=ctx.progress, log_dir=str(ctx.out_dir / "tb"))
+        model = build_model(
+            BASELINE_MODELS[name], seed=ctx.seed, progress=ctx.progress, log_dir=str(ctx.out_dir / "tb")
+        )
         model.slate_size = ctx.slate_size
         if hasattr(model, "train_config"):  # torch models: the budget caps the tuned epoch count
             model.train_config = replace(model.train_config, epochs=min(model.train_config.epochs, ctx.budgets.epochs))
@@ -77,7 +79,9 @@ def _agent_builder(name: str) -> Callable[[TrainingContext], BuiltPolicy]:
 
         env = ctx.simulator.make_env(ctx.budgets.train_envs)
         # A context's log may hold some of its simulator's users only (the synthetic one): items then.
-        warm = read_warm_start(_export_warm_start(ctx), env, items_only_if_users_differ=True) if ctx.warm_start else None
+        warm = (
+            read_warm_start(_export_warm_start(ctx), env, items_only_if_users_differ=True) if ctx.warm_start else None
+        )
         policy, result = train_agent(name, env, _agent_train_config(ctx), ctx.seed, out_dir=ctx.out_dir,
                                      warm_start=warm)
         return BuiltPolicy(policy, _curve(result.curve, "step"))
@@ -146,10 +150,16 @@ for _spec in (
     PolicySpec("neumf", _baseline("neumf"), "baseline", "NeuMF (He et al. 2017), greedy on its scores"),
     PolicySpec("lightgcn", _baseline("lightgcn"), "baseline", "LightGCN (He et al. 2020), greedy on its scores"),
     PolicySpec("content", _baseline("content"), "baseline", "content model over item text and genres"),
-    PolicySpec("sb3-dqn", build_sb3_dqn, "agent", "Stable-Baselines3 DQN: its pick in slot 0, popularity fills the rest"),
+    PolicySpec(
+        "sb3-dqn", build_sb3_dqn, "agent", "Stable-Baselines3 DQN: its pick in slot 0, popularity fills the rest"
+    ),
     PolicySpec("slateq", build_slateq, "agent", "SlateQ (Ie et al. 2019), double DQN per item"),
     PolicySpec("reinforce", build_reinforce, "agent", "top-K off-policy-corrected REINFORCE (Chen et al. 2019)"),
-    PolicySpec("oracle", build_oracle, "oracle",
-               "greedy on the true utilities: the CTR ceiling of a myopic policy, not a return bound"),
+    PolicySpec(
+        "oracle",
+        build_oracle,
+        "oracle",
+        "greedy on the true utilities: the CTR ceiling of a myopic policy, not a return bound",
+    ),
 ):
     register_policy(_spec)

@@ -212,11 +212,16 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
             if key in plots:
                 lines += [f"![{key}]({plots[key].relative_to(root).as_posix()})", ""]
     if not result.offline.empty:
-        lines += ["## Offline NCF protocol (supervised policies)", "",
-                  "Leave-one-out on each context's training log (for ML-100K its earlier part, not the whole "
-                  "dataset): the last item of each user ranked among 99 sampled unseen items; "
-                  + ("mean [95% CI] over training seeds." if result.offline["seed"].nunique() > 1 else
-                     "one training seed."), "", _md_table(offline_table(result.offline)), ""]
+        lines += [
+            "## Offline NCF protocol (supervised policies)",
+            "",
+            "Leave-one-out on each context's training log (for ML-100K its earlier part, not the whole "
+            "dataset): the last item of each user ranked among 99 sampled unseen items; "
+            + ("mean [95% CI] over training seeds." if result.offline["seed"].nunique() > 1 else "one training seed."),
+            "",
+            _md_table(offline_table(result.offline)),
+            "",
+        ]
     if "learning_curves" in plots:
         lines += ["## Learning curves", "", f"![learning curves]({plots['learning_curves'].relative_to(root).as_posix()})", ""]
     if result.missing:

@@ -19,8 +19,11 @@ TABLE_COLUMNS = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("offline-eval", help="train baselines and score them offline (NCF protocol, full ranking)",
-                              description=__doc__.splitlines()[0])
+    p = subparsers.add_parser(
+        "offline-eval",
+        help="train baselines and score them offline (NCF protocol, full ranking)",
+        description=__doc__.splitlines()[0],
+    )
     p.add_argument("--models", default="popularity,itemknn,bpr-mf,neumf",
                    help="comma-separated: random, popularity, itemknn, bpr-mf, gmf, mlp, neumf, lightgcn, content, "
                         "or 'all'")
@@ -32,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("offline_eval.csv"), help="CSV of every metric per model")
     p.add_argument("--tensorboard", type=Path, default=None, help="TensorBoard directory for training curves")
     p.add_argument("--progress", action="store_true", help="show training progress bars")
-    p.add_argument("--plain", action="store_true", help="textbook recipes: no recency weighting, no refit on validation")
+    p.add_argument(
+        "--plain", action="store_true", help="textbook recipes: no recency weighting, no refit on validation"
+    )
     p.set_defaults(func=run)
 
 
@@ -55,8 +60,15 @@ def run(args: argparse.Namespace) -> int:
     from recsim_env.data.loaders import load_dataset
 
     names = tuple(MODELS) if args.models == "all" else tuple(m.strip() for m in args.models.split(",") if m.strip())
-    config = OfflineConfig(models=names, seed=args.seed, negative_seeds=args.negative_seeds, full=not args.no_full,
-                           progress=args.progress, plain=args.plain, log_dir=None if args.tensorboard is None else str(args.tensorboard))
+    config = OfflineConfig(
+        models=names,
+        seed=args.seed,
+        negative_seeds=args.negative_seeds,
+        full=not args.no_full,
+        progress=args.progress,
+        plain=args.plain,
+        log_dir=None if args.tensorboard is None else str(args.tensorboard),
+    )
     log = load_dataset(args.dataset)
     results = evaluate_models(log, config)
     args.out.parent.mkdir(parents=True, exist_ok=True)
