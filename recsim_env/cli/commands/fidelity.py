@@ -19,8 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="fitted artifact (.npz) of the dataset's train part (default: fit or load the cached one)")
     parser.add_argument("--out", default="fidelity-report", help="output folder (default: %(default)s)")
     parser.add_argument("--cache-dir", default=None, help="data and model cache")
-    parser.add_argument("--max-events", type=int, default=5000, help="held-out interactions scored (default: %(default)s)")
-    parser.add_argument("--negatives", type=int, default=99, help="sampled negatives per held-out item (default: %(default)s)")
+    parser.add_argument(
+        "--max-events", type=int, default=5000, help="held-out interactions scored (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--negatives", type=int, default=99, help="sampled negatives per held-out item (default: %(default)s)"
+    )
     parser.add_argument("--headroom-episodes", type=int, default=1000,
                         help="episodes per policy in the greedy vs non-myopic check, 0 to skip (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default: %(default)s)")
