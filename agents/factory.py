@@ -93,7 +93,9 @@ def train_agent(
 
 
 def load_agent(path: str | Path) -> Any:
-    """A trained agent from its checkpoint, ready to ``predict`` (SB3 DQN: its pick in slot 0, the fill it trained with after)."""
+    """A trained agent from its checkpoint, ready to ``predict``.
+
+    SB3 DQN: its pick in slot 0, the fill it trained with after."""
     kind = checkpoint_agent(path)
     if kind == "SB3DQN":
         from agents.sb3_dqn import SB3SlatePolicy, fill_scorer, load_sb3_checkpoint

@@ -73,7 +73,9 @@ class ScoringRecommender:
         if config is None and self.config_class is not None:
             config = self.config_class()
         if self.config_class is not None and not isinstance(config, self.config_class):
-            raise ConfigError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
+            raise ConfigError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}"
+            )
         if slate_size is not None and slate_size < 1:
             raise ConfigError(f"slate_size must be >= 1, got {slate_size}")
         self.config = config

@@ -10,7 +10,8 @@ The graph is each user's distinct training items (a repeat adds no edge); with
 ``edge_half_life`` an edge weighs less the more items the user consumed after it (the tuned recipe:
 on ML-100K the next item follows the last few). Early stopping propagates over the training
 interactions only; afterwards the validation interactions join the graph, so the final model's users
-carry their latest item through propagation, before any refit epoch. A cold user is scored from the observation's history as the mean final embedding
+carry their latest item through propagation, before any refit epoch. A cold user is scored from the
+observation's history as the mean final embedding
 of the consumed items, as MF-BPR does with its item vectors.
 """
 

@@ -83,4 +83,8 @@ class BPRMF(TorchRecommender):
     def embeddings(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """User and item embeddings, and the item biases as the one extra weight."""
         m = self.module
-        return m.user.weight.detach().numpy(), m.item.weight.detach().numpy(), {"item_bias": m.bias.weight.detach().numpy()[:, 0]}
+        return (
+            m.user.weight.detach().numpy(),
+            m.item.weight.detach().numpy(),
+            {"item_bias": m.bias.weight.detach().numpy()[:, 0]},
+        )

@@ -210,8 +210,13 @@ def margin_line(summary: pd.DataFrame, sim: str, agent: str, myopic: list[str]) 
             f"intervals {'do not overlap' if apart else 'overlap'}")
 
 
-def markdown(summary: pd.DataFrame, runs: pd.DataFrame, args: argparse.Namespace, loads: list[float], wall: float) -> str:
-    lines = ["| simulator | policy | seeds | mean episode return [95% CI] | CTR | session length |", "|---|---|---|---|---|---|"]
+def markdown(
+    summary: pd.DataFrame, runs: pd.DataFrame, args: argparse.Namespace, loads: list[float], wall: float
+) -> str:
+    lines = [
+        "| simulator | policy | seeds | mean episode return [95% CI] | CTR | session length |",
+        "|---|---|---|---|---|---|",
+    ]
     for _, r in summary.iterrows():
         lines.append(f"| {r.simulator} | {r.policy} | {r.seeds} | {r['return']:.2f} [{r.return_low:.2f}, "
                      f"{r.return_high:.2f}] | {r.ctr:.3f} | {r.session_length:.1f} |")
@@ -221,7 +226,9 @@ def markdown(summary: pd.DataFrame, runs: pd.DataFrame, args: argparse.Namespace
     lines += ["", "| agent | init | seeds | training wall s (median) | env-steps/s (median) | final training return |",
               "|---|---|---|---|---|---|"]
     for (agent, init), g in runs.groupby(["agent", "init"], sort=False):
-        final = [next((c["episode/return"] for c in reversed(curve) if "episode/return" in c), np.nan) for curve in g.curve]
+        final = [
+            next((c["episode/return"] for c in reversed(curve) if "episode/return" in c), np.nan) for curve in g.curve
+        ]
         lines.append(f"| {agent} | {init} | {len(g)} | {g.wall_s.median():.0f} | {g.steps_per_s.median():.0f} | "
                      f"{np.nanmean(final):.2f} |")
     lines += ["", f"Whole run {wall / 60:.1f} min, {args.jobs} seeds at a time; 1-min load average "

@@ -57,7 +57,8 @@ def markdown(frame: pd.DataFrame) -> str:
         lines.append(
             f"| {r['model']} | {r['ncf_HR@10']:.3f} | {r['ncf_NDCG@10']:.3f} | {r['ncf_HR@10_mean']:.3f} ± "
             f"{r['ncf_HR@10_ci']:.3f} | {r['ncf_NDCG@10_mean']:.3f} ± {r['ncf_NDCG@10_ci']:.3f} | "
-            f"{f'{peer[0]:.3f} / {peer[1]:.3f}' if peer else '-'} | {r['full_Recall@10']:.3f} | {r['full_NDCG@10']:.3f} | "
+            f"{f'{peer[0]:.3f} / {peer[1]:.3f}' if peer else '-'} | {r['full_Recall@10']:.3f} | "
+            f"{r['full_NDCG@10']:.3f} | "
             f"{r['full_MRR@10']:.3f} | {r['full_coverage']:.3f} | {r['to_best_s']:.1f} / {r['to_best_cpu_s']:.1f} | "
             f"{r['fit_s']:.1f} / {r['fit_cpu_s']:.1f} | {r['process_s']:.1f} | {r['peak_rss_mb']:.0f} |"
         )

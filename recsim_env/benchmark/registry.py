@@ -9,7 +9,8 @@ part of ML-100K and in the simulator fitted on it; the later-split simulator is 
 ``synthetic`` is its own context (its generated log and env).
 
 This module is where the library meets ``baselines`` and ``agents``: the default builders live in
-:mod:`recsim_env.benchmark.policies` (and :mod:`recsim_env.benchmark.simulators`) and import them only when called, so ``recsim_env`` keeps no
+:mod:`recsim_env.benchmark.policies` (and :mod:`recsim_env.benchmark.simulators`) and import them only
+when called, so ``recsim_env`` keeps no
 import-time dependency on them.
 """
 

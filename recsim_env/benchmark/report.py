@@ -223,7 +223,12 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
             "",
         ]
     if "learning_curves" in plots:
-        lines += ["## Learning curves", "", f"![learning curves]({plots['learning_curves'].relative_to(root).as_posix()})", ""]
+        lines += [
+            "## Learning curves",
+            "",
+            f"![learning curves]({plots['learning_curves'].relative_to(root).as_posix()})",
+            "",
+        ]
     if result.missing:
         lines += ["## Unfinished cells", "", "The run was interrupted; rerun the same command to finish:", ""]
         lines += [f"- {p} on {s}, seed {k}" for p, s, k in result.missing] + [""]

@@ -258,7 +258,10 @@ def load_movielens_latest(path: DataFiles | str | os.PathLike, *, name: str = "m
     _require(files, ("ratings.csv", "movies.csv"), "MovieLens latest")
     inter = read_delimited(files, "ratings.csv", sep=",", quoted=True)
     movies = read_delimited(files, "movies.csv", sep=",", quoted=True)
-    for frame, needed in ((inter, ("userId", "movieId", "rating", "timestamp")), (movies, ("movieId", "title", "genres"))):
+    for frame, needed in (
+        (inter, ("userId", "movieId", "rating", "timestamp")),
+        (movies, ("movieId", "title", "genres")),
+    ):
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise DataError(f"{frame.attrs['source']}: header lacks column(s) {missing}; it has {list(frame.columns)}")
@@ -290,8 +293,16 @@ def load_frames(path_or_paths: str | os.PathLike | Mapping[str, str | os.PathLik
     inter, items, users = frames["interactions"], frames.get("items"), frames.get("users")
     mapping = mapping or _guess_mapping(inter, items)
     stem = Path(paths["interactions"]).name.split(".")[0]
-    return InteractionLog.from_frames(inter, items, users, mapping, name=name or stem, source=str(paths["interactions"]),
-                                      on_duplicates=on_duplicates, on_unknown_items=on_unknown_items)
+    return InteractionLog.from_frames(
+        inter,
+        items,
+        users,
+        mapping,
+        name=name or stem,
+        source=str(paths["interactions"]),
+        on_duplicates=on_duplicates,
+        on_unknown_items=on_unknown_items,
+    )
 
 
 def _guess_mapping(inter: pd.DataFrame, items: pd.DataFrame | None) -> ColumnMapping:

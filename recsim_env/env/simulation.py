@@ -75,7 +75,8 @@ class UserStateView:
 
     @property
     def user_state(self) -> Any:
-        """The user model's current state object, e.g. for an oracle's ``user_model.true_utilities(env.user_state, ...)``.
+        """The user model's current state object, e.g. for an oracle's
+        ``user_model.true_utilities(env.user_state, ...)``.
 
         Hidden from policies (it is not in the observation); read-only by convention and live: the
         model updates it in place each step, row ``i`` being the user behind observation row ``i``."""

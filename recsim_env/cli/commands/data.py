@@ -70,16 +70,20 @@ def _overview(data: InteractionLog) -> Table:
     summary = data.summary()
     per_user = np.bincount(data.interactions["user"].to_numpy(), minlength=data.n_users)
     ts = data.interactions["timestamp"].to_numpy()
-    rows = [("interactions", f"{summary['interactions']:,}"), ("users", f"{summary['users']:,}"),
-            ("items", f"{summary['items']:,}"), ("sparsity", f"{summary['sparsity']:.4%}"),
-            ("responses", ", ".join(summary["responses"]) or "none (implicit)"),
-            ("interactions per user", f"min {per_user.min()}, median {np.median(per_user):g}, max {per_user.max()}"),
-            ("time span (UTC)", f"{_day(ts.min())} .. {_day(ts.max())}"),
-            ("genres", str(summary["genres"])),
-            ("items with title / year", f"{(data.items['title'] != '').sum():,} / {data.items['year'].notna().sum():,}"),
-            ("user features", ", ".join(c for c in data.users.columns if c != "user_id") or "none"),
-            ("k-core", _kcore(data)),
-            ("fingerprint", data.fingerprint())]
+    rows = [
+        ("interactions", f"{summary['interactions']:,}"),
+        ("users", f"{summary['users']:,}"),
+        ("items", f"{summary['items']:,}"),
+        ("sparsity", f"{summary['sparsity']:.4%}"),
+        ("responses", ", ".join(summary["responses"]) or "none (implicit)"),
+        ("interactions per user", f"min {per_user.min()}, median {np.median(per_user):g}, max {per_user.max()}"),
+        ("time span (UTC)", f"{_day(ts.min())} .. {_day(ts.max())}"),
+        ("genres", str(summary["genres"])),
+        ("items with title / year", f"{(data.items['title'] != '').sum():,} / {data.items['year'].notna().sum():,}"),
+        ("user features", ", ".join(c for c in data.users.columns if c != "user_id") or "none"),
+        ("k-core", _kcore(data)),
+        ("fingerprint", data.fingerprint()),
+    ]
     table = Table(title=f"{data.name} ({data.meta.get('source', '')})")
     table.add_column("")
     table.add_column("value", justify="right")
