@@ -26,9 +26,10 @@ import signal
 import socket
 import traceback
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import cloudpickle
 
@@ -276,6 +277,37 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
                           f"there with `ray start --head`, or drop --ray-address to start a local instance") from None
 
 
+@contextmanager
+def _loopback(enabled: bool) -> Iterator[None]:
+    """Keep Ray on 127.0.0.1 while it starts or connects: it swaps a loopback address for the
+    machine's reachable one (and its servers listen on every interface) unless its multi-node
+    switch, the one that is off on macOS and Windows, is off."""
+    if not enabled:
+        yield
+        return
+    from ray._private import ray_constants
+
+    saved = (os.environ.get(_RAY_CLUSTER_SWITCH), getattr(ray_constants, "ENABLE_RAY_CLUSTER", True))
+    os.environ[_RAY_CLUSTER_SWITCH] = "0"  # the servers Ray starts read it too
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop(_RAY_CLUSTER_SWITCH, None)
+        else:
+            os.environ[_RAY_CLUSTER_SWITCH] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+
+
+_RAY_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rpartition(":")[0]
+    return host == "localhost" or host.startswith("127.")
+
+
 class RayExecutor(_Closing):
     """Jobs as Ray tasks of one CPU each. Without ``address`` it starts a local instance on 127.0.0.1
     with ``jobs`` CPUs (no dashboard) and stops it on close; with one it connects to that cluster and
@@ -288,12 +320,18 @@ class RayExecutor(_Closing):
         if address:
             check_reachable(address)
             try:
-                ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+                with _loopback(_is_loopback(address)):
+                    ray.init(address=address, logging_level=logging.WARNING)
             except Exception as exc:  # a version mismatch, a refused token...: name the address
-                raise ConfigError(f"could not join the Ray cluster at --ray-address {address}: {exc}") from None
+                hint = "" if os.environ.get("RAY_AUTH_MODE") else (
+                    "; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token here and "
+                    "its token (the head's ~/.ray/auth_token, or RAY_AUTH_TOKEN)")
+                raise ConfigError(f"could not join the Ray cluster at --ray-address {address}: {exc}{hint}") from None
         else:
-            ray.init(address="local", num_cpus=jobs or LOCAL_RAY_CPUS, include_dashboard=False,
-                     _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
+            with _loopback(True):
+                ray.init(address="local", num_cpus=jobs or LOCAL_RAY_CPUS, include_dashboard=False,
+                         _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
+        self.node_addresses = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")})
         self.capacity = jobs or max(int(ray.cluster_resources().get("CPU", 1)), 1)
         self.shares_files = not address  # a cluster's nodes may not see this machine's run folder
         self._remote = ray.remote(num_cpus=1, max_retries=0)(_call)

@@ -241,3 +241,37 @@ def test_synthetic_benchmark_on_a_local_ray_instance_matches_the_sequential_run(
 
 def _fit_logs(folder):
     return list(folder.rglob("events.out.tfevents.*"))
+
+
+
+def _pid(_):
+    return os.getpid()
+
+
+def _kill_self(_):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _raise(message):
+    raise ValueError(message)
+
+
+def test_a_local_ray_instance_listens_on_loopback_reports_crashes_and_stops_at_close():
+    import ray
+
+    from recsim_env.benchmark.executors import RayExecutor
+
+    outcomes = {}
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import this file
+    try:
+        with RayExecutor(jobs=1) as executor:
+            assert executor.node_addresses == ["127.0.0.1"] and executor.capacity == 1
+            for key, function in (("pid", _pid), ("kill", _kill_self), ("raise", _raise)):
+                executor.submit(key, function, "broken on purpose")
+                outcomes.update({outcome.key: outcome for outcome in executor.wait()})
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert outcomes["pid"].error is None and outcomes["pid"].value != os.getpid()
+    assert outcomes["kill"].error.startswith("Ray worker died (")
+    assert "ValueError: broken on purpose" in outcomes["raise"].error
+    assert not ray.is_initialized()  # close stopped the instance it started
