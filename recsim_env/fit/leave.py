@@ -39,7 +39,6 @@ A log that shows a single outcome (every observed item ends its session, as when
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.sessions import DEFAULT_GAP_SECONDS, sessionize
 from recsim_env.errors import ArtifactError, ConfigError, DataError
+from recsim_env.fit.artifacts import check_kind, load_parts, save_parts
 
 logger = logging.getLogger(__name__)
 
@@ -378,35 +378,18 @@ class LeaveHazard:
 
     def save(self, path: str | Path) -> Path:
         """Write plain arrays and a JSON header to ``.npz`` (read back with ``allow_pickle=False``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         header, arrays = self.to_parts()
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:  # write-then-rename: a crash never leaves half an artifact
-            np.savez(handle, header=np.array(json.dumps(header)), **arrays)
-        tmp.replace(path)
-        return path
+        return save_parts(path, header, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> LeaveHazard:
         """Read :meth:`save`'s file; :class:`ArtifactError` on another kind or format version."""
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                header = json.loads(str(npz["header"]))
-                _check_kind(header, str(path))
-                arrays = {name: npz[name] for name in ARRAY_FIELDS}
-        except ArtifactError:
-            raise
-        except (OSError, KeyError, ValueError) as exc:
-            raise ArtifactError(f"{path}: not a readable leave hazard artifact ({exc})") from exc
+        header, arrays = load_parts(path, "leave_hazard", FORMAT_VERSION, ARRAY_FIELDS, "leave hazard")
         return cls.from_parts(header, arrays, str(path))
 
 
 def _check_kind(header: dict, where: str) -> None:
-    if header.get("kind") != "leave_hazard" or header.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{where}: a {header.get('kind')!r} artifact of format {header.get('format_version')}, "
-                            f"expected 'leave_hazard' format {FORMAT_VERSION}; refit it")
+    check_kind(header, where, "leave_hazard", FORMAT_VERSION)
 
 
 ARRAY_FIELDS = ("coefficients", "feature_mean", "feature_scale", "covariance", "item_counts", "user_counts")

@@ -23,7 +23,6 @@ included) and ``log1p_days_since_first`` (days from the user's first interaction
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.sessions import DEFAULT_GAP_SECONDS, sessionize
 from recsim_env.errors import ArtifactError, ConfigError, DataError
+from recsim_env.fit.artifacts import check_kind, load_parts, save_parts
 from recsim_env.fit.leave import timestamps_are_row_numbers
 
 logger = logging.getLogger(__name__)
@@ -373,35 +373,18 @@ class ReturnModel:
 
     def save(self, path: str | Path) -> Path:
         """Write plain arrays and a JSON header to ``.npz`` (read back with ``allow_pickle=False``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         header, arrays = self.to_parts()
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:  # write-then-rename: a crash never leaves half an artifact
-            np.savez(handle, header=np.array(json.dumps(header)), **arrays)
-        tmp.replace(path)
-        return path
+        return save_parts(path, header, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> ReturnModel:
         """Read :meth:`save`'s file; :class:`ArtifactError` on another kind or format version."""
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                header = json.loads(str(npz["header"]))
-                _check_kind(header, str(path))
-                arrays = {name: npz[name] for name in ARRAY_FIELDS}
-        except ArtifactError:
-            raise
-        except (OSError, KeyError, ValueError) as exc:
-            raise ArtifactError(f"{path}: not a readable return model artifact ({exc})") from exc
+        header, arrays = load_parts(path, "return_model", FORMAT_VERSION, ARRAY_FIELDS, "return model")
         return cls.from_parts(header, arrays, str(path))
 
 
 def _check_kind(header: dict, where: str) -> None:
-    if header.get("kind") != "return_model" or header.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{where}: a {header.get('kind')!r} artifact of format {header.get('format_version')}, "
-                            f"expected 'return_model' format {FORMAT_VERSION}; refit it")
+    check_kind(header, where, "return_model", FORMAT_VERSION)
 
 
 ARRAY_FIELDS = ("coefficients", "covariate_mean", "covariate_scale", "covariance")
