@@ -171,6 +171,24 @@ def _serve(connection: Any) -> None:
             return
 
 
+WORKER_THREADS = {"OMP_NUM_THREADS": "1"}
+"""Each local worker's OpenMP and BLAS pools get one thread (unless the variable is set), as Ray does
+for its workers: ``jobs`` workers each with a thread per core oversubscribe the machine (the quick
+benchmark's first task ran 1.7x slower under ``--jobs 2`` than on Ray), and the results do not change."""
+
+
+@contextmanager
+def _environment(defaults: dict[str, str]) -> Iterator[None]:
+    """``defaults`` in ``os.environ`` for the block, where not set already."""
+    added = [name for name in defaults if name not in os.environ]
+    os.environ.update({name: defaults[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 @dataclass(eq=False)
 class _Worker:
     process: Any
@@ -202,7 +220,8 @@ class LocalExecutor(_Closing):
     def _start(self) -> _Worker:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(target=_serve, args=(theirs,), name="recsim-benchmark-worker")
-        process.start()
+        with _environment(WORKER_THREADS):  # a spawned child reads its thread counts from the environment
+            process.start()
         theirs.close()
         return _Worker(process, ours)
 

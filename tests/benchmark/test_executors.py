@@ -256,6 +256,18 @@ def _raise(message):
     raise ValueError(message)
 
 
+def _omp_threads(_):
+    return os.environ.get("OMP_NUM_THREADS")
+
+
+def test_local_workers_run_one_thread_per_pool_and_the_driver_keeps_its_environment(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with LocalExecutor(1) as executor:
+        executor.submit("threads", _omp_threads, None)
+        (outcome,) = executor.wait()
+    assert outcome.value == "1" and "OMP_NUM_THREADS" not in os.environ
+
+
 def test_a_local_ray_instance_listens_on_loopback_reports_crashes_and_stops_at_close():
     import ray
 
