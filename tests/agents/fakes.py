@@ -219,3 +219,24 @@ def one_item_vector_env(num_envs: int = 16, n_candidates: int = 6, slate_size: i
 
     config = EnvConfig(slate_size=slate_size, n_candidates=n_candidates, history_length=3, step_cap=10)
     return RecVectorEnv(OneItemUsers(), None, config, num_envs=num_envs)
+
+
+class Crash(Exception):
+    """What a :func:`crashing` env raises: a killed process, for resume tests."""
+
+
+def crashing(base: type) -> type:
+    """A subclass of the vector env ``base`` that dies once ``crash_at`` user-steps have been taken
+    (set ``crash_at`` on the subclass, e.g. with ``monkeypatch.setattr``)."""
+
+    class Crashing(base):
+        crash_at = 10**9
+
+        def step(self, actions):
+            self.taken = getattr(self, "taken", 0) + self.num_envs
+            if self.taken > self.crash_at:
+                raise Crash
+            return super().step(actions)
+
+    Crashing.__name__ = f"Crashing{base.__name__}"
+    return Crashing

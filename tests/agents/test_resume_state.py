@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakes import FakeSlateVecEnv, OneItemUsers, Scenario
+from fakes import Crash, FakeSlateVecEnv, OneItemUsers, Scenario, crashing
 
 from agents.checkpoint import load_checkpoint
 from agents.networks import ObservationSpec
@@ -127,20 +127,7 @@ def test_users_as_objects_cannot_be_exported_and_the_loop_says_so(caplog: pytest
     assert "cannot give its state" in caplog.text and "fresh users" in caplog.text
 
 
-class Crash(Exception):
-    pass
-
-
-class CrashingVectorEnv(RecVectorEnv):
-    """Dies (like a killed process) once ``crash_at`` user-steps have been taken."""
-
-    crash_at = 10**9
-
-    def step(self, actions):
-        self.taken = getattr(self, "taken", 0) + self.num_envs
-        if self.taken > self.crash_at:
-            raise Crash
-        return super().step(actions)
+CrashingVectorEnv = crashing(RecVectorEnv)
 
 
 def _slateq(env) -> SlateQAgent:

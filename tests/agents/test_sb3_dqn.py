@@ -5,7 +5,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from fakes import one_item_vector_env
+from fakes import Crash, crashing, one_item_vector_env
 
 from agents.sb3_dqn import (
     SB3SlatePolicy,
@@ -188,20 +188,7 @@ def test_resume_keeps_the_credit_the_run_was_trained_with(tmp_path: Path) -> Non
 
 
 
-class Crash(Exception):
-    pass
-
-
-class CrashingVectorEnv(RecVectorEnv):
-    """Dies (like a killed process) once ``crash_at`` user-steps have been taken."""
-
-    crash_at = 10**9
-
-    def step(self, actions):
-        self.taken = getattr(self, "taken", 0) + self.num_envs
-        if self.taken > self.crash_at:
-            raise Crash
-        return super().step(actions)
+CrashingVectorEnv = crashing(RecVectorEnv)
 
 
 def _crashing_model() -> tuple[Any, CrashingVectorEnv]:

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fakes import FakeSlateVecEnv, Scenario
+from fakes import Crash, FakeSlateVecEnv, Scenario, crashing
 
 from agents.networks import ObservationSpec
 from agents.reinforce import ReinforceAgent, ReinforceConfig
@@ -42,20 +42,7 @@ def test_one_seed_gives_identical_weights(make) -> None:
     assert not all(torch.equal(a, b) for a, b in zip(runs[0], runs[2]))
 
 
-class Crash(Exception):
-    pass
-
-
-class CrashingEnv(FakeSlateVecEnv):
-    """Dies (like a killed process) once ``crash_at`` user-steps have been taken."""
-
-    crash_at = 10**9
-
-    def step(self, actions):
-        self.taken = getattr(self, "taken", 0) + self.num_envs
-        if self.taken > self.crash_at:
-            raise Crash
-        return super().step(actions)
+CrashingEnv = crashing(FakeSlateVecEnv)
 
 
 @pytest.mark.parametrize("make", [_slateq, _reinforce])
