@@ -25,9 +25,9 @@ from typing import Any, Mapping
 
 import tomllib
 
-from recsim_env.benchmark.defaults import POLICIES, SIMULATORS
+from recsim_env.benchmark.defaults import DEFAULT_SIMULATORS, POLICIES, SIMULATORS
 from recsim_env.errors import ConfigError
-from recsim_env.evaluation.rollout import METRICS
+from recsim_env.evaluation.rollout import ALL_METRICS
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,11 @@ class BenchmarkConfig:
 
     policies: tuple[str, ...] = tuple(POLICIES)
     """Policy names (see :data:`recsim_env.benchmark.registry.POLICIES`); ``oracle`` runs where a simulator has one."""
-    simulators: tuple[str, ...] = tuple(SIMULATORS)
-    """Simulator names (see :data:`recsim_env.benchmark.registry.SIMULATORS`)."""
-    metrics: tuple[str, ...] = METRICS
+    simulators: tuple[str, ...] = DEFAULT_SIMULATORS
+    """Simulator names (see :data:`recsim_env.benchmark.registry.SIMULATORS`); by default the session
+    simulators, without the lifetime ones (``ml100k-train-lifetime``, ``ml100k-later-lifetime``,
+    ``synthetic-lifetime``), which are named to run."""
+    metrics: tuple[str, ...] = ALL_METRICS
     """Metrics shown in the terminal table and the markdown report (the CSV keeps them all)."""
     seeds: int = 5
     """Seeds per (policy, simulator): each trains the policy anew and evaluates it on its own users."""
@@ -102,7 +104,7 @@ class BenchmarkConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), f.type)
-        for name, valid in (("policies", POLICIES), ("simulators", SIMULATORS), ("metrics", METRICS)):
+        for name, valid in (("policies", POLICIES), ("simulators", SIMULATORS), ("metrics", ALL_METRICS)):
             _check_names(name, getattr(self, name), valid)
         for name in ("seeds", "episodes", "slate_size", "n_candidates", "max_envs"):
             value = getattr(self, name)

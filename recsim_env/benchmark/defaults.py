@@ -18,4 +18,7 @@ from recsim_env.benchmark.registry import (
     simulator_spec,
 )
 
-__all__ = ["CONTEXTS", "POLICIES", "SIMULATORS", "policy_spec", "simulator_spec"]
+DEFAULT_SIMULATORS = tuple(name for name, spec in SIMULATORS.items() if spec.default)
+"""The simulators a config runs when it names none (the lifetime ones are opt-in)."""
+
+__all__ = ["CONTEXTS", "DEFAULT_SIMULATORS", "POLICIES", "SIMULATORS", "policy_spec", "simulator_spec"]

@@ -64,8 +64,8 @@ def session_length_plot(result: "BenchmarkResult", simulator: str, path: Path) -
         return None
     part = eps[eps["simulator"] == simulator]
     logged = result.logged_session_lengths.get(simulator)
-    if part.empty:
-        return None
+    if part.empty or ("sessions_per_user" in part and part["sessions_per_user"].notna().any()):
+        return None  # a lifetime episode holds many sessions: its clicks are no session length
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     column = "clicks" if "clicks" in part.columns else "session_length"

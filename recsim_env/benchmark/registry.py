@@ -109,6 +109,8 @@ class SimulatorSpec:
     has_oracle: bool = False
     """Whether the ``oracle`` policy can read its users' true utilities."""
     description: str = ""
+    default: bool = True
+    """Whether a config that names no simulators runs it (the lifetime simulators are opt-in)."""
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,13 @@ Written into the run directory::
     results.csv          simulator, policy, metric, mean, ci_low, ci_high, n (seeds)
     per_seed.csv         one row per (simulator, policy, seed): per-seed means, coverage, personalization
     paired_differences.csv   each policy's return minus the best policy's, paired within seeds
+    gains.csv            lifetime simulators: each policy's lifetime clicks against the best myopic policy's,
+                         split into sessions x steps per session x clicks per step (benchmark.gains)
     episodes.csv         every evaluated episode
     offline.csv          offline NCF-protocol metrics of the supervised policies (when computed)
     report.md            the tables and plots below, the config and the package versions
     plots/return_<simulator>.png      mean return per policy with 95% intervals
-    plots/sessions_<simulator>.png    simulated vs logged session-length distributions
+    plots/sessions_<simulator>.png    simulated vs logged session-length distributions (session simulators)
     plots/learning_curves.png         training curves of the policies that logged one
     tb/benchmark/        TensorBoard scalars: <simulator>/<metric>/<policy> per seed
 """
@@ -25,8 +27,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from recsim_env.benchmark import gains
 from recsim_env.benchmark.cells import atomic_write_text
-from recsim_env.evaluation.rollout import METRICS, SEED_METRICS, summarize
+from recsim_env.evaluation import longterm
+from recsim_env.evaluation.rollout import ALL_METRICS, METRICS, SEED_METRICS, summarize
 
 if TYPE_CHECKING:
     from recsim_env.benchmark.results import BenchmarkResult
@@ -63,7 +67,20 @@ def per_seed(result: "BenchmarkResult") -> pd.DataFrame:
     cols = [c for c in METRICS if c in result.episodes.columns]
     means = result.episodes.groupby(keys, sort=False)[cols].mean()
     seeds = result.seeds.set_index(keys)[[c for c in result.seeds.columns if c in METRICS]]
-    return means.join(seeds).reset_index()
+    table = means.join(seeds)
+    lifetime = result.episodes[result.episodes["simulator"].isin(lifetime_simulators(result))]
+    if len(lifetime):  # the long-term metrics of the lifetime cells, pooled per seed as their intervals are
+        table = table.join(longterm.per_group(lifetime, keys).set_index(keys))
+    return table.reset_index()
+
+
+def lifetime_simulators(result: "BenchmarkResult") -> list[str]:
+    """The simulators whose episodes carry the long-term metrics (lifetime envs)."""
+    episodes = result.episodes
+    if episodes.empty or not longterm.has_longterm(episodes):
+        return []
+    counted = episodes.groupby("simulator", sort=False)["session_ends"].count()
+    return [str(sim) for sim, n in counted.items() if n > 0]
 
 
 def aggregate(result: "BenchmarkResult") -> pd.DataFrame:
@@ -71,6 +88,7 @@ def aggregate(result: "BenchmarkResult") -> pd.DataFrame:
 
     With a single seed the interval is over episodes (the per-seed metrics then have no interval)."""
     table = per_seed(result)
+    lifetime = lifetime_simulators(result)
     rows = []
     for (sim, policy), group in table.groupby(["simulator", "policy"], sort=False):
         source = group
@@ -79,6 +97,9 @@ def aggregate(result: "BenchmarkResult") -> pd.DataFrame:
             source = source.assign(**{m: float(group[m].iloc[0]) for m in SEED_METRICS if m in group})
         cols = [c for c in METRICS if c in source.columns]
         rows.append(summarize(source, cols).assign(simulator=sim, policy=policy))
+        if sim in lifetime:
+            cell = result.episodes[(result.episodes["simulator"] == sim) & (result.episodes["policy"] == policy)]
+            rows.append(longterm.summarize_longterm(cell).assign(simulator=sim, policy=policy))
     if not rows:
         return pd.DataFrame(columns=["simulator", "policy", "metric", "mean", "ci_low", "ci_high", "n"])
     out = pd.concat(rows, ignore_index=True)
@@ -116,6 +137,10 @@ def write_results_csv(result: "BenchmarkResult", root: Path) -> pd.DataFrame:
     atomic_write_text(root / "results.csv", agg.to_csv(index=False))
     atomic_write_text(root / "per_seed.csv", per_seed(result).to_csv(index=False))
     atomic_write_text(root / "paired_differences.csv", paired_differences(result).to_csv(index=False))
+    decomposed = [gains.decompose(result, sim).assign(simulator=sim) for sim in lifetime_simulators(result)]
+    decomposed = [frame for frame in decomposed if len(frame)]
+    if decomposed:
+        atomic_write_text(root / "gains.csv", pd.concat(decomposed, ignore_index=True).to_csv(index=False))
     atomic_write_text(root / "episodes.csv", result.episodes.to_csv(index=False))
     if not result.offline.empty:
         atomic_write_text(root / "offline.csv", result.offline.to_csv(index=False))
@@ -197,6 +222,7 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
              "the simulator's true utilities: the click-through ceiling of a myopic policy, not a bound on "
              "long-term return.", ""]
     paired = paired_differences(result)
+    lifetime = lifetime_simulators(result)
     for sim in cfg.simulators:
         table = wide_table(agg, sim, cfg.metrics)
         lines += [f"## {sim}", ""]
@@ -208,6 +234,8 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
             lines += [f"Paired differences in return against the best policy, **{ref}** (same users in each "
                       "seed; an interval that excludes 0 is a difference the seeds agree on):", "",
                       _md_table(cells), ""]
+        if sim in lifetime:
+            lines += lifetime_section(result, sim)
         for key in (f"return_{sim}", f"sessions_{sim}"):
             if key in plots:
                 lines += [f"![{key}]({plots[key].relative_to(root).as_posix()})", ""]
@@ -235,6 +263,34 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
     lines += ["## Configuration", "", "```toml", cfg.to_toml().rstrip(), "```", "", "## Package versions", ""]
     lines += [f"- {k} {v}" for k, v in package_versions().items()]
     return "\n".join(lines) + "\n"
+
+
+def lifetime_section(result: "BenchmarkResult", simulator: str) -> list[str]:
+    """The markdown of a lifetime simulator's gain decomposition (:mod:`~recsim_env.benchmark.gains`)."""
+    lines = ["In this lifetime simulator an episode is one user's sessions over the horizon: `return` and "
+             "`lifetime_clicks` are clicks over the horizon, `session_length` the steps of all its sessions, "
+             "`ctr` clicks per step; `return_rate_7d` is the share of sessions followed by a return within 7 days "
+             "and `days_to_return` the mean gap of the sessions whose user comes back.", ""]
+    table = gains.decompose(result, simulator)
+    if table.empty:
+        return lines
+    ref = table["reference"].iloc[0]
+    cells = pd.DataFrame(index=table["policy"])
+    cells[f"lifetime clicks − {ref}"] = [_cell(pd.Series({"mean": r["diff"], "ci_low": r["diff_low"],
+                                                          "ci_high": r["diff_high"]})) for _, r in table.iterrows()]
+    for factor in gains.FACTORS:
+        cells[f"{factor.replace('_', ' ')} ×"] = [
+            _ratio_cell(r[factor], r[f"{factor}_low"], r[f"{factor}_high"]) for _, r in table.iterrows()]
+    lines += [f"Lifetime clicks against the best myopic policy, **{ref}**, paired within seeds, and the ratio of "
+              "each factor of lifetime clicks = sessions × steps per session × clicks per step (geometric mean "
+              "over seeds [95% CI]; the three factors multiply to the first ratio):", "", _md_table(cells), ""]
+    return lines
+
+
+def _ratio_cell(mean: float, low: float, high: float) -> str:
+    if not np.isfinite(mean):
+        return "—"
+    return f"{mean:.3f}" if low == high else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def offline_table(offline: pd.DataFrame) -> pd.DataFrame:
@@ -291,7 +347,7 @@ def write_tensorboard(result: "BenchmarkResult", log_dir: Path) -> None:
     writer = SummaryWriter(str(log_dir))
     try:
         for values in table.to_dict("records"):
-            for metric in METRICS:
+            for metric in ALL_METRICS:
                 value = values.get(metric)
                 if value is not None and np.isfinite(value):
                     writer.add_scalar(f"{values['simulator']}/{metric}/{values['policy']}", float(value),

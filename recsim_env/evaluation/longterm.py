@@ -78,6 +78,29 @@ def has_longterm(episodes: pd.DataFrame) -> bool:
     return all(name in episodes.columns for name in COUNT_COLUMNS + LONGTERM_METRICS)
 
 
+def per_group(episodes: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """:data:`LONGTERM_METRICS` per group of ``keys`` (e.g. one seed of one policy): the pooled shares
+    pooled over the group's sessions, the per-episode metrics averaged over its episodes.
+
+    Examples:
+        >>> episodes = pd.DataFrame({"seed": [0, 0], "session_ends": [1.0, 3.0], "returns_7d": [1.0, 0.0],
+        ...     "finite_gaps": [1.0, 2.0], "gap_days_total": [2.0, 10.0], "sessions_per_user": [2.0, 3.0],
+        ...     "lifetime_clicks": [4.0, 8.0]})
+        >>> per_group(episodes, ["seed"]).iloc[0].tolist()  # 1 of 4 sessions back in 7 days, 12 days / 3 gaps
+        [0.0, 0.25, 4.0, 2.5, 6.0]
+    """
+    groups = episodes.groupby(keys, sort=False)
+    totals = groups[[column for pair in RATIOS.values() for column in pair]].sum()
+    out = pd.DataFrame(index=totals.index)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, (top, bottom) in RATIOS.items():
+            out[name] = totals[top] / totals[bottom].where(totals[bottom] > 0)
+    for name in LONGTERM_METRICS:
+        if name not in RATIOS:
+            out[name] = groups[name].mean()
+    return out[list(LONGTERM_METRICS)].reset_index()
+
+
 def summarize_longterm(episodes: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """``metric, mean, ci_low, ci_high, n`` of :data:`LONGTERM_METRICS` (``n``: episodes, or seeds when
     there are several)."""

@@ -56,7 +56,9 @@ EPISODE_METRICS = ("return", "ctr", "like_rate", "mean_rating", "dwell", "sessio
 SEED_METRICS = ("coverage", "personalization")
 """Metrics of a whole evaluation (one value per seed)."""
 METRICS = EPISODE_METRICS + SEED_METRICS
-"""Every metric :func:`evaluate` produces."""
+"""Every metric :func:`evaluate` produces in any env."""
+ALL_METRICS = METRICS + longterm.LONGTERM_METRICS
+"""Those and the long-term metrics it adds in a lifetime env."""
 CATALOG_METRICS = ("diversity", "novelty", "coverage")
 """The metrics read from an item catalogue: NaN, with one warning per :func:`evaluate` call, without one."""
 RESPONSE_KEYS = ("click", "like", "rating", "dwell")

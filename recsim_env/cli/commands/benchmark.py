@@ -11,7 +11,7 @@ from recsim_env.benchmark.config import BenchmarkConfig
 from recsim_env.benchmark.defaults import POLICIES, SIMULATORS
 from recsim_env.benchmark.executors import BACKENDS, ExecutorConfig
 from recsim_env.benchmark.run import run_benchmark
-from recsim_env.evaluation.rollout import METRICS
+from recsim_env.evaluation.rollout import ALL_METRICS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, metavar="N", help="evaluation episodes per policy, simulator and seed")
     parser.add_argument("--policies", metavar="A,B", help=f"comma-separated; known: {','.join(POLICIES)}")
     parser.add_argument("--simulators", metavar="A,B", help=f"comma-separated; known: {','.join(SIMULATORS)}")
-    parser.add_argument("--metrics", metavar="A,B", help=f"metrics to show; known: {','.join(METRICS)}")
+    parser.add_argument("--metrics", metavar="A,B", help=f"metrics to show; known: {','.join(ALL_METRICS)}")
     parser.add_argument("--no-offline", dest="offline", action="store_false", default=None,
                         help="skip the offline NCF-protocol metrics of the supervised policies")
     parser.add_argument("--retrain-per-seed", action=argparse.BooleanOptionalAction, default=None,
@@ -90,4 +90,4 @@ def _print_registry() -> None:
         for name, spec in registry.items():
             table.add_row(name, spec.description)
         console.print(table)
-    console.print(f"metrics: {', '.join(METRICS)}")
+    console.print(f"metrics: {', '.join(ALL_METRICS)}")
