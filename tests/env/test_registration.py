@@ -47,3 +47,26 @@ def test_movielens_id_makes_single_and_vector_envs():
     venv = gym.make_vec("recsim_env:RecSim/MovieLens100K-v0", num_envs=4, vectorization_mode="vector_entry_point")
     obs, _ = venv.reset(seed=0)
     assert obs["user_index"].shape == (4, 1) and obs["user_index"].max() < env.unwrapped.user_model.n_logged_users
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_movielens_lifetime_id_passes_the_env_checker_and_the_vector_check():
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+    from vector_checks import check_vector_env
+
+    from recsim_env.env.lifetime import LIFETIME_INFO, LifetimeEnv, LifetimeVectorEnv
+
+    options = {"slate_size": 5, "n_candidates": 20, "horizon": 5}
+    env = gym.make("recsim_env:RecSim/MovieLens100K-Lifetime-v0", **options)
+    single = env.unwrapped
+    assert isinstance(single, LifetimeEnv) and single.lifetime.horizon_days == 5.0
+    check_env(single, skip_render_check=True)
+    venv = gym.make_vec("recsim_env:RecSim/MovieLens100K-Lifetime-v0", num_envs=6,
+                        vectorization_mode="vector_entry_point", **options)
+    assert isinstance(venv.unwrapped, LifetimeVectorEnv)
+    model, catalog = single.user_model, single.catalog
+    sync = SyncVectorEnv([lambda: LifetimeEnv(model, catalog, single.config, single.lifetime) for _ in range(6)],
+                         autoreset_mode=AutoresetMode.SAME_STEP)
+    seen = check_vector_env(venv.unwrapped, sync, steps=300, info_keys=LIFETIME_INFO)
+    assert seen["ended"] and seen["session_end"] and seen["returned"]  # fitted sessions end, and users come back
