@@ -69,6 +69,11 @@ class FitConfig:
     not show (``recsim fidelity`` reports it as assumed)."""
     max_categories: int = 32
     """Categorical user columns with more levels than this are left out of the user features."""
+    item_vectors: str = ""
+    """A file of precomputed item vectors (image, audio, any embedding made elsewhere; the layouts of
+    :mod:`recsim_env.data.item_vectors`), every item of the fitted log needs one; ``""``: none. They
+    join the genres and year as item content: the relevance and rating models fit a linear map from
+    them (see :func:`~recsim_env.fit.pipeline.fit_user_model`)."""
 
     def __post_init__(self) -> None:
         positive_ints = ("embedding_dim", "rating_dim", "epochs", "batch_size", "negatives", "drift_events",
@@ -89,6 +94,9 @@ class FitConfig:
         for name in ("l2", "rating_l2", "drift_min_gain"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not isinstance(self.item_vectors, str):
+            raise ConfigError(f"FitConfig.item_vectors must be a file path (str, '' for none), "
+                              f"got {self.item_vectors!r}")
         if isinstance(self.no_click_leave, bool) or not 0.0 <= self.no_click_leave <= 1.0:
             raise ConfigError(f"FitConfig.no_click_leave must be a probability in [0, 1], got {self.no_click_leave!r}")
         # The dynamics defaults are validated where they are used.

@@ -81,6 +81,14 @@ def movielens_user_model(split: str = "train", cache_dir: str | Path | None = No
 
 
 def _config_key(config: FitConfig) -> str:
-    """Short hash of a config: artifacts fitted with other settings live under other names."""
-    text = json.dumps(_jsonable(config), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    """Short hash of a config: artifacts fitted with other settings live under other names. Without item
+    vectors the field is left out (the keys of artifacts cached before it existed stay valid); with them,
+    the file's bytes count too (the same path rewritten is another fit)."""
+    fields = _jsonable(config)
+    if not config.item_vectors:
+        del fields["item_vectors"]
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    vectors = Path(config.item_vectors).expanduser()
+    if config.item_vectors and vectors.is_file():
+        digest.update(vectors.read_bytes())
+    return digest.hexdigest()[:10]

@@ -5,7 +5,8 @@ The torch parts live in :mod:`recsim_env.fit.learners` (imported only to fit). S
 sequence is cut in time into a *head* and the last ``holdout_fraction`` *tail*):
 
 1. **Relevance** (head): ``score(u, i) = p_u·v_i + b_i`` with ``v_i = q_i + W·c_i`` (id embedding plus
-   projected content: genres, standardised year), trained as a sampled softmax over the positive and
+   projected content: genres, standardised year and, when ``FitConfig.item_vectors`` names a file, the
+   precomputed item vectors: :func:`item_content`), trained as a sampled softmax over the positive and
    ``negatives`` uniformly drawn items shared by the batch; its logits are the choice utilities.
 2. **Drift and fatigue** (tail, whose history is known): the interest vector ``h`` is an
    exponential moving average of consumed item vectors with rate ``η``; fatigue ``F`` a decayed sum of
@@ -17,8 +18,8 @@ sequence is cut in time into a *head* and the last ``holdout_fraction`` *tail*):
    cost ML-100K a third of its held-out HR@10. ``default_fatigue`` is used only when the log has no
    tail events to estimate from; ``meta["fatigue_source"]`` says which.
 3. **Ratings** (head; residual std measured on the tail): biased MF with content,
-   ``r = μ + b_u + b_i + a_u·(e_i + W'c_i)``, MSE. Dwell: per-item mean log dwell (shrunk to the
-   global mean) and residual std, only when the log has dwell.
+   ``r = μ + b_u + b_i + w·c_i + a_u·(e_i + W'c_i)`` (the same content ``c_i``), MSE. Dwell: per-item
+   mean log dwell (shrunk to the global mean) and residual std, only when the log has dwell.
 4. **Leave hazard** (the whole log, sessions split at gaps >= ``session_gap``;
    :mod:`recsim_env.fit.leave`): ``P(the session ends after this consumed item)`` by position, rating
    and shortfall, genre overlap with the session so far, item popularity, user activity. A log that
@@ -45,6 +46,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recsim_env.data.catalog import ItemCatalog
+from recsim_env.data.item_vectors import load_item_vectors
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.sessions import sessionize
 from recsim_env.errors import DataError
@@ -106,6 +108,26 @@ def tail_mask(users: np.ndarray, fraction: float) -> np.ndarray:
 def normalised_genres(catalog: ItemCatalog) -> np.ndarray:
     norm = np.linalg.norm(catalog.genres, axis=1, keepdims=True)
     return (catalog.genres / np.maximum(norm, 1e-9)).astype(np.float32)
+
+
+def item_content(catalog: ItemCatalog, log: InteractionLog, config: FitConfig) -> np.ndarray:
+    """``(n_items, n_genres + 2 [+ d])`` float32: the catalog's content features, then the item vectors
+    of ``config.item_vectors`` if any (read and validated by
+    :func:`~recsim_env.data.item_vectors.load_item_vectors`), centred and scaled by one factor to mean
+    row norm 1: the shared offset says nothing about an item, and one factor keeps their geometry while
+    putting them on the scale of the genre rows, whatever units the file's embedding has. The vectors
+    are fixed inputs: what is fitted on them is the relevance model's projection ``W`` and the rating
+    model's ``W'`` and ``w`` (so an item few users met still gets the utility its vector implies).
+    Fatigue and the leave hazard's session overlap stay on genres: they count *kinds* of item."""
+    content = catalog.content_features()
+    if not config.item_vectors:
+        return content
+    vectors = load_item_vectors(config.item_vectors, log).astype(np.float64)
+    vectors -= vectors.mean(axis=0)
+    mean_norm = float(np.linalg.norm(vectors, axis=1).mean())
+    if mean_norm > 0:
+        vectors /= mean_norm
+    return np.column_stack([content, vectors]).astype(np.float32)
 
 
 def _dwell_model(log: InteractionLog) -> tuple[np.ndarray, float]:
@@ -227,7 +249,7 @@ def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> Fitt
     rng = np.random.default_rng(config.seed)
     began = time.perf_counter()
     catalog = ItemCatalog.from_log(log)
-    content = catalog.content_features()
+    content = item_content(catalog, log, config)
     genres = normalised_genres(catalog)
     inter = log.interactions
     is_tail = tail_mask(inter["user"].to_numpy(), config.holdout_fraction)
@@ -265,6 +287,8 @@ def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> Fitt
             "user_feature_names": feature_names, "genre_names": list(catalog.genre_names),
             "fatigue_source": drift.source, "fitted_fatigue": drift.fatigue,
             "drift_nll": {str(k): v for k, v in drift.nll.items()}, "leave_source": leave.meta["source"]}
+    if config.item_vectors:
+        meta["item_vector_dim"] = int(content.shape[1] - catalog.content_features().shape[1])
     if return_error is not None:
         meta["return_model_error"] = return_error
     model = FittedUserModel(arrays, scales, dynamics, meta, leave, returns)

@@ -1,4 +1,5 @@
-"""``recsim fit [--dataset ml-100k] [--split train|later] [--out PATH]``: fit a user model from logs."""
+"""``recsim fit [--dataset ml-100k] [--split train|later] [--item-vectors PATH] [--out PATH]``: fit a user
+model from logs."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cache-dir", default=None, help="data and model cache (default: $RECSIM_DATA or ~/.cache/recsim-env)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fit (default: %(default)s)")
+    parser.add_argument("--item-vectors", default="", metavar="PATH",
+                        help="precomputed item vectors (CSV/TSV/Parquet with item_id, .npz or .npy) used as "
+                             "item content beside the genres; every item of the log needs one")
     parser.set_defaults(func=_fit)
 
 
@@ -32,7 +36,8 @@ def _fit(args: argparse.Namespace) -> int:
 
     if args.out is not None and not str(args.out).endswith(".npz"):
         raise ConfigError(f"--out must name a .npz file, got {args.out!r}")
-    model, _ = fitted_user_model(args.dataset, args.split, args.cache_dir, FitConfig(seed=args.seed))
+    config = FitConfig(seed=args.seed, item_vectors=args.item_vectors)
+    model, _ = fitted_user_model(args.dataset, args.split, args.cache_dir, config)
     if args.out is not None:
         model.save(Path(args.out))
     Console().print(summary_table(model, args.out))
@@ -51,6 +56,8 @@ def summary_table(model, out: str | None) -> Table:
     table.add_row("fatigue source", str(model.meta.get("fatigue_source")))
     table.add_row("rating residual std", f"{model.scales.rating_std:.3f}")
     table.add_row("users / items", f"{model.n_logged_users} / {model.n_items}")
+    if "item_vector_dim" in model.meta:
+        table.add_row("item vectors", f"{model.meta['config']['item_vectors']} ({model.meta['item_vector_dim']} wide)")
     if out:
         table.add_row("artifact", str(out))
     return table
