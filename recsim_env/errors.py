@@ -25,3 +25,8 @@ class ArtifactError(RecSimError, ValueError):
 
 class ActionError(RecSimError, ValueError):
     """An action of the wrong shape, out of range or not finite; the message names the slot."""
+
+
+class TasksFailedError(RecSimError, RuntimeError):
+    """Benchmark tasks that failed on every attempt; the message names each and its error (the run's other
+    cells are kept)."""

@@ -14,7 +14,7 @@
 Steps 2-3 are units of work (:mod:`recsim_env.benchmark.tasks`: one policy, context and training
 seed, with its cells) run by an executor (:mod:`recsim_env.benchmark.executors`): in this process,
 in ``--jobs N`` local processes or on Ray, to the same numbers. A task that fails is retried once,
-then named when the run ends (:class:`~recsim_env.benchmark.tasks.TasksFailedError`, after the
+then named when the run ends (:class:`~recsim_env.errors.TasksFailedError`, after the
 report of the other cells is written).
 
 Each (policy, simulator, seed) cell is written atomically as it finishes, so Ctrl-C or a killed
@@ -45,7 +45,6 @@ from recsim_env.benchmark.executors import ExecutorConfig, make_executor
 from recsim_env.benchmark.results import BenchmarkResult
 from recsim_env.benchmark.tasks import (
     LoadedContext,
-    TasksFailedError,
     absolute,
     evaluate_on,
     evaluation_seed,
@@ -57,7 +56,7 @@ from recsim_env.benchmark.tasks import (
     runs_on,
     train_policy,
 )
-from recsim_env.errors import ConfigError
+from recsim_env.errors import ConfigError, TasksFailedError
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True, overwrite: boo
     ``overwrite`` removes a previous run in ``config.out_dir`` (:data:`RUN_OUTPUTS`) and starts over;
     without it a rerun whose config differs from the folder's other than by extending it is refused.
     ``executor`` says where the work runs (default: in this process); it does not change the results.
-    Tasks that fail twice raise :class:`~recsim_env.benchmark.tasks.TasksFailedError` once the report
+    Tasks that fail twice raise :class:`~recsim_env.errors.TasksFailedError` once the report
     of the other cells is written.
     """
     from recsim_env.benchmark import report

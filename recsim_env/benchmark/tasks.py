@@ -20,7 +20,7 @@ A worker on this machine writes each cell into the run folder as it finishes (at
 :mod:`~recsim_env.benchmark.cells`), so a killed worker or Ctrl-C loses only the cell in flight. A
 worker of a Ray cluster records its writes instead (:class:`CellRecorder`) and the driver replays
 them when the task is done: the nodes need no file system in common, and a lost task loses its
-cells. A task that fails is retried once, then named in a :class:`TasksFailedError` at the end
+cells. A task that fails is retried once, then named in a :class:`~recsim_env.errors.TasksFailedError` at the end
 while the other tasks go on.
 """
 
@@ -50,17 +50,12 @@ from recsim_env.benchmark.registry import (
     SimulatorSpec,
     TrainingContext,
 )
-from recsim_env.errors import RecSimError
 from recsim_env.evaluation.rollout import EpisodeStats, evaluate
 
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 2
 """Tries per task: a failing task is retried once, then reported."""
-
-
-class TasksFailedError(RecSimError, RuntimeError):
-    """Tasks that failed on every attempt; the message names each and its error (the run's other cells are kept)."""
 
 
 def evaluation_seed(seed: int, simulator: str) -> int:

@@ -255,7 +255,10 @@ class SyntheticUserModel:
         c = self.config
         genres = np.zeros((c.n_items, c.n_topics), dtype=np.float32)
         genres[np.arange(c.n_items), self.item_topic] = 1.0
-        attract = np.exp(self.population_interest[:, self.item_topic] + self.item_appeal).mean(axis=0)
+        # Per topic, then gathered: every item of a topic shares its appeal, so the (users, items) table
+        # of the direct form repeats (users, topics) columns bit for bit (and needs 16 GB at 100k x 20k).
+        topic_appeal = -c.clickbait_appeal * self.topic_quality
+        attract = np.exp(self.population_interest + topic_appeal).mean(axis=0)[self.item_topic]
         return ItemCatalog(
             item_ids=np.array([f"item{i}" for i in range(c.n_items)], dtype=object),
             titles=np.array([f"topic {t} item {i}" for i, t in enumerate(self.item_topic)], dtype=object),

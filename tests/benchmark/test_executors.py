@@ -22,10 +22,9 @@ from recsim_env.benchmark import registry
 from recsim_env.benchmark.executors import ExecutorConfig, LocalExecutor
 from recsim_env.benchmark.registry import BuiltPolicy, ContextData, ContextSpec, PolicySpec, Simulator, SimulatorSpec
 from recsim_env.benchmark.run import BenchmarkConfig, load_results, run_benchmark
-from recsim_env.benchmark.tasks import TasksFailedError
 from recsim_env.cli.main import main
 from recsim_env.data.splits import leave_one_out
-from recsim_env.errors import ConfigError
+from recsim_env.errors import ConfigError, TasksFailedError
 
 
 def _load(config):

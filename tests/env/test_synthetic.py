@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from recsim_env.data.log import InteractionLog
 from recsim_env.env.vector import RecVectorEnv
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import UserModel
-from recsim_env.users.synthetic import SyntheticConfig, SyntheticUserModel
+from recsim_env.users.synthetic import LongTermConfig, ReturningSyntheticUserModel, SyntheticConfig, SyntheticUserModel
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +87,34 @@ def test_generate_log_is_reproducible(model):
     a = model.generate_log(20, np.random.default_rng(5)).interactions
     b = model.generate_log(20, np.random.default_rng(5)).interactions
     assert a.equals(b)
+
+
+def test_generated_logs_are_those_of_the_code_before_the_scale_changes():
+    """Known answer: hashes of two small logs generated before the catalogue's popularity stopped building a
+    users x items table (issue #13); any change to the generator's draws or output changes them."""
+    config = SyntheticConfig(n_items=300, n_users=200, seed=5)
+    session = SyntheticUserModel(config).generate_log(200, np.random.default_rng(1))
+    lifetimes = ReturningSyntheticUserModel(config, LongTermConfig(no_click_leave=0.0)).generate_log(
+        200, np.random.default_rng(1), horizon_days=20)
+    assert (_log_hash(session), session.n_interactions) == ("1881ec4dac566795", 2951)
+    assert (_log_hash(lifetimes), lifetimes.n_interactions) == ("120ea0aa373d584a", 9729)
+
+
+def _log_hash(log: InteractionLog) -> str:
+    digest = hashlib.sha256()
+    for column in log.interactions.columns:
+        digest.update(log.interactions[column].to_numpy().tobytes())
+    digest.update(log.fingerprint().encode())
+    return digest.hexdigest()[:16]
+
+
+def test_catalog_popularity_is_the_population_mean_attractiveness():
+    """Gathered from topics, it equals the direct users x items mean (float32, bit for bit on these worlds)."""
+    for config in (SyntheticConfig(n_items=777, n_users=333, n_topics=7, seed=3),
+                   SyntheticConfig(n_items=50, n_users=5000, clickbait_appeal=0.3)):
+        world = SyntheticUserModel(config)
+        attract = np.exp(world.population_interest[:, world.item_topic] + world.item_appeal).mean(axis=0)
+        np.testing.assert_array_equal(world.catalog().popularity, (attract / attract.sum()).astype(np.float32))
 
 
 def test_generate_log_refuses_more_users_than_the_population(model, rng):
