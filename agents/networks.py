@@ -8,6 +8,7 @@ embeddings sit in one place (:class:`ItemTower`) and warm starts load into that 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,12 +74,19 @@ class ItemTower(nn.Module):
         self.users = nn.Embedding(max(n_users, 0) + 1, dim)
         for table in (self.items, self.users):
             nn.init.normal_(table.weight, std=0.1)
+        self.start: Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None] | None = None
+        """``(user rows, (b, F) features) -> (b, d)`` rows for index -1 (the demographic start of
+        :mod:`agents.known_users`), or ``None`` to read the spare row; not a parameter, not saved."""
 
     def item(self, index: torch.Tensor) -> torch.Tensor:
         return self.items(torch.where(index < 0, self.items.num_embeddings - 1, index))
 
-    def user(self, index: torch.Tensor) -> torch.Tensor:
-        return self.users(torch.where(index < 0, self.users.num_embeddings - 1, index))
+    def user(self, index: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        rows = self.users(torch.where(index < 0, self.users.num_embeddings - 1, index))
+        if self.start is None or features is None or not bool((index < 0).any()):
+            return rows
+        start = self.start(self.users.weight[:-1], features)
+        return rows if start is None else torch.where((index < 0)[:, None], start, rows)
 
 
 def mlp(sizes: list[int], activate_last: bool = False) -> nn.Sequential:
@@ -107,7 +115,7 @@ class StateEncoder(nn.Module):
         mask = (items >= 0).float().unsqueeze(-1)
         hist = torch.relu(self.history_proj(torch.cat([self.tower.item(items), obs["history_responses"]], -1)))
         pooled = (hist * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        user = self.tower.user(obs["user_index"].reshape(-1))
+        user = self.tower.user(obs["user_index"].reshape(-1), obs["user_features"])
         return self.net(torch.cat([obs["user_features"], user, pooled, obs["context"]], -1))
 
 

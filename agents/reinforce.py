@@ -83,6 +83,10 @@ class ReinforceConfig:
     user_dropout: float = 0.1
     """Share of training steps shown as "no user" (``user_index`` -1), so that row learns to serve
     users the agent never trained on, who are always read as -1 (:mod:`agents.known_users`)."""
+    user_feature_start: bool = True
+    """A user the agent never trained on, whose observation has user features, starts from the row a
+    ridge map of the features predicts from the trained users' rows (also for the dropped-out training
+    rows: :mod:`agents.known_users`); ``False``: the one "no user" row for all of them."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma < 1.0:
@@ -168,6 +172,8 @@ class ReinforceAgent(SlatePolicy):
         self.returns: EpisodeReturns | None = None
         self.n_updates = 0
         self.users = KnownUsers(spec.n_users)
+        if config.user_feature_start:
+            self.users.attach(self.net.tower, self.net.behaviour.tower)
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], explore: bool) -> np.ndarray:
@@ -206,7 +212,7 @@ class ReinforceAgent(SlatePolicy):
         return credits the step's reward to it only if it was clicked, the future to all shown:
         ``G_j = click_j · r_t + (R_t - r_t)``. ``off_policy=False`` for the agent's own samples:
         importance weight 1 (the β head is still fitted)."""
-        self.users.add(data.obs["user_index"])  # online or logged: the users it learns from
+        self.users.add(data.obs["user_index"], data.obs["user_features"])  # online or logged: the users it learns from
         drop = KnownUsers.draw_drop(len(data.reward), self.config.user_dropout, self.rng)
         logits, beh_logits = self.net(self.users.mask(obs_to_tensors(data.obs), drop))
         log_pi = F.log_softmax(logits, 1)

@@ -83,6 +83,10 @@ class SlateQConfig:
     user_dropout: float = 0.1
     """Share of training transitions shown as "no user" (``user_index`` -1), so that row learns to
     serve users the agent never trained on, who are always read as -1 (:mod:`agents.known_users`)."""
+    user_feature_start: bool = True
+    """A user the agent never trained on, whose observation has user features, starts from the row a
+    ridge map of the features predicts from the trained users' rows (also for the dropped-out training
+    rows: :mod:`agents.known_users`); ``False``: the one "no user" row for all of them."""
     exploration: LinearSchedule = field(default_factory=LinearSchedule)
     """Epsilon-random slates over the run."""
 
@@ -204,6 +208,8 @@ class SlateQAgent(SlatePolicy):
         self.rng = np.random.default_rng(int(rng_seed))
         self.replay = ReplayBuffer(config.replay_capacity, self.rng)
         self.users = KnownUsers(spec.n_users)
+        if config.user_feature_start:
+            self.users.attach(self.q.tower, self.click.tower, self.q_target.tower)
         self.n_updates = 0
         self.progress = 0.0
         self.steps_since_update = 0
@@ -236,7 +242,7 @@ class SlateQAgent(SlatePolicy):
 
     # -- learning ----------------------------------------------------------------------------
     def observe(self, t: Transition) -> None:
-        self.users.add(t.obs["user_index"])
+        self.users.add(t.obs["user_index"], t.obs["user_features"])
         self.steps_since_update += len(t.reward)
         self.replay.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated.astype(np.float32))
 

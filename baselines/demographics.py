@@ -1,10 +1,12 @@
-"""`UserFeatureMap`: a starting user vector for a user never seen in training, from their features.
+"""New users from demographics in the baselines: the feature encoding and the new-user protocol.
 
-A ridge regression (closed form) from the encoded user features (standardised numeric columns,
-one-hot categorical ones: :func:`encode_user_features`, the same encoding the fitted simulator puts in
-the observation's ``user_features``) to the user embedding, fitted on the users the model trained on.
-For ML-100K that is age, gender and occupation: a new 25-year-old student starts where 25-year-old
-students' embeddings lie on average, rather than at "no user" (popularity).
+:class:`UserFeatureMap` (the ridge map from encoded user features to a starting user vector; its home
+is :mod:`recsim_env.fit.feature_map`, shared with the agents) is fitted on the users a model trained
+on, from :func:`encode_user_features` (standardised numeric columns, one-hot categorical ones: the
+same encoding the fitted simulator puts in the observation's ``user_features``). For ML-100K that is
+age, gender and occupation: a new 25-year-old student starts where 25-year-old students' embeddings
+lie on average, rather than at "no user" (popularity). :func:`hold_out_users` is the offline
+new-user protocol.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import pandas as pd
 
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import seen_items
-from recsim_env.errors import ConfigError, DataError
+from recsim_env.errors import ConfigError
 from recsim_env.evaluation.offline import SampledRanking
+from recsim_env.fit.feature_map import UserFeatureMap
 from recsim_env.fit.pipeline import user_feature_matrix
+
+__all__ = ["MAX_CATEGORIES", "UserFeatureMap", "encode_user_features", "hold_out_users"]
 
 MAX_CATEGORIES = 32
 """Categorical user columns with more levels than this (zip codes, free text) are left out; the
@@ -28,63 +33,6 @@ def encode_user_features(users: pd.DataFrame) -> np.ndarray:
     """``(U, F)`` float64 encoded features of a log's users table (``F`` may be 0: no features)."""
     features, _ = user_feature_matrix(users, MAX_CATEGORIES)
     return features.astype(np.float64)
-
-
-class UserFeatureMap:
-    """Ridge map ``features -> embedding`` with an unpenalised intercept (the mean embedding)."""
-
-    def __init__(self, alpha: float = 100.0):
-        if not alpha > 0:
-            raise ConfigError(f"UserFeatureMap alpha must be > 0, got {alpha!r}")
-        self.alpha = float(alpha)
-        self.coef = np.empty((0, 0))
-        self.intercept = np.empty(0)
-        self.feature_mean = np.empty(0)
-
-    @property
-    def fitted(self) -> bool:
-        return self.intercept.size > 0
-
-    def fit(self, features: np.ndarray, embeddings: np.ndarray) -> "UserFeatureMap":
-        """Fit on ``(n, F)`` features and ``(n, d)`` embeddings of the same ``n`` known users."""
-        features = np.asarray(features, dtype=np.float64)
-        embeddings = np.asarray(embeddings, dtype=np.float64)
-        if features.ndim != 2 or embeddings.ndim != 2 or len(features) != len(embeddings):
-            raise DataError(f"UserFeatureMap.fit needs (n, F) features and (n, d) embeddings of the same users, "
-                            f"got shapes {features.shape} and {embeddings.shape}")
-        if len(features) == 0:
-            raise DataError("UserFeatureMap.fit got no users to fit on")
-        # Centring both sides leaves the intercept out of the penalty: with no informative
-        # feature the map predicts the mean known user, never the origin.
-        self.feature_mean = features.mean(axis=0)
-        self.intercept = embeddings.mean(axis=0)
-        centred = features - self.feature_mean
-        gram = centred.T @ centred + self.alpha * np.eye(features.shape[1])
-        self.coef = np.linalg.solve(gram, centred.T @ (embeddings - self.intercept))
-        return self
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """``(n, F)`` features -> ``(n, d)`` starting embeddings."""
-        if not self.fitted:
-            raise ConfigError("UserFeatureMap is not fitted; call fit() first")
-        features = np.atleast_2d(np.asarray(features, dtype=np.float64))
-        if features.shape[1] != len(self.feature_mean):
-            raise DataError(f"UserFeatureMap was fitted on {len(self.feature_mean)} features, "
-                            f"got {features.shape[1]}")
-        return (features - self.feature_mean) @ self.coef + self.intercept
-
-    def state(self) -> dict[str, np.ndarray]:
-        """Arrays that :meth:`from_state` rebuilds the map from (for checkpoints)."""
-        return {"coef": self.coef, "intercept": self.intercept, "feature_mean": self.feature_mean,
-                "alpha": np.array(self.alpha)}
-
-    @classmethod
-    def from_state(cls, state: dict[str, np.ndarray]) -> "UserFeatureMap":
-        out = cls(float(state["alpha"]))
-        out.coef = np.asarray(state["coef"], dtype=np.float64)
-        out.intercept = np.asarray(state["intercept"], dtype=np.float64)
-        out.feature_mean = np.asarray(state["feature_mean"], dtype=np.float64)
-        return out
 
 
 def hold_out_users(log: InteractionLog, fraction: float = 0.1, n_negatives: int = 99,

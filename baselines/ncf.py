@@ -21,7 +21,10 @@ logged user's scoring history (none for a cold ``user_index``) followed by the o
 ``history_items`` (the session's clicks, more recent); the last ``history`` of these enter the user
 vector with the recency weights, beside the id embedding of a known user. A session that has clicked
 nothing is thus scored exactly as ``score(user_index, candidates)``. A cold user with an empty
-history, and every cold user of a ``history=0`` model, gets the popularity fallback.
+history, and every cold user of a ``history=0`` model, starts from the user vectors (both paths,
+scoring history included) that a ridge map predicts from their user features (``cold_user_features``,
+:class:`baselines.demographics.UserFeatureMap`, fitted on the trained users, as MF-BPR's); without
+features, or with ``cold_user_features=False``, they get the popularity fallback.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class NCFConfig:
     both paths; 0 = the textbook static user embedding."""
     history_halflife: float = 3.0
     """A history item's weight halves with every this many more recent items of the user."""
+    cold_user_features: bool = True
+    """Score a user without training interactions (and, in the env, without clicks yet) from user
+    vectors predicted from their user features (age, gender, occupation...); ``False``: popularity."""
+    cold_user_alpha: float = 100.0
+    """Ridge penalty of that feature-to-embedding map."""
 
     def __post_init__(self) -> None:
         if self.dim < 1 or not self.layers or any(w < 1 for w in self.layers) or self.layers[0] % 2:
@@ -74,6 +82,8 @@ class NCFConfig:
             raise ConfigError(f"NCFConfig needs dropout in [0, 1), alpha in [0, 1], pretrain_lr_scale > 0; got {self}")
         if self.pretrain_epochs < 1:
             raise ConfigError(f"NCFConfig.pretrain_epochs must be >= 1, got {self.pretrain_epochs}")
+        if not self.cold_user_alpha > 0:
+            raise ConfigError(f"NCFConfig.cold_user_alpha must be > 0, got {self.cold_user_alpha}")
         if self.history < 0 or self.history_halflife <= 0:
             raise ConfigError(f"NCFConfig needs history >= 0 and history_halflife > 0, got {self.history}, "
                               f"{self.history_halflife}")
@@ -137,13 +147,21 @@ class NCFModule(nn.Module):
             vec = vec + (w.unsqueeze(-1) * getattr(self, f"{path}_item")(idx)).sum(1)
         return vec
 
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return {"gmf": ("gmf",), "mlp": ("mlp",)}.get(self.kind, ("gmf", "mlp"))
+
     def features(self, users: torch.Tensor, items: torch.Tensor, history: History | None = None,
                  known: torch.Tensor | None = None) -> torch.Tensor:
+        return self.features_from({p: self.user_vectors(p, users, history, known) for p in self.paths}, items)
+
+    def features_from(self, user: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """The output layer's input from given ``(B, d)`` user vectors per path and ``(B, m)`` items."""
         parts = []
-        if self.kind != "mlp":
-            parts.append(self.user_vectors("gmf", users, history, known)[:, None, :] * self.gmf_item(items))
-        if self.kind != "gmf":
-            u = self.user_vectors("mlp", users, history, known)[:, None, :].expand(-1, items.shape[1], -1)
+        if "gmf" in user:
+            parts.append(user["gmf"][:, None, :] * self.gmf_item(items))
+        if "mlp" in user:
+            u = user["mlp"][:, None, :].expand(-1, items.shape[1], -1)
             parts.append(self.tower(torch.cat([u, self.mlp_item(items)], dim=-1)))
         return torch.cat(parts, dim=-1)
 
@@ -163,6 +181,7 @@ class NCFModule(nn.Module):
 class _NCF(TorchRecommender):
     config_class = NCFConfig
     kind = "neumf"
+    has_user_vectors = True
 
     def _build(self, train: InteractionLog) -> nn.Module:
         return self._build_for(train.n_users, train.n_items)
@@ -190,10 +209,28 @@ class _NCF(TorchRecommender):
                 torch.as_tensor(known, dtype=torch.float32),
             )
         scores = scores.numpy().astype(np.float64)
-        blind = ~known & (w.sum(axis=1) == 0)  # nothing to go on: popularity, as for any cold user
-        scores[blind] = self.counts[np.where(valid, cands, 0)[blind]]
+        blind = ~known & (w.sum(axis=1) == 0)  # no clicks to go on: as any cold user (features or popularity)
+        if blind.any():
+            scores[blind] = super().score_observation({k: np.asarray(v)[blind] for k, v in observation.items()})
         scores[~valid] = -np.inf
         return scores
+
+    def _user_vectors(self) -> np.ndarray:
+        """``(n_users, d_gmf + d_mlp)``: each path's effective user vector (id + scoring history), side by side."""
+        with torch.no_grad():
+            everyone = torch.arange(self.n_users)
+            return np.concatenate([self.module.user_vectors(p, everyone, None).numpy() for p in self.module.paths],
+                                  axis=1)
+
+    def _score_vectors(self, vectors: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Scores of ``(n, m)`` items from ``(n, d_gmf + d_mlp)`` user vectors (:meth:`_user_vectors`' layout)."""
+        widths = {"gmf": self.config.dim, "mlp": self.config.layers[0] // 2}
+        cuts = np.cumsum([widths[p] for p in self.module.paths])[:-1]
+        parts = np.split(np.asarray(vectors, dtype=np.float32), cuts, axis=1)
+        with torch.no_grad():
+            user = {p: torch.from_numpy(np.ascontiguousarray(v)) for p, v in zip(self.module.paths, parts)}
+            out = self.module.out(self.module.features_from(user, torch.as_tensor(items))).squeeze(-1)
+        return out.numpy().astype(np.float64)
 
     def _context(self, users: np.ndarray, known: np.ndarray, history_items: np.ndarray) -> np.ndarray:
         """Known users' logged history followed by the observed (session) items, -1 padding moved left."""
@@ -211,10 +248,8 @@ class _NCF(TorchRecommender):
         user embeddings are the effective ones: id embedding plus the scoring history's part."""
         weights = {k: v.detach().numpy() for k, v in self.module.state_dict().items()
                    if not k.startswith("user_history")}
-        paths = [p for p in ("gmf", "mlp") if f"{p}_user.weight" in weights]
-        with torch.no_grad():
-            everyone = torch.arange(self.n_users)
-            users = np.concatenate([self.module.user_vectors(p, everyone, None).numpy() for p in paths], axis=1)
+        paths = self.module.paths
+        users = self._user_vectors()
         for p in paths:
             weights.pop(f"{p}_user.weight")
         items = np.concatenate([weights.pop(f"{p}_item.weight") for p in paths], axis=1)

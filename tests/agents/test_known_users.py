@@ -1,4 +1,5 @@
-"""Users an agent never trained on are read as "no user" (-1); training drops a share of known ones."""
+"""Users an agent never trained on are read as "no user" (-1), started from their features where they have
+them; training drops a share of known ones."""
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from agents.networks import ObservationSpec
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from agents.slateq import SlateQAgent, SlateQConfig
 from recsim_env.errors import ArtifactError, ConfigError
+from recsim_env.fit.feature_map import DEFAULT_ALPHA, UserFeatureMap
 
 
 def _obs(users: list[int]) -> dict[str, torch.Tensor]:
@@ -80,3 +82,55 @@ def _scores(agent, obs) -> np.ndarray:
 def test_user_dropout_outside_unit_interval_is_a_config_error(cls) -> None:
     with pytest.raises(ConfigError, match="user_dropout must lie in"):
         cls(user_dropout=1.0)
+
+
+def test_start_rows_are_the_ridge_map_of_the_known_rows_and_train_through() -> None:
+    rng = np.random.default_rng(0)
+    known = KnownUsers(60)
+    features = rng.normal(size=(60, 3)).astype(np.float32)
+    known.add(np.arange(50), features[:50])  # users 50-59 never trained on
+    rows = torch.tensor(rng.normal(size=(60, 4)), dtype=torch.float32, requires_grad=True)
+    new = torch.from_numpy(features[50:])
+    start = known.start_rows(rows, new)
+    expected = UserFeatureMap(DEFAULT_ALPHA).fit(features[:50], rows.detach().numpy()[:50]).predict(features[50:])
+    np.testing.assert_allclose(start.detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+    start.sum().backward()
+    assert rows.grad[:50].abs().sum() > 0 and rows.grad[50:].abs().sum() == 0  # only trained rows enter
+    assert known.start_rows(rows, new[:, :2]) is None  # another width: nothing to map from
+    assert KnownUsers(60).start_rows(rows, new) is None  # no known users yet
+
+
+def test_first_observed_features_are_kept_and_survive_a_checkpoint() -> None:
+    known = KnownUsers(4)
+    known.add(np.array([[1], [2]]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    known.add(np.array([[1]]), np.array([[9.0, 9.0]]))  # seen before: its first features stay
+    again = KnownUsers(4)
+    again.load_state_dict(known.state_dict())
+    np.testing.assert_array_equal(again.features[1:3], [[1.0, 0.0], [0.0, 1.0]])
+    assert again.has_features.tolist() == [False, True, True, False]
+    old = KnownUsers(4)
+    old.load_state_dict({"known": known.known})  # a checkpoint from before the demographic start
+    assert old.start_rows(torch.zeros(4, 3), torch.zeros(1, 2)) is None
+
+
+@pytest.mark.parametrize("cls, config", [(SlateQAgent, SlateQConfig), (ReinforceAgent, ReinforceConfig)])
+def test_an_unknown_user_with_features_reads_the_start_row_instead_of_the_spare_row(cls, config) -> None:
+    env = FakeSlateVecEnv(Scenario(n_items=12, n_logged_users=5), num_envs=4)
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    agent = cls(spec, 2, config(), seed=0)
+    fallback = cls(spec, 2, config(user_feature_start=False), seed=0)  # the same weights (one seed)
+    obs, _ = env.reset(seed=0)
+    obs = {k: v.copy() for k, v in obs.items()}
+    obs["user_index"][:] = np.array([[0], [1], [2], [4]])
+    obs["user_features"][:] = np.array([[0.1, 1.0], [0.5, 1.0], [0.9, 1.0], [0.7, 1.0]])
+    for a in (agent, fallback):
+        a.users.add(obs["user_index"][:3], obs["user_features"][:3])  # users 0-2 trained on, 4 not
+    towers = [agent.q.tower] if cls is SlateQAgent else [agent.net.tower]
+    start = agent.users.start_rows(towers[0].users.weight[:-1], torch.from_numpy(obs["user_features"][3:]))
+    np.testing.assert_allclose(_scores(agent, obs)[:3], _scores(fallback, obs)[:3])  # known users: unchanged
+    assert np.abs(_scores(agent, obs)[3] - _scores(fallback, obs)[3]).max() > 1e-4
+    with torch.no_grad():  # the fallback's spare row set to the start row: then it acts the same
+        (fallback.q.tower if cls is SlateQAgent else fallback.net.tower).users.weight[-1] = start[0]
+    np.testing.assert_allclose(_scores(agent, obs)[3], _scores(fallback, obs)[3], rtol=1e-5, atol=1e-6)
+    restored = cls.from_state(agent.state_dict())
+    np.testing.assert_allclose(_scores(restored, obs), _scores(agent, obs), rtol=1e-6)

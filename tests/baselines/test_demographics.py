@@ -1,6 +1,8 @@
-"""New users from demographics: the ridge map, MF-BPR's demographic start and the new-user protocol."""
+"""New users from demographics: the ridge map, MF-BPR's and NeuMF's demographic start, the new-user protocol."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -8,6 +10,7 @@ import pytest
 
 from baselines.demographics import UserFeatureMap, encode_user_features, hold_out_users
 from baselines.mf import BPRMF, MFConfig
+from baselines.ncf import NCFConfig, NeuMF
 from baselines.training import LoopConfig
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import leave_one_out
@@ -109,3 +112,46 @@ def test_new_user_protocol_holds_users_out_entirely(log):
     first = log.interactions.groupby("user").head(1).set_index("user")["item"]
     np.testing.assert_array_equal(ranking.candidates[:, 0], first.loc[ranking.users].to_numpy())
     assert train.n_users == log.n_users  # held-out users keep their features
+
+
+NCF_SMALL = NCFConfig(dim=8, layers=(16, 8), pretrain=False, cold_user_alpha=1.0)
+
+
+@pytest.fixture(scope="module")
+def neumf(log) -> NeuMF:
+    return NeuMF(NCF_SMALL, FAST).fit(leave_one_out(without_new_woman(log)))
+
+
+@pytest.fixture(scope="module")
+def neumf_fallback(log) -> NeuMF:
+    """The same training (one seed), without the demographic start."""
+    return NeuMF(replace(NCF_SMALL, cold_user_features=False), FAST).fit(leave_one_out(without_new_woman(log)))
+
+
+def test_neumf_new_woman_starts_among_womens_items_not_popularity(log, neumf, neumf_fallback):
+    user = new_woman(log)
+    assert not neumf.known_users(np.array([user]))[0]
+    assert womens_item_share(neumf.score([user], np.arange(20))[0], log) >= 0.8
+    np.testing.assert_array_equal(neumf_fallback.score([user], np.arange(20))[0], neumf_fallback.counts)
+    assert womens_item_share(neumf_fallback.counts, log) < 0.5
+
+
+def test_neumf_in_the_env_starts_from_features_until_the_first_click(log, neumf, neumf_fallback):
+    woman = encode_user_features(log.users)[new_woman(log)].astype(np.float32)
+    for index in (new_woman(log), -1):  # in the users table, and outside it (features from the observation)
+        obs = {"candidates": np.arange(20)[None], "user_index": np.array([index]),
+               "history_items": np.full((1, 3), -1), "user_features": woman[None]}
+        assert womens_item_share(neumf.score_observation(obs)[0], log) >= 0.8
+    # A click takes over: the history-aware vector, as before the demographic start.
+    clicked = {"candidates": np.arange(20)[None], "user_index": np.array([-1]),
+               "history_items": np.array([[-1, -1, 12]]), "user_features": woman[None]}
+    np.testing.assert_allclose(neumf.score_observation(clicked), neumf_fallback.score_observation(clicked))
+
+
+def test_neumf_start_is_the_vectors_the_map_predicts_and_survives_a_checkpoint(log, neumf, tmp_path):
+    user = new_woman(log)
+    start = neumf.feature_map.predict(neumf.user_features[[user]])
+    assert start.shape == (1, 8 + 8)  # the GMF and the MLP user vectors side by side
+    np.testing.assert_allclose(neumf.score([user], np.arange(20)), neumf._score_vectors(start, np.arange(20)[None]))
+    loaded = NeuMF.load(neumf.save(tmp_path / "neumf"))
+    np.testing.assert_allclose(loaded.score([user], np.arange(20)), neumf.score([user], np.arange(20)), rtol=1e-6)
