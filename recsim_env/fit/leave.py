@@ -14,7 +14,11 @@ Newton's method in numpy (convex, exact, well under a second on ML-100K; no torc
                        of earlier items' unit genre vectors, decayed by ``overlap_decay`` per item;
                        0 at ``p = 0``): fatigue
 ``log1p_popularity``   ``log(1 + interactions with the item)`` in the reference (training) log
-``log1p_activity``     ``log(1 + interactions of the user)`` in the reference log outside this session
+``log1p_activity``     ``log(1 + interactions of the user before this session)``: known when the session
+                       starts (the user's earlier rows of the log, plus the reference log's count of
+                       them for a later log; a simulated user: its logged user's count plus what it
+                       consumed in earlier simulated sessions). It never counts the session itself or
+                       anything after it, which would tell the hazard how long the session runs.
 =====================  ===========================================================================
 
 Censoring: a session whose last logged item lies within ``gap_seconds`` of the log's end may still
@@ -55,8 +59,10 @@ from recsim_env.fit.artifacts import check_kind, load_parts, save_parts
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load."""
+FORMAT_VERSION = 2
+"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load.
+2: ``log1p_activity`` counts the user's interactions before the session (was: outside it, which leaked
+the session's own length and the user's future)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,8 @@ class LeaveInputs:
     popularity: np.ndarray
     """``(n,)`` float64 interactions with the item in the reference log."""
     activity: np.ndarray
-    """``(n,)`` float64 interactions of the user in the reference log (outside this session when the
-    reference is the log itself)."""
+    """``(n,)`` float64 interactions of the user before this row's session: its earlier rows in the log,
+    plus the reference log's count when one is given."""
     ended: np.ndarray
     """``(n,)`` bool: the item is the last of its session (and the end was observed)."""
     observed: np.ndarray
@@ -164,8 +170,10 @@ def leave_inputs(log: InteractionLog, config: LeaveConfig | None = None, item_co
     """The raw features and outcomes of every row of ``log`` (see the module docstring).
 
     Args:
-        item_counts, user_counts: interactions per item / user in the reference log (pass the
-            training log's for a held-out log); ``None``: ``log``'s own, less the row itself / its session.
+        item_counts: interactions per item in the reference log (pass the training log's for a held-out
+            log); ``None``: ``log``'s own, less the row itself.
+        user_counts: interactions per user before ``log`` begins (the training log's for a later held-out
+            log), added to the user's rows before the session; ``None``: 0 (the log is the start).
         end_time: when the log stopped (epoch seconds); ``None``: its last timestamp.
         item_genres: ``(n_items, G)`` multi-hot genres; ``None``: the log's item table.
     """
@@ -190,11 +198,13 @@ def leave_inputs(log: InteractionLog, config: LeaveConfig | None = None, item_co
         popularity = np.bincount(items, minlength=log.n_items)[items] - 1.0
     else:
         popularity = np.asarray(item_counts, np.float64)[items]
-    if user_counts is None:
-        session_length = np.bincount(session)[session]
-        activity = np.bincount(users, minlength=log.n_users)[users] - session_length.astype(np.float64)
-    else:
-        activity = np.asarray(user_counts, np.float64)[users]
+    # Rows are grouped by user in time order: the user's rows before this session are the rows since the
+    # user's first, less the session's own rows so far.
+    new_user = np.r_[True, users[1:] != users[:-1]] if n_rows else np.zeros(0, bool)
+    user_first = np.maximum.accumulate(np.where(new_user, np.arange(n_rows), 0))
+    activity = (np.arange(n_rows) - user_first - position).astype(np.float64)
+    if user_counts is not None:
+        activity += np.asarray(user_counts, np.float64)[users]
     genres = ItemCatalog.from_log(log).genres if item_genres is None else item_genres
     overlap = session_overlap(unit_genres(genres), items, position, config.overlap_decay)
     rating = inter["rating"].to_numpy(np.float64) if "rating" in inter.columns else None
@@ -258,7 +268,8 @@ class LeaveHazard:
     item_counts: np.ndarray
     """``(I,)`` interactions per item in the fitting log: the popularity of an item a simulator shows."""
     user_counts: np.ndarray
-    """``(U,)`` interactions per user in the fitting log: the activity of a simulated logged user."""
+    """``(U,)`` interactions per user in the fitting log: a simulated logged user's activity before its
+    first simulated session (it continues the logged user)."""
     like_threshold: float = 4.0
     """As :attr:`LeaveConfig.like_threshold`."""
     overlap_decay: float = 0.7
@@ -286,7 +297,8 @@ class LeaveHazard:
             overlap: cosine of the item's genres with the session's decayed genre profile (see
                 :func:`session_overlap`; the profile must fade by :attr:`overlap_decay`).
             popularity: interactions with the item in the reference log (``item_counts[items]``).
-            activity: interactions of the user in the reference log (``user_counts[users]``).
+            activity: interactions of the user before this session (for a simulated logged user
+                ``user_counts[users]`` plus its items of earlier simulated sessions).
         """
         if self.has_rating and rating is None:
             raise ConfigError("LeaveHazard.features: this hazard was fitted with ratings; pass rating")
@@ -297,10 +309,11 @@ class LeaveHazard:
         return (raw - self.feature_mean) / self.feature_scale
 
     def features_for(self, users: np.ndarray, items: np.ndarray, position: np.ndarray, rating: np.ndarray | None,
-                     overlap: np.ndarray) -> np.ndarray:
-        """:meth:`features` with popularity and activity looked up from the fitting log's counts."""
+                     overlap: np.ndarray, earlier: np.ndarray | float = 0.0) -> np.ndarray:
+        """:meth:`features` with popularity and activity looked up from the fitting log's counts; ``earlier``:
+        the users' items of sessions after the log and before this one (0 in a first simulated session)."""
         return self.features(position, rating, overlap, self.item_counts[np.asarray(items)],
-                             self.user_counts[np.asarray(users)])
+                             self.user_counts[np.asarray(users)] + np.asarray(earlier, np.float64))
 
     def design(self, inputs: LeaveInputs) -> np.ndarray:
         """:meth:`features` of a log's rows (:func:`leave_inputs`)."""
@@ -616,7 +629,8 @@ def validate_leave_hazard(hazard: LeaveHazard, train: InteractionLog, test: Inte
                           config: LeaveConfig | None = None, max_position: int = 20) -> LeaveValidation:
     """Score ``hazard`` (fitted on ``train``) on ``test`` beside constant and position-only hazards.
 
-    The held-out rows take popularity and activity from the training counts the hazard carries.
+    The held-out rows take popularity from the training counts the hazard carries, and activity from the
+    user's training count plus their held-out rows before the session.
     """
     config = config or LeaveConfig(gap_seconds=hazard.gap_seconds, like_threshold=hazard.like_threshold,
                                    overlap_decay=hazard.overlap_decay, position_bins=hazard.position_bins)

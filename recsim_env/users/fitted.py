@@ -16,7 +16,8 @@ One simulated user is drawn from one logged user and keeps that user's fitted pr
   session ends with the hazard's probability given the item's 0-based position in the session, the
   rating given and its shortfall below the like threshold, the item's genre overlap with the session so
   far (a profile fading by the hazard's ``overlap_decay`` per item), the item's popularity and the
-  logged user's activity in the fitting log. A step without a click ends it with the *assumed*
+  user's activity before the session (the logged user's interactions in the fitting log, plus the items
+  of the simulated user's earlier sessions). A step without a click ends it with the *assumed*
   no-click probability (:attr:`~recsim_env.fit.leave.LeaveHazard.no_click_probability`, 0 by default:
   a log of consumed items cannot show it). The draws are one ``Exp(1)`` leave clock per session that
   each step spends (see :mod:`recsim_env.users.fitted_longterm`): the same hazard as a Bernoulli draw
@@ -523,7 +524,9 @@ class FittedUserModel:
         to their sessions' position, genre profile and totals."""
         profile = state.session_profile[rows]
         position = state.position.take(rows)
-        cost = self._leave.costs(position, items, state.logged.take(rows), rating, overlaps(profile, genres))
+        # Items of earlier simulated sessions: every consumed one (clicks, this one counted) less this session's.
+        earlier = state.clicks.take(rows) - 1 - position
+        cost = self._leave.costs(position, items, state.logged.take(rows), earlier, rating, overlaps(profile, genres))
         profile *= self._leave.decay
         profile += genres
         state.session_profile[rows] = profile
@@ -564,7 +567,8 @@ class FittedUserModel:
         """:meth:`_consume` of one user, in scalars (the same float operations)."""
         profile = state.session_profile[0]  # a view: written in place
         position = int(state.position[0])
-        cost = self._leave.cost_one(position, item, int(state.logged[0]), rating, overlap_one(profile, genres))
+        cost = self._leave.cost_one(position, item, int(state.logged[0]), int(state.clicks[0]) - 1 - position, rating,
+                                    overlap_one(profile, genres))
         profile *= self._leave.decay
         profile += genres
         state.position[0] = position + 1

@@ -2,9 +2,11 @@
 
 * :class:`LeaveTerms`: the fitted leave hazard (:class:`~recsim_env.fit.leave.LeaveHazard`) folded into
   lookup tables, so that the log-odds of leaving after a consumed item is a few gathers and adds:
-  ``position[p] + item[i] + user[u] + w_r·r + w_s·max(0, t - r) + w_o·overlap``, every standardisation
-  folded into the tables and the raw-unit weights. The one-user path does the same float64 operations
-  in the same order in Python floats, so both give the same bits.
+  ``position[p] + item[i] + w_a·log1p(activity) + w_r·r + w_s·max(0, t - r) + w_o·overlap``, every
+  standardisation folded into the tables and the raw-unit weights; ``activity`` is the user's interactions
+  before the session: its logged user's count plus the items of its earlier simulated sessions. The
+  one-user path does the same float64 operations in the same order in Python floats, so both give the
+  same bits.
 * The **leave clock**: instead of one Bernoulli draw per consumed item, each session draws one
   ``E ~ Exp(1)`` and every step spends ``-log(1 - p) = softplus(logit)`` of it; the user leaves when
   it is spent. ``P(leave at step t | still there) = 1 - exp(-(-log(1 - p_t))) = p_t``: the same
@@ -54,7 +56,8 @@ class LeaveTerms:
         self._offset = hazard.intercept - float(np.dot(hazard.coefficients / hazard.feature_scale, hazard.feature_mean))
         self._position_weights = {name: weight[name] for name in position_names if name in weight}
         self.item = weight.get("log1p_popularity", 0.0) * np.log1p(hazard.item_counts)
-        self.user = weight.get("log1p_activity", 0.0) * np.log1p(hazard.user_counts)
+        self.activity = weight.get("log1p_activity", 0.0)
+        self.user_counts = np.asarray(hazard.user_counts, np.float64)
         self.positions = self._position_table(64)
         no_click = float(hazard.no_click_probability)
         self.no_click_cost = np.float32(-math.log1p(-no_click) if no_click < 1.0 else np.inf)
@@ -76,12 +79,13 @@ class LeaveTerms:
             self.positions = self._position_table(max(2 * len(self.positions), longest + 1))
         return self.positions.take(position)
 
-    def logits(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, rating: np.ndarray | None,
-               overlap: np.ndarray) -> np.ndarray:
+    def logits(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, earlier: np.ndarray,
+               rating: np.ndarray | None, overlap: np.ndarray) -> np.ndarray:
         """``(n,)`` float64 log-odds of leaving after consumed ``items`` at 0-based session ``position``,
-        by logged ``users``, rated ``rating`` (``None``: a model without ratings), with genre ``overlap``."""
+        by logged ``users`` who consumed ``earlier`` items in earlier simulated sessions, rated ``rating``
+        (``None``: a model without ratings), with genre ``overlap``."""
         logit = self.position_terms(position) + self.item.take(items)
-        logit += self.user.take(users)
+        logit += self.activity * np.log1p(self.user_counts.take(users) + earlier)
         if rating is not None:
             rating = rating.astype(np.float64)
             logit += self.rating * rating
@@ -89,17 +93,19 @@ class LeaveTerms:
         logit += self.overlap * overlap.astype(np.float64)
         return logit
 
-    def costs(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, rating: np.ndarray | None,
-              overlap: np.ndarray) -> np.ndarray:
+    def costs(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, earlier: np.ndarray,
+              rating: np.ndarray | None, overlap: np.ndarray) -> np.ndarray:
         """``(n,)`` float32 leave clock spent by consumed items: ``softplus`` of :meth:`logits`."""
-        return np.logaddexp(0.0, self.logits(position, items, users, rating, overlap)).astype(np.float32)
+        return np.logaddexp(0.0, self.logits(position, items, users, earlier, rating, overlap)).astype(np.float32)
 
-    def cost_one(self, position: int, item: int, user: int, rating: float | None, overlap: float) -> np.float32:
+    def cost_one(self, position: int, item: int, user: int, earlier: int, rating: float | None,
+                 overlap: float) -> np.float32:
         """:meth:`costs` of one consumed item: the same float64 operations, in the same order."""
         if position >= len(self.positions):
             self.position_terms(np.array([position]))
         logit = float(self.positions[position]) + float(self.item[item])
-        logit += float(self.user[user])
+        # numpy's log1p, not math's: the batched path's bits.
+        logit += self.activity * float(np.log1p(np.array([self.user_counts[user] + earlier]))[0])
         if rating is not None:
             rating = float(rating)
             logit += self.rating * rating
@@ -107,10 +113,10 @@ class LeaveTerms:
         logit += self.overlap * float(overlap)
         return np.float32(np.logaddexp(0.0, logit))
 
-    def probability(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, rating: np.ndarray | None,
-                    overlap: np.ndarray) -> np.ndarray:
+    def probability(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, earlier: np.ndarray,
+                    rating: np.ndarray | None, overlap: np.ndarray) -> np.ndarray:
         """``(n,)`` float64 hazard of leaving after each consumed item (for reports and tests)."""
-        return 1.0 / (1.0 + np.exp(-self.logits(position, items, users, rating, overlap)))
+        return 1.0 / (1.0 + np.exp(-self.logits(position, items, users, earlier, rating, overlap)))
 
 
 def overlaps(profile: np.ndarray, genres: np.ndarray) -> np.ndarray:

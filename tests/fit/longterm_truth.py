@@ -47,9 +47,10 @@ def _item_genres(n_items: int, rng: np.random.Generator) -> np.ndarray:
     return genres
 
 
-def _session(hazard: LeaveHazard, users: np.ndarray, genres: np.ndarray, user_bias: np.ndarray,
+def _session(hazard: LeaveHazard, users: np.ndarray, earlier: np.ndarray, genres: np.ndarray, user_bias: np.ndarray,
              rng: np.random.Generator, max_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One session of each user: (items, ratings, length) with ``(n, max_length)`` item/rating grids."""
+    """One session of each user, who consumed ``earlier`` items in their earlier generated sessions (their
+    activity before it is ``user_counts + earlier``): (items, ratings, length), ``(n, max_length)`` grids."""
     n_users = len(users)
     items = rng.integers(0, len(genres), (n_users, max_length))
     ratings = np.clip(np.round(3 + user_bias[users, None] + rng.normal(0, 1.2, (n_users, max_length))), 1, 5)
@@ -62,7 +63,7 @@ def _session(hazard: LeaveHazard, users: np.ndarray, genres: np.ndarray, user_bi
         norm = np.linalg.norm(profile, axis=1)
         overlap = np.where(norm > 0, (profile * vectors).sum(axis=1) / np.maximum(norm, 1e-12), 0.0)
         design = hazard.features_for(users, items[:, position], np.full(n_users, position), ratings[:, position],
-                                     overlap)
+                                     overlap, earlier)
         leaves = going & hazard.sample_leaves(design, rng)
         length[leaves] = position + 1
         going &= ~leaves
@@ -80,10 +81,12 @@ def generate_log(hazard: LeaveHazard, returns: ReturnModel, horizon_days: float,
     start = START + rng.uniform(0, horizon_days / 3, n_users) * DAY
     first_time = np.floor(start)
     sessions = np.zeros(n_users)
+    consumed_before = np.zeros(n_users)
     frames = []
     active = np.flatnonzero(start < end)
     while active.size:
-        items, ratings, length = _session(hazard, active, genres, user_bias, rng, max_length)
+        items, ratings, length = _session(hazard, active, consumed_before[active], genres, user_bias, rng, max_length)
+        consumed_before[active] += length
         consumed = np.arange(max_length)[None, :] < length[:, None]
         times = np.floor(start[active, None]) + ITEM_SECONDS * np.arange(max_length)[None, :]
         rows = np.nonzero(consumed)

@@ -50,15 +50,33 @@ def test_inputs_by_hand():
     profile = np.array([0.7 + 1 / math.sqrt(2), 1 / math.sqrt(2)])
     np.testing.assert_allclose(inputs.overlap, [0, 1 / math.sqrt(2), profile[1] / np.linalg.norm(profile), 0, 1, 0, 0],
                                atol=1e-12)
-    # Own-log reference: popularity is the item's other rows, activity the user's rows outside the session.
+    # Own-log reference: popularity is the item's other rows; activity the user's rows before the session
+    # (never the session's own rows, nor later ones: they would tell the hazard how long it runs).
     np.testing.assert_array_equal(inputs.popularity, [1, 0, 1, 1, 1, 1, 1])
-    np.testing.assert_array_equal(inputs.activity, [2, 2, 2, 3, 3, 0, 0])
+    np.testing.assert_array_equal(inputs.activity, [0, 0, 0, 3, 3, 0, 0])
 
 
 def test_reference_counts_are_used_as_given():
     inputs = leave_inputs(_hand_log(), item_counts=np.array([10, 20, 30, 40]), user_counts=np.array([7, 8]))
     np.testing.assert_array_equal(inputs.popularity, [10, 40, 30, 20, 10, 20, 30])
-    np.testing.assert_array_equal(inputs.activity, [7, 7, 7, 7, 7, 8, 8])
+    # The counts before the log, plus the user's rows of the log before the session.
+    np.testing.assert_array_equal(inputs.activity, [7, 7, 7, 10, 10, 8, 8])
+
+
+def test_activity_knows_nothing_of_the_session_or_what_comes_after_it():
+    """Activity counts the user's rows before the session: a longer session, or more sessions after it,
+    leaves it unchanged (counting the rows outside the session, as before, told the hazard how long the
+    session runs: b's first session read 1 here, 0 in the hand log)."""
+    inter = pd.DataFrame({"user_id": ["a"] * 6 + ["b"] * 4, "item_id": ["i0", "i3", "i2", "i3", "i1", "i0",
+                                                                      "i1", "i2", "i0", "i3"],
+                          "timestamp": [0, 60, 120, 180, 10000, 10060, 0, 60, 120, 50000],
+                          "rating": [5, 4, 1, 4, 3, 2, 5, 5, 3, 3]})
+    items = pd.DataFrame({"item_id": ["i0", "i1", "i2", "i3"],
+                          "genres": ["Action", "Action", "Comedy", "Action|Comedy"]})
+    longer = InteractionLog.from_frames(inter, items, None, ColumnMapping(rating="rating", genres="genres"))
+    # a's first session has a 4th item, b's a 3rd and a second session after it.
+    np.testing.assert_array_equal(leave_inputs(longer).activity, [0, 0, 0, 0, 4, 4, 0, 0, 0, 3])
+    np.testing.assert_array_equal(leave_inputs(_hand_log()).activity[[0, 1, 2, 5, 6]], 0)
 
 
 def test_a_censored_item_is_not_an_event():
@@ -106,7 +124,8 @@ def test_simulator_batch_features_match_the_log_design(known_log):
     hazard = fit_leave_hazard(early)
     inputs = leave_inputs(later, LeaveConfig(), hazard.item_counts, hazard.user_counts)
     items = later.interactions["item"].to_numpy()
-    batch = hazard.features_for(inputs.user, items, inputs.position, inputs.rating, inputs.overlap)
+    earlier = later.interactions.groupby("user").cumcount().to_numpy() - inputs.position  # rows before the session
+    batch = hazard.features_for(inputs.user, items, inputs.position, inputs.rating, inputs.overlap, earlier)
     np.testing.assert_allclose(batch, hazard.design(inputs))
     assert hazard.meta["fit_seconds"] < 5.0
 

@@ -281,6 +281,28 @@ def test_start_session_keeps_the_user_and_resets_the_session(tiny_model):
     assert not fresh_query.any()  # the query's copy of the fatigue restarts with it
 
 
+def test_a_later_session_counts_the_earlier_sessions_items_as_activity(tiny_model):
+    """The hazard's activity is the user's interactions before the session: the logged count in the first
+    simulated session, plus its items in the next (the clock spent is the hazard of those features)."""
+    model = _long_term(tiny_model)
+    rng = np.random.default_rng(10)
+    state = model.sample(6, rng)
+    for _ in range(3):
+        slates = _slates(model, 6, 3, rng)
+        model.update(state, slates, _click(model, state, slates, 0, 4.0), rng)
+    model.start_session(state, np.arange(6), np.full(6, 1.0), rng)
+    hazard = model.leave
+    slates = _slates(model, 6, 3, rng)
+    items = slates[:, 2]
+    expected = hazard.probability(hazard.features_for(state.logged, items, np.zeros(6), np.full(6, 3.0),
+                                                      np.zeros(6), earlier=3))
+    without = hazard.probability(hazard.features_for(state.logged, items, np.zeros(6), np.full(6, 3.0), np.zeros(6)))
+    assert (np.abs(expected - without) > 1e-6).all()  # the 3 earlier items move the hazard
+    before = state.patience.astype(np.float64)
+    model.update(state, slates, _click(model, state, slates, 2, 3.0), rng)
+    np.testing.assert_allclose(before - state.patience, -np.log1p(-expected), rtol=2e-5, atol=2e-6)
+
+
 def test_without_a_return_model_return_gaps_says_which_stage_is_missing(tiny_model, rng):
     assert tiny_model.returns is None  # the tiny log's gaps are all one hour: nothing to fit
     state = tiny_model.sample(3, rng)
