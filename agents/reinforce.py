@@ -1,8 +1,9 @@
 """REINFORCE with the top-K off-policy correction (Chen et al., WSDM 2019).
 
 A softmax policy ``π(i | s)`` over the step's candidates shows ``K`` items sampled from it without
-replacement. For each shown item ``a`` with return ``G_a`` (the step's reward if ``a`` was clicked,
-plus the discounted future of the session), the gradient is
+replacement. For each shown item ``a`` with return ``G_a`` (by default, as in the paper, whose actions
+are the items the user interacted with: the clicked item's the step's whole discounted return, the
+others' nothing; see :attr:`ReinforceConfig.credit`), the gradient is
 
     ∇ = E[ min(π(a|s) / β(a|s), c) · λ_K(s, a) · (G_a - b) · ∇ log π(a|s) ],  λ_K = K (1 - π(a|s))^(K-1)
 
@@ -53,6 +54,9 @@ from agents.warm_start import Embeddings, apply_to_tower, with_file_width
 from recsim_env.env.vector import merge_final_info
 from recsim_env.errors import ConfigError
 
+CREDITS = ("shared", "choice")
+"""How a step's return is credited to the items of its slate (:attr:`ReinforceConfig.credit`)."""
+
 
 @dataclass(frozen=True)
 class ReinforceConfig:
@@ -80,6 +84,15 @@ class ReinforceConfig:
     independent of the reward scale)."""
     entropy_coef: float = 0.0
     """Entropy bonus on π."""
+    credit: str = "shared"
+    """Which shown items a step's return credits. ``"shared"``: every shown item gets the step's
+    future, and the clicked one the click too (``G_j = click_j · r_t + (R_t - r_t)``), so the only
+    difference *within* a slate is the click, and the future cost of a click (a drained time budget)
+    is borne by the nine items that were not clicked as much as by the one that was. ``"choice"``: the
+    step's outcome is credited to what caused it, as in Chen et al., whose actions are the items the
+    user interacted with — the clicked item gets the whole return ``R_t`` (its click and the future it
+    led to) and the other shown items nothing; on a step without a click every shown item gets ``R_t``
+    (none was taken), each with weight ``1 / K`` so that every step weighs the same."""
     user_dropout: float = 0.1
     """Share of training steps shown as "no user" (``user_index`` -1), so that row learns to serve
     users the agent never trained on, who are always read as -1 (:mod:`agents.known_users`)."""
@@ -96,6 +109,8 @@ class ReinforceConfig:
                 raise ConfigError(f"ReinforceConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.user_dropout < 1.0:
             raise ConfigError(f"ReinforceConfig.user_dropout must lie in [0, 1), got {self.user_dropout}")
+        if self.credit not in CREDITS:
+            raise ConfigError(f"ReinforceConfig.credit must be one of {list(CREDITS)}, got {self.credit!r}")
         if self.lr <= 0 or self.weight_cap <= 0 or self.entropy_coef < 0:
             raise ConfigError("ReinforceConfig.lr and weight_cap must be > 0 and entropy_coef >= 0, got "
                               f"{self.lr}, {self.weight_cap}, {self.entropy_coef}")
@@ -122,6 +137,24 @@ def plackett_luce_log_prob(logits: torch.Tensor, slate: torch.Tensor) -> torch.T
         total = total + remaining.gather(1, item).squeeze(1) - torch.logsumexp(remaining, 1)
         drawn = drawn.scatter(1, item, True)
     return total
+
+
+def item_credit(choice: np.ndarray, reward: np.ndarray, ret: np.ndarray, k: int,
+                credit: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n, K)`` return credited to each shown item and its weight in the update, from each step's
+    clicked slot ``choice`` (-1: none), reward ``r_t`` and return-to-go ``R_t``
+    (:attr:`ReinforceConfig.credit`): ``"shared"``, ``(click_j · r_t + R_t - r_t, 1)``; ``"choice"``,
+    ``(R_t, click_j)`` on a step with a click and ``(R_t, 1 / K)`` on one without."""
+    choice = np.asarray(choice)
+    click = torch.zeros((len(choice), k))
+    rows = np.flatnonzero(choice >= 0)
+    click[rows, choice[rows]] = 1.0
+    r = torch.as_tensor(np.asarray(reward, dtype=np.float32))[:, None]
+    big_r = torch.as_tensor(np.asarray(ret, dtype=np.float32))[:, None]
+    if credit == "shared":
+        return click * r + (big_r - r), torch.ones_like(click)
+    no_click = torch.as_tensor(choice < 0)[:, None]
+    return big_r.expand_as(click).clone(), torch.where(no_click, torch.full_like(click, 1.0 / k), click)
 
 
 class PolicyNet(nn.Module):
@@ -152,7 +185,7 @@ class ReinforceAgent(SlatePolicy):
     """
 
     name = "ReinforceAgent"
-    format_version = 2  # 2: the known-users table
+    format_version = 3  # 2: the known-users table; 3: the config's credit
 
     def __init__(self, spec: ObservationSpec, slate_size: int, config: ReinforceConfig | None = None, seed: int = 0,
                  warm_start: Embeddings | None = None) -> None:
@@ -208,10 +241,9 @@ class ReinforceAgent(SlatePolicy):
         return self.learn(self.returns.pop(), off_policy=False)
 
     def learn(self, data: Episodes, off_policy: bool = True) -> dict[str, float]:
-        """One gradient step on finished-episode steps. Every shown item is an action; item ``j``'s
-        return credits the step's reward to it only if it was clicked, the future to all shown:
-        ``G_j = click_j · r_t + (R_t - r_t)``. ``off_policy=False`` for the agent's own samples:
-        importance weight 1 (the β head is still fitted)."""
+        """One gradient step on finished-episode steps. Every shown item is an action, credited with
+        a return and weighted as :func:`item_credit` says for ``config.credit``. ``off_policy=False``
+        for the agent's own samples: importance weight 1 (the β head is still fitted)."""
         self.users.add(data.obs["user_index"], data.obs["user_features"])  # online or logged: the users it learns from
         drop = KnownUsers.draw_drop(len(data.reward), self.config.user_dropout, self.rng)
         logits, beh_logits = self.net(self.users.mask(obs_to_tensors(data.obs), drop))
@@ -221,19 +253,18 @@ class ReinforceAgent(SlatePolicy):
         lp = log_pi.gather(1, slate)
         lb = log_beta.gather(1, slate)
         behaviour_loss = -plackett_luce_log_prob(log_beta, slate).mean()
-        click = torch.zeros(slate.shape)
-        rows = np.flatnonzero(data.choice >= 0)
-        click[rows, data.choice[rows]] = 1.0
-        reward = torch.as_tensor(data.reward)[:, None]
-        ret = torch.as_tensor(data.ret)[:, None]
-        item_return = click * reward + (ret - reward)
+        item_return, share = item_credit(data.choice, data.reward, data.ret, slate.shape[1], self.config.credit)
         adv = item_return
-        if self.config.baseline:
-            adv = (item_return - item_return.mean()) / (item_return.std() + 1e-6)
+        if self.config.baseline and self.config.credit == "shared":
+            adv = (adv - adv.mean()) / (adv.std() + 1e-6)
+        elif self.config.baseline:  # moments over the credited items, as they are weighted
+            mean = (share * adv).sum() / share.sum()
+            std = ((share * (adv - mean) ** 2).sum() / share.sum()).sqrt()
+            adv = (adv - mean) / (std + 1e-6)
         pi = lp.detach().exp()
         beta = lb.detach().exp() if off_policy else None
         weight = self.weights(pi, beta)
-        pg_loss = -(weight * adv * lp).mean()
+        pg_loss = -(share * weight * adv * lp).sum() / share.sum()
         entropy = -(log_pi.exp() * log_pi).sum(1).mean()
         loss = pg_loss + behaviour_loss - self.config.entropy_coef * entropy
         self.opt.zero_grad()

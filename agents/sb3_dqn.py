@@ -181,19 +181,47 @@ class PopularityScorer:
         return self.popularity[np.asarray(obs["candidates"])]
 
 
+class QScorer:
+    """Scores candidates by a DQN's own online Q-values: slots 1.. show its next picks, so the slate is
+    the top-``k`` of Q (what :class:`SB3SlatePolicy` shows without a fill scorer). Bound to the model
+    after it is built (:meth:`bind`), since the view exists first."""
+
+    def __init__(self) -> None:
+        self.model: DQN | None = None
+
+    def bind(self, model: DQN) -> "QScorer":
+        self.model = model
+        return self
+
+    @torch.no_grad()
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if self.model is None:
+            raise ConfigError("fill='q' needs the DQN: build it with make_sb3_dqn on this view")
+        obs_t, _ = self.model.policy.obs_to_tensor(obs)
+        return self.model.q_net(obs_t).cpu().numpy()
+
+
+FILLS = ("q", "popularity", "cyclic")
+"""Rules for slots 1.. of SB3 DQN's slates: its own Q's next picks, the catalogue's popularity, or the
+candidates that follow its pick (:func:`fill_slates`)."""
+DEFAULT_FILL = "popularity"
+
+
 class DiscreteVecView(CreditedView, VecEnvWrapper):
     """A slate SB3 ``VecEnv`` seen through ``Discrete(n_candidates)`` actions, batched: row ``i``'s
     action fills slot 0 and :func:`fill_slates` the rest (by ``scorer``, else cyclically). ``credit``
     as in :class:`~recsim_env.env.wrappers.SingleItemDiscrete` (``"pick"`` needs the per-slot responses in
     ``infos``, which :func:`batched_discrete_env` asks the adapter for)."""
 
-    def __init__(self, venv: VecEnv, scorer: Scorer | None = None, credit: str = "slate") -> None:
+    def __init__(self, venv: VecEnv, scorer: Scorer | None = None, credit: str = "slate", fill: str = "") -> None:
         space = venv.action_space
         if not isinstance(space, spaces.MultiDiscrete) or space.nvec.ndim != 1:
             raise ConfigError(f"DiscreteVecView wraps a slate VecEnv (MultiDiscrete), got {space}")
         self.n_candidates, self.slate_size = int(space.nvec[0]), len(space.nvec)
         super().__init__(venv, action_space=spaces.Discrete(self.n_candidates))
         self.scorer = scorer
+        self.fill = fill or ("cyclic" if scorer is None else "custom")
+        """The fill rule's name (:data:`FILLS`), kept in checkpoints."""
         self._reward_source = getattr(venv, "venv", venv)  # the RecVectorEnv behind the SB3 adapter
         self.credit = credit
         self.catalog: Any = None
@@ -228,12 +256,15 @@ class DiscreteVecView(CreditedView, VecEnvWrapper):
         return self._reward_source
 
 
-def batched_discrete_env(vector_env: Any, fill: str = "popularity", credit: str = "pick") -> DiscreteVecView:
+def batched_discrete_env(vector_env: Any, fill: str = DEFAULT_FILL, credit: str = "pick") -> DiscreteVecView:
     """A :class:`~recsim_env.env.vector.RecVectorEnv` as a ``Discrete`` SB3 ``VecEnv`` (responses in infos).
 
-    ``fill="popularity"`` puts the most popular other candidates in slots 1.. (needs the env's
-    catalog), so the slot-0 choice is judged beside a sensible slate rather than beside arbitrary
-    items; ``fill="cyclic"`` is the wrapper's policy-independent rule.
+    ``fill`` (:data:`FILLS`) chooses slots 1..: ``"q"``, the DQN's own next picks by Q (the slate is
+    its top-``k``; :func:`make_sb3_dqn` binds the scorer to the model it builds); ``"popularity"``,
+    the most popular other candidates (the cyclic rule where the env has no catalog), so the slot-0
+    choice is judged beside a fixed, sensible slate — but where the popular items are the clickbait
+    (the synthetic simulator) that fill is the trap, whatever slot 0 learns; ``"cyclic"``, the
+    wrapper's policy-independent rule.
 
     ``credit="pick"`` (default) rewards the learner with its own slot's reward (the env's reward
     function on slot 0), ``"slate"`` with the whole slate's. Measured in the ML-100K simulator
@@ -245,11 +276,13 @@ def batched_discrete_env(vector_env: Any, fill: str = "popularity", credit: str 
     """
     from agents.sb3_vec_env import SB3VecEnvAdapter
 
-    if fill not in ("popularity", "cyclic"):
-        raise ConfigError(f"fill must be 'popularity' or 'cyclic', got {fill!r}")
+    if fill not in FILLS:
+        raise ConfigError(f"fill must be one of {list(FILLS)}, got {fill!r}")
     catalog = getattr(vector_env, "catalog", None)
-    scorer = PopularityScorer(catalog.popularity) if fill == "popularity" and catalog is not None else None
-    view = DiscreteVecView(SB3VecEnvAdapter(vector_env, include_responses=True), scorer, credit)
+    if fill == "popularity" and catalog is None:  # no popularity to rank by: the policy-independent rule
+        fill = "cyclic"
+    scorer = {"q": QScorer, "popularity": lambda: PopularityScorer(catalog.popularity), "cyclic": lambda: None}[fill]()
+    view = DiscreteVecView(SB3VecEnvAdapter(vector_env, include_responses=True), scorer, credit, fill)
     view.catalog = catalog
     return view
 
@@ -292,6 +325,8 @@ def make_sb3_dqn(env: Any, seed: int = 0, embedding_dim: int = 32, hidden: int =
                 device="cpu", tensorboard_log=tensorboard_log, **kwargs)
     if warm_start is not None:
         warm_start_in_place(model, warm_start)
+    if isinstance(getattr(env, "scorer", None), QScorer):
+        env.scorer.bind(model)
     return model
 
 
@@ -455,7 +490,8 @@ def save_sb3_checkpoint(path: Path, model: DQN, curve: list[dict[str, float]],
                                                   "env": env, "loop": loop,
                                                   "slate_size": getattr(view, "slate_size", 1),
                                                   "credit": getattr(view, "credit", "slate"),
-                                                  "popularity": getattr(fill_scorer(model), "popularity", None)})
+                                                  "popularity": getattr(fill_scorer(model), "popularity", None),
+                                                  "fill": getattr(view, "fill", None)})
 
 
 def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, list[dict[str, float]]]:
@@ -497,7 +533,14 @@ def load_sb3_checkpoint(path: str | Path, env: Any | None = None) -> tuple[DQN, 
     # Resume continues the same run: the view credits what it credited when the file was written.
     if isinstance(env, DiscreteVecView):
         env.credit = payload["credit"]
-    model.fill_scorer = None if payload["popularity"] is None else PopularityScorer(payload["popularity"])
+    # Files before the fill choice hold no "fill": popularity's array, or the cyclic rule.
+    fill = payload.get("fill")
+    if fill not in FILLS:  # older files, or a view with a custom scorer: what the file can rebuild
+        fill = "cyclic" if payload["popularity"] is None else "popularity"
+    model.fill_scorer = {"q": lambda: QScorer().bind(model), "cyclic": lambda: None,
+                         "popularity": lambda: PopularityScorer(payload["popularity"])}[fill]()
+    if isinstance(env, DiscreteVecView):  # and fills as it did
+        env.scorer, env.fill = model.fill_scorer, fill
     return model, payload["curve"]
 
 

@@ -9,6 +9,7 @@ from agents.reinforce import (
     ReinforceConfig,
     collect_logged,
     importance_weight,
+    item_credit,
     plackett_luce_log_prob,
     topk_correction,
 )
@@ -158,3 +159,59 @@ def test_k3_importance_weight_is_one_on_policy_and_not_off_policy() -> None:
     assert [row["train/importance_weight_mean"] for row in result.curve] == [1.0] * 4
     off = agent.learn_offline(collect_logged(env, agent, 400, gamma=0.5, seed=1), epochs=1)
     assert all(row["train/importance_weight_mean"] != 1.0 for row in off)
+
+
+def test_item_credit_gives_the_return_to_the_clicked_item_or_to_the_whole_unclicked_slate() -> None:
+    choice, reward, ret = np.array([1, -1]), np.array([1.0, 0.0]), np.array([3.0, 2.0])
+    item_return, share = item_credit(choice, reward, ret, 3, "choice")
+    torch.testing.assert_close(item_return, torch.tensor([[3.0, 3.0, 3.0], [2.0, 2.0, 2.0]]))
+    torch.testing.assert_close(share, torch.tensor([[0.0, 1.0, 0.0], [1 / 3, 1 / 3, 1 / 3]]))
+    item_return, share = item_credit(choice, reward, ret, 3, "shared")  # the future to all, the click to its item
+    torch.testing.assert_close(item_return, torch.tensor([[2.0, 3.0, 2.0], [2.0, 2.0, 2.0]]))
+    torch.testing.assert_close(share, torch.ones(2, 3))
+
+
+CLICKBAIT = Scenario(n_items=12, n_candidates=6, slate_size=2, item_logit=(2.0,) * 6 + (0.0,) * 6, null_logit=-1.0,
+                     item_cost=(3.0,) * 6 + (0.5,) * 6, budget=12.0, step_cap=30, always_candidates=(0, 1, 6, 7))
+"""Clickbait (items 0-5) is chosen e^2 times as readily as quality (6-11) and costs 3 of a 12-unit budget
+against 0.5; every click pays 1. Showing the two most clickable items gets 4 clicks a session, showing
+quality ~17.6 (the 30-step cap and the budget end it)."""
+
+
+class MostClickable:
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        logit = np.asarray(CLICKBAIT.item_logit)[obs["candidates"]]
+        return np.argsort(-logit, axis=1, kind="stable")[:, : CLICKBAIT.slate_size], state
+
+
+def _session_return(policy, steps: int = 200) -> float:
+    env = FakeSlateVecEnv(CLICKBAIT, 64)
+    obs, _ = env.reset(seed=11)
+    total, episodes = np.zeros(64), []
+    for _ in range(steps):
+        obs, reward, term, trunc, _ = env.step(policy.predict(obs)[0])
+        total += reward
+        episodes += list(total[term | trunc])
+        total[term | trunc] = 0
+    return float(np.mean(episodes))
+
+
+def test_choice_credit_learns_to_avoid_the_clickbait_that_shared_credit_chases() -> None:
+    """Under shared credit the click is the only difference between the items of one slate and the
+    budget it drains is charged to both: REINFORCE stays at the myopic 4. Crediting the clicked item
+    with its whole return finds quality (measured: 4.1 against 17.6 at 4,000 steps)."""
+    myopic = _session_return(MostClickable())
+    assert myopic == pytest.approx(4.0)
+    results = {}
+    for credit in ("shared", "choice"):
+        env = FakeSlateVecEnv(CLICKBAIT, num_envs=16)
+        agent = _agent(env, gamma=0.95, credit=credit, batch_size=256, lr=3e-3)
+        train(agent, env, TrainConfig(total_steps=4_000, log_interval=2_000, progress=False), seed=0)
+        results[credit] = _session_return(agent)
+    assert results["shared"] < 1.5 * myopic
+    assert results["choice"] > 3.5 * myopic
+
+
+def test_credit_is_validated() -> None:
+    with pytest.raises(ConfigError, match="credit"):
+        ReinforceConfig(credit="slate")

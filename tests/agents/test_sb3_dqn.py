@@ -300,3 +300,23 @@ def test_what_a_checkpoint_cannot_keep_or_resume_into_is_a_config_error(tmp_path
     save_sb3_checkpoint(tmp_path / "checkpoint.pt", _model(), [])
     with pytest.raises(ConfigError, match="trained on 8 parallel envs.*num_envs=8, not 4"):
         load_sb3_checkpoint(tmp_path / "checkpoint.pt", batched_discrete_env(one_item_vector_env(num_envs=4)))
+
+
+def test_q_fill_shows_the_models_own_next_picks_and_survives_a_resume(tmp_path: Path) -> None:
+    view = batched_discrete_env(one_item_vector_env(num_envs=8), fill="q")
+    model = make_sb3_dqn(view, seed=0, embedding_dim=8, hidden=16, learning_starts=50, batch_size=32)
+    obs = view.reset()
+    q = SB3SlatePolicy(model, view.slate_size).q_values(obs)
+    np.testing.assert_allclose(view.scorer(obs), q)  # the online network's Q of the observation
+    sent = []
+    view.venv.step_async = sent.append  # catch the slate the view builds
+    view.step_async(np.zeros(8, dtype=np.int64))
+    order = np.argsort(-np.where(np.arange(q.shape[1]) == 0, np.inf, q), axis=1, kind="stable")
+    np.testing.assert_array_equal(sent[0], order[:, : view.slate_size])  # slot 0 the action, then top-Q
+    del view.venv.step_async
+    train_sb3_dqn(model, QUIET, out_dir=tmp_path)
+    fresh = batched_discrete_env(one_item_vector_env(8))  # popularity by default
+    loaded, _ = load_sb3_checkpoint(tmp_path / "checkpoint.pt", fresh)
+    assert fresh.fill == "q" and fresh.scorer.model is loaded
+    with pytest.raises(ConfigError, match="fill must be one of"):
+        batched_discrete_env(one_item_vector_env(num_envs=8), fill="best")
