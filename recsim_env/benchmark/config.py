@@ -68,8 +68,9 @@ WARM_START_SOURCES = ("mf-bpr", "neumf", "lightgcn", "content")
 class BenchmarkConfig:
     """One benchmark run: which policies, on which simulators, how many seeds, where the report goes."""
 
-    policies: tuple[str, ...] = tuple(POLICIES)
-    """Policy names (see :data:`recsim_env.benchmark.registry.POLICIES`); ``oracle`` runs where a simulator has one."""
+    policies: tuple[str, ...] = tuple(name for name, spec in POLICIES.items() if spec.default)
+    """Policy names (see :data:`recsim_env.benchmark.registry.POLICIES`; by default those marked ``default``,
+    all but ``planner``); ``oracle`` and ``planner`` run where a simulator has the true model."""
     simulators: tuple[str, ...] = DEFAULT_SIMULATORS
     """Simulator names (see :data:`recsim_env.benchmark.registry.SIMULATORS`); by default the session
     simulators, without the lifetime ones (``ml100k-train-lifetime``, ``ml100k-later-lifetime``,

@@ -113,6 +113,13 @@ def build_oracle(ctx: TrainingContext) -> BuiltPolicy:
     return BuiltPolicy(OraclePolicy(ctx.slate_size))
 
 
+def build_planner(ctx: TrainingContext) -> BuiltPolicy:
+    """The rollout planner over the true model (:mod:`~recsim_env.benchmark.planner`), seeded by ``ctx.seed``."""
+    from recsim_env.benchmark.planner import PlannerConfig, RolloutPlanner
+
+    return BuiltPolicy(RolloutPlanner(ctx.slate_size, PlannerConfig(seed=ctx.seed)))
+
+
 class OraclePolicy:
     """Greedy on the users' true utilities: shows the ``slate_size`` candidates the user values most.
 
@@ -160,6 +167,14 @@ for _spec in (
         build_oracle,
         "oracle",
         "greedy on the true utilities: the CTR ceiling of a myopic policy, not a return bound",
+    ),
+    PolicySpec(
+        "planner",
+        build_planner,
+        "oracle",
+        "rollouts of the true model from the true user state: a long-horizon reference (minutes per cell; "
+        "run it by name)",
+        default=False,
     ),
 ):
     register_policy(_spec)

@@ -84,6 +84,8 @@ class PolicySpec:
     kind: str
     """``"baseline"``, ``"agent"`` or ``"oracle"``."""
     description: str = ""
+    default: bool = True
+    """Whether a run that names no policies runs it (``False`` keeps a costly reference out of ``--quick``)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,6 +7,7 @@ Written into the run directory::
     paired_differences.csv   each policy's return minus the best policy's, paired within seeds
     gains.csv            lifetime simulators: each policy's lifetime clicks against the best myopic policy's,
                          split into sessions x steps per session x clicks per step (benchmark.gains)
+    bound_shares.csv     each policy's share of the planner's gain over the myopic oracle (with a planner cell)
     episodes.csv         every evaluated episode
     offline.csv          offline NCF-protocol metrics of the supervised policies (when computed)
     report.md            the tables and plots below, the config and the package versions
@@ -106,14 +107,21 @@ def aggregate(result: "BenchmarkResult") -> pd.DataFrame:
     return out[["simulator", "policy", "metric", "mean", "ci_low", "ci_high", "n"]]
 
 
+MYOPIC_REFERENCE, LONG_HORIZON_REFERENCE = "oracle", "planner"
+"""The reference policies over the true model (never "the best policy" of a comparison): the myopic
+oracle and the rollout planner; a policy's share of the planner's gain over the oracle is reported."""
+
+
 def paired_differences(result: "BenchmarkResult", metric: str = "return") -> pd.DataFrame:
     """``simulator, policy, reference, mean, ci_low, ci_high, n``: each policy's ``metric`` minus the
-    best non-oracle policy's, paired within seeds (same users), t-interval over seeds (with a single
-    seed: over episodes, paired by episode, which common random numbers make the same user)."""
+    best policy's other than the references (oracle, planner), paired within seeds (same users), t-interval
+    over seeds (with a single seed: over episodes, paired by episode, which common random numbers make the
+    same user)."""
     table = per_seed(result)
     rows = []
     for sim, part in table.groupby("simulator", sort=False):
-        means = part.groupby("policy")[metric].mean().drop(labels=["oracle"], errors="ignore")
+        means = part.groupby("policy")[metric].mean().drop(labels=[MYOPIC_REFERENCE, LONG_HORIZON_REFERENCE],
+                                                            errors="ignore")
         if means.empty:
             continue
         best = str(means.idxmax())
@@ -131,6 +139,27 @@ def paired_differences(result: "BenchmarkResult", metric: str = "return") -> pd.
     return pd.DataFrame(rows, columns=["simulator", "policy", "reference", "mean", "ci_low", "ci_high", "n"])
 
 
+def bound_shares(result: "BenchmarkResult", metric: str = "return") -> pd.DataFrame:
+    """``simulator, policy, mean, ci_low, ci_high, n``: ``(policy − oracle) / (planner − oracle)`` of ``metric``
+    in each simulator with both reference cells: the share of the long-horizon reference's gain over the
+    myopic oracle that a policy reaches (0: the oracle's return, 1: the planner's; below 0: worse than the
+    oracle). Paired within seeds (same users), t-interval over the seeds both references ran."""
+    table = per_seed(result)
+    rows = []
+    for sim, part in table.groupby("simulator", sort=False):
+        wide = part.pivot_table(index="seed", columns="policy", values=metric)
+        if not {MYOPIC_REFERENCE, LONG_HORIZON_REFERENCE} <= set(wide.columns):
+            continue
+        gain = wide[LONG_HORIZON_REFERENCE] - wide[MYOPIC_REFERENCE]
+        for policy in wide.columns:
+            share = ((wide[policy] - wide[MYOPIC_REFERENCE]) / gain).replace([np.inf, -np.inf], np.nan)
+            share = share.to_frame("share")
+            summary = summarize(share, ["share"]).iloc[0]
+            rows.append({"simulator": sim, "policy": policy, "mean": summary["mean"], "ci_low": summary["ci_low"],
+                         "ci_high": summary["ci_high"], "n": summary["n"]})
+    return pd.DataFrame(rows, columns=["simulator", "policy", "mean", "ci_low", "ci_high", "n"])
+
+
 def write_results_csv(result: "BenchmarkResult", root: Path) -> pd.DataFrame:
     """``results.csv``, ``per_seed.csv``, ``episodes.csv``, ``offline.csv``; returns the aggregate."""
     agg = aggregate(result)
@@ -142,6 +171,9 @@ def write_results_csv(result: "BenchmarkResult", root: Path) -> pd.DataFrame:
     if decomposed:
         atomic_write_text(root / "gains.csv", pd.concat(decomposed, ignore_index=True).to_csv(index=False))
     atomic_write_text(root / "episodes.csv", result.episodes.to_csv(index=False))
+    shares = bound_shares(result)
+    if len(shares):
+        atomic_write_text(root / "bound_shares.csv", shares.to_csv(index=False))
     if not result.offline.empty:
         atomic_write_text(root / "offline.csv", result.offline.to_csv(index=False))
     return agg
@@ -223,6 +255,7 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
              "long-term return.", ""]
     paired = paired_differences(result)
     lifetime = lifetime_simulators(result)
+    shares = bound_shares(result)
     for sim in cfg.simulators:
         table = wide_table(agg, sim, cfg.metrics)
         lines += [f"## {sim}", ""]
@@ -236,6 +269,7 @@ def markdown(result: "BenchmarkResult", agg: pd.DataFrame, plots: dict[str, Path
                       _md_table(cells), ""]
         if sim in lifetime:
             lines += lifetime_section(result, sim)
+        lines += _shares_section(shares[shares["simulator"] == sim])
         for key in (f"return_{sim}", f"sessions_{sim}"):
             if key in plots:
                 lines += [f"![{key}]({plots[key].relative_to(root).as_posix()})", ""]
@@ -291,6 +325,16 @@ def _ratio_cell(mean: float, low: float, high: float) -> str:
     if not np.isfinite(mean):
         return "—"
     return f"{mean:.3f}" if low == high else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+def _shares_section(shares: pd.DataFrame) -> list[str]:
+    """The report's lines on the policies' shares of the planner's gain (none without a planner cell)."""
+    if not len(shares):
+        return []
+    shares = shares.sort_values("mean", ascending=False)
+    cells = pd.DataFrame({"share of the planner's gain": shares.apply(_cell, axis=1).to_numpy()},
+                         index=shares["policy"])
+    return [f"Share of the long-horizon reference's gain over the myopic oracle, `(return − {MYOPIC_REFERENCE}) / "
+            f"({LONG_HORIZON_REFERENCE} − {MYOPIC_REFERENCE})` per seed (0: the oracle's return, 1: the planner's, "
+            "which reads the true model and state; not a real policy):", "", _md_table(cells), ""]
 
 
 def offline_table(offline: pd.DataFrame) -> pd.DataFrame:
