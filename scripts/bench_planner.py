@@ -7,6 +7,9 @@ for a planner the share of its decisions that took each candidate.
 
     python scripts/bench_planner.py --users 50 --seed 1000 --weights 0,1,2,3,4,5,7,10 \\
         --planners 'rollouts=4;horizon=100;weights=4:0:2:3:6' 'rollouts=4;horizon=50;weights=4:0:2:3:6'
+
+``--benchmark-seeds N`` evaluates on the users of ``recsim benchmark --simulators synthetic --seeds N``'s
+cells instead (their evaluation seeds; use ``--users`` equal to its ``--episodes``): one line per seed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from recsim_env.benchmark.planner import PlannerConfig, RolloutPlanner, greedy_slates
+from recsim_env.benchmark.tasks import evaluation_seed
 from recsim_env.env.config import EnvConfig
 from recsim_env.env.vector import RecVectorEnv
 from recsim_env.evaluation.rollout import evaluate
@@ -77,15 +81,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1000, help="evaluation seed (not one the benchmark uses)")
     parser.add_argument("--weights", default="0,1,2,3,4,5,7,10", help="greedy policies' quality weights")
     parser.add_argument("--planners", nargs="*", default=[], help="planner settings, 'field=value;...'")
+    parser.add_argument("--benchmark-seeds", type=int, default=0, metavar="N",
+                        help="evaluate on the benchmark's seeds 0..N-1 of synthetic instead of --seed")
     args = parser.parse_args(argv)
     model = SyntheticUserModel()
     env = RecVectorEnv(model, model.catalog(), EnvConfig(slate_size=10, n_candidates=100), num_envs=args.users)
-    for weight in (float(w) for w in args.weights.split(",") if w):
-        print(json.dumps(measure(f"greedy w={weight:g}", Greedy(env, weight, 10), env, args.users, args.seed)),
-              flush=True)
-    for text in args.planners:
-        planner = CountingPlanner(10, planner_config(text, seed=0)).bind_env(env)
-        print(json.dumps(measure(f"planner {text}", planner, env, args.users, args.seed)), flush=True)
+    seeds = ({seed: evaluation_seed(seed, "synthetic") for seed in range(args.benchmark_seeds)} if args.benchmark_seeds
+             else {"tuning": args.seed})
+    for label, seed in seeds.items():
+        for weight in (float(w) for w in args.weights.split(",") if w):
+            row = measure(f"greedy w={weight:g}", Greedy(env, weight, 10), env, args.users, seed)
+            print(json.dumps({"seed": label, **row}), flush=True)
+        for text in args.planners:
+            planner = CountingPlanner(10, planner_config(text, seed=label if args.benchmark_seeds else 0)).bind_env(env)
+            print(json.dumps({"seed": label, **measure(f"planner {text}", planner, env, args.users, seed)}), flush=True)
 
 
 if __name__ == "__main__":

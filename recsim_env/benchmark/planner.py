@@ -8,7 +8,7 @@ first slate of the best one:
 
 1. Candidates are policies (parallel rollout, Chang, Givan & Chong 2004): greedy on
    ``true utility + w · item term`` for each weight ``w`` of :attr:`PlannerConfig.weights` (``w = 0`` is
-   the myopic oracle; the item term, by default the synthetic users' ``item_quality``, is an item's
+   the myopic oracle's rule; the item term, by default the synthetic users' ``item_quality``, is an item's
    long-term side), each followed for the whole rollout; plus :attr:`PlannerConfig.random_slates` random
    first slates continued by the base policy (the first weight's).
 2. Each candidate runs :attr:`PlannerConfig.rollouts` rollouts of :attr:`PlannerConfig.horizon` steps per
@@ -17,11 +17,13 @@ first slate of the best one:
    same future candidate sets, and the same uniforms behind each choice even after two rollouts'
    responses have differed.
 
-Why policies, not one-step deviations from one base policy: measured in ``synthetic`` (50 users,
-4 rollouts to the end), a one-step deviation changes a rollout's return by a fraction of a click while
-the return's Monte-Carlo spread over 100 steps is several clicks, so the scores picked noise (36.0,
-below the base policy's 51.4); whole policies differ by tens of clicks where it matters (the myopic
-oracle 13.3, greedy ``w = 4`` 52.5), and switching between them reached 55.5.
+Why policies, not one-step deviations from one base policy: in this module's first version (each
+candidate slate shown once, then the greedy ``w = 5`` policy; 50 users of ``synthetic``, tuning seed 1000,
+4 rollouts to the end) a one-step deviation changed a rollout's return by a fraction of a click while the
+return's Monte-Carlo spread over 100 steps is several clicks, so the scores picked noise: 36.0, below
+51.4 for the base policy alone. Whole policies differ by tens of clicks where it matters (greedy
+``w = 0``: 13.5, ``w = 4``: 52.5 on those users), and switching among them reaches 55.5
+(``scripts/bench_planner.py``; BENCHMARKS.md, "Long-horizon bound").
 
 Improvement: with exact scores, following at each state the candidate of highest value from there is at
 least as good as every candidate policy (policy switching); ties keep the base policy, listed first.
@@ -42,7 +44,6 @@ Cost: one decision simulates at most ``candidates · rollouts · horizon`` user-
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +51,6 @@ from typing import Any
 import numpy as np
 
 from recsim_env.errors import ConfigError
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class PlannerConfig:
     """Steps each rollout simulates, the decision's own step included (the step cap or more: to the end)."""
     weights: tuple[float, ...] = (4.0, 0.0, 2.0, 3.0, 6.0)
     """The rolled-out policies: greedy on ``true utility + w · item term``, one per weight (0: the myopic
-    oracle). The first is the base policy: ties keep it, and the random slates continue with it."""
+    oracle's rule). The first is the base policy: ties keep it, and the random slates continue with it."""
     random_slates: int = 0
     """Uniformly random first slates per user and step, each continued by the base policy."""
     item_term: str = "item_quality"
@@ -175,9 +174,9 @@ class RolloutPlanner:
         """``(n, n_candidates, slate_size)`` first slates: each policy's, then the random ones."""
         greedy = [self._greedy(user_state, candidates, w) for w in self.config.weights]
         n, n_positions = candidates.shape
-        random = [np.argsort(rng.random((n, n_positions)), axis=1)[:, : self.slate_size]
-                  for _ in range(self.config.random_slates)]
-        return np.stack(greedy + random, axis=1)
+        uniform = [np.argsort(rng.random((n, n_positions)), axis=1)[:, : self.slate_size]
+                   for _ in range(self.config.random_slates)]
+        return np.stack(greedy + uniform, axis=1)
 
     def _greedy(self, user_state: Any, candidates: np.ndarray, weight: float) -> np.ndarray:
         """The slate of the policy greedy on ``true utility + weight · item term``."""

@@ -364,6 +364,7 @@ def print_table(agg: pd.DataFrame, result: "BenchmarkResult") -> None:
     console = Console()
     if not console.is_terminal:  # piped to a file or a CI log: no terminal width to respect
         console = Console(width=max(console.width, 160))
+    shares = bound_shares(result)
     for sim in result.config.simulators:
         table = wide_table(agg, sim, result.config.metrics, compact=True)
         if not len(table):
@@ -375,6 +376,12 @@ def print_table(agg: pd.DataFrame, result: "BenchmarkResult") -> None:
         for idx, row in zip(table.index, table.itertuples(index=False)):
             rich_table.add_row(str(idx), *("—" if pd.isna(v) else str(v) for v in row))
         console.print(rich_table)
+        mine = shares[(shares["simulator"] == sim) & ~shares["policy"].isin([MYOPIC_REFERENCE, LONG_HORIZON_REFERENCE])]
+        if len(mine):
+            cells = ", ".join(f"{row.policy} {_compact(pd.Series(row._asdict()))}"
+                              for row in mine.sort_values("mean", ascending=False).itertuples(index=False))
+            console.print(f"share of the planner's gain over the oracle, (return − oracle) / (planner − oracle): "
+                          f"{cells}")
     if result.missing:
         console.print(f"[yellow]{len(result.missing)} cells unfinished; rerun to complete them.[/yellow]")
 

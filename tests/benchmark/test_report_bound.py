@@ -38,6 +38,16 @@ def test_shares_are_paired_per_seed_and_the_references_are_never_the_best_policy
     assert "| slateq | 0.237 [" in section and "| planner | 1 |" in section
 
 
+def test_the_terminal_table_is_followed_by_the_shares(capsys):
+    from recsim_env.benchmark.report import print_table
+
+    result = result_of({"random": [15.0, 14.0], "slateq": [26.0, 20.0], "oracle": [13.0, 14.0],
+                        "planner": [53.0, 54.0]})
+    print_table(aggregate(result), result)
+    line = [text for text in capsys.readouterr().out.splitlines() if text.startswith("share of the planner")]
+    assert len(line) == 1 and line[0].endswith(": slateq 0.237 ±1.1, random 0.025 ±0.32")
+
+
 def test_without_a_planner_cell_there_is_no_share_and_a_zero_gain_is_no_number(tmp_path):
     result = result_of({"random": [15.0, 14.0], "oracle": [13.0, 14.0]})
     assert bound_shares(result).empty
