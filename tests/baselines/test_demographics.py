@@ -114,7 +114,7 @@ def test_new_user_protocol_holds_users_out_entirely(log):
     assert train.n_users == log.n_users  # held-out users keep their features
 
 
-NCF_SMALL = NCFConfig(dim=8, layers=(16, 8), pretrain=False, cold_user_alpha=1.0)
+NCF_SMALL = NCFConfig(dim=8, layers=(16, 8), pretrain=False, cold_user_features=True, cold_user_alpha=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +152,9 @@ def test_neumf_start_is_the_vectors_the_map_predicts_and_survives_a_checkpoint(l
     user = new_woman(log)
     start = neumf.feature_map.predict(neumf.user_features[[user]])
     assert start.shape == (1, 8 + 8)  # the GMF and the MLP user vectors side by side
+    known = np.arange(5)  # a known user's own vectors score as score() does: the layout is the model's
+    np.testing.assert_allclose(neumf._score_vectors(neumf._user_vectors()[known], np.tile(np.arange(20), (5, 1))),
+                               neumf.score(known, np.arange(20)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(neumf.score([user], np.arange(20)), neumf._score_vectors(start, np.arange(20)[None]))
     loaded = NeuMF.load(neumf.save(tmp_path / "neumf"))
     np.testing.assert_allclose(loaded.score([user], np.arange(20)), neumf.score([user], np.arange(20)), rtol=1e-6)

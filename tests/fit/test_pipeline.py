@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from recsim_env.data.log import ColumnMapping, InteractionLog
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError, DataError
 from recsim_env.fit import datasets as fitting
 from recsim_env.fit.config import FitConfig, config_from_meta
+from recsim_env.fit.learners import fit_drift_weights
 from recsim_env.fit.pipeline import (
     fit_user_model,
     sequence_states,
@@ -108,6 +110,18 @@ def test_sequence_states_are_an_ema_and_fatigue_restarts_each_session():
     np.testing.assert_allclose(f[3], 0.0)  # new session: no fatigue carried over
 
 
+def test_sequence_states_of_some_rows_are_those_rows_of_all(tiny_log, rng):
+    """The row-subset form (what the drift fit asks for, memory O(rows)) gives the same bits, in the rows' order."""
+    vectors = rng.normal(size=(tiny_log.n_items, 4)).astype(np.float32)
+    genres = rng.random((tiny_log.n_items, 3)).astype(np.float32)
+    rows = rng.choice(tiny_log.n_interactions, 50, replace=False)
+    h, f, final = sequence_states(tiny_log, vectors, genres, 0.3, 0.7, 1800)
+    some_h, some_f, some_final = sequence_states(tiny_log, vectors, genres, 0.3, 0.7, 1800, rows)
+    np.testing.assert_array_equal(some_h, h[rows])
+    np.testing.assert_array_equal(some_f, f[rows])
+    np.testing.assert_array_equal(some_final, final)
+
+
 def test_log_without_ratings_gives_zero_ratings(tiny_log, rng):
     implicit = tiny_log.with_interactions(tiny_log.interactions.drop(columns=["rating"]))
     model = fit_user_model(implicit, FitConfig.fast())
@@ -197,3 +211,38 @@ def test_a_log_without_timestamps_fits_the_hazard_alone_and_the_session_env_runs
         _, _, terminated, truncated, _ = env.step(np.tile(np.arange(3), (8, 1)))
         ended += int(terminated.sum())
     assert ended > 0
+
+
+def _autograd_drift_weights(base, drift, fatigue, positives):
+    """The drift fit as it was before its gradient was written out (autograd through the whole table)."""
+    tables = [torch.from_numpy(a) for a in (base, drift, fatigue)]
+    pos = torch.from_numpy(positives)
+    params = [torch.zeros((), requires_grad=True) for _ in range(3)]
+    opt = torch.optim.LBFGS(params, lr=0.5, max_iter=20, line_search_fn="strong_wolfe")
+    rows = torch.arange(len(pos))
+
+    def nll():
+        logits = torch.exp(params[2]) * (tables[0] + torch.exp(params[0]) * tables[1] - params[1] * tables[2])
+        return (torch.logsumexp(logits, dim=1) - logits[rows, pos]).mean()
+
+    def closure():
+        opt.zero_grad()
+        loss = nll()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(nll()), float(torch.exp(params[0])), float(params[1]), float(torch.exp(params[2]))
+
+
+def test_drift_weights_match_the_autograd_fit(rng):
+    """Known answer: the blocked, written-out gradient reaches the autograd fit's optimum (float32 noise)."""
+    events, items = 300, 5000  # more items than one block holds: the blocks are summed
+    base = rng.normal(size=(events, items)).astype(np.float32)
+    drift = rng.normal(size=(events, items)).astype(np.float32)
+    fatigue = rng.random((events, items)).astype(np.float32)
+    logits = 0.7 * (base + 0.5 * drift - 0.8 * fatigue)
+    positives = np.array([rng.choice(items, p=np.exp(r - r.max()) / np.exp(r - r.max()).sum()) for r in logits])
+    fitted = fit_drift_weights(base, drift, fatigue, positives)
+    np.testing.assert_allclose(fitted, _autograd_drift_weights(base, drift, fatigue, positives), rtol=2e-4, atol=2e-5)
