@@ -179,11 +179,14 @@ def _return_rows(model: FittedUserModel, metrics: dict[str, float]) -> list[dict
               f"{metrics.get('return_null_concordance', float('nan')):.3f}; P(≤7 d) "
               f"{metrics.get('return_within_7d_predicted', float('nan')):.3f} vs KM "
               f"{metrics.get('return_within_7d_observed', float('nan')):.3f}")
-    rows = [_row("return model", f"{returns.distribution} AFT, scale {returns.scale:.3f}", "fitted", figure)]
+    held_out = returns.meta.get("heldout_log_likelihood_by_distribution")
+    family = figure + ("; family by held-out likelihood per record (" + ", ".join(
+        f"{name} {value:.4f}" for name, value in held_out.items()) + ")" if held_out else "")
+    rows = [_row("return model", f"{returns.distribution} AFT, scale {returns.scale:.3f}", "fitted", family)]
     errors = np.sqrt(np.maximum(np.diag(returns.covariance)[1:-1], 0.0))
     for name, coefficient, error in zip(returns.covariate_names, returns.coefficients, errors):
         rows.append(_row(f"return gap: {name}", f"{coefficient:+.3f} ± {error:.3f} log-days per SD", "fitted", figure))
     rows.append(_row("simulated user's history", "continues the logged user", "assumed",
-                     "sessions so far and days since the first start from the logged user's; time within "
-                     "sessions is not counted"))
+                     "sessions so far, days since the first and the leave hazard's activity (interactions "
+                     "before the session) start from the logged user's; time within sessions is not counted"))
     return rows

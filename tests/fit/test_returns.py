@@ -13,6 +13,7 @@ from longterm_truth import (
     generate_log,
     true_models,
 )
+from scipy import special
 
 from recsim_env.data.log import ColumnMapping, InteractionLog
 from recsim_env.data.splits import temporal_split
@@ -23,6 +24,7 @@ from recsim_env.fit.returns import (
     ReturnConfig,
     ReturnModel,
     SessionRecords,
+    choose_distribution,
     concordance_index,
     fit_aft,
     fit_return_model,
@@ -156,15 +158,34 @@ def test_known_coefficients_are_recovered(known_log):
     assert fitted.meta["returns"] < fitted.meta["records"]  # some records were censored
 
 
-def test_auto_distribution_picks_the_true_family(known_log):
+def test_auto_distribution_picks_the_true_family_by_held_out_likelihood(known_log):
     _, log, end = known_log
     fitted = fit_return_model(log, end_time=end)
     assert fitted.distribution == "weibull"
-    likelihood = fitted.meta["train_log_likelihood_by_distribution"]
-    assert likelihood["weibull"] > likelihood["lognormal"]
+    likelihood = fitted.meta["heldout_log_likelihood_by_distribution"]
+    assert set(likelihood) == {"weibull", "lognormal", "loglogistic"}
+    assert likelihood["weibull"] > max(likelihood["lognormal"], likelihood["loglogistic"])
+    assert "held-out" in fitted.meta["distribution_choice"]
 
 
-@pytest.mark.parametrize("distribution", ["weibull", "lognormal"])
+def test_log_logistic_truth_is_recovered_and_chosen(rng):
+    """A log-logistic truth (hazard rising, then falling): auto picks it on held-out users, and the censored
+    fit recovers intercept and scale (covariate-free, censored at a fixed follow-up)."""
+    n = 4000
+    gap = np.exp(1.0 + 0.6 * special.logit(rng.random(n)))
+    follow = rng.uniform(2.0, 40.0, n)
+    records = SessionRecords(np.arange(n), np.zeros(n, np.int64), {}, np.minimum(gap, follow) + 1800 / DAY,
+                             gap < follow, follow)
+    config = ReturnConfig()
+    scores = choose_distribution(records, (), config)
+    assert max(scores, key=scores.get) == "loglogistic"
+    model = fit_aft(records, (), "loglogistic", config)
+    _, _, errors = model.raw_coefficients()
+    assert abs(model.intercept - 1.0) < 4 * errors["intercept"]
+    assert abs(model.log_scale - np.log(0.6)) < 4 * errors["log_scale"]
+
+
+@pytest.mark.parametrize("distribution", ["weibull", "lognormal", "loglogistic"])
 def test_sampled_gaps_follow_the_survival_function(distribution, rng):
     model = ReturnModel.from_raw(0.3, {"log1p_length": -0.4, "mean_rating": 0.2}, 1.3, distribution)
     n_draws = 20000
