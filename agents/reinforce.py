@@ -96,10 +96,12 @@ class ReinforceConfig:
     user_dropout: float = 0.1
     """Share of training steps shown as "no user" (``user_index`` -1), so that row learns to serve
     users the agent never trained on, who are always read as -1 (:mod:`agents.known_users`)."""
-    user_feature_start: bool = True
-    """A user the agent never trained on, whose observation has user features, starts from the row a
+    user_feature_start: bool = False
+    """``True``: a user the agent never trained on, whose observation has user features, starts from the row a
     ridge map of the features predicts from the trained users' rows (also for the dropped-out training
-    rows: :mod:`agents.known_users`); ``False``: the one "no user" row for all of them."""
+    rows: :mod:`agents.known_users`); ``False`` (default): the one "no user" row for all of them. Off by
+    default: in ``ml100k-later`` it moved warm SlateQ's return by +0.39 ± 1.0 (5 seeds) at ~28 % more
+    training time (BENCHMARKS.md, new users)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma < 1.0:

@@ -117,8 +117,8 @@ def test_first_observed_features_are_kept_and_survive_a_checkpoint() -> None:
 def test_an_unknown_user_with_features_reads_the_start_row_instead_of_the_spare_row(cls, config) -> None:
     env = FakeSlateVecEnv(Scenario(n_items=12, n_logged_users=5), num_envs=4)
     spec = ObservationSpec.from_space(env.single_observation_space)
-    agent = cls(spec, 2, config(), seed=0)
-    fallback = cls(spec, 2, config(user_feature_start=False), seed=0)  # the same weights (one seed)
+    agent = cls(spec, 2, config(user_feature_start=True), seed=0)
+    fallback = cls(spec, 2, config(), seed=0)  # the default: the spare row  # the same weights (one seed)
     obs, _ = env.reset(seed=0)
     obs = {k: v.copy() for k, v in obs.items()}
     obs["user_index"][:] = np.array([[0], [1], [2], [4]])
