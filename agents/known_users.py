@@ -14,7 +14,8 @@ a user it cannot look up and the rest of the state (history, responses, context)
 
 **Demographic start** (agents' ``user_feature_start``, off by default: no measured gain in
 ``ml100k-later``): a "no user" row whose observation carries user features (ML-100K: age, gender,
-occupation) does not read the tower's one spare row but the row a ridge map of the features predicts from the rows of the users trained on
+occupation) does not read the tower's one spare row but the row a ridge map of the features predicts
+from the rows of the users trained on
 (:func:`recsim_env.fit.feature_map.ridge_operator`: the map the baselines' new users start from). The
 map is linear in the rows, so it is recomputed from the tower's current rows at every forward pass and
 trained through: the dropped-out transitions teach the agent to act on these rows, and a new user
