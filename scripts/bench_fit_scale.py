@@ -173,7 +173,7 @@ def fit(args: argparse.Namespace, folder: Path) -> tuple[Path, dict]:
     artifact = args.out_dir / f"{folder.name}.npz"
     if args.skip_fit and artifact.exists():
         return artifact, {}
-    cache = args.out_dir / "models-cache"
+    cache = args.out_dir / f"{folder.name}-cache"  # one per log: runs of two sizes may overlap
     shutil.rmtree(cache, ignore_errors=True)
     figures, _ = timed([sys.executable, "-m", "recsim_env.cli.main", "fit", "--dataset", str(folder),
                         "--cache-dir", str(cache), "--out", str(artifact)], sample_every=args.sample_every)
@@ -198,7 +198,7 @@ def env_rates(args: argparse.Namespace, folder: Path) -> dict:
 
     config = EnvConfig()
     # The artifact `recsim fit` cached (loaded, not refitted) and the catalog of the part it was fitted on.
-    fitted = {"scale": fitted_user_model(str(folder), "train", args.out_dir / "models-cache"),
+    fitted = {"scale": fitted_user_model(str(folder), "train", args.out_dir / f"{folder.name}-cache"),
               "ml-100k": movielens_user_model("train", args.ml100k_cache)}
     envs = {name: RecVectorEnv(model, catalog, config, num_envs=args.num_envs)
             for name, (model, catalog) in fitted.items()}
