@@ -158,7 +158,7 @@ for _spec in (
     PolicySpec("lightgcn", _baseline("lightgcn"), "baseline", "LightGCN (He et al. 2020), greedy on its scores"),
     PolicySpec("content", _baseline("content"), "baseline", "content model over item text and genres"),
     PolicySpec(
-        "sb3-dqn", build_sb3_dqn, "agent", "Stable-Baselines3 DQN: its pick in slot 0, popularity fills the rest"
+        "sb3-dqn", build_sb3_dqn, "agent", "Stable-Baselines3 DQN: its pick in slot 0, its next picks by Q after"
     ),
     PolicySpec("slateq", build_slateq, "agent", "SlateQ (Ie et al. 2019), double DQN per item"),
     PolicySpec("reinforce", build_reinforce, "agent", "top-K off-policy-corrected REINFORCE (Chen et al. 2019)"),

@@ -3,7 +3,7 @@ import pytest
 import torch
 from fakes import FakeSlateVecEnv, Scenario
 
-from agents.networks import ObservationSpec
+from agents.networks import ObservationSpec, obs_to_tensors
 from agents.reinforce import (
     ReinforceAgent,
     ReinforceConfig,
@@ -212,6 +212,23 @@ def test_choice_credit_learns_to_avoid_the_clickbait_that_shared_credit_chases()
     assert results["choice"] > 3.5 * myopic
 
 
-def test_credit_is_validated() -> None:
+def test_critic_regresses_the_returns_to_go_and_is_checkpointed() -> None:
+    env = FakeSlateVecEnv(Scenario(slate_size=2), num_envs=4)
+    agent = _agent(env, value_baseline=True, lr=3e-3, user_dropout=0.0)
+    data = collect_logged(env, agent, 64, gamma=0.9, seed=0)
+    data = Episodes(data.obs, data.slate, data.choice, data.reward, np.full(len(data), 2.5, dtype=np.float32))
+    rows = [agent.learn(data, off_policy=False) for _ in range(150)]
+    assert rows[0]["train/value_loss"] > 1.0 and rows[-1]["train/value_loss"] < 1e-2
+    with torch.no_grad():
+        assert np.abs(agent.critic(obs_to_tensors(data.obs)).numpy() - 2.5).mean() < 0.05
+    restored = ReinforceAgent.from_state(agent.state_dict())
+    for mine, theirs in zip(agent.critic.parameters(), restored.critic.parameters()):
+        assert torch.equal(mine, theirs)
+    assert _agent(env).critic is None  # off by default: no critic, no extra parameters
+
+
+def test_credit_and_value_coef_are_validated() -> None:
     with pytest.raises(ConfigError, match="credit"):
         ReinforceConfig(credit="slate")
+    with pytest.raises(ConfigError, match="value_coef"):
+        ReinforceConfig(value_coef=-1.0)

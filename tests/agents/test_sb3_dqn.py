@@ -143,7 +143,7 @@ def test_q_reads_the_candidates_popularity_and_content_features(tmp_path: Path) 
 
 
 def test_pick_credit_in_the_batched_view_and_slate_returns_in_the_curve(monkeypatch) -> None:
-    env = batched_discrete_env(one_item_vector_env(num_envs=8))
+    env = batched_discrete_env(one_item_vector_env(num_envs=8), fill="popularity")  # a fill without the model
     assert env.credit == "pick"
     env.seed(0)
     env.reset()
