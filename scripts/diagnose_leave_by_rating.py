@@ -28,6 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=1000, help="simulated sessions (as recsim fidelity's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-position", type=int, default=20)
+    p.add_argument("--start-activity", choices=("total", "drawn"), default="total",
+                   help="the simulator's activity at a session's start (FittedUserModel.start_activity)")
     p.add_argument("--log", choices=("later", "train"), default="later",
                    help="logged side: the held-out later log (default) or the training log the hazard was fitted on")
     return p.parse_args(argv)
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     from recsim_env.fit.leave import LeaveConfig, leave_inputs
 
     model, _ = movielens_user_model(cache_dir=args.cache_dir)
+    model = model.with_start_activity(args.start_activity)
     hazard = model.leave
     train, later = movielens_splits(args.cache_dir)
     config = LeaveConfig(gap_seconds=hazard.gap_seconds, like_threshold=hazard.like_threshold,

@@ -16,7 +16,8 @@ Newton's method in numpy (convex, exact, well under a second on ML-100K; no torc
 ``log1p_popularity``   ``log(1 + interactions with the item)`` in the reference (training) log
 ``log1p_activity``     ``log(1 + interactions of the user before this session)``: known when the session
                        starts (the user's earlier rows of the log, plus the reference log's count of
-                       them for a later log; a simulated user: its logged user's count plus what it
+                       them for a later log; a simulated user: its start activity, the logged user's
+                       count or opt-in a draw from its :attr:`LeaveHazard.session_starts`, plus what it
                        consumed in earlier simulated sessions). It never counts the session itself or
                        anything after it, which would tell the hazard how long the session runs.
 =====================  ===========================================================================

@@ -17,14 +17,14 @@ One simulated user is drawn from one logged user and keeps that user's fitted pr
   rating given and its shortfall below the like threshold, the item's genre overlap with the session so
   far (a profile fading by the hazard's ``overlap_decay`` per item), the item's popularity and the
   user's activity before the session: its start activity plus the items of the simulated user's earlier
-  sessions. The start activity (:attr:`FittedUserModel.start_activity`) is the session env's start state,
-  fitted as an empirical distribution: a new user's is a draw from its logged user's own session starts
-  in the fitting log (the interactions before each of them, each session equally likely; one uniform per
-  new user from the users' stream), so that simulated sessions start where the hazard's training
-  sessions did (starting every one at the logged user's whole history put the activity term at +0.65
-  log-odds per item against +0.14..+0.21 logged). A lifetime env (:meth:`FittedUserModel.for_lifetime`)
-  starts at the logged user's whole count: there the simulated user continues its logged user, as its
-  interest vector, session count and time span already do. A step without a click ends it with the *assumed*
+  sessions. The start activity (:attr:`FittedUserModel.start_activity`) is by default the logged user's
+  whole count in the fitting log: the simulated user continues its logged user, as its interest vector,
+  session count and time span do (and a lifetime env always starts there,
+  :meth:`FittedUserModel.for_lifetime`). Opt-in ``"drawn"``: the empirical start state of the sessions
+  the hazard was fitted on, a draw from the logged user's own session starts (the interactions before
+  each, each session equally likely; one uniform per new user from the users' stream); measured, it fits
+  the training log's session lengths and the return gaps better and the held-out log's session lengths
+  worse (BENCHMARKS.md), so it is not the default. A step without a click ends it with the *assumed*
   no-click probability (:attr:`~recsim_env.fit.leave.LeaveHazard.no_click_probability`, 0 by default:
   a log of consumed items cannot show it). The draws are one ``Exp(1)`` leave clock per session that
   each step spends (see :mod:`recsim_env.users.fitted_longterm`): the same hazard as a Bernoulli draw
@@ -266,12 +266,18 @@ class FittedUserModel:
     """
 
     def __init__(self, arrays: FittedArrays, scales: Scales, dynamics: Dynamics, meta: dict, leave: LeaveHazard,
-                 returns: ReturnModel | None = None, start_activity: str = "drawn") -> None:
+                 returns: ReturnModel | None = None, start_activity: str = "total") -> None:
         if start_activity not in START_ACTIVITY:
             raise ConfigError(f"FittedUserModel start_activity must be one of {START_ACTIVITY}, got {start_activity!r}")
         self.arrays, self.scales, self.dynamics, self.meta = arrays, scales, dynamics, dict(meta)
         self.leave, self.returns = leave, returns
         self.start_activity = start_activity
+        """Where a new user's leave-hazard activity starts: ``"total"`` (default) the logged user's whole count
+        in the fitting log (it continues its logged user, as its interest, session count and time span do);
+        ``"drawn"`` a draw from the logged user's own logged session starts, the start state of the sessions
+        the hazard was fitted on. Not the default because, measured on ML-100K (BENCHMARKS.md), it fits the
+        training log's session lengths better (KS 0.159 -> 0.096, median of 5 seeds) and the simulator's
+        return gaps (KS 0.144 -> 0.086) but the held-out log's session lengths worse (0.129 -> 0.153)."""
         self.n_items = int(arrays.item_vectors.shape[0])
         self.n_user_features = int(arrays.user_features.shape[1])
         self.n_logged_users = int(arrays.user_pref.shape[0])
@@ -338,9 +344,10 @@ class FittedUserModel:
         state.days[rows] = a.user_span_days.take(logged)
         if state.query is not None:
             state.query[rows] = self._start_query.take(logged, axis=0)
-        # The start state's activity: one uniform per new user whatever the convention (the same stream).
-        uniforms = rng.random(rows.size)
-        state.activity[rows] = self._leave.start_activity(logged, uniforms if self.start_activity == "drawn" else None)
+        # The start state's activity; "drawn" takes one uniform per new user ("total" draws nothing, so its
+        # streams are those of a model before the option existed).
+        uniforms = rng.random(rows.size) if self.start_activity == "drawn" else None
+        state.activity[rows] = self._leave.start_activity(logged, uniforms)
         self._open(state, rows, rng)
 
     def _open(self, state: FittedState, rows: np.ndarray, rng: np.random.Generator) -> None:
@@ -700,8 +707,8 @@ class FittedUserModel:
                                returns or self.returns, self.start_activity)
 
     def with_start_activity(self, start_activity: str) -> "FittedUserModel":
-        """A copy whose new users start with the leave hazard's activity ``"drawn"`` (the session env's
-        default) or ``"total"`` (the lifetime env's, :meth:`for_lifetime`); see :attr:`start_activity`."""
+        """A copy whose new users start with the leave hazard's activity ``"total"`` (the default, and the
+        lifetime env's, :meth:`for_lifetime`) or ``"drawn"`` (opt-in); see :attr:`start_activity`."""
         return FittedUserModel(self.arrays, self.scales, self.dynamics, self.meta, self.leave, self.returns,
                                start_activity)
 

@@ -332,10 +332,12 @@ def test_start_activity_picks_the_users_logged_session_start_by_the_uniform():
 
 
 def test_new_sessions_start_at_the_logged_users_session_start_distribution(tiny_model):
-    """The session env's start state: each new user's activity is a draw from its logged user's own
-    session starts (here 0, 4, 9 at 1/4, 1/4, 1/2 for every user), one per new user; the first item's
-    clock spent is the hazard at that activity. A lifetime model starts at the logged user's count."""
-    model = _long_term(tiny_model, starts=_hand_starts(tiny_model))
+    """Opt-in start state: each new user's activity is a draw from its logged user's own session starts
+    (here 0, 4, 9 at 1/4, 1/4, 1/2 for every user), one per new user; the first item's clock spent is the
+    hazard at that activity. The default and a lifetime model start at the logged user's count."""
+    default = _long_term(tiny_model, starts=_hand_starts(tiny_model))
+    assert default.start_activity == "total" and default.for_lifetime() is default
+    model = default.with_start_activity("drawn")
     assert model.start_activity == "drawn"
     n = 8000
     state = model.sample(n, np.random.default_rng(3))
@@ -368,7 +370,7 @@ def test_a_lifetime_env_runs_the_model_that_continues_the_logged_user(tiny_model
     from recsim_env.env.lifetime import LifetimeConfig, LifetimeSimulation
     from recsim_env.env.rewards import WeightedReward
 
-    model = _long_term(tiny_model, starts=_hand_starts(tiny_model))
+    model = _long_term(tiny_model, starts=_hand_starts(tiny_model)).with_start_activity("drawn")
     sim = LifetimeSimulation(model, None, EnvConfig(slate_size=2, n_candidates=3), WeightedReward(), 4,
                              LifetimeConfig())
     assert sim.model.start_activity == "total"
@@ -495,7 +497,7 @@ def test_one_user_update_is_the_batched_update_exactly(tiny_model, n, seed, fati
 
 def _check_one_user_update(tiny_model, n: int, seed: int, fatigue: float) -> None:
     model = _long_term(tiny_model, no_click=0.05, starts=_hand_starts(tiny_model)).with_dynamics(
-        fatigue_strength=fatigue, recent_len=3, no_click_utility=-2.0)
+        fatigue_strength=fatigue, recent_len=3, no_click_utility=-2.0).with_start_activity("drawn")
     rng = np.random.default_rng(seed)
     batch = model.sample(n, rng)
     singles = [_one(batch, row) for row in range(n)]
