@@ -28,6 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=1000, help="simulated sessions (as recsim fidelity's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-position", type=int, default=20)
+    p.add_argument("--start-activity", choices=("total", "drawn"), default="total",
+                   help="the simulator's activity at a session's start (FittedUserModel.start_activity)")
+    p.add_argument("--log", choices=("later", "train"), default="later",
+                   help="logged side: the held-out later log (default) or the training log the hazard was fitted on")
     return p.parse_args(argv)
 
 
@@ -44,14 +48,14 @@ def simulated_rows(model, users: int, seed: int):
     from recsim_env.fit.calibration import simulate_sessions
     from recsim_env.fit.leave import session_overlap
 
-    logged = model.sample(users, np.random.default_rng(seed)).logged  # simulate_sessions samples these first
+    start = model.sample(users, np.random.default_rng(seed))  # simulate_sessions samples these first
     rollout = simulate_sessions(model, users, np.random.default_rng(seed), record=True)
     position, rating, ended = simulated_items(rollout)
     lengths = np.array([len(c) for c in rollout.consumed])
     items = np.concatenate(rollout.consumed)
     hazard = model.leave
     overlap = session_overlap(model.arrays.item_genres.astype(np.float64), items, position, hazard.overlap_decay)
-    activity = hazard.user_counts[np.repeat(logged, lengths)]  # one session each: nothing earlier
+    activity = start.activity[np.repeat(np.arange(users), lengths)]  # the start state's: one session each
     return position, rating, overlap, hazard.item_counts[items], activity, ended
 
 
@@ -61,11 +65,16 @@ def main(argv: list[str] | None = None) -> None:
     from recsim_env.fit.leave import LeaveConfig, leave_inputs
 
     model, _ = movielens_user_model(cache_dir=args.cache_dir)
+    model = model.with_start_activity(args.start_activity)
     hazard = model.leave
-    _, later = movielens_splits(args.cache_dir)
+    train, later = movielens_splits(args.cache_dir)
     config = LeaveConfig(gap_seconds=hazard.gap_seconds, like_threshold=hazard.like_threshold,
                          overlap_decay=hazard.overlap_decay, position_bins=hazard.position_bins)
-    inputs = leave_inputs(later, config, hazard.item_counts, hazard.user_counts)
+    if args.log == "train":
+        later = train
+        inputs = leave_inputs(train, config, hazard.item_counts)  # activity: the user's rows before the session
+    else:
+        inputs = leave_inputs(later, config, hazard.item_counts, hazard.user_counts)
     keep = inputs.observed & (inputs.position <= args.max_position)
     logged = (inputs.position[keep], inputs.rating[keep], inputs.overlap[keep], inputs.popularity[keep],
               inputs.activity[keep], inputs.ended[keep])
@@ -76,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         design = hazard.features(position, rating, overlap, popularity, activity)
         sides[side] = (rating, ended, hazard.probability(design), group_terms(hazard, design),
                        np.log1p(activity), np.log1p(popularity), position)
-    print(f"Held-out items at positions 0-{args.max_position}: {int(keep.sum())}; simulated: {len(simulated[0])}\n")
+    print(f"Logged ({args.log}) items at positions 0-{args.max_position}: {int(keep.sum())}; "
+          f"simulated: {len(simulated[0])}\n")
     header = "| rating | leave share logged / sim | fitted hazard logged / sim | " + " | ".join(
         f"{g} term logged / sim" for g in GROUPS) + " |"
     print(header + "\n|" + "---|" * (3 + len(GROUPS)))

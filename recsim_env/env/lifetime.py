@@ -118,7 +118,10 @@ class LifetimeSimulation(SlateSimulation):
     def __init__(self, user_model: ReturningUserModel, catalog: ItemCatalog | None, config: EnvConfig,
                  reward_fn: RewardFn, n: int, lifetime: LifetimeConfig) -> None:
         check_returning(user_model)
-        super().__init__(user_model, catalog, config, reward_fn, n)
+        # A model whose start state differs between a lone session and a lifetime (the fitted model's leave
+        # activity: a drawn logged session start vs the logged user's whole history) says so by `for_lifetime`.
+        for_lifetime = getattr(user_model, "for_lifetime", None)
+        super().__init__(for_lifetime() if callable(for_lifetime) else user_model, catalog, config, reward_fn, n)
         self.lifetime = lifetime
         self._step_days = lifetime.step_minutes / (24.0 * 60.0)
         self.returns: np.random.Generator | None = None

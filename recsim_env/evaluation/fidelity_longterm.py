@@ -187,6 +187,15 @@ def _return_rows(model: FittedUserModel, metrics: dict[str, float]) -> list[dict
     for name, coefficient, error in zip(returns.covariate_names, returns.coefficients, errors):
         rows.append(_row(f"return gap: {name}", f"{coefficient:+.3f} ± {error:.3f} log-days per SD", "fitted", figure))
     rows.append(_row("simulated user's history", "continues the logged user", "assumed",
-                     "sessions so far, days since the first and the leave hazard's activity (interactions "
-                     "before the session) start from the logged user's; time within sessions is not counted"))
+                     "sessions so far and days since the first start from the logged user's; time within "
+                     "sessions is not counted"))
+    if model.start_activity == "drawn":
+        rows.append(_row("session start activity", "a draw from the logged user's session starts",
+                         "fitted (empirical)", "the leave hazard's activity (interactions before the session) when "
+                         "a session starts: one of the logged user's training session starts, each equally likely "
+                         "(start_activity='drawn'; a lifetime env starts at the logged user's count)"))
+    else:
+        rows.append(_row("session start activity", "the logged user's whole count", "assumed",
+                         "the leave hazard's activity when a session starts: the simulated user continues its "
+                         "logged user (start_activity='total'; 'drawn' draws from its logged session starts)"))
     return rows

@@ -16,7 +16,8 @@ Newton's method in numpy (convex, exact, well under a second on ML-100K; no torc
 ``log1p_popularity``   ``log(1 + interactions with the item)`` in the reference (training) log
 ``log1p_activity``     ``log(1 + interactions of the user before this session)``: known when the session
                        starts (the user's earlier rows of the log, plus the reference log's count of
-                       them for a later log; a simulated user: its logged user's count plus what it
+                       them for a later log; a simulated user: its start activity, the logged user's
+                       count or opt-in a draw from its :attr:`LeaveHazard.session_starts`, plus what it
                        consumed in earlier simulated sessions). It never counts the session itself or
                        anything after it, which would tell the hazard how long the session runs.
 =====================  ===========================================================================
@@ -59,10 +60,13 @@ from recsim_env.fit.artifacts import check_kind, load_parts, save_parts
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load.
+FORMAT_VERSION = 3
+"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load (a cached
+fitted model of another version is refitted).
 2: ``log1p_activity`` counts the user's interactions before the session (was: outside it, which leaked
-the session's own length and the user's future)."""
+the session's own length and the user's future).
+3: ``session_starts`` / ``session_start_offsets``, each logged user's activity at its sessions' starts
+(the session env draws a simulated session's start activity from them)."""
 
 
 @dataclass(frozen=True)
@@ -268,8 +272,14 @@ class LeaveHazard:
     item_counts: np.ndarray
     """``(I,)`` interactions per item in the fitting log: the popularity of an item a simulator shows."""
     user_counts: np.ndarray
-    """``(U,)`` interactions per user in the fitting log: a simulated logged user's activity before its
-    first simulated session (it continues the logged user)."""
+    """``(U,)`` interactions per user in the fitting log: the activity before a lifetime's first simulated
+    session (a simulated user there continues its logged user)."""
+    session_starts: np.ndarray
+    """``(S,)`` float64 ``log1p_activity``'s raw value (interactions before the session) at the start of
+    every session of the fitting log, grouped by user in time order: the empirical start-state
+    distribution the session env draws a simulated session's activity from."""
+    session_start_offsets: np.ndarray
+    """``(U + 1,)`` int64: user ``u``'s session starts are ``session_starts[offsets[u]:offsets[u + 1]]``."""
     like_threshold: float = 4.0
     """As :attr:`LeaveConfig.like_threshold`."""
     overlap_decay: float = 0.7
@@ -347,9 +357,16 @@ class LeaveHazard:
 
     @classmethod
     def from_raw(cls, intercept: float, coefficients: dict[str, float], item_counts: np.ndarray,
-                 user_counts: np.ndarray, config: LeaveConfig | None = None) -> LeaveHazard:
-        """A hand-set hazard on raw features (ground truth for synthetic logs); unnamed features get 0."""
+                 user_counts: np.ndarray, config: LeaveConfig | None = None,
+                 session_starts: tuple[np.ndarray, np.ndarray] | None = None) -> LeaveHazard:
+        """A hand-set hazard on raw features (ground truth for synthetic logs); unnamed features get 0.
+
+        ``session_starts``: ``(starts, offsets)`` as :attr:`session_starts` and :attr:`session_start_offsets`;
+        ``None``: one start per user, at its ``user_counts`` (every simulated session starts at the total).
+        """
         config = config or LeaveConfig()
+        if session_starts is None:
+            session_starts = (np.asarray(user_counts, np.float64), np.arange(len(user_counts) + 1))
         names = feature_names(config, has_rating=any(k in coefficients for k in ("rating", "shortfall")))
         unknown = set(coefficients) - set(names)
         if unknown:
@@ -358,6 +375,7 @@ class LeaveHazard:
         return cls(names, float(intercept), np.array([coefficients.get(k, 0.0) for k in names], np.float64),
                    np.zeros(n_features), np.ones(n_features), np.zeros((n_features + 1, n_features + 1)),
                    np.asarray(item_counts, np.float64), np.asarray(user_counts, np.float64),
+                   *_start_arrays(*session_starts, len(user_counts), "LeaveHazard.from_raw"),
                    config.like_threshold, config.overlap_decay, tuple(config.position_bins), config.gap_seconds,
                    config.no_click_leave or 0.0, {"source": "hand-set"})
 
@@ -383,9 +401,11 @@ class LeaveHazard:
             if arrays[name].shape != shape:
                 raise ArtifactError(f"{where}: leave hazard array {name!r} has shape {arrays[name].shape}, expected "
                                     f"{shape} for {n_features} features; the artifact is damaged: refit it")
+        starts = _start_arrays(arrays["session_starts"], arrays["session_start_offsets"], len(arrays["user_counts"]),
+                               f"{where}: the artifact is damaged, refit it;")
         return cls(tuple(header["feature_names"]), float(header["intercept"]), arrays["coefficients"],
                    arrays["feature_mean"], arrays["feature_scale"], arrays["covariance"], arrays["item_counts"],
-                   arrays["user_counts"], header["like_threshold"], header["overlap_decay"],
+                   arrays["user_counts"], *starts, header["like_threshold"], header["overlap_decay"],
                    tuple(header["position_bins"]), header["gap_seconds"], header["no_click_probability"],
                    header["meta"])
 
@@ -405,8 +425,31 @@ def _check_kind(header: dict, where: str) -> None:
     check_kind(header, where, "leave_hazard", FORMAT_VERSION)
 
 
-ARRAY_FIELDS = ("coefficients", "feature_mean", "feature_scale", "covariance", "item_counts", "user_counts")
+ARRAY_FIELDS = ("coefficients", "feature_mean", "feature_scale", "covariance", "item_counts", "user_counts",
+                "session_starts", "session_start_offsets")
 """The array fields of :class:`LeaveHazard`, saved as they are."""
+
+
+def _start_arrays(starts: np.ndarray, offsets: np.ndarray, n_users: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, offsets)`` checked as a CSR of per-user session starts over ``n_users`` users."""
+    starts, offsets = np.asarray(starts, np.float64), np.asarray(offsets)
+    if (offsets.shape != (n_users + 1,) or not np.issubdtype(offsets.dtype, np.integer) or offsets[0] != 0
+            or offsets[-1] != len(starts) or starts.ndim != 1 or (np.diff(offsets) < 0).any()
+            or not np.isfinite(starts).all() or (starts < 0).any()):
+        raise ArtifactError(f"{where} session starts must be a CSR over {n_users} users: offsets (U + 1,) "
+                            f"ints from 0 rising to len(starts), starts finite >= 0; got offsets of shape "
+                            f"{offsets.shape} and {starts.shape} starts")
+    return starts, offsets.astype(np.int64)
+
+
+def session_start_activity(inputs: LeaveInputs, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, offsets)``: the activity before every session of ``inputs`` (its rows at position 0,
+    censored sessions included: their start is known), as a CSR grouped by user in time order."""
+    first = np.flatnonzero(inputs.position == 0)
+    users = inputs.user[first]
+    order = np.argsort(users, kind="stable")  # rows are grouped by user already; stable keeps time order
+    offsets = np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))].astype(np.int64)
+    return inputs.activity[first][order].astype(np.float64), offsets
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -481,6 +524,7 @@ def fit_hazard(inputs: LeaveInputs, names: tuple[str, ...], config: LeaveConfig,
                                "converged": converged, "no_click_source": no_click_source}
     return LeaveHazard(tuple(names), float(params[0]), params[1:], mean, scale, covariance,
                        np.asarray(item_counts, np.float64), np.asarray(user_counts, np.float64),
+                       *session_start_activity(inputs, len(user_counts)),
                        config.like_threshold, config.overlap_decay, tuple(config.position_bins), config.gap_seconds,
                        float(no_click), meta)
 
@@ -530,7 +574,8 @@ def smoothed_constant(inputs: LeaveInputs, config: LeaveConfig, item_counts: np.
                                "constant_hazard": rate, "converged": True, "source": source,
                                "no_click_source": no_click_source}
     return LeaveHazard((), float(np.log(rate / (1 - rate))), np.zeros(0), np.zeros(0), np.ones(0), np.zeros((1, 1)),
-                       np.asarray(item_counts, np.float64), np.asarray(user_counts, np.float64), config.like_threshold,
+                       np.asarray(item_counts, np.float64), np.asarray(user_counts, np.float64),
+                       *session_start_activity(inputs, len(user_counts)), config.like_threshold,
                        config.overlap_decay, tuple(config.position_bins), config.gap_seconds, float(no_click), meta)
 
 

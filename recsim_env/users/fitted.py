@@ -16,8 +16,15 @@ One simulated user is drawn from one logged user and keeps that user's fitted pr
   session ends with the hazard's probability given the item's 0-based position in the session, the
   rating given and its shortfall below the like threshold, the item's genre overlap with the session so
   far (a profile fading by the hazard's ``overlap_decay`` per item), the item's popularity and the
-  user's activity before the session (the logged user's interactions in the fitting log, plus the items
-  of the simulated user's earlier sessions). A step without a click ends it with the *assumed*
+  user's activity before the session: its start activity plus the items of the simulated user's earlier
+  sessions. The start activity (:attr:`FittedUserModel.start_activity`) is by default the logged user's
+  whole count in the fitting log: the simulated user continues its logged user, as its interest vector,
+  session count and time span do (and a lifetime env always starts there,
+  :meth:`FittedUserModel.for_lifetime`). Opt-in ``"drawn"``: the empirical start state of the sessions
+  the hazard was fitted on, a draw from the logged user's own session starts (the interactions before
+  each, each session equally likely; one uniform per new user from the users' stream); measured, it fits
+  the training log's session lengths and the return gaps better and the held-out log's session lengths
+  worse (BENCHMARKS.md), so it is not the default. A step without a click ends it with the *assumed*
   no-click probability (:attr:`~recsim_env.fit.leave.LeaveHazard.no_click_probability`, 0 by default:
   a log of consumed items cannot show it). The draws are one ``Exp(1)`` leave clock per session that
   each step spends (see :mod:`recsim_env.users.fitted_longterm`): the same hazard as a Bernoulli draw
@@ -49,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from recsim_env.errors import ArtifactError, ConfigError, DataError
+from recsim_env.fit.leave import FORMAT_VERSION as LEAVE_FORMAT_VERSION
 from recsim_env.fit.leave import LeaveHazard
 from recsim_env.fit.returns import ReturnConfig, ReturnModel
 from recsim_env.protocols import Responses
@@ -58,6 +66,9 @@ from recsim_env.users.fitted_longterm import LeaveTerms, leave_clocks, overlap_o
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
+
+START_ACTIVITY = ("drawn", "total")
+"""Where a new simulated user's leave-hazard activity starts (:attr:`FittedUserModel.start_activity`)."""
 """Bumped whenever the saved arrays or their meaning change; other versions are refused on load.
 2: the fitted leave hazard and return model replace the patience budget."""
 
@@ -120,7 +131,7 @@ ARRAY_DIMS = {
     "item_genres": ("I", "G"), "user_features": ("U", "F"), "rating_user": ("U", "r"), "rating_item": ("I", "r"),
     "rating_user_bias": ("U",), "rating_item_bias": ("I",), "dwell_item_log_mean": ("I",),
     "session_lengths": ("S",), "session_offsets": ("U+1",), "active_users": ("A",), "user_span_days": ("U",),
-    "leave__item_counts": ("I",), "leave__user_counts": ("U",),
+    "leave__item_counts": ("I",), "leave__user_counts": ("U",), "leave__session_start_offsets": ("U+1",),
 }
 """Each saved array's dimensions by name (as in :class:`FittedArrays`): arrays sharing a name must
 agree on its size, checked on load so that a damaged artifact fails there and not mid-rollout."""
@@ -218,6 +229,10 @@ class FittedState:
     """``(n,)`` float64 sessions of the user so far, this one included (logged ones count)."""
     days: np.ndarray
     """``(n,)`` float64 days from the user's first logged interaction to this session's start."""
+    activity: np.ndarray
+    """``(n,)`` float64 the leave hazard's activity (interactions before the session) at the simulated
+    user's first simulated session; later sessions add the items of the earlier ones (see
+    :attr:`FittedUserModel.start_activity`)."""
     query: np.ndarray | None = None
     """``(n, d + 1 [+ G])`` float32 ``[p + γ·h, 1, F]`` (``F`` only when the model has fatigue strength),
     kept in step with ``interest`` and ``fatigue`` by the model that sampled the state, so that scoring
@@ -236,7 +251,8 @@ class FittedState:
                    recent=np.full((n, recent_len), -1, np.int64), patience=np.ones(n, np.float32),
                    clicks=np.zeros(n, np.int64), seen=np.zeros((n, 0), np.uint8), position=np.zeros(n, np.int64),
                    session_profile=np.zeros((n, genres), np.float32), session_genres=np.zeros((n, genres), np.float32),
-                   session_ratings=np.zeros((n, 3), np.float32), sessions=np.ones(n), days=np.zeros(n))
+                   session_ratings=np.zeros((n, 3), np.float32), sessions=np.ones(n), days=np.zeros(n),
+                   activity=np.zeros(n))
 
 
 class FittedUserModel:
@@ -250,9 +266,20 @@ class FittedUserModel:
     """
 
     def __init__(self, arrays: FittedArrays, scales: Scales, dynamics: Dynamics, meta: dict, leave: LeaveHazard,
-                 returns: ReturnModel | None = None) -> None:
+                 returns: ReturnModel | None = None, start_activity: str = "total") -> None:
+        if start_activity not in START_ACTIVITY:
+            raise ConfigError(f"FittedUserModel start_activity must be one of {START_ACTIVITY}, got {start_activity!r}")
         self.arrays, self.scales, self.dynamics, self.meta = arrays, scales, dynamics, dict(meta)
         self.leave, self.returns = leave, returns
+        self.start_activity = start_activity
+        """Where a new user's leave-hazard activity starts: ``"total"`` (default) the logged user's whole count
+        in the fitting log (it continues its logged user, as its interest, session count and time span do);
+        ``"drawn"`` a draw from the logged user's own logged session starts, the start state of the sessions
+        the hazard was fitted on. Not the default because, measured on ML-100K (BENCHMARKS.md), it fits the
+        training log's session lengths better (KS 0.159 -> 0.097, median of 5 seeds) and the simulator's
+        return gaps (KS 0.144 -> 0.098) but the held-out log's session lengths worse (0.129 -> 0.151): the
+        simulator draws users uniformly, and 59 % of them have one training session, their first (activity
+        0, long), so 72 % of drawn starts are at 0 against 35 % of the training sessions."""
         self.n_items = int(arrays.item_vectors.shape[0])
         self.n_user_features = int(arrays.user_features.shape[1])
         self.n_logged_users = int(arrays.user_pref.shape[0])
@@ -298,6 +325,7 @@ class FittedUserModel:
             session_ratings=np.empty((n, 3), dtype=np.float32),
             sessions=np.empty(n, dtype=np.float64),
             days=np.empty(n, dtype=np.float64),
+            activity=np.empty(n, dtype=np.float64),
             query=np.empty((n, self._item_table.shape[1]), dtype=np.float32),
         )
         self._start(state, np.arange(n), rng, seen_clear=False)
@@ -318,6 +346,10 @@ class FittedUserModel:
         state.days[rows] = a.user_span_days.take(logged)
         if state.query is not None:
             state.query[rows] = self._start_query.take(logged, axis=0)
+        # The start state's activity; "drawn" takes one uniform per new user ("total" draws nothing, so its
+        # streams are those of a model before the option existed).
+        uniforms = rng.random(rows.size) if self.start_activity == "drawn" else None
+        state.activity[rows] = self._leave.start_activity(logged, uniforms)
         self._open(state, rows, rng)
 
     def _open(self, state: FittedState, rows: np.ndarray, rng: np.random.Generator) -> None:
@@ -526,7 +558,8 @@ class FittedUserModel:
         position = state.position.take(rows)
         # Items of earlier simulated sessions: every consumed one (clicks, this one counted) less this session's.
         earlier = state.clicks.take(rows) - 1 - position
-        cost = self._leave.costs(position, items, state.logged.take(rows), earlier, rating, overlaps(profile, genres))
+        cost = self._leave.costs(position, items, state.activity.take(rows) + earlier, rating,
+                                 overlaps(profile, genres))
         profile *= self._leave.decay
         profile += genres
         state.session_profile[rows] = profile
@@ -567,8 +600,8 @@ class FittedUserModel:
         """:meth:`_consume` of one user, in scalars (the same float operations)."""
         profile = state.session_profile[0]  # a view: written in place
         position = int(state.position[0])
-        cost = self._leave.cost_one(position, item, int(state.logged[0]), int(state.clicks[0]) - 1 - position, rating,
-                                    overlap_one(profile, genres))
+        cost = self._leave.cost_one(position, item, float(state.activity[0]) + (int(state.clicks[0]) - 1 - position),
+                                    rating, overlap_one(profile, genres))
         profile *= self._leave.decay
         profile += genres
         state.position[0] = position + 1
@@ -646,6 +679,10 @@ class FittedUserModel:
             raise ArtifactError(
                 f"{path}: fitted on dataset {header['meta'].get('dataset')!r} with fingerprint {found}, "
                 f"expected fingerprint {expected_fingerprint}; refit it on this data")
+        leave_version = (header.get("leave") or {}).get("format_version")
+        if leave_version != LEAVE_FORMAT_VERSION:  # before the array check: an older hazard lacks arrays
+            raise ArtifactError(f"{path}: its leave hazard is of format {leave_version}, this library reads "
+                                f"{LEAVE_FORMAT_VERSION}; refit it (a cached model is refitted on load)")
         missing = [name for name in (*ARRAY_NAMES, *ARRAY_DIMS) if name not in arrays]
         if missing:
             raise ArtifactError(f"{path}: not a readable fitted user model artifact (arrays {missing} missing)")
@@ -663,13 +700,23 @@ class FittedUserModel:
         from dataclasses import replace
 
         return FittedUserModel(self.arrays, self.scales, replace(self.dynamics, **changes), self.meta, self.leave,
-                               self.returns)
+                               self.returns, self.start_activity)
 
     def with_long_term(self, leave: LeaveHazard | None = None, returns: ReturnModel | None = None) -> "FittedUserModel":
         """A copy with another leave hazard and/or return model (``None``: keep this model's), e.g. a
         hand-set one with known coefficients; arrays are shared."""
         return FittedUserModel(self.arrays, self.scales, self.dynamics, self.meta, leave or self.leave,
-                               returns or self.returns)
+                               returns or self.returns, self.start_activity)
+
+    def with_start_activity(self, start_activity: str) -> "FittedUserModel":
+        """A copy whose new users start with the leave hazard's activity ``"total"`` (the default, and the
+        lifetime env's, :meth:`for_lifetime`) or ``"drawn"`` (opt-in); see :attr:`start_activity`."""
+        return FittedUserModel(self.arrays, self.scales, self.dynamics, self.meta, self.leave, self.returns,
+                               start_activity)
+
+    def for_lifetime(self) -> "FittedUserModel":
+        """The model a lifetime env runs (it calls this): new users start at their logged user's whole count."""
+        return self if self.start_activity == "total" else self.with_start_activity("total")
 
     def with_no_click_leave(self, probability: float) -> "FittedUserModel":
         """A copy whose users leave after a step without a click with ``probability``: the assumed parameter

@@ -4,9 +4,9 @@
   lookup tables, so that the log-odds of leaving after a consumed item is a few gathers and adds:
   ``position[p] + item[i] + w_a·log1p(activity) + w_r·r + w_s·max(0, t - r) + w_o·overlap``, every
   standardisation folded into the tables and the raw-unit weights; ``activity`` is the user's interactions
-  before the session: its logged user's count plus the items of its earlier simulated sessions. The
-  one-user path does the same float64 operations in the same order in Python floats, so both give the
-  same bits.
+  before the session: its start activity (:meth:`LeaveTerms.start_activity`) plus the items of its
+  earlier simulated sessions. The one-user path does the same float64 operations in the same order in
+  Python floats, so both give the same bits.
 * The **leave clock**: instead of one Bernoulli draw per consumed item, each session draws one
   ``E ~ Exp(1)`` and every step spends ``-log(1 - p) = softplus(logit)`` of it; the user leaves when
   it is spent. ``P(leave at step t | still there) = 1 - exp(-(-log(1 - p_t))) = p_t``: the same
@@ -58,6 +58,12 @@ class LeaveTerms:
         self.item = weight.get("log1p_popularity", 0.0) * np.log1p(hazard.item_counts)
         self.activity = weight.get("log1p_activity", 0.0)
         self.user_counts = np.asarray(hazard.user_counts, np.float64)
+        self.session_starts = np.asarray(hazard.session_starts, np.float64)
+        self.start_offsets = np.asarray(hazard.session_start_offsets, np.int64)
+        if self.start_offsets.shape != (n_users + 1,):
+            raise ArtifactError(f"leave hazard session starts cover {len(self.start_offsets) - 1} users, the model "
+                                f"{n_users}")
+        self.start_counts = np.diff(self.start_offsets)
         self.positions = self._position_table(64)
         no_click = float(hazard.no_click_probability)
         self.no_click_cost = np.float32(-math.log1p(-no_click) if no_click < 1.0 else np.inf)
@@ -79,13 +85,32 @@ class LeaveTerms:
             self.positions = self._position_table(max(2 * len(self.positions), longest + 1))
         return self.positions.take(position)
 
-    def logits(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, earlier: np.ndarray,
+    def start_activity(self, users: np.ndarray, uniforms: np.ndarray | None) -> np.ndarray:
+        """``(n,)`` float64 activity before a simulated user's first simulated session, for logged ``users``.
+
+        ``uniforms`` (``(n,)`` draws in ``[0, 1)``, one per session): the session env's start state, a
+        draw from the user's own logged session starts (:attr:`~recsim_env.fit.leave.LeaveHazard.session_starts`,
+        each of the user's ``m`` sessions with probability ``1/m``: start ``floor(uniform * m)``), so that
+        simulated sessions start where the logged ones did. ``None``: the logged user's whole count (a
+        lifetime continues its logged user). A user without a logged session starts at its count.
+        """
+        users = np.asarray(users, np.int64)
+        if uniforms is None:
+            return self.user_counts.take(users)
+        counts = self.start_counts.take(users)
+        has = counts > 0
+        pick = np.minimum((np.asarray(uniforms, np.float64) * counts).astype(np.int64), counts - 1)
+        index = np.where(has, self.start_offsets.take(users) + pick, 0)
+        drawn = self.session_starts.take(index) if len(self.session_starts) else np.zeros(len(users))
+        return np.where(has, drawn, self.user_counts.take(users))
+
+    def logits(self, position: np.ndarray, items: np.ndarray, activity: np.ndarray,
                rating: np.ndarray | None, overlap: np.ndarray) -> np.ndarray:
         """``(n,)`` float64 log-odds of leaving after consumed ``items`` at 0-based session ``position``,
-        by logged ``users`` who consumed ``earlier`` items in earlier simulated sessions, rated ``rating``
-        (``None``: a model without ratings), with genre ``overlap``."""
+        by users with ``activity`` interactions before the session (float64), rated ``rating`` (``None``:
+        a model without ratings), with genre ``overlap``."""
         logit = self.position_terms(position) + self.item.take(items)
-        logit += self.activity * np.log1p(self.user_counts.take(users) + earlier)
+        logit += self.activity * np.log1p(activity)
         if rating is not None:
             rating = rating.astype(np.float64)
             logit += self.rating * rating
@@ -93,19 +118,19 @@ class LeaveTerms:
         logit += self.overlap * overlap.astype(np.float64)
         return logit
 
-    def costs(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, earlier: np.ndarray,
+    def costs(self, position: np.ndarray, items: np.ndarray, activity: np.ndarray,
               rating: np.ndarray | None, overlap: np.ndarray) -> np.ndarray:
         """``(n,)`` float32 leave clock spent by consumed items: ``softplus`` of :meth:`logits`."""
-        return np.logaddexp(0.0, self.logits(position, items, users, earlier, rating, overlap)).astype(np.float32)
+        return np.logaddexp(0.0, self.logits(position, items, activity, rating, overlap)).astype(np.float32)
 
-    def cost_one(self, position: int, item: int, user: int, earlier: int, rating: float | None,
+    def cost_one(self, position: int, item: int, activity: float, rating: float | None,
                  overlap: float) -> np.float32:
         """:meth:`costs` of one consumed item: the same float64 operations, in the same order."""
         if position >= len(self.positions):
             self.position_terms(np.array([position]))
         logit = float(self.positions[position]) + float(self.item[item])
         # numpy's log1p, not math's: the batched path's bits.
-        logit += self.activity * float(np.log1p(np.array([self.user_counts[user] + earlier]))[0])
+        logit += self.activity * float(np.log1p(np.array([activity]))[0])
         if rating is not None:
             rating = float(rating)
             logit += self.rating * rating
@@ -113,10 +138,10 @@ class LeaveTerms:
         logit += self.overlap * float(overlap)
         return np.float32(np.logaddexp(0.0, logit))
 
-    def probability(self, position: np.ndarray, items: np.ndarray, users: np.ndarray, earlier: np.ndarray,
+    def probability(self, position: np.ndarray, items: np.ndarray, activity: np.ndarray,
                     rating: np.ndarray | None, overlap: np.ndarray) -> np.ndarray:
         """``(n,)`` float64 hazard of leaving after each consumed item (for reports and tests)."""
-        return 1.0 / (1.0 + np.exp(-self.logits(position, items, users, earlier, rating, overlap)))
+        return 1.0 / (1.0 + np.exp(-self.logits(position, items, activity, rating, overlap)))
 
 
 def overlaps(profile: np.ndarray, genres: np.ndarray) -> np.ndarray:

@@ -56,6 +56,14 @@ def test_inputs_by_hand():
     np.testing.assert_array_equal(inputs.activity, [0, 0, 0, 3, 3, 0, 0])
 
 
+def test_the_fit_keeps_each_users_session_start_activity():
+    """Known answer: a's sessions start after 0 and 3 of its rows (the censored second one too: its start
+    is known), b's one after 0; saved and read back with the hazard."""
+    hazard = fit_leave_hazard(_hand_log())
+    np.testing.assert_array_equal(hazard.session_starts, [0, 3, 0])
+    np.testing.assert_array_equal(hazard.session_start_offsets, [0, 2, 3])
+
+
 def test_reference_counts_are_used_as_given():
     inputs = leave_inputs(_hand_log(), item_counts=np.array([10, 20, 30, 40]), user_counts=np.array([7, 8]))
     np.testing.assert_array_equal(inputs.popularity, [10, 40, 30, 20, 10, 20, 30])
@@ -170,6 +178,19 @@ def test_save_load_round_trip(tmp_path, known_log):
     inputs = leave_inputs(log, LeaveConfig(), hazard.item_counts, hazard.user_counts)
     np.testing.assert_array_equal(loaded.probability(loaded.design(inputs)), hazard.probability(hazard.design(inputs)))
     assert loaded.feature_names == hazard.feature_names and loaded.meta == hazard.meta
+    np.testing.assert_array_equal(loaded.session_starts, hazard.session_starts)
+    np.testing.assert_array_equal(loaded.session_start_offsets, hazard.session_start_offsets)
+    assert hazard.session_start_offsets[-1] == len(hazard.session_starts) > log.n_users  # several per user
+
+
+def test_an_artifact_of_the_previous_format_is_refused_saying_refit(tmp_path, known_log, monkeypatch):
+    from recsim_env.fit import leave as leave_module
+
+    _, log, _ = known_log
+    path = fit_leave_hazard(log).save(tmp_path / "leave.npz")
+    monkeypatch.setattr(leave_module, "FORMAT_VERSION", leave_module.FORMAT_VERSION + 1)
+    with pytest.raises(ArtifactError, match="format"):
+        LeaveHazard.load(path)
 
 
 def test_loading_another_artifact_is_refused(tmp_path):

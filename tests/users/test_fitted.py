@@ -42,19 +42,32 @@ HAND_LEAVE = {"log1p_position": -0.4, "position_0": 0.5, "rating": -0.2, "shortf
 one item long)."""
 
 
-def _hand_hazard(model: FittedUserModel, no_click: float = 0.0) -> LeaveHazard:
-    hazard = LeaveHazard.from_raw(-2.0, HAND_LEAVE, model.leave.item_counts, model.leave.user_counts)
+def _hand_hazard(model: FittedUserModel, no_click: float = 0.0,
+                 starts: tuple[np.ndarray, np.ndarray] | None = None) -> LeaveHazard:
+    hazard = LeaveHazard.from_raw(-2.0, HAND_LEAVE, model.leave.item_counts, model.leave.user_counts,
+                                  session_starts=starts)
     return LeaveHazard(**{**vars(hazard), "no_click_probability": no_click})
+
+
+HAND_STARTS = (0.0, 4.0, 9.0, 9.0)
+"""Every logged user's hand-made session starts: activity 0, 4 and 9 with probabilities 1/4, 1/4, 1/2."""
+
+
+def _hand_starts(model: FittedUserModel) -> tuple[np.ndarray, np.ndarray]:
+    n_users = model.n_logged_users
+    return np.tile(HAND_STARTS, n_users), np.arange(n_users + 1) * len(HAND_STARTS)
 
 
 HAND_RETURN = {"log1p_length": -0.3, "mean_rating": -0.2, "liked_share": -0.4, "disliked_share": 0.5,
                "genre_diversity": -0.5, "log1p_sessions": -0.3, "log1p_days_since_first": 0.2}
 
 
-def _long_term(model: FittedUserModel, no_click: float = 0.0) -> FittedUserModel:
-    """``model`` with the hand-set hazard and a hand-set return model."""
+def _long_term(model: FittedUserModel, no_click: float = 0.0,
+               starts: tuple[np.ndarray, np.ndarray] | None = None) -> FittedUserModel:
+    """``model`` with the hand-set hazard (``starts``: its session starts, as ``LeaveHazard.from_raw``'s)
+    and a hand-set return model."""
     returns = ReturnModel.from_raw(1.0, HAND_RETURN, 0.8, "weibull")
-    return model.with_long_term(leave=_hand_hazard(model, no_click), returns=returns)
+    return model.with_long_term(leave=_hand_hazard(model, no_click, starts), returns=returns)
 
 
 def test_implements_the_user_model_protocol(tiny_model, tiny_log):
@@ -303,6 +316,68 @@ def test_a_later_session_counts_the_earlier_sessions_items_as_activity(tiny_mode
     np.testing.assert_allclose(before - state.patience, -np.log1p(-expected), rtol=2e-5, atol=2e-6)
 
 
+def test_start_activity_picks_the_users_logged_session_start_by_the_uniform():
+    """Known answer: a user with logged session starts (0, 4, 9, 9) starts at ``starts[floor(u * 4)]``; a
+    user without a logged session at its count; ``None`` (the lifetime convention) at its count."""
+    from recsim_env.users.fitted_longterm import LeaveTerms
+
+    starts, offsets = np.array([0.0, 4.0, 9.0, 9.0, 2.0]), np.array([0, 4, 4, 5])  # user 1: no session
+    hazard = LeaveHazard.from_raw(-2.0, HAND_LEAVE, np.ones(3), np.array([20.0, 7.0, 3.0]),
+                                  session_starts=(starts, offsets))
+    terms = LeaveTerms(hazard, 3, 3)
+    users = np.array([0, 0, 0, 0, 0, 1, 2, 2])
+    uniforms = np.array([0.0, 0.2499, 0.25, 0.5, 0.9999, 0.3, 0.0, 0.9999])
+    np.testing.assert_array_equal(terms.start_activity(users, uniforms), [0, 0, 4, 9, 9, 7, 2, 2])
+    np.testing.assert_array_equal(terms.start_activity(users, None), [20, 20, 20, 20, 20, 7, 3, 3])
+
+
+def test_new_sessions_start_at_the_logged_users_session_start_distribution(tiny_model):
+    """Opt-in start state: each new user's activity is a draw from its logged user's own session starts
+    (here 0, 4, 9 at 1/4, 1/4, 1/2 for every user), one per new user; the first item's clock spent is the
+    hazard at that activity. The default and a lifetime model start at the logged user's count."""
+    default = _long_term(tiny_model, starts=_hand_starts(tiny_model))
+    assert default.start_activity == "total" and default.for_lifetime() is default
+    model = default.with_start_activity("drawn")
+    assert model.start_activity == "drawn"
+    n = 8000
+    state = model.sample(n, np.random.default_rng(3))
+    share = {value: float((state.activity == value).mean()) for value in (0.0, 4.0, 9.0)}
+    assert sum(share.values()) == 1.0
+    np.testing.assert_allclose([share[0.0], share[4.0], share[9.0]], [0.25, 0.25, 0.5], atol=0.02)  # sd 0.005
+    replaced = state.activity.copy()
+    model.replace(state, np.arange(n) < n // 2, np.random.default_rng(4))  # a new draw for each new user
+    assert (state.activity[: n // 2] != replaced[: n // 2]).mean() > 0.4
+    rng = np.random.default_rng(5)
+    small = model.sample(6, rng)
+    slates = _slates(model, 6, 3, rng)
+    items = slates[:, 0]
+    hazard = model.leave
+    expected = hazard.probability(hazard.features(np.zeros(6), np.full(6, 4.0), np.zeros(6),
+                                                  hazard.item_counts[items], small.activity))
+    before = small.patience.astype(np.float64)
+    model.update(small, slates, _click(model, small, slates, 0, 4.0), rng)
+    np.testing.assert_allclose(before - small.patience, -np.log1p(-expected), rtol=2e-5, atol=2e-6)
+    lifetime = model.for_lifetime()
+    assert lifetime.start_activity == "total" and model.start_activity == "drawn"
+    total = lifetime.sample(50, np.random.default_rng(3))
+    np.testing.assert_array_equal(total.activity, model.leave.user_counts[total.logged])
+    with pytest.raises(ConfigError, match="start_activity"):
+        model.with_start_activity("median")
+
+
+def test_a_lifetime_env_runs_the_model_that_continues_the_logged_user(tiny_model):
+    from recsim_env.env.config import EnvConfig
+    from recsim_env.env.lifetime import LifetimeConfig, LifetimeSimulation
+    from recsim_env.env.rewards import WeightedReward
+
+    model = _long_term(tiny_model, starts=_hand_starts(tiny_model)).with_start_activity("drawn")
+    sim = LifetimeSimulation(model, None, EnvConfig(slate_size=2, n_candidates=3), WeightedReward(), 4,
+                             LifetimeConfig())
+    assert sim.model.start_activity == "total"
+    sim.reset(0)
+    np.testing.assert_array_equal(sim.state.activity, model.leave.user_counts[sim.state.logged])
+
+
 def test_without_a_return_model_return_gaps_says_which_stage_is_missing(tiny_model, rng):
     assert tiny_model.returns is None  # the tiny log's gaps are all one hour: nothing to fit
     state = tiny_model.sample(3, rng)
@@ -347,6 +422,13 @@ def test_load_refuses_other_format_version(tiny_model, tmp_path, monkeypatch):
     path = tiny_model.save(tmp_path / "model.npz")
     monkeypatch.undo()
     with pytest.raises(ArtifactError, match="format version"):
+        FittedUserModel.load(path)
+
+
+def test_load_refuses_a_leave_hazard_of_another_format_saying_refit(tiny_model, tmp_path, monkeypatch):
+    path = tiny_model.save(tmp_path / "m.npz")
+    monkeypatch.setattr(fitted_module, "LEAVE_FORMAT_VERSION", fitted_module.LEAVE_FORMAT_VERSION + 1)
+    with pytest.raises(ArtifactError, match="leave hazard is of format .* refit"):
         FittedUserModel.load(path)
 
 
@@ -414,8 +496,8 @@ def test_one_user_update_is_the_batched_update_exactly(tiny_model, n, seed, fati
 
 
 def _check_one_user_update(tiny_model, n: int, seed: int, fatigue: float) -> None:
-    model = _long_term(tiny_model, no_click=0.05).with_dynamics(fatigue_strength=fatigue, recent_len=3,
-                                                                no_click_utility=-2.0)
+    model = _long_term(tiny_model, no_click=0.05, starts=_hand_starts(tiny_model)).with_dynamics(
+        fatigue_strength=fatigue, recent_len=3, no_click_utility=-2.0).with_start_activity("drawn")
     rng = np.random.default_rng(seed)
     batch = model.sample(n, rng)
     singles = [_one(batch, row) for row in range(n)]

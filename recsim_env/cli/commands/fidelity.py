@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--headroom-episodes", type=int, default=1000,
                         help="episodes per policy in the greedy vs non-myopic check, 0 to skip (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default: %(default)s)")
+    parser.add_argument("--start-activity", choices=("total", "drawn"), default="total",
+                        help="leave hazard's activity at a simulated session's start: the logged user's whole count, "
+                             "or a draw from its logged session starts (default: %(default)s)")
     parser.set_defaults(func=_fidelity)
 
 
@@ -41,6 +44,7 @@ def _fidelity(args: argparse.Namespace) -> int:
         model = FittedUserModel.load(args.model, expected_fingerprint=early.fingerprint())
     else:
         model, _ = fitted_user_model(args.dataset, "train", args.cache_dir)
+    model = model.with_start_activity(args.start_activity)
     config = FidelityConfig(max_events=args.max_events, n_negatives=args.negatives,
                             headroom_episodes=args.headroom_episodes, seed=args.seed)
     report = fidelity_report(model, early, later, config)
