@@ -70,13 +70,15 @@ def train_schedule(name: str, seed: int, steps: int, episodes: int) -> dict[str,
     spec = ObservationSpec.from_space(env.single_observation_space)
     agent = SlateQAgent(spec, len(env.single_action_space.nvec), SlateQConfig(**fields), seed=seed)
     load = os.getloadavg()[0]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = train(agent, env, TrainConfig(total_steps=steps, log_interval=max(steps // 10, num_envs),
                                            checkpoint_interval=0, progress=False), seed)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     curve = [(row["time/wall_s"], row.get("episode/return")) for row in with_wall_clock(result.curve)]
     return {"schedule": name, "seed": seed, "steps": result.steps, "wall_s": round(wall, 2),
-            "steps_per_s": round(result.steps / wall), "load": load,
+            "steps_per_s": round(result.steps / wall),
+            "cpu_s": round(cpu, 2), "steps_per_cpu_s": round(result.steps / cpu), "load": load,
+            "gradient_steps": agent.n_updates,
             "return": round(evaluated_return(agent, 1000 + seed, episodes), 3),
             "curve_wall_s_return": [(round(sec, 2), None if ret is None else round(ret, 2)) for sec, ret in curve]}
 
@@ -91,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--schedules", default="old,fast")
     parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--extra", default="{}", help='more schedules as JSON: {"name": [num_envs, {field: value}]}')
     args = parser.parse_args(argv)
+    SCHEDULES.update({name: (envs, fields) for name, (envs, fields) in json.loads(args.extra).items()})
     torch.set_num_threads(1)
     for seed in (int(s) for s in args.seeds.split(",")):
         refs = {"random": evaluated_return(RandomSlates(10, seed), 1000 + seed, args.episodes),
