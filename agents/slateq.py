@@ -56,7 +56,7 @@ class SlateQConfig:
     """Hidden width of every MLP."""
     lr: float = 1e-3
     """Adam learning rate (value and click model)."""
-    batch_size: int = 256
+    batch_size: int = 512
     """Transitions per gradient step."""
     replay_capacity: int = 100_000
     """Transitions kept in the replay buffer."""
@@ -64,7 +64,7 @@ class SlateQConfig:
     """Transitions collected before the first update."""
     updates_per_step: int = 1
     """Gradient steps per update round."""
-    train_interval: int = 0
+    train_interval: int = 128
     """User-steps between update rounds (0: a round after every batched env step). A round every
     ``train_interval`` user-steps of ``updates_per_step`` steps on ``batch_size`` transitions keeps
     the samples drawn per env step (``updates_per_step * batch_size / train_interval``) while paying
@@ -74,7 +74,7 @@ class SlateQConfig:
     + γ^m Q_target(s_{t+m}, A*)``, ``m = n_step`` or fewer where the episode ended
     (:class:`agents.replay.NStepReturns`). A value then travels ``n_step`` steps back per target-network
     copy instead of one."""
-    target_update_interval: int = 250
+    target_update_interval: int = 125
     """Gradient steps between copies of the online into the target network."""
     max_grad_norm: float = 10.0
     """Gradient-norm clip."""

@@ -4,7 +4,7 @@ Each seed trains every named schedule one after the other (so a pair shares the 
 evaluates it with common random numbers against random slates and the myopic oracle. One JSON line
 per run, with the 1-min load average at its start and the training curve against wall-clock seconds.
 
-    python scripts/bench_slateq_speed.py --steps 24000 --seeds 0,1,2 --schedules old,fast [--episodes 200]
+    python scripts/bench_slateq_speed.py --steps 24000 --seeds 0,1,2 --schedules default,old [--episodes 200]
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import numpy as np
 ENV_ID = "recsim_env:RecSim/Synthetic-v0"
 
 SCHEDULES: dict[str, tuple[int, dict[str, Any]]] = {
-    "old": (64, {}),
+    "default": (64, {}),
+    "old": (64, {"batch_size": 256, "train_interval": 0, "target_update_interval": 250}),
     "fast": (256, {"train_interval": 1024, "batch_size": 512, "target_update_interval": 16}),
 }
-"""name -> (users stepped together, SlateQConfig fields). ``old``: a batch-256 gradient step after
-every 64-user step (4 samples per user-step). ``fast``: one batch-512 step per 1,024 user-steps
-(0.5 samples per user-step), the target copied every 16 steps (16k user-steps, as ``old``)."""
+"""name -> (users stepped together, SlateQConfig fields). ``default``: today's defaults (a batch-512
+step per 128 user-steps, 4 samples per user-step, the target copied every 125 steps). ``old``: the
+defaults before issue #12 (a batch-256 step after every 64-user step, target every 250 steps).
+``fast``: one batch-512 step per 1,024 user-steps (0.5 samples per user-step), target every 16 steps."""
 
 
 class RandomSlates:
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=24_000)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--schedules", default="old,fast")
+    parser.add_argument("--schedules", default="default,old")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--extra", default="{}", help='more schedules as JSON: {"name": [num_envs, {field: value}]}')
     args = parser.parse_args(argv)

@@ -21,6 +21,8 @@ from recsim_env.errors import ConfigError
 
 
 def _agent(env: FakeSlateVecEnv, **kwargs) -> SlateQAgent:
+    """The learning tests below were tuned with a small batch and a round after every env step."""
+    kwargs.setdefault("train_interval", 0)
     spec = ObservationSpec.from_space(env.single_observation_space)
     return SlateQAgent(spec, env.sc.slate_size, SlateQConfig(**kwargs), seed=0)
 
