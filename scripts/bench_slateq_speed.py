@@ -5,6 +5,7 @@ evaluates it with common random numbers against random slates and the myopic ora
 per run, with the 1-min load average at its start and the training curve against wall-clock seconds.
 
     python scripts/bench_slateq_speed.py --steps 24000 --seeds 0,1,2 --schedules default,old [--episodes 200]
+    python scripts/bench_slateq_speed.py --learn-ms 256,512,1024   # CPU ms of one gradient step
 """
 
 from __future__ import annotations
@@ -85,6 +86,38 @@ def train_schedule(name: str, seed: int, steps: int, episodes: int) -> dict[str,
             "curve_wall_s_return": [(round(sec, 2), None if ret is None else round(ret, 2)) for sec, ret in curve]}
 
 
+def learn_ms(batch_sizes: list[int], repeats: int = 30) -> None:
+    """Median CPU milliseconds of one ``learn()`` (click model + TD target + Q step) per batch size, on
+    a replay filled by 60 steps of 64 synthetic users (the same data for every batch size)."""
+    from agents.networks import ObservationSpec
+    from agents.replay import Transition
+    from agents.slateq import SlateQAgent, SlateQConfig
+    from agents.training import clicked_slots, final_observations
+    from recsim_env.env.vector import merge_final_info
+
+    env = make_env(64)
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    for batch_size in batch_sizes:
+        agent = SlateQAgent(spec, 10, SlateQConfig(batch_size=batch_size), seed=0)
+        obs, _ = env.reset(seed=0)
+        for _ in range(60):
+            slate = agent.act(obs, explore=True)
+            nxt, reward, terminated, truncated, info = env.step(slate)
+            done = terminated | truncated
+            info = merge_final_info(info, done)
+            agent.observe(Transition(obs, slate, clicked_slots(info, 64), reward.astype(np.float32),
+                                     final_observations(nxt, info, done), terminated, truncated))
+            obs = nxt
+        batch = agent.replay.sample(batch_size)
+        times = []
+        for _ in range(repeats + 1):
+            start = time.process_time()
+            agent.learn(batch)
+            times.append(time.process_time() - start)
+        print(json.dumps({"batch_size": batch_size, "learn_cpu_ms": round(1e3 * float(np.median(times[1:])), 2),
+                          "load": os.getloadavg()[0]}), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch
 
@@ -95,10 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--schedules", default="default,old")
     parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--learn-ms", default="", help="only time learn() at these batch sizes (e.g. 256,1024)")
     parser.add_argument("--extra", default="{}", help='more schedules as JSON: {"name": [num_envs, {field: value}]}')
     args = parser.parse_args(argv)
     SCHEDULES.update({name: (envs, fields) for name, (envs, fields) in json.loads(args.extra).items()})
     torch.set_num_threads(1)
+    if args.learn_ms:
+        return learn_ms([int(b) for b in args.learn_ms.split(",")])
     for seed in (int(s) for s in args.seeds.split(",")):
         refs = {"random": evaluated_return(RandomSlates(10, seed), 1000 + seed, args.episodes),
                 "oracle": evaluated_return(OraclePolicy(10), 1000 + seed, args.episodes)}
