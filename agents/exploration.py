@@ -28,8 +28,10 @@ class LinearSchedule:
         if not 0.0 < self.fraction <= 1.0:
             raise ConfigError(f"LinearSchedule.fraction must lie in (0, 1], got {self.fraction}")
 
-    def __call__(self, step: int, total_steps: int) -> float:
-        progress = min(1.0, step / max(1.0, self.fraction * total_steps))
+    def __call__(self, step: float, total_steps: float) -> float:
+        # No floor of 1 on the denominator: SlateQ passes progress in [0, 1] with total 1, which a
+        # floor of 1 turned into a decay over the whole run instead of the first ``fraction`` of it.
+        progress = min(1.0, step / (self.fraction * total_steps)) if total_steps > 0 else 1.0
         return self.start + progress * (self.end - self.start)
 
 

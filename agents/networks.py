@@ -78,8 +78,12 @@ class ItemTower(nn.Module):
         """``(user rows, (b, F) features) -> (b, d)`` rows for index -1 (the demographic start of
         :mod:`agents.known_users`), or ``None`` to read the spare row; not a parameter, not saved."""
 
+    def item_row(self, index: torch.Tensor) -> torch.Tensor:
+        """The table rows of item indices (-1, no item, is the last row)."""
+        return torch.where(index < 0, self.items.num_embeddings - 1, index)
+
     def item(self, index: torch.Tensor) -> torch.Tensor:
-        return self.items(torch.where(index < 0, self.items.num_embeddings - 1, index))
+        return self.items(self.item_row(index))
 
     def user(self, index: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         rows = self.users(torch.where(index < 0, self.users.num_embeddings - 1, index))
@@ -119,13 +123,21 @@ class StateEncoder(nn.Module):
         return self.net(torch.cat([obs["user_features"], user, pooled, obs["context"]], -1))
 
 
+FULL_CATALOG_RATIO = 32
+"""Score every catalogue row and pick the candidates' columns when the catalogue has at most this many
+rows per candidate scored: one ``(b, d) @ (d, n_items)`` matmul beats gathering ``b·c`` embedding rows
+by 3-10x on CPU (measured: 256 states x 100 candidates, 501 rows 0.13 ms against 1.4 ms; 1,683 rows
+0.47 ms)."""
+
+
 class CandidateScorer(nn.Module):
     """``(b, s)`` states and ``(b, c)`` item indices -> ``(b, c)`` scores, the same function for every
     candidate (permutation-equivariant): ``c(s) + <u(s), e_i> + b(e_i)``.
 
     Bilinear on purpose: scoring 100 candidates for a batch of 256 states costs ``b·c·d`` multiplies,
     where an MLP over (state, item) pairs costs ``b·c·(s + 2d)·hidden`` — 30x more on these 2 cores,
-    and the state tower ``u`` is already an MLP.
+    and the state tower ``u`` is already an MLP. The linear item bias ``b(e) = <w, e> + b0`` folds into
+    the same product, ``<u(s) + w, e_i> + b0 + c(s)``, so scoring is one matmul.
     """
 
     def __init__(self, state_dim: int, tower: ItemTower, hidden: int = 64) -> None:
@@ -136,9 +148,12 @@ class CandidateScorer(nn.Module):
         self.item_bias = nn.Linear(tower.dim, 1)
 
     def forward(self, state: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        emb = self.tower.item(items)
-        u = self.user(state)
-        return torch.einsum("bd,bcd->bc", u, emb) + self.item_bias(emb).squeeze(-1) + self.state_bias(state)
+        query = self.user(state) + self.item_bias.weight[0]
+        offset = self.state_bias(state) + self.item_bias.bias
+        table = self.tower.items.weight
+        if len(table) <= FULL_CATALOG_RATIO * items.shape[1]:
+            return (query @ table.T).gather(1, self.tower.item_row(items)) + offset
+        return torch.bmm(self.tower.item(items), query[:, :, None]).squeeze(-1) + offset
 
 
 class ValueHead(nn.Module):

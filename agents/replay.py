@@ -24,6 +24,9 @@ class Transition(NamedTuple):
     truncated: np.ndarray | None = None
     """``(b,)``: 1 where the step cap cut the episode (None in replay minibatches, which need only
     ``terminated``)."""
+    horizon: np.ndarray | None = None
+    """``(b,)`` int64 steps from ``obs`` to ``next_obs`` (:class:`NStepReturns`; ``reward`` is then
+    their discounted sum); None: one step."""
 
 
 SlateBatch = Transition
@@ -55,9 +58,12 @@ class ReplayBuffer:
         return self.size
 
     def add(self, obs: dict[str, np.ndarray], slate: np.ndarray, choice: np.ndarray, reward: np.ndarray,
-            next_obs: dict[str, np.ndarray], terminated: np.ndarray) -> None:
-        """Append ``n`` transitions (one per user of a batched step)."""
-        fields = {"slate": slate, "choice": choice, "reward": reward, "terminated": terminated}
+            next_obs: dict[str, np.ndarray], terminated: np.ndarray, horizon: np.ndarray | None = None) -> None:
+        """Append ``n`` transitions (one per user of a batched step); ``horizon``: their steps to
+        ``next_obs`` (1 where None)."""
+        if horizon is None:
+            horizon = np.ones(len(reward), dtype=np.int64)
+        fields = {"slate": slate, "choice": choice, "reward": reward, "terminated": terminated, "horizon": horizon}
         fields.update({f"obs/{k}": v for k, v in obs.items()})
         fields.update({f"next_obs/{k}": v for k, v in next_obs.items()})
         if self._store is None:
@@ -80,7 +86,7 @@ class ReplayBuffer:
         obs = {k[4:]: v for k, v in store.items() if k.startswith("obs/")}
         next_obs = {k[9:]: v for k, v in store.items() if k.startswith("next_obs/")}
         return SlateBatch(obs, store["slate"], store["choice"], store["reward"].astype(np.float32), next_obs,
-                          store["terminated"].astype(np.float32))
+                          store["terminated"].astype(np.float32), horizon=store["horizon"])
 
     def state_dict(self) -> dict[str, Any]:
         store = None if self._store is None else {k: v[: self.size].copy() for k, v in self._store.items()}
@@ -98,6 +104,58 @@ class ReplayBuffer:
             full = np.zeros((self.capacity,) + value.shape[1:], dtype=value.dtype)
             full[: len(value)] = value
             self._store[key] = full
+
+
+class NStepReturns:
+    """Turns each env slot's one-step transitions into ``n``-step ones: the reward becomes
+    ``r_t + γ r_{t+1} + … + γ^{m-1} r_{t+m-1}`` and ``next_obs`` the state ``m`` steps on, with
+    ``m = n``, or fewer where the user's episode ended first (``terminated`` then says whether it
+    bootstraps). The click of step ``t`` stays step ``t``'s: each step's (obs, slate, choice) still
+    reaches the buffer once, ``n - 1`` steps late at most.
+
+    :param n: steps summed before bootstrapping (``>= 2``; one step needs no accumulator).
+    :param gamma: discount per step.
+    """
+
+    def __init__(self, n: int, gamma: float) -> None:
+        if n < 2:
+            raise ValueError(f"n must be >= 2, got {n}")
+        self.n, self.gamma = n, gamma
+        self.open: list[dict[str, Any]] = []
+        """Steps still summing rewards, oldest first: obs, slate, choice, ret and the still-open rows."""
+
+    def add(self, t: Transition) -> list[Transition]:
+        """Take one batched step; return the transitions it completes (one per starting step)."""
+        done = np.logical_or(t.terminated, t.truncated) if t.truncated is not None else np.asarray(t.terminated, bool)
+        self.open.append({"obs": t.obs, "slate": t.slate, "choice": t.choice,
+                          "ret": np.zeros(len(t.reward), np.float32), "rows": np.ones(len(t.reward), bool)})
+        finished = []
+        for age, start in enumerate(reversed(self.open)):
+            start["ret"] = start["ret"] + np.float32(self.gamma**age) * np.where(start["rows"], t.reward, 0).astype(
+                np.float32)
+            close = start["rows"] & (done | (age == self.n - 1))
+            if close.any():
+                finished.append(Transition({k: v[close] for k, v in start["obs"].items()}, start["slate"][close],
+                                           start["choice"][close], start["ret"][close],
+                                           {k: v[close] for k, v in t.next_obs.items()},
+                                           np.asarray(t.terminated)[close], None,
+                                           np.full(int(close.sum()), age + 1, np.int64)))
+                start["rows"] = start["rows"] & ~close
+        self.open = [start for start in self.open if start["rows"].any()]
+        return finished
+
+    def discard(self) -> int:
+        """Forget the open steps (their users are gone); returns how many."""
+        dropped = sum(int(start["rows"].sum()) for start in self.open)
+        self.open = []
+        return dropped
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "gamma": self.gamma, "open": self.open}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.n, self.gamma = state["n"], state["gamma"]
+        self.open = [dict(start) for start in state["open"]]  # add() replaces entries, never writes into them
 
 
 class Episodes(NamedTuple):

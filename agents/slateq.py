@@ -39,7 +39,7 @@ from agents.networks import (
     obs_to_tensors,
 )
 from agents.policy import SlatePolicy
-from agents.replay import ReplayBuffer, SlateBatch, Transition
+from agents.replay import NStepReturns, ReplayBuffer, SlateBatch, Transition
 from agents.warm_start import Embeddings, apply_to_tower, with_file_width
 from recsim_env.errors import ConfigError
 
@@ -56,7 +56,7 @@ class SlateQConfig:
     """Hidden width of every MLP."""
     lr: float = 1e-3
     """Adam learning rate (value and click model)."""
-    batch_size: int = 256
+    batch_size: int = 512
     """Transitions per gradient step."""
     replay_capacity: int = 100_000
     """Transitions kept in the replay buffer."""
@@ -64,12 +64,17 @@ class SlateQConfig:
     """Transitions collected before the first update."""
     updates_per_step: int = 1
     """Gradient steps per update round."""
-    train_interval: int = 0
+    train_interval: int = 128
     """User-steps between update rounds (0: a round after every batched env step). A round every
     ``train_interval`` user-steps of ``updates_per_step`` steps on ``batch_size`` transitions keeps
     the samples drawn per env step (``updates_per_step * batch_size / train_interval``) while paying
     the per-gradient-step overhead, which dominates small batches on CPU, far less often."""
-    target_update_interval: int = 250
+    n_step: int = 1
+    """Rewards summed before bootstrapping: the target of step ``t`` is ``r_t + … + γ^{m-1} r_{t+m-1}
+    + γ^m Q_target(s_{t+m}, A*)``, ``m = n_step`` or fewer where the episode ended
+    (:class:`agents.replay.NStepReturns`). A value then travels ``n_step`` steps back per target-network
+    copy instead of one."""
+    target_update_interval: int = 125
     """Gradient steps between copies of the online into the target network."""
     max_grad_norm: float = 10.0
     """Gradient-norm clip."""
@@ -98,7 +103,7 @@ class SlateQConfig:
         if self.slate_builder not in ("greedy", "topk"):
             raise ConfigError(f"SlateQConfig.slate_builder must be 'greedy' or 'topk', got {self.slate_builder!r}")
         for name in ("embedding_dim", "hidden", "batch_size", "replay_capacity", "updates_per_step",
-                     "target_update_interval"):
+                     "target_update_interval", "n_step"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"SlateQConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.train_interval < 0:
@@ -162,19 +167,22 @@ def build_slates(q: torch.Tensor, q_null: torch.Tensor, item_logits: torch.Tenso
     v = torch.exp(item_logits - shift)
     if method == "topk":
         return torch.topk(v * q, slate_size, dim=1).indices
-    v_null = torch.exp(null_logit[:, None] - shift)
-    num, den = (v_null * q_null[:, None]).squeeze(1), v_null.squeeze(1)
-    taken = torch.zeros_like(q, dtype=torch.bool)
+    # Per slot: the candidate that most raises (num + c·v_i·q_i) / (den + c·v_i), c = exp(slot bias).
+    v_null = torch.exp(null_logit - shift.squeeze(1))
+    vq = v * q
+    num, den = v_null * q_null, v_null
+    blocked = torch.zeros_like(q)
+    scale = torch.exp(slot_bias[:slate_size])
     picks = []
     for slot in range(slate_size):
-        vk = v * torch.exp(slot_bias[slot])
-        gain = (num[:, None] + vk * q) / (den[:, None] + vk)
-        pick = gain.masked_fill(taken, -torch.inf).argmax(1)
+        c = scale[slot]
+        gain = (num[:, None] + c * vq) / (den[:, None] + c * v) + blocked
+        pick = gain.argmax(1, keepdim=True)
         picks.append(pick)
-        taken[torch.arange(len(pick)), pick] = True
-        num = num + (vk * q).gather(1, pick[:, None]).squeeze(1)
-        den = den + vk.gather(1, pick[:, None]).squeeze(1)
-    return torch.stack(picks, 1)
+        blocked.scatter_(1, pick, -torch.inf)
+        num = num + c * vq.gather(1, pick).squeeze(1)
+        den = den + c * v.gather(1, pick).squeeze(1)
+    return torch.cat(picks, 1)
 
 
 class SlateQAgent(SlatePolicy):
@@ -188,7 +196,7 @@ class SlateQAgent(SlatePolicy):
     """
 
     name = "SlateQAgent"
-    format_version = 3  # 2: the known-users table; 3: the user-steps since the last update round
+    format_version = 4  # 2: the known-users table; 3: the user-steps since the last update round; 4: n-step
 
     def __init__(self, spec: ObservationSpec, slate_size: int, config: SlateQConfig | None = None, seed: int = 0,
                  warm_start: Embeddings | None = None) -> None:
@@ -205,10 +213,12 @@ class SlateQAgent(SlatePolicy):
             apply_to_tower(self.q.tower, warm_start)
             apply_to_tower(self.click.tower, warm_start)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=config.lr)
-        self.click_opt = torch.optim.Adam(self.click.parameters(), lr=config.lr)
+        # fused: one kernel per step over all parameters instead of a dozen ops per tensor (2.2 -> ms per step)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=config.lr, fused=True)
+        self.click_opt = torch.optim.Adam(self.click.parameters(), lr=config.lr, fused=True)
         self.rng = np.random.default_rng(int(rng_seed))
         self.replay = ReplayBuffer(config.replay_capacity, self.rng)
+        self.n_step = NStepReturns(config.n_step, config.gamma) if config.n_step > 1 else None
         self.users = KnownUsers(spec.n_users)
         if config.user_feature_start:
             self.users.attach(self.q.tower, self.click.tower, self.q_target.tower)
@@ -246,7 +256,13 @@ class SlateQAgent(SlatePolicy):
     def observe(self, t: Transition) -> None:
         self.users.add(t.obs["user_index"], t.obs["user_features"])
         self.steps_since_update += len(t.reward)
-        self.replay.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated.astype(np.float32))
+        for done in [t] if self.n_step is None else self.n_step.add(t):
+            self.replay.add(done.obs, done.slate, done.choice, done.reward, done.next_obs,
+                            done.terminated.astype(np.float32), done.horizon)
+
+    def discard_unfinished_episodes(self) -> int:
+        """Forget the steps still summing n-step rewards (a resume onto fresh users cut them)."""
+        return 0 if self.n_step is None else self.n_step.discard()
 
     def update(self, progress: float) -> dict[str, float]:
         self.progress = progress
@@ -273,7 +289,9 @@ class SlateQAgent(SlatePolicy):
         q_t, q_null_t = self.q_target(nxt, cands)
         probs = choice_probabilities(logits, null_logit, self.click.slot_bias, best)
         future = slate_value(q_t, q_null_t, probs, best)
-        return torch.as_tensor(batch.reward) + self.config.gamma * (1.0 - torch.as_tensor(batch.terminated)) * future
+        horizon = 1 if batch.horizon is None else torch.as_tensor(batch.horizon)
+        discount = self.config.gamma**horizon * (1.0 - torch.as_tensor(batch.terminated))
+        return torch.as_tensor(batch.reward) + discount * future
 
     def learn(self, batch: SlateBatch) -> dict[str, float]:
         drop = KnownUsers.draw_drop(len(batch.reward), self.config.user_dropout, self.rng)
@@ -324,6 +342,7 @@ class SlateQAgent(SlatePolicy):
             "n_updates": self.n_updates,
             "progress": self.progress,
             "steps_since_update": self.steps_since_update,
+            "n_step": None if self.n_step is None else self.n_step.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -332,6 +351,8 @@ class SlateQAgent(SlatePolicy):
         self.rng.bit_generator.state = state["rng"]
         self.n_updates, self.progress = state["n_updates"], state["progress"]
         self.steps_since_update = state["steps_since_update"]
+        if self.n_step is not None:
+            self.n_step.load_state_dict(state["n_step"])
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "SlateQAgent":

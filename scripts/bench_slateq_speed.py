@@ -4,7 +4,8 @@ Each seed trains every named schedule one after the other (so a pair shares the 
 evaluates it with common random numbers against random slates and the myopic oracle. One JSON line
 per run, with the 1-min load average at its start and the training curve against wall-clock seconds.
 
-    python scripts/bench_slateq_speed.py --steps 24000 --seeds 0,1,2 --schedules old,fast [--episodes 200]
+    python scripts/bench_slateq_speed.py --steps 24000 --seeds 0,1,2 --schedules default,old [--episodes 200]
+    python scripts/bench_slateq_speed.py --learn-ms 256,512,1024   # CPU ms of one gradient step
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import numpy as np
 ENV_ID = "recsim_env:RecSim/Synthetic-v0"
 
 SCHEDULES: dict[str, tuple[int, dict[str, Any]]] = {
-    "old": (64, {}),
+    "default": (64, {}),
+    "old": (64, {"batch_size": 256, "train_interval": 0, "target_update_interval": 250}),
     "fast": (256, {"train_interval": 1024, "batch_size": 512, "target_update_interval": 16}),
 }
-"""name -> (users stepped together, SlateQConfig fields). ``old``: a batch-256 gradient step after
-every 64-user step (4 samples per user-step). ``fast``: one batch-512 step per 1,024 user-steps
-(0.5 samples per user-step), the target copied every 16 steps (16k user-steps, as ``old``)."""
+"""name -> (users stepped together, SlateQConfig fields). ``default``: today's defaults (a batch-512
+step per 128 user-steps, 4 samples per user-step, the target copied every 125 steps). ``old``: the
+defaults before issue #12 (a batch-256 step after every 64-user step, target every 250 steps).
+``fast``: one batch-512 step per 1,024 user-steps (0.5 samples per user-step), target every 16 steps."""
 
 
 class RandomSlates:
@@ -70,15 +73,49 @@ def train_schedule(name: str, seed: int, steps: int, episodes: int) -> dict[str,
     spec = ObservationSpec.from_space(env.single_observation_space)
     agent = SlateQAgent(spec, len(env.single_action_space.nvec), SlateQConfig(**fields), seed=seed)
     load = os.getloadavg()[0]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = train(agent, env, TrainConfig(total_steps=steps, log_interval=max(steps // 10, num_envs),
                                            checkpoint_interval=0, progress=False), seed)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     curve = [(row["time/wall_s"], row.get("episode/return")) for row in with_wall_clock(result.curve)]
     return {"schedule": name, "seed": seed, "steps": result.steps, "wall_s": round(wall, 2),
-            "steps_per_s": round(result.steps / wall), "load": load,
+            "steps_per_s": round(result.steps / wall),
+            "cpu_s": round(cpu, 2), "steps_per_cpu_s": round(result.steps / cpu), "load": load,
+            "gradient_steps": agent.n_updates,
             "return": round(evaluated_return(agent, 1000 + seed, episodes), 3),
             "curve_wall_s_return": [(round(sec, 2), None if ret is None else round(ret, 2)) for sec, ret in curve]}
+
+
+def learn_ms(batch_sizes: list[int], repeats: int = 30) -> None:
+    """Median CPU milliseconds of one ``learn()`` (click model + TD target + Q step) per batch size, on
+    a replay filled by 60 steps of 64 synthetic users (the same data for every batch size)."""
+    from agents.networks import ObservationSpec
+    from agents.replay import Transition
+    from agents.slateq import SlateQAgent, SlateQConfig
+    from agents.training import clicked_slots, final_observations
+    from recsim_env.env.vector import merge_final_info
+
+    env = make_env(64)
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    for batch_size in batch_sizes:
+        agent = SlateQAgent(spec, 10, SlateQConfig(batch_size=batch_size), seed=0)
+        obs, _ = env.reset(seed=0)
+        for _ in range(60):
+            slate = agent.act(obs, explore=True)
+            nxt, reward, terminated, truncated, info = env.step(slate)
+            done = terminated | truncated
+            info = merge_final_info(info, done)
+            agent.observe(Transition(obs, slate, clicked_slots(info, 64), reward.astype(np.float32),
+                                     final_observations(nxt, info, done), terminated, truncated))
+            obs = nxt
+        batch = agent.replay.sample(batch_size)
+        times = []
+        for _ in range(repeats + 1):
+            start = time.process_time()
+            agent.learn(batch)
+            times.append(time.process_time() - start)
+        print(json.dumps({"batch_size": batch_size, "learn_cpu_ms": round(1e3 * float(np.median(times[1:])), 2),
+                          "load": os.getloadavg()[0]}), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,10 +126,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=24_000)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--schedules", default="old,fast")
+    parser.add_argument("--schedules", default="default,old")
     parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--learn-ms", default="", help="only time learn() at these batch sizes (e.g. 256,1024)")
+    parser.add_argument("--extra", default="{}", help='more schedules as JSON: {"name": [num_envs, {field: value}]}')
     args = parser.parse_args(argv)
+    SCHEDULES.update({name: (envs, fields) for name, (envs, fields) in json.loads(args.extra).items()})
     torch.set_num_threads(1)
+    if args.learn_ms:
+        return learn_ms([int(b) for b in args.learn_ms.split(",")])
     for seed in (int(s) for s in args.seeds.split(",")):
         refs = {"random": evaluated_return(RandomSlates(10, seed), 1000 + seed, args.episodes),
                 "oracle": evaluated_return(OraclePolicy(10), 1000 + seed, args.episodes)}

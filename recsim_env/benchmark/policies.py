@@ -2,7 +2,7 @@
 
 Supervised baselines fit on the context's leave-one-out split (training part; the validation item
 drives early stopping) and act myopically: they rank each step's candidates. RL agents train in the
-context's simulator for ``budgets.agent_steps`` user-steps. ``baselines`` and ``agents`` are imported
+context's simulator for ``budgets.steps_for(name)`` user-steps. ``baselines`` and ``agents`` are imported
 inside the builders, never at import time (``recsim_env`` must not depend on them to load).
 """
 
@@ -62,10 +62,10 @@ def _baseline(name: str):
     return build
 
 
-def _agent_train_config(ctx: TrainingContext) -> Any:
+def _agent_train_config(ctx: TrainingContext, name: str) -> Any:
     from agents.training import TrainConfig
 
-    steps = ctx.budgets.agent_steps
+    steps = ctx.budgets.steps_for(name)
     return TrainConfig(total_steps=steps, log_interval=max(steps // 10, 1), checkpoint_interval=0,
                        progress=ctx.progress)
 
@@ -82,7 +82,7 @@ def _agent_builder(name: str) -> Callable[[TrainingContext], BuiltPolicy]:
         warm = (
             read_warm_start(_export_warm_start(ctx), env, items_only_if_users_differ=True) if ctx.warm_start else None
         )
-        policy, result = train_agent(name, env, _agent_train_config(ctx), ctx.seed, out_dir=ctx.out_dir,
+        policy, result = train_agent(name, env, _agent_train_config(ctx, name), ctx.seed, out_dir=ctx.out_dir,
                                      warm_start=warm)
         return BuiltPolicy(policy, _curve(result.curve, "step"))
 

@@ -14,6 +14,14 @@ def test_schedule_decays_linearly_then_holds() -> None:
     assert sched(50, 100) == pytest.approx(0.1) and sched(99, 100) == pytest.approx(0.1)
 
 
+def test_schedule_in_progress_units_decays_over_its_fraction() -> None:
+    """SlateQ calls it with progress in [0, 1] and total 1: epsilon must reach its end at ``fraction``
+    (it used to decay over the whole run, a floor of 1 on ``fraction * total``)."""
+    sched = LinearSchedule(1.0, 0.05, 0.3)
+    assert sched(0.15, 1.0) == pytest.approx(0.525)
+    assert sched(0.3, 1.0) == pytest.approx(0.05) and sched(0.9, 1.0) == pytest.approx(0.05)
+
+
 @pytest.mark.parametrize("kwargs", [{"start": 1.5}, {"end": -0.1}, {"fraction": 0.0}])
 def test_schedule_rejects_bad_values(kwargs: dict) -> None:
     with pytest.raises(ConfigError, match="LinearSchedule"):

@@ -135,6 +135,12 @@ def _slateq(env) -> SlateQAgent:
     return SlateQAgent(spec, 2, SlateQConfig(learning_starts=64, batch_size=32), seed=5)
 
 
+def _slateq_n_step(env) -> SlateQAgent:
+    """Steps still summing n-step rewards sit in the agent between env steps: the checkpoint keeps them."""
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    return SlateQAgent(spec, 2, SlateQConfig(learning_starts=64, batch_size=32, n_step=3), seed=5)
+
+
 def _reinforce(env) -> ReinforceAgent:
     spec = ObservationSpec.from_space(env.single_observation_space)
     return ReinforceAgent(spec, 2, ReinforceConfig(batch_size=64), seed=5)
@@ -149,7 +155,7 @@ def _without_timing(curve: list[dict[str, float]]) -> list[dict[str, float]]:
     return [{key: value for key, value in row.items() if not key.startswith("time/")} for row in curve]
 
 
-@pytest.mark.parametrize("make", [_slateq, _reinforce])
+@pytest.mark.parametrize("make", [_slateq, _slateq_n_step, _reinforce])
 def test_training_resumed_from_the_env_state_is_the_uninterrupted_run(make, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # Checkpoints every 300 steps, log lines every 200: the crash at 1000 resumes from 900, half-way

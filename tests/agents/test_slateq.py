@@ -7,7 +7,7 @@ import torch
 from fakes import FakeSlateVecEnv, Scenario
 
 from agents.exploration import LinearSchedule
-from agents.networks import ObservationSpec, obs_to_tensors
+from agents.networks import CandidateScorer, ItemTower, ObservationSpec, obs_to_tensors
 from agents.replay import SlateBatch
 from agents.slateq import (
     SlateQAgent,
@@ -21,6 +21,8 @@ from recsim_env.errors import ConfigError
 
 
 def _agent(env: FakeSlateVecEnv, **kwargs) -> SlateQAgent:
+    """The learning tests below were tuned with a small batch and a round after every env step."""
+    kwargs.setdefault("train_interval", 0)
     spec = ObservationSpec.from_space(env.single_observation_space)
     return SlateQAgent(spec, env.sc.slate_size, SlateQConfig(**kwargs), seed=0)
 
@@ -60,6 +62,20 @@ def test_topk_ranks_by_choice_score_times_value() -> None:
     q, logits = torch.tensor([[1.0, 4.0, 2.0, 0.1]]), torch.log(torch.tensor([[1.0, 1.0, 3.0, 9.0]]))
     slate = build_slates(q, torch.zeros(1), logits, torch.zeros(1), torch.zeros(2), 2, "topk")
     assert slate[0].tolist() == [2, 1]  # scores 1, 4, 6, 0.9
+
+
+@pytest.mark.parametrize("n_items", [40, 400], ids=["whole-catalogue matmul", "gathered rows"])
+def test_candidate_scores_are_the_bilinear_form_on_either_path(n_items: int) -> None:
+    """``c(s) + <u(s), e_i> + <w, e_i> + b0``: 41 table rows for 3 candidates score the whole table and
+    pick columns, 401 rows gather the candidates' embeddings; both must give the formula's numbers."""
+    torch.manual_seed(0)
+    scorer = CandidateScorer(6, ItemTower(n_items, 5, 8), 16)
+    state, items = torch.randn(7, 6), torch.randint(-1, n_items, (7, 3))
+    items[0, 0] = -1  # "no item": the spare row
+    emb = scorer.tower.item(items)
+    expected = (torch.einsum("bd,bcd->bc", scorer.user(state), emb) + scorer.item_bias(emb).squeeze(-1)
+                + scorer.state_bias(state))
+    torch.testing.assert_close(scorer(state, items), expected)
 
 
 def _batch(env: FakeSlateVecEnv, steps: int = 3) -> SlateBatch:
@@ -114,11 +130,23 @@ def test_terminal_transitions_do_not_bootstrap_and_plain_dqn_ignores_the_online_
     torch.testing.assert_close(agent.td_target(batch), before)
 
 
+def test_an_m_step_transition_discounts_its_bootstrap_by_gamma_to_the_m() -> None:
+    env = FakeSlateVecEnv(Scenario(leave_prob=0.0, budget=1e9), num_envs=8)
+    agent = _agent(env, gamma=0.8, n_step=3)
+    batch = _batch(env)._replace(terminated=np.zeros(8, np.float32))
+    one = agent.td_target(batch) - torch.as_tensor(batch.reward)
+    horizon = np.array([1, 2, 3, 1, 2, 3, 1, 2])
+    many = agent.td_target(batch._replace(horizon=horizon)) - torch.as_tensor(batch.reward)
+    torch.testing.assert_close(many, one * torch.as_tensor(0.8 ** (horizon - 1), dtype=torch.float32))
+
+
 def test_config_and_slate_size_are_validated() -> None:
     with pytest.raises(ConfigError, match="slate_builder"):
         SlateQConfig(slate_builder="best")
     with pytest.raises(ConfigError, match="gamma"):
         SlateQConfig(gamma=1.0)
+    with pytest.raises(ConfigError, match="n_step"):
+        SlateQConfig(n_step=0)
     env = FakeSlateVecEnv(Scenario(n_candidates=3, slate_size=2))
     with pytest.raises(ConfigError, match="exceeds"):
         SlateQAgent(ObservationSpec.from_space(env.single_observation_space), 4)
@@ -176,7 +204,8 @@ def _mean_return(env: FakeSlateVecEnv, policy, steps: int = 60) -> float:
 
 
 @pytest.mark.slow
-def test_beats_the_myopic_policy_where_clickbait_drains_the_budget() -> None:
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_beats_the_myopic_policy_where_clickbait_drains_the_budget(n_step: int) -> None:
     """Clickbait (items 0-5) pays 1 but costs 3 of a 12-step budget; quality (6-11) pays 0.6 and costs
     1. Myopic: 4 clickbait clicks = 4.0 per session. Optimal: 11 quality + 1 clickbait = 7.6."""
     sc = Scenario(n_items=12, n_candidates=4, slate_size=1, item_reward=(1.0,) * 6 + (0.6,) * 6,
@@ -186,7 +215,7 @@ def test_beats_the_myopic_policy_where_clickbait_drains_the_budget() -> None:
     assert myopic == pytest.approx(4.0)
     env = FakeSlateVecEnv(sc, num_envs=16)
     agent = _agent(env, gamma=0.95, learning_starts=500, batch_size=64, target_update_interval=100, lr=2e-3,
-                   exploration=LinearSchedule(1.0, 0.05, 0.5))
+                   exploration=LinearSchedule(1.0, 0.05, 0.5), n_step=n_step)
     train(agent, env, TrainConfig(total_steps=16_000, log_interval=8_000, progress=False), seed=0)
     assert _mean_return(FakeSlateVecEnv(sc, 32), agent) > 1.4 * myopic
 

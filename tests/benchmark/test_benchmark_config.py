@@ -84,3 +84,18 @@ def test_config_file_values_of_the_wrong_type_name_the_field_and_value(tmp_path,
     path.write_text(toml + "\n")
     with pytest.raises(ConfigError, match=match):
         BenchmarkConfig.build(path)
+
+
+def test_slateq_has_its_own_step_budget_where_set():
+    assert Budgets(agent_steps=500).steps_for("slateq") == 500  # 0: the agents' budget
+    budgets = Budgets(agent_steps=500, slateq_steps=9_000)
+    assert budgets.steps_for("slateq") == 9_000 and budgets.steps_for("reinforce") == 500
+    assert budgets.steps_for("sb3-dqn") == 500
+    quick = Budgets.quick()
+    assert quick.steps_for("slateq") > quick.agent_steps
+    with pytest.raises(ConfigError, match="slateq_steps must be a non-negative integer"):
+        Budgets(slateq_steps=-1)
+    with pytest.raises(ConfigError, match="agent_steps must be a positive integer"):
+        Budgets(agent_steps=0)
+    config = BenchmarkConfig.build(quick=True, budgets={"slateq_steps": 0})
+    assert config.budgets.steps_for("slateq") == config.budgets.agent_steps
