@@ -137,7 +137,7 @@ def test_config_validation_names_the_field(field, value):
 def test_fit_and_fidelity_commands(split_and_model, tmp_path, monkeypatch):
     early, later, _ = split_and_model
     monkeypatch.setattr(datasets, "dataset_splits", lambda dataset, cache_dir=None: (early, later))
-    monkeypatch.setattr(fit_config, "FitConfig", lambda seed=0: FitConfig.fast(seed=seed))
+    monkeypatch.setattr(fit_config, "FitConfig", lambda **changes: FitConfig.fast(**changes))
     out = tmp_path / "model.npz"
     assert cli.main(["fit", "--dataset", "tiny", "--out", str(out), "--cache-dir", str(tmp_path)]) == 0
     assert FittedUserModel.load(out, expected_fingerprint=early.fingerprint()).n_items == early.n_items
