@@ -240,3 +240,15 @@ def crashing(base: type) -> type:
 
     Crashing.__name__ = f"Crashing{base.__name__}"
     return Crashing
+
+
+def mean_episode_return(env, policy, steps: int, seed: int = 11) -> float:
+    """Mean return of the episodes a vector env's users finish in ``steps`` batched steps under ``policy``."""
+    obs, _ = env.reset(seed=seed)
+    total, episodes = np.zeros(env.num_envs), []
+    for _ in range(steps):
+        obs, reward, term, trunc, _ = env.step(policy.predict(obs)[0])
+        total += reward
+        episodes += list(total[term | trunc])
+        total[term | trunc] = 0
+    return float(np.mean(episodes))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from fakes import FakeSlateVecEnv, Scenario
+from fakes import FakeSlateVecEnv, Scenario, mean_episode_return
 
 from agents.networks import ObservationSpec, obs_to_tensors
 from agents.reinforce import (
@@ -185,15 +185,7 @@ class MostClickable:
 
 
 def _session_return(policy, steps: int = 200) -> float:
-    env = FakeSlateVecEnv(CLICKBAIT, 64)
-    obs, _ = env.reset(seed=11)
-    total, episodes = np.zeros(64), []
-    for _ in range(steps):
-        obs, reward, term, trunc, _ = env.step(policy.predict(obs)[0])
-        total += reward
-        episodes += list(total[term | trunc])
-        total[term | trunc] = 0
-    return float(np.mean(episodes))
+    return mean_episode_return(FakeSlateVecEnv(CLICKBAIT, 64), policy, steps)
 
 
 def test_choice_credit_learns_to_avoid_the_clickbait_that_shared_credit_chases() -> None:

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from fakes import FakeSlateVecEnv, Scenario
+from fakes import FakeSlateVecEnv, Scenario, mean_episode_return
 
 from agents.exploration import LinearSchedule
 from agents.networks import CandidateScorer, ItemTower, ObservationSpec, obs_to_tensors
@@ -193,14 +193,7 @@ class MaxRewardFirst:
 
 
 def _mean_return(env: FakeSlateVecEnv, policy, steps: int = 60) -> float:
-    obs, _ = env.reset(seed=11)
-    total, episodes = np.zeros(env.num_envs), []
-    for _ in range(steps):
-        obs, reward, term, trunc, _ = env.step(policy.predict(obs)[0])
-        total += reward
-        episodes += list(total[term | trunc])
-        total[term | trunc] = 0
-    return float(np.mean(episodes))
+    return mean_episode_return(env, policy, steps)
 
 
 @pytest.mark.slow
