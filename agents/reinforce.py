@@ -94,12 +94,12 @@ class ReinforceConfig:
     """Subtract a learned state value ``V(s_t)`` from every credited return before the batch
     normalisation of ``baseline``: a critic with its own encoder and item tower (so its regression
     cannot pull the policy's state around), fitted to the returns-to-go. It removes what the state
-    already predicts of the future (how far into the session the user is, what they consumed)."""
-    value_coef: float = 0.5
-    """Weight of the critic's squared error in the loss.
+    already predicts of the future (how far into the session the user is, what they consumed).
 
     Off by default, measured: seed 0, 100k steps, gamma 0.99, choice credit: synthetic 28.8 with the
     critic against 39.7 without, ``ml100k-train`` 12.7 against 12.1."""
+    value_coef: float = 0.5
+    """Weight of the critic's squared error in the loss (with ``value_baseline``)."""
     credit: str = "choice"
     """Which shown items a step's return credits. ``"shared"``: every shown item gets the step's
     future, and the clicked one the click too (``G_j = click_j · r_t + (R_t - r_t)``), so the only
@@ -119,8 +119,8 @@ class ReinforceConfig:
     """``True``: a user the agent never trained on, whose observation has user features, starts from the row a
     ridge map of the features predicts from the trained users' rows (also for the dropped-out training
     rows: :mod:`agents.known_users`); ``False`` (default): the one "no user" row for all of them. Off by
-    default: in ``ml100k-later`` it moved warm SlateQ's return by +0.39 ± 1.0 (5 seeds) at ~28 % more
-    training time (BENCHMARKS.md, new users)."""
+    default as SlateQ's (not measured for REINFORCE): in ``ml100k-later`` it moved warm SlateQ's return by
+    +0.39 ± 1.0 (5 seeds) at ~28 % more training time (BENCHMARKS.md, new users)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma < 1.0:

@@ -171,7 +171,7 @@ for _spec in (
     PolicySpec(
         "planner",
         build_planner,
-        "oracle",
+        "planner",
         "rollouts of the true model from the true user state: a long-horizon reference (minutes per cell; "
         "run it by name)",
         default=False,

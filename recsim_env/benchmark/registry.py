@@ -82,7 +82,8 @@ class PolicySpec:
     name: str
     build: Callable[[TrainingContext], BuiltPolicy]
     kind: str
-    """``"baseline"``, ``"agent"`` or ``"oracle"``."""
+    """``"baseline"``, ``"agent"``, ``"oracle"`` (reads the true utilities) or ``"planner"`` (plans over the true
+    model in a copy of a session simulator)."""
     description: str = ""
     default: bool = True
     """Whether a run that names no policies runs it (``False`` keeps a costly reference out of ``--quick``)."""
@@ -110,6 +111,8 @@ class SimulatorSpec:
     """``(context data, BenchmarkConfig) -> Simulator``."""
     has_oracle: bool = False
     """Whether the ``oracle`` policy can read its users' true utilities."""
+    lifetime: bool = False
+    """Whether an episode is a user's sessions over a horizon (the ``planner`` plans session simulators only)."""
     description: str = ""
     default: bool = True
     """Whether a config that names no simulators runs it (the lifetime simulators are opt-in)."""

@@ -73,7 +73,7 @@ def result_settings(config: BenchmarkConfig) -> dict[str, Any]:
 
 RUN_OUTPUTS = ("cells", "offline", "curves", "train", "logged_sessions", "plots", "tb", "run.json", "config.toml",
                "versions.toml", "report.md", "results.csv", "per_seed.csv", "paired_differences.csv",
-               "gains.csv", "episodes.csv", "offline.csv")
+               "gains.csv", "bound_shares.csv", "episodes.csv", "offline.csv")
 """What a run writes at the top of its folder: ``overwrite`` removes these and nothing else."""
 
 EXTENDABLE = ("policies", "simulators", "metrics", "seeds")

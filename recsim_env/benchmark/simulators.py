@@ -126,10 +126,12 @@ register_simulator(SimulatorSpec("synthetic", "synthetic", _build_synthetic, has
                                  description="synthetic users with known ground truth (oracle available)"))
 register_simulator(SimulatorSpec("ml100k-train-lifetime", "ml-100k",
                                  _movielens_simulator("ml100k-train-lifetime", "train", lifetime=True), default=False,
+                                 lifetime=True,
                                  description="ml100k-train's users over 60 days of sessions (fitted leave and return)"))
 register_simulator(SimulatorSpec("ml100k-later-lifetime", "ml-100k",
                                  _movielens_simulator("ml100k-later-lifetime", "later", lifetime=True), default=False,
+                                 lifetime=True,
                                  description="ml100k-later's users over 60 days of sessions (fitted leave and return)"))
 register_simulator(SimulatorSpec("synthetic-lifetime", "synthetic", _build_synthetic_lifetime, has_oracle=True,
-                                 default=False,
+                                 default=False, lifetime=True,
                                  description="synthetic users over 60 days of sessions (known leave and return)"))

@@ -165,13 +165,13 @@ def fit_drift_weights(base_logits: np.ndarray, drift_logits: np.ndarray, fatigue
     opt = torch.optim.LBFGS(params, lr=0.5, max_iter=20, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
-        loss, gradient = _drift_nll(base, drift, fatigue, pos, *(float(p) for p in params))
+        loss, gradient = _drift_nll(base, drift, fatigue, pos, *(float(p.detach()) for p in params))
         for param, value in zip(params, gradient):
             param.grad = torch.tensor(value, dtype=torch.float32)
         return torch.tensor(loss, dtype=torch.float32)
 
     opt.step(closure)
-    loss, _ = _drift_nll(base, drift, fatigue, pos, *(float(p) for p in params))
+    loss, _ = _drift_nll(base, drift, fatigue, pos, *(float(p.detach()) for p in params))
     return loss, float(torch.exp(log_gamma)), float(phi), float(torch.exp(log_sharpness))
 
 

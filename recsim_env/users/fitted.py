@@ -66,11 +66,11 @@ from recsim_env.users.fitted_longterm import LeaveTerms, leave_clocks, overlap_o
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
+"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load.
+2: the fitted leave hazard and return model replace the patience budget."""
 
 START_ACTIVITY = ("drawn", "total")
 """Where a new simulated user's leave-hazard activity starts (:attr:`FittedUserModel.start_activity`)."""
-"""Bumped whenever the saved arrays or their meaning change; other versions are refused on load.
-2: the fitted leave hazard and return model replace the patience budget."""
 
 SEEN_TABLE_LIMIT = 1 << 25
 """Largest ``n_users x n_items`` for which the state keeps a per-item count table of recent

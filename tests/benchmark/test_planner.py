@@ -136,8 +136,10 @@ def one_user(state: dict, user: int) -> dict:
 
 def test_the_planner_is_a_reference_run_by_name_where_the_true_model_is():
     spec = policy_spec("planner")
-    assert spec.kind == "oracle" and not spec.default
+    assert spec.kind == "planner" and not spec.default
     assert runs_on("planner", "synthetic") and not runs_on("planner", "ml100k-train")
+    # It plans session simulators only; the oracle also reads the lifetime simulator's true utilities.
+    assert not runs_on("planner", "synthetic-lifetime") and runs_on("oracle", "synthetic-lifetime")
     assert "planner" not in BenchmarkConfig().policies and "oracle" in BenchmarkConfig().policies
     assert BenchmarkConfig(policies=("random", "planner")).policies == ("random", "planner")
 

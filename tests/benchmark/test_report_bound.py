@@ -55,3 +55,20 @@ def test_without_a_planner_cell_there_is_no_share_and_a_zero_gain_is_no_number(t
     flat = bound_shares(result_of({"random": [15.0, 14.0], "oracle": [13.0, 14.0], "planner": [13.0, 16.0]}))
     random = flat.set_index("policy").loc["random"]
     assert np.isclose(random["mean"], 0.0) and random["n"] == 1  # seed 0 gained nothing: only seed 1's 0 / 2
+
+
+def test_every_file_the_csv_writer_leaves_is_one_an_overwrite_removes(tmp_path):
+    from recsim_env.benchmark.report import write_results_csv
+    from recsim_env.benchmark.run import RUN_OUTPUTS
+
+    result = result_of({"random": [15.0, 14.0], "oracle": [13.0, 14.0], "planner": [53.0, 54.0]})
+    write_results_csv(result, tmp_path)
+    written = {path.name for path in tmp_path.iterdir()}
+    assert "bound_shares.csv" in written and written <= set(RUN_OUTPUTS)
+
+
+def test_the_planner_is_never_the_myopic_reference_of_a_lifetime_gain():
+    from recsim_env.benchmark.gains import MYOPIC_KINDS
+    from recsim_env.benchmark.registry import policy_spec
+
+    assert policy_spec("oracle").kind in MYOPIC_KINDS and policy_spec("planner").kind not in MYOPIC_KINDS
