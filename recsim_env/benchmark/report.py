@@ -322,9 +322,14 @@ def lifetime_section(result: "BenchmarkResult", simulator: str) -> list[str]:
 
 
 def _ratio_cell(mean: float, low: float, high: float) -> str:
+    """A ratio with its interval; the ratio alone where there is none (one seed: NaN bounds, or equal ones)."""
     if not np.isfinite(mean):
         return "—"
-    return f"{mean:.3f}" if low == high else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+    if not (np.isfinite(low) and np.isfinite(high)) or low == high:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def _shares_section(shares: pd.DataFrame) -> list[str]:
     """The report's lines on the policies' shares of the planner's gain (none without a planner cell)."""
     if not len(shares):

@@ -72,3 +72,11 @@ def test_the_planner_is_never_the_myopic_reference_of_a_lifetime_gain():
     from recsim_env.benchmark.registry import policy_spec
 
     assert policy_spec("oracle").kind in MYOPIC_KINDS and policy_spec("planner").kind not in MYOPIC_KINDS
+
+
+def test_a_ratio_without_an_interval_prints_alone():
+    from recsim_env.benchmark.report import _ratio_cell
+
+    assert _ratio_cell(1.25, float("nan"), float("nan")) == "1.250"  # one seed: no interval, not "[nan, nan]"
+    assert _ratio_cell(1.25, 1.1, 1.4) == "1.250 [1.100, 1.400]"
+    assert _ratio_cell(float("nan"), 0.0, 1.0) == "—"
