@@ -17,7 +17,10 @@ from recsim_env.data.log import InteractionLog
 from recsim_env.data.splits import temporal_split
 from recsim_env.errors import ArtifactError, ConfigError
 from recsim_env.fit.config import FitConfig, _jsonable
+from recsim_env.fit.leave import FORMAT_VERSION as LEAVE_FORMAT
 from recsim_env.fit.pipeline import fit_user_model
+from recsim_env.fit.returns import FORMAT_VERSION as RETURN_FORMAT
+from recsim_env.users.fitted import FORMAT_VERSION as USER_MODEL_FORMAT
 from recsim_env.users.fitted import FittedUserModel
 
 logger = logging.getLogger(__name__)
@@ -83,10 +86,13 @@ def movielens_user_model(split: str = "train", cache_dir: str | Path | None = No
 def _config_key(config: FitConfig) -> str:
     """Short hash of a config: artifacts fitted with other settings live under other names. Without item
     vectors the field is left out (the keys of artifacts cached before it existed stay valid); with them,
-    the file's bytes count too (the same path rewritten is another fit)."""
+    the file's bytes count too (the same path rewritten is another fit). The artifact formats of the user
+    model, leave hazard and return model count as well, so checkouts of different formats keep their own
+    files rather than refitting over each other's."""
     fields = _jsonable(config)
     if not config.item_vectors:
         del fields["item_vectors"]
+    fields["formats"] = [USER_MODEL_FORMAT, LEAVE_FORMAT, RETURN_FORMAT]
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     vectors = Path(config.item_vectors).expanduser()
     if config.item_vectors and vectors.is_file():

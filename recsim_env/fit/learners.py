@@ -172,7 +172,7 @@ def fit_drift_weights(base_logits: np.ndarray, drift_logits: np.ndarray, fatigue
 
     opt.step(closure)
     loss, _ = _drift_nll(base, drift, fatigue, pos, *(float(p.detach()) for p in params))
-    return loss, float(torch.exp(log_gamma)), float(phi), float(torch.exp(log_sharpness))
+    return loss, float(torch.exp(log_gamma.detach())), float(phi.detach()), float(torch.exp(log_sharpness.detach()))
 
 
 def _drift_nll(base: torch.Tensor, drift: torch.Tensor, fatigue: torch.Tensor, pos: torch.Tensor, log_gamma: float,

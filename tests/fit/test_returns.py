@@ -279,3 +279,33 @@ def test_returns_that_all_come_after_the_same_gap_are_a_data_error():
                                      name="clockwork")
     with pytest.raises(DataError, match="clockwork: the return model needs gaps that vary"):
         fit_return_model(log, end_time=20_000)
+
+
+def test_a_fitted_model_clamps_covariates_to_their_fitted_range(known_log):
+    """Past the logged range the design is the range's edge: a user with 10x more sessions than any logged
+    one gets the location of the most active logged user, not an extrapolated one; inside it nothing moves."""
+    _, log, end = known_log
+    model = fit_return_model(log, ReturnConfig(distribution="weibull"), end_time=end)
+    records = session_records(log, end_time=end)
+    sessions = np.exp(records.columns["log1p_sessions"]) - 1.0
+    top = int(np.argmax(sessions))
+    names = list(model.covariate_names)
+
+    def design_of(row: int, sessions_so_far: float) -> np.ndarray:
+        args = {k: np.array([records.columns[k][row]]) for k in records.columns}
+        return model.covariates(np.expm1(args["log1p_length"]), args.get("mean_rating"), args.get("liked_share"),
+                                args.get("disliked_share"), args["genre_diversity"], np.array([sessions_so_far]),
+                                np.expm1(args["log1p_days_since_first"]))
+
+    at_edge = design_of(top, sessions[top])
+    far_past = design_of(top, 10 * sessions[top])
+    np.testing.assert_allclose(far_past, at_edge)
+    np.testing.assert_allclose(model.design(records), (np.column_stack([records.columns[k] for k in names])
+                                                       - model.covariate_mean) / model.covariate_scale)
+    np.testing.assert_array_equal(model.covariate_low, np.column_stack([records.columns[k] for k in names]).min(0))
+
+
+def test_a_hand_set_model_does_not_clamp():
+    model = ReturnModel.from_raw(0.5, {"log1p_sessions": -1.0}, 1.0)
+    design = model.covariates(np.array([3.0]), None, None, None, np.array([0.5]), np.array([1e6]), np.array([1.0]))
+    assert design[0, list(model.covariate_names).index("log1p_sessions")] == pytest.approx(np.log1p(1e6))
