@@ -58,10 +58,11 @@ def test_inputs_by_hand():
 
 def test_the_fit_keeps_each_users_session_start_activity():
     """Known answer: a's sessions start after 0 and 3 of its rows (the censored second one too: its start
-    is known), b's one after 0; saved and read back with the hazard."""
+    is known) at day 0 and 10000 s, b's one after 0 at day 0; saved and read back with the hazard."""
     hazard = fit_leave_hazard(_hand_log())
     np.testing.assert_array_equal(hazard.session_starts, [0, 3, 0])
     np.testing.assert_array_equal(hazard.session_start_offsets, [0, 2, 3])
+    np.testing.assert_allclose(hazard.session_start_days, [0, 10000 / 86400, 0], rtol=1e-15)
 
 
 def test_reference_counts_are_used_as_given():
@@ -180,6 +181,7 @@ def test_save_load_round_trip(tmp_path, known_log):
     assert loaded.feature_names == hazard.feature_names and loaded.meta == hazard.meta
     np.testing.assert_array_equal(loaded.session_starts, hazard.session_starts)
     np.testing.assert_array_equal(loaded.session_start_offsets, hazard.session_start_offsets)
+    np.testing.assert_array_equal(loaded.session_start_days, hazard.session_start_days)
     assert hazard.session_start_offsets[-1] == len(hazard.session_starts) > log.n_users  # several per user
 
 
