@@ -4,7 +4,9 @@
   (fitted on the same training rows); the hazard by position (0..``max_position``) and by rating
   (items at those positions), logged on the held-out log with Wilson 95 % intervals, beside the fitted
   hazard's mean prediction on the same items and the share that ends simulated sessions (reference
-  policy, with its own intervals), and whether the simulated share lies in the logged interval.
+  policy, with its own intervals), and whether the simulated share lies in the logged interval; the
+  same interval of the training log beside it (the log the hazard was fitted on, whose start states the
+  session env draws: on ML-100K it is flat by rating where the held-out log falls).
 * **Return model**: held-out concordance against a covariate-free model, predicted against Kaplan-Meier
   ``P(return within 7 / 30 days)``, gap KS (model CDF against Kaplan-Meier; simulated against logged
   returns at each record's follow-up); and the gaps the simulator draws after its own sessions
@@ -63,8 +65,14 @@ def leave_fidelity(model: FittedUserModel, train: InteractionLog, heldout: Inter
         frame["simulated"] = sim.logged
         frame["sim_low"], frame["sim_high"] = wilson_interval(sim.leaves, sim.at_risk)
         frame["within"] = (frame["simulated"] >= frame["low"]) & (frame["simulated"] <= frame["high"])
+        train = result.train_tables.get(key)
+        for column in ("at_risk", "logged", "low", "high"):
+            frame[f"train_{column}"] = getattr(train, column) if train is not None else np.nan
+        frame["within_train"] = (frame["simulated"] >= frame["train_low"]) & (frame["simulated"] <= frame["train_high"])
         tables[key] = frame
-        metrics[f"hazard_by_{key}_within_share"] = float(frame["within"][frame["sim_at_risk"] > 0].mean())
+        simulated = frame["sim_at_risk"] > 0
+        metrics[f"hazard_by_{key}_within_share"] = float(frame["within"][simulated].mean())
+        metrics[f"hazard_by_{key}_within_train_share"] = float(frame["within_train"][simulated].mean())
     return metrics, tables
 
 

@@ -662,8 +662,10 @@ def hazard_table(key: str, keys: np.ndarray, ended: np.ndarray, predicted: np.nd
         return HazardTable(key, values, at_risk, leaves.astype(np.int64), leaves / at_risk, low, high, mass / at_risk)
 
 
-def hazard_tables(hazard: LeaveHazard, inputs: LeaveInputs, max_position: int = 20) -> dict[str, HazardTable]:
-    """Logged against predicted hazard by rating (positions ``0..max_position``) and by position."""
+def hazard_tables(hazard: LeaveHazard, inputs: LeaveInputs, max_position: int = 20,
+                  ratings: np.ndarray | None = None) -> dict[str, HazardTable]:
+    """Logged against predicted hazard by rating (positions ``0..max_position``; the rows are ``ratings``,
+    default the log's own) and by position."""
     rows = inputs.observed
     predicted = hazard.probability(hazard.design(inputs))[rows]
     position, ended = inputs.position[rows], inputs.ended[rows]
@@ -671,7 +673,8 @@ def hazard_tables(hazard: LeaveHazard, inputs: LeaveInputs, max_position: int = 
     if inputs.rating is not None:
         early = position <= max_position
         rating = inputs.rating[rows][early]
-        tables["rating"] = hazard_table("rating", rating, ended[early], predicted[early], np.unique(rating))
+        values = np.unique(rating) if ratings is None else np.asarray(ratings)
+        tables["rating"] = hazard_table("rating", rating, ended[early], predicted[early], values)
     return tables
 
 
@@ -685,6 +688,8 @@ class LeaveValidation:
     """The same on the training rows."""
     tables: dict[str, HazardTable]
     """Held-out logged vs full-model hazard by ``rating`` and ``position`` (:func:`hazard_tables`)."""
+    train_tables: dict[str, HazardTable]
+    """The same on the training log (the rows the hazard was fitted on), by the held-out table's ratings."""
     rows: int
     """Observed held-out items."""
     events: int
@@ -714,5 +719,7 @@ def validate_leave_hazard(hazard: LeaveHazard, train: InteractionLog, test: Inte
                 for name, model in models.items()}
     trained = {name: log_loss(model.probability(model.design(train_inputs)), train_inputs)
                for name, model in models.items()}
-    return LeaveValidation(held_out, trained, hazard_tables(hazard, test_inputs, max_position),
+    tables = hazard_tables(hazard, test_inputs, max_position)
+    ratings = tables["rating"].values if "rating" in tables else None
+    return LeaveValidation(held_out, trained, tables, hazard_tables(hazard, train_inputs, max_position, ratings),
                            int(test_inputs.observed.sum()), int(test_inputs.ended.sum()))
