@@ -313,7 +313,9 @@ class FittedUserModel:
         self._multi_hot = (arrays.item_genres > 0).astype(np.float32)
         self._logged_sessions = np.diff(arrays.session_offsets).astype(np.float64)
         # The training sessions a "sessions" start draws from: those of users simulated users are drawn from.
-        self._session_pool = np.flatnonzero(np.isin(self._leave.start_users, arrays.active_users))
+        active = np.zeros(self.n_logged_users, dtype=bool)
+        active[arrays.active_users] = True
+        self._session_pool = np.flatnonzero(active.take(self._leave.start_users))
         if start_activity == "sessions" and not self._session_pool.size:
             raise DataError(f"{meta.get('dataset')}: start_activity='sessions' draws a training session of an "
                             f"active user, and the leave hazard has none; use 'total'")
