@@ -185,6 +185,14 @@ def test_save_load_round_trip(tmp_path, known_log):
     assert hazard.session_start_offsets[-1] == len(hazard.session_starts) > log.n_users  # several per user
 
 
+def test_session_start_days_that_do_not_match_the_starts_are_refused():
+    hazard = fit_leave_hazard(_hand_log())
+    header, arrays = hazard.to_parts()
+    for days in (np.zeros(2), np.array([0.0, -1.0, 0.0]), np.array([0.0, np.nan, 0.0])):
+        with pytest.raises(ArtifactError, match="starts and days"):
+            LeaveHazard.from_parts(header, arrays | {"session_start_days": days}, "hand")
+
+
 def test_an_artifact_of_the_previous_format_is_refused_saying_refit(tmp_path, known_log, monkeypatch):
     from recsim_env.fit import leave as leave_module
 
