@@ -28,8 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=1000, help="simulated sessions (as recsim fidelity's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-position", type=int, default=20)
-    p.add_argument("--start-activity", choices=("total", "drawn"), default="total",
-                   help="the simulator's activity at a session's start (FittedUserModel.start_activity)")
+    p.add_argument("--start-activity", choices=("sessions", "drawn", "total"), default="sessions",
+                   help="the simulator's start state (FittedUserModel.start_activity; default: %(default)s)")
     p.add_argument("--log", choices=("later", "train"), default="later",
                    help="logged side: the held-out later log (default) or the training log the hazard was fitted on")
     return p.parse_args(argv)

@@ -118,8 +118,8 @@ class LifetimeSimulation(SlateSimulation):
     def __init__(self, user_model: ReturningUserModel, catalog: ItemCatalog | None, config: EnvConfig,
                  reward_fn: RewardFn, n: int, lifetime: LifetimeConfig) -> None:
         check_returning(user_model)
-        # A model whose start state differs between a lone session and a lifetime (the fitted model's leave
-        # activity: a drawn logged session start vs the logged user's whole history) says so by `for_lifetime`.
+        # A model whose start state differs between a lone session and a lifetime (the fitted model's: a drawn
+        # training session's state vs the logged user's whole history) says so by `for_lifetime`.
         for_lifetime = getattr(user_model, "for_lifetime", None)
         super().__init__(for_lifetime() if callable(for_lifetime) else user_model, catalog, config, reward_fn, n)
         self.lifetime = lifetime
@@ -235,7 +235,8 @@ class LifetimeEnv(UserStateView, gym.Env):
     whose user comes back within the horizon (default 0: the reward is the session env's).
 
     ## Starting State
-    A new user (``user_model.sample``), session 0, day 0. Randomness as :class:`RecEnv`'s, plus a
+    A new user (``user_model.for_lifetime().sample`` where the model has it: the fitted model's user then
+    continues its logged one, at its whole history), session 0, day 0. Randomness as :class:`RecEnv`'s, plus a
     fourth stream of the reset seed for the gaps and the new sessions.
 
     ## Episode End

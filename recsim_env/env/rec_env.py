@@ -54,7 +54,8 @@ class RecEnv(UserStateView, gym.Env):
     slate of click, like, rating and dwell (default: 1 per click).
 
     ## Starting State
-    ``user_model.sample(1, rng)``: a new user (for fitted models, drawn from a logged user); empty
+    ``user_model.sample(1, rng)``: a new user (for fitted models, a logged user at the state before one
+    of its training sessions, drawn uniformly over all of them: ``FittedUserModel.start_activity``); empty
     history; fresh candidates. All randomness comes from ``reset(seed=...)``, split with
     ``np.random.SeedSequence(seed).spawn(3)`` into independent streams for users, candidates and
     responses (:class:`~recsim_env.env.simulation.RandomStreams`); ``reset()`` without a seed continues

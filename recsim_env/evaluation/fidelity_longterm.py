@@ -4,7 +4,9 @@
   (fitted on the same training rows); the hazard by position (0..``max_position``) and by rating
   (items at those positions), logged on the held-out log with Wilson 95 % intervals, beside the fitted
   hazard's mean prediction on the same items and the share that ends simulated sessions (reference
-  policy, with its own intervals), and whether the simulated share lies in the logged interval.
+  policy, with its own intervals), and whether the simulated share lies in the logged interval; the
+  same interval of the training log beside it (the log the hazard was fitted on, whose start states the
+  session env draws: on ML-100K it is flat by rating where the held-out log falls).
 * **Return model**: held-out concordance against a covariate-free model, predicted against Kaplan-Meier
   ``P(return within 7 / 30 days)``, gap KS (model CDF against Kaplan-Meier; simulated against logged
   returns at each record's follow-up); and the gaps the simulator draws after its own sessions
@@ -63,8 +65,14 @@ def leave_fidelity(model: FittedUserModel, train: InteractionLog, heldout: Inter
         frame["simulated"] = sim.logged
         frame["sim_low"], frame["sim_high"] = wilson_interval(sim.leaves, sim.at_risk)
         frame["within"] = (frame["simulated"] >= frame["low"]) & (frame["simulated"] <= frame["high"])
+        train = result.train_tables.get(key)
+        for column in ("at_risk", "logged", "low", "high"):
+            frame[f"train_{column}"] = getattr(train, column) if train is not None else np.nan
+        frame["within_train"] = (frame["simulated"] >= frame["train_low"]) & (frame["simulated"] <= frame["train_high"])
         tables[key] = frame
-        metrics[f"hazard_by_{key}_within_share"] = float(frame["within"][frame["sim_at_risk"] > 0].mean())
+        simulated = frame["sim_at_risk"] > 0
+        metrics[f"hazard_by_{key}_within_share"] = float(frame["within"][simulated].mean())
+        metrics[f"hazard_by_{key}_within_train_share"] = float(frame["within_train"][simulated].mean())
     return metrics, tables
 
 
@@ -117,7 +125,8 @@ def _row(parameter: str, value: object, source: str, detail: str) -> dict[str, s
 
 def provenance(model: FittedUserModel, metrics: dict[str, float]) -> list[dict[str, str]]:
     """Every dynamics parameter of ``model``: fitted (held-out figure), calibrated (to what) or assumed (why)."""
-    return _choice_rows(model, metrics) + _leave_rows(model, metrics) + _return_rows(model, metrics)
+    rows = _choice_rows(model, metrics) + _leave_rows(model, metrics) + _return_rows(model, metrics)
+    return rows + [_start_row(model)]
 
 
 def _choice_rows(model: FittedUserModel, metrics: dict[str, float]) -> list[dict[str, str]]:
@@ -186,16 +195,27 @@ def _return_rows(model: FittedUserModel, metrics: dict[str, float]) -> list[dict
     errors = np.sqrt(np.maximum(np.diag(returns.covariance)[1:-1], 0.0))
     for name, coefficient, error in zip(returns.covariate_names, returns.coefficients, errors):
         rows.append(_row(f"return gap: {name}", f"{coefficient:+.3f} ± {error:.3f} log-days per SD", "fitted", figure))
-    rows.append(_row("simulated user's history", "continues the logged user", "assumed",
-                     "sessions so far and days since the first start from the logged user's; time within "
-                     "sessions is not counted"))
-    if model.start_activity == "drawn":
-        rows.append(_row("session start activity", "a draw from the logged user's session starts",
-                         "fitted (empirical)", "the leave hazard's activity (interactions before the session) when "
-                         "a session starts: one of the logged user's training session starts, each equally likely "
-                         "(start_activity='drawn'; a lifetime env starts at the logged user's count)"))
-    else:
-        rows.append(_row("session start activity", "the logged user's whole count", "assumed",
-                         "the leave hazard's activity when a session starts: the simulated user continues its "
-                         "logged user (start_activity='total'; 'drawn' draws from its logged session starts)"))
     return rows
+
+
+START_ROWS = {
+    "sessions": ("a uniform training session's start state", "fitted",
+                 "empirical: a new simulated user is a training session drawn uniformly (users weigh by their "
+                 "session count): its user, interactions before it (the leave hazard's activity), sessions so "
+                 "far and days since the first (the return model's); interest at the end of the user's history "
+                 "(start_activity='sessions'; a lifetime env continues the logged user, 'total'); time within "
+                 "sessions is not counted"),
+    "drawn": ("a uniform user at one of its own session starts", "fitted",
+              "empirical: the leave hazard's activity when a session starts: one of the logged user's training session "
+              "starts, each equally likely; sessions so far and days since the first continue the logged user "
+              "(start_activity='drawn')"),
+    "total": ("continues the logged user", "assumed",
+              "activity, sessions so far and days since the first start from the logged user's whole history "
+              "(start_activity='total', the lifetime env's); time within sessions is not counted"),
+}
+"""The provenance row of each :attr:`~recsim_env.users.fitted.FittedUserModel.start_activity`."""
+
+
+def _start_row(model: FittedUserModel) -> dict[str, str]:
+    value, source, detail = START_ROWS[model.start_activity]
+    return _row("simulated session's start state", value, source, detail)

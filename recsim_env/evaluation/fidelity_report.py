@@ -76,13 +76,19 @@ class FidelityReport:
                           f"the default: {m['session_ks_no_click_at_constant_hazard']:.4f}."]
         for key, frame in self.hazard.items():
             within = m.get(f"hazard_by_{key}_within_share", float("nan"))
-            lines += ["", f"| {key} | at risk | logged [95 % CI] | fitted | simulated [95 % CI] (n) | in CI |",
-                      "|---|---:|---|---:|---|:---:|"]
+            within_train = m.get(f"hazard_by_{key}_within_train_share", float("nan"))
+            lines += ["", f"| {key} | at risk | logged [95 % CI] | fitted | simulated [95 % CI] (n) | in CI | "
+                          f"training log [95 % CI] | in training CI |",
+                      "|---|---:|---|---:|---|:---:|---|:---:|"]
             for row in frame.itertuples(index=False):
                 lines.append(f"| {getattr(row, key):g} | {row.at_risk} | {row.logged:.3f} [{row.low:.3f}, "
                              f"{row.high:.3f}] | {row.fitted:.3f} | {row.simulated:.3f} [{row.sim_low:.3f}, "
-                             f"{row.sim_high:.3f}] ({row.sim_at_risk}) | {'yes' if row.within else 'no'} |")
-            lines += ["", f"Simulated share inside the logged interval: {100 * within:.0f} % of {key} values."]
+                             f"{row.sim_high:.3f}] ({row.sim_at_risk}) | {'yes' if row.within else 'no'} | "
+                             f"{row.train_logged:.3f} [{row.train_low:.3f}, {row.train_high:.3f}] | "
+                             f"{'yes' if row.within_train else 'no'} |")
+            lines += ["", f"Simulated share inside the logged interval: {100 * within:.0f} % of {key} values "
+                          f"(held-out log); {100 * within_train:.0f} % inside the training log's (the log the "
+                          f"hazard was fitted on and the start states are drawn from)."]
         return lines
 
     def _return_lines(self) -> list[str]:

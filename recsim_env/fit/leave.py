@@ -16,8 +16,8 @@ Newton's method in numpy (convex, exact, well under a second on ML-100K; no torc
 ``log1p_popularity``   ``log(1 + interactions with the item)`` in the reference (training) log
 ``log1p_activity``     ``log(1 + interactions of the user before this session)``: known when the session
                        starts (the user's earlier rows of the log, plus the reference log's count of
-                       them for a later log; a simulated user: its start activity, the logged user's
-                       count or opt-in a draw from its :attr:`LeaveHazard.session_starts`, plus what it
+                       them for a later log; a simulated user: its start activity, by default that of
+                       a training session drawn from :attr:`LeaveHazard.session_starts`, plus what it
                        consumed in earlier simulated sessions). It never counts the session itself or
                        anything after it, which would tell the hazard how long the session runs.
 =====================  ===========================================================================
@@ -60,13 +60,18 @@ from recsim_env.fit.artifacts import check_kind, load_parts, save_parts
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Bumped whenever the saved arrays or their meaning change; other versions are refused on load (a cached
 fitted model of another version is refitted).
 2: ``log1p_activity`` counts the user's interactions before the session (was: outside it, which leaked
 the session's own length and the user's future).
 3: ``session_starts`` / ``session_start_offsets``, each logged user's activity at its sessions' starts
-(the session env draws a simulated session's start activity from them)."""
+(the session env draws a simulated session's start activity from them).
+4: ``session_start_days``, days from the user's first interaction to each of those sessions' starts (the
+session env draws a whole training session's start state: its user, activity, sessions so far and days)."""
+
+DAY = 86400.0
+"""Seconds per day: gaps and days since a user's first session are in days."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,8 @@ class LeaveInputs:
     activity: np.ndarray
     """``(n,)`` float64 interactions of the user before this row's session: its earlier rows in the log,
     plus the reference log's count when one is given."""
+    start_days: np.ndarray
+    """``(n,)`` float64 days from the user's first row of this log to the first row of this row's session."""
     ended: np.ndarray
     """``(n,)`` bool: the item is the last of its session (and the end was observed)."""
     observed: np.ndarray
@@ -207,13 +214,16 @@ def leave_inputs(log: InteractionLog, config: LeaveConfig | None = None, item_co
     new_user = np.r_[True, users[1:] != users[:-1]] if n_rows else np.zeros(0, bool)
     user_first = np.maximum.accumulate(np.where(new_user, np.arange(n_rows), 0))
     activity = (np.arange(n_rows) - user_first - position).astype(np.float64)
+    session_first = np.arange(n_rows) - position
+    start_days = (times[session_first] - times[user_first]).astype(np.float64) / DAY
     if user_counts is not None:
         activity += np.asarray(user_counts, np.float64)[users]
     genres = ItemCatalog.from_log(log).genres if item_genres is None else item_genres
     overlap = session_overlap(unit_genres(genres), items, position, config.overlap_decay)
     rating = inter["rating"].to_numpy(np.float64) if "rating" in inter.columns else None
     return LeaveInputs(user=users, position=position.astype(np.int64), rating=rating, overlap=overlap,
-                       popularity=popularity.astype(np.float64), activity=activity, ended=session_last & observed,
+                       popularity=popularity.astype(np.float64), activity=activity, start_days=start_days,
+                       ended=session_last & observed,
                        observed=observed)
 
 
@@ -280,6 +290,10 @@ class LeaveHazard:
     distribution the session env draws a simulated session's activity from."""
     session_start_offsets: np.ndarray
     """``(U + 1,)`` int64: user ``u``'s session starts are ``session_starts[offsets[u]:offsets[u + 1]]``."""
+    session_start_days: np.ndarray
+    """``(S,)`` float64 days from the user's first interaction in the fitting log to each of those sessions'
+    first interaction (with the session's index within its user, the return model's ``sessions so far``:
+    the rest of a training session's start state)."""
     like_threshold: float = 4.0
     """As :attr:`LeaveConfig.like_threshold`."""
     overlap_decay: float = 0.7
@@ -361,12 +375,15 @@ class LeaveHazard:
                  session_starts: tuple[np.ndarray, np.ndarray] | None = None) -> LeaveHazard:
         """A hand-set hazard on raw features (ground truth for synthetic logs); unnamed features get 0.
 
-        ``session_starts``: ``(starts, offsets)`` as :attr:`session_starts` and :attr:`session_start_offsets`;
-        ``None``: one start per user, at its ``user_counts`` (every simulated session starts at the total).
+        ``session_starts``: ``(starts, offsets)`` or ``(starts, offsets, days)`` as :attr:`session_starts`,
+        :attr:`session_start_offsets` and :attr:`session_start_days` (days default to 0); ``None``: one start
+        per user, at its ``user_counts`` and day 0 (every simulated session starts at the total).
         """
         config = config or LeaveConfig()
         if session_starts is None:
             session_starts = (np.asarray(user_counts, np.float64), np.arange(len(user_counts) + 1))
+        if len(session_starts) == 2:
+            session_starts = (*session_starts, np.zeros(len(session_starts[0])))
         names = feature_names(config, has_rating=any(k in coefficients for k in ("rating", "shortfall")))
         unknown = set(coefficients) - set(names)
         if unknown:
@@ -401,8 +418,8 @@ class LeaveHazard:
             if arrays[name].shape != shape:
                 raise ArtifactError(f"{where}: leave hazard array {name!r} has shape {arrays[name].shape}, expected "
                                     f"{shape} for {n_features} features; the artifact is damaged: refit it")
-        starts = _start_arrays(arrays["session_starts"], arrays["session_start_offsets"], len(arrays["user_counts"]),
-                               f"{where}: the artifact is damaged, refit it;")
+        starts = _start_arrays(arrays["session_starts"], arrays["session_start_offsets"], arrays["session_start_days"],
+                               len(arrays["user_counts"]), f"{where}: the artifact is damaged, refit it;")
         return cls(tuple(header["feature_names"]), float(header["intercept"]), arrays["coefficients"],
                    arrays["feature_mean"], arrays["feature_scale"], arrays["covariance"], arrays["item_counts"],
                    arrays["user_counts"], *starts, header["like_threshold"], header["overlap_decay"],
@@ -426,30 +443,34 @@ def _check_kind(header: dict, where: str) -> None:
 
 
 ARRAY_FIELDS = ("coefficients", "feature_mean", "feature_scale", "covariance", "item_counts", "user_counts",
-                "session_starts", "session_start_offsets")
+                "session_starts", "session_start_offsets", "session_start_days")
 """The array fields of :class:`LeaveHazard`, saved as they are."""
 
 
-def _start_arrays(starts: np.ndarray, offsets: np.ndarray, n_users: int, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(starts, offsets)`` checked as a CSR of per-user session starts over ``n_users`` users."""
-    starts, offsets = np.asarray(starts, np.float64), np.asarray(offsets)
+def _start_arrays(starts: np.ndarray, offsets: np.ndarray, days: np.ndarray, n_users: int,
+                  where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(starts, offsets, days)`` checked as a CSR of per-user session start states over ``n_users`` users."""
+    starts, offsets, days = np.asarray(starts, np.float64), np.asarray(offsets), np.asarray(days, np.float64)
     if (offsets.shape != (n_users + 1,) or not np.issubdtype(offsets.dtype, np.integer) or offsets[0] != 0
             or offsets[-1] != len(starts) or starts.ndim != 1 or (np.diff(offsets) < 0).any()
-            or not np.isfinite(starts).all() or (starts < 0).any()):
+            or days.shape != starts.shape or not (np.isfinite(starts).all() and np.isfinite(days).all())
+            or (starts < 0).any() or (days < 0).any()):
         raise ArtifactError(f"{where} session starts must be a CSR over {n_users} users: offsets (U + 1,) "
-                            f"ints from 0 rising to len(starts), starts finite >= 0; got offsets of shape "
-                            f"{offsets.shape} and {starts.shape} starts")
-    return starts, offsets.astype(np.int64)
+                            f"ints from 0 rising to len(starts), starts and days finite >= 0 and one per start; "
+                            f"got offsets of shape {offsets.shape}, {starts.shape} starts and {days.shape} days")
+    return starts, offsets.astype(np.int64), days
 
 
-def session_start_activity(inputs: LeaveInputs, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(starts, offsets)``: the activity before every session of ``inputs`` (its rows at position 0,
-    censored sessions included: their start is known), as a CSR grouped by user in time order."""
+def session_start_activity(inputs: LeaveInputs, n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(starts, offsets, days)``: the activity before every session of ``inputs`` (its rows at position 0,
+    censored sessions included: their start is known), as a CSR grouped by user in time order, and the
+    days from the user's first row to each session's start."""
     first = np.flatnonzero(inputs.position == 0)
     users = inputs.user[first]
     order = np.argsort(users, kind="stable")  # rows are grouped by user already; stable keeps time order
     offsets = np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))].astype(np.int64)
-    return inputs.activity[first][order].astype(np.float64), offsets
+    return (inputs.activity[first][order].astype(np.float64), offsets,
+            inputs.start_days[first][order].astype(np.float64))
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -641,8 +662,10 @@ def hazard_table(key: str, keys: np.ndarray, ended: np.ndarray, predicted: np.nd
         return HazardTable(key, values, at_risk, leaves.astype(np.int64), leaves / at_risk, low, high, mass / at_risk)
 
 
-def hazard_tables(hazard: LeaveHazard, inputs: LeaveInputs, max_position: int = 20) -> dict[str, HazardTable]:
-    """Logged against predicted hazard by rating (positions ``0..max_position``) and by position."""
+def hazard_tables(hazard: LeaveHazard, inputs: LeaveInputs, max_position: int = 20,
+                  ratings: np.ndarray | None = None) -> dict[str, HazardTable]:
+    """Logged against predicted hazard by rating (positions ``0..max_position``; the rows are ``ratings``,
+    default the log's own) and by position."""
     rows = inputs.observed
     predicted = hazard.probability(hazard.design(inputs))[rows]
     position, ended = inputs.position[rows], inputs.ended[rows]
@@ -650,7 +673,8 @@ def hazard_tables(hazard: LeaveHazard, inputs: LeaveInputs, max_position: int = 
     if inputs.rating is not None:
         early = position <= max_position
         rating = inputs.rating[rows][early]
-        tables["rating"] = hazard_table("rating", rating, ended[early], predicted[early], np.unique(rating))
+        values = np.unique(rating) if ratings is None else np.asarray(ratings)
+        tables["rating"] = hazard_table("rating", rating, ended[early], predicted[early], values)
     return tables
 
 
@@ -664,6 +688,8 @@ class LeaveValidation:
     """The same on the training rows."""
     tables: dict[str, HazardTable]
     """Held-out logged vs full-model hazard by ``rating`` and ``position`` (:func:`hazard_tables`)."""
+    train_tables: dict[str, HazardTable]
+    """The same on the training log (the rows the hazard was fitted on), by the held-out table's ratings."""
     rows: int
     """Observed held-out items."""
     events: int
@@ -693,5 +719,7 @@ def validate_leave_hazard(hazard: LeaveHazard, train: InteractionLog, test: Inte
                 for name, model in models.items()}
     trained = {name: log_loss(model.probability(model.design(train_inputs)), train_inputs)
                for name, model in models.items()}
-    return LeaveValidation(held_out, trained, hazard_tables(hazard, test_inputs, max_position),
+    tables = hazard_tables(hazard, test_inputs, max_position)
+    ratings = tables["rating"].values if "rating" in tables else None
+    return LeaveValidation(held_out, trained, tables, hazard_tables(hazard, train_inputs, max_position, ratings),
                            int(test_inputs.observed.sum()), int(test_inputs.ended.sum()))

@@ -47,7 +47,7 @@ from recsim_env.data.log import InteractionLog
 from recsim_env.data.sessions import DEFAULT_GAP_SECONDS, sessionize
 from recsim_env.errors import ArtifactError, ConfigError, DataError
 from recsim_env.fit.artifacts import check_kind, load_parts, save_parts
-from recsim_env.fit.leave import timestamps_are_row_numbers
+from recsim_env.fit.leave import DAY, timestamps_are_row_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,6 @@ FORMAT_VERSION = 3
 """Bumped whenever the saved arrays or their meaning change; other versions are refused on load.
 2: the log-logistic family, and ``auto`` chooses by held-out likelihood (was: training likelihood).
 3: each raw covariate's fitted range (``covariate_low`` / ``covariate_high``), to which the model clamps."""
-
-DAY = 86400.0
-"""Seconds per day: gaps are in days."""
 
 DISTRIBUTIONS = ("lognormal", "weibull", "loglogistic")
 SELECTION_SEED = 20261202

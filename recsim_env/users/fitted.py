@@ -17,14 +17,14 @@ One simulated user is drawn from one logged user and keeps that user's fitted pr
   rating given and its shortfall below the like threshold, the item's genre overlap with the session so
   far (a profile fading by the hazard's ``overlap_decay`` per item), the item's popularity and the
   user's activity before the session: its start activity plus the items of the simulated user's earlier
-  sessions. The start activity (:attr:`FittedUserModel.start_activity`) is by default the logged user's
-  whole count in the fitting log: the simulated user continues its logged user, as its interest vector,
-  session count and time span do (and a lifetime env always starts there,
-  :meth:`FittedUserModel.for_lifetime`). Opt-in ``"drawn"``: the empirical start state of the sessions
-  the hazard was fitted on, a draw from the logged user's own session starts (the interactions before
-  each, each session equally likely; one uniform per new user from the users' stream); measured, it fits
-  the training log's session lengths and the return gaps better and the held-out log's session lengths
-  worse (BENCHMARKS.md), so it is not the default. A step without a click ends it with the *assumed*
+  sessions. The start (:attr:`FittedUserModel.start_activity`) is by default a training session drawn
+  uniformly from all of them, with its user and its state before it (interactions, sessions so far, days
+  since the first): the simulated start states are distributed as the training log's, the sessions the
+  hazard and the return model were fitted on (one integer per new user from the users' stream). A
+  lifetime env starts at the logged user's whole history instead (``"total"``,
+  :meth:`FittedUserModel.for_lifetime`): its user continues the logged one, as its interest vector does.
+  ``"drawn"`` (a uniform user at one of its own session starts) is kept for comparison. A step without a
+  click ends it with the *assumed*
   no-click probability (:attr:`~recsim_env.fit.leave.LeaveHazard.no_click_probability`, 0 by default:
   a log of consumed items cannot show it). The draws are one ``Exp(1)`` leave clock per session that
   each step spends (see :mod:`recsim_env.users.fitted_longterm`): the same hazard as a Bernoulli draw
@@ -69,8 +69,10 @@ FORMAT_VERSION = 2
 """Bumped whenever the saved arrays or their meaning change; other versions are refused on load.
 2: the fitted leave hazard and return model replace the patience budget."""
 
-START_ACTIVITY = ("drawn", "total")
-"""Where a new simulated user's leave-hazard activity starts (:attr:`FittedUserModel.start_activity`)."""
+START_ACTIVITY = ("sessions", "drawn", "total")
+"""Where a new simulated user starts (:attr:`FittedUserModel.start_activity`)."""
+DEFAULT_START_ACTIVITY = "sessions"
+"""The session env's start: a training session drawn uniformly, its user and its start state."""
 
 SEEN_TABLE_LIMIT = 1 << 25
 """Largest ``n_users x n_items`` for which the state keeps a per-item count table of recent
@@ -132,12 +134,14 @@ ARRAY_DIMS = {
     "rating_user_bias": ("U",), "rating_item_bias": ("I",), "dwell_item_log_mean": ("I",),
     "session_lengths": ("S",), "session_offsets": ("U+1",), "active_users": ("A",), "user_span_days": ("U",),
     "leave__item_counts": ("I",), "leave__user_counts": ("U",), "leave__session_start_offsets": ("U+1",),
+    "leave__session_starts": ("L",), "leave__session_start_days": ("L",),
 }
 """Each saved array's dimensions by name (as in :class:`FittedArrays`): arrays sharing a name must
 agree on its size, checked on load so that a damaged artifact fails there and not mid-rollout."""
 
 DIM_MEANINGS = {"U": "logged users", "d": "embedding dimension", "I": "items", "G": "genres",
-                "F": "user features", "r": "rating factors", "S": "sessions", "A": "active users"}
+                "F": "user features", "r": "rating factors", "S": "sessions", "A": "active users",
+                "L": "the leave hazard's session starts"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,20 +270,27 @@ class FittedUserModel:
     """
 
     def __init__(self, arrays: FittedArrays, scales: Scales, dynamics: Dynamics, meta: dict, leave: LeaveHazard,
-                 returns: ReturnModel | None = None, start_activity: str = "total") -> None:
+                 returns: ReturnModel | None = None, start_activity: str = DEFAULT_START_ACTIVITY) -> None:
         if start_activity not in START_ACTIVITY:
             raise ConfigError(f"FittedUserModel start_activity must be one of {START_ACTIVITY}, got {start_activity!r}")
         self.arrays, self.scales, self.dynamics, self.meta = arrays, scales, dynamics, dict(meta)
         self.leave, self.returns = leave, returns
         self.start_activity = start_activity
-        """Where a new user's leave-hazard activity starts: ``"total"`` (default) the logged user's whole count
-        in the fitting log (it continues its logged user, as its interest, session count and time span do);
-        ``"drawn"`` a draw from the logged user's own logged session starts, the start state of the sessions
-        the hazard was fitted on. Not the default because, measured on ML-100K (BENCHMARKS.md), it fits the
-        training log's session lengths better (KS 0.159 -> 0.097, median of 5 seeds) and the simulator's
-        return gaps (KS 0.144 -> 0.098) but the held-out log's session lengths worse (0.129 -> 0.151): the
-        simulator draws users uniformly, and 59 % of them have one training session, their first (activity
-        0, long), so 72 % of drawn starts are at 0 against 35 % of the training sessions."""
+        """Where a new simulated user starts (its logged user, and the leave hazard's activity, sessions so far
+        and days since the first session, the return model's covariates):
+
+        * ``"sessions"`` (default, the session env): a training session drawn uniformly from all of them
+          (:attr:`~recsim_env.fit.leave.LeaveHazard.session_starts` of active users, so a user weighs by its
+          session count) gives the user and its state before that session. The simulated start states are
+          distributed as the training log's, by construction.
+        * ``"total"``: a uniform active user at its whole history (count, sessions, span): the user continues
+          its logged one, as its interest does; the lifetime env's start (:meth:`for_lifetime`).
+        * ``"drawn"``: a uniform active user at a uniform one of its own session starts' activity (sessions
+          and days as ``"total"``). It overshoots: 59 % of ML-100K's active users have one training session,
+          their first, so 72 % of drawn starts are at activity 0 against 35 % of the training sessions.
+
+        Every mode keeps the logged user's interest vector at the end of its history (the fitted model has no
+        interest vector per session). Measured on ML-100K in BENCHMARKS.md."""
         self.n_items = int(arrays.item_vectors.shape[0])
         self.n_user_features = int(arrays.user_features.shape[1])
         self.n_logged_users = int(arrays.user_pref.shape[0])
@@ -301,6 +312,13 @@ class FittedUserModel:
         # Multi-hot genres (the return model's genre diversity counts genres, not unit vectors).
         self._multi_hot = (arrays.item_genres > 0).astype(np.float32)
         self._logged_sessions = np.diff(arrays.session_offsets).astype(np.float64)
+        # The training sessions a "sessions" start draws from: those of users simulated users are drawn from.
+        active = np.zeros(self.n_logged_users, dtype=bool)
+        active[arrays.active_users] = True
+        self._session_pool = np.flatnonzero(active.take(self._leave.start_users))
+        if start_activity == "sessions" and not self._session_pool.size:
+            raise DataError(f"{meta.get('dataset')}: start_activity='sessions' draws a training session of an "
+                            f"active user, and the leave hazard has none; use 'total'")
         self._dislike = float(returns.dislike_threshold if returns is not None else ReturnConfig().dislike_threshold)
 
     @property
@@ -334,23 +352,31 @@ class FittedUserModel:
     def _start(self, state: FittedState, rows: np.ndarray, rng: np.random.Generator, seen_clear: bool = True) -> None:
         """New users in ``rows``, written in place (the same draws, in the same order, for any row set)."""
         a = self.arrays
-        logged = a.active_users[rng.integers(0, len(a.active_users), size=rows.size)].astype(np.int64)
+        logged, activity, before, days = self._start_states(rows.size, rng)
         state.logged[rows] = logged
         state.interest[rows] = a.user_interest0.take(logged, axis=0)
         state.recent[rows] = -1
         state.clicks[rows] = 0
         if seen_clear and state.seen.shape[1]:
             state.seen[rows] = 0
-        # A simulated user continues the logged one: their logged sessions and time span count.
-        state.sessions[rows] = self._logged_sessions.take(logged)
-        state.days[rows] = a.user_span_days.take(logged)
+        state.sessions[rows] = before  # _open counts the new session
+        state.days[rows] = days
         if state.query is not None:
             state.query[rows] = self._start_query.take(logged, axis=0)
-        # The start state's activity; "drawn" takes one uniform per new user ("total" draws nothing, so its
-        # streams are those of a model before the option existed).
-        uniforms = rng.random(rows.size) if self.start_activity == "drawn" else None
-        state.activity[rows] = self._leave.start_activity(logged, uniforms)
+        state.activity[rows] = activity
         self._open(state, rows, rng)
+
+    def _start_states(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(logged user, activity, sessions before, days)`` of ``n`` new users (see :attr:`start_activity`)."""
+        if self.start_activity == "sessions":  # (user, start state) jointly: one draw per new user
+            return self._leave.session_states(self._session_pool.take(rng.integers(0, len(self._session_pool), size=n)))
+        a = self.arrays
+        logged = a.active_users[rng.integers(0, len(a.active_users), size=n)].astype(np.int64)
+        # "drawn" takes one uniform per new user ("total" draws nothing, so its streams are those of a model
+        # before the option existed); both continue the logged user's sessions and time span.
+        uniforms = rng.random(n) if self.start_activity == "drawn" else None
+        activity = self._leave.start_activity(logged, uniforms)
+        return logged, activity, self._logged_sessions.take(logged), a.user_span_days.take(logged)
 
     def _open(self, state: FittedState, rows: np.ndarray, rng: np.random.Generator) -> None:
         """A new session for ``rows``: a fresh leave clock, fatigue and session totals (one draw per row)."""
@@ -709,13 +735,19 @@ class FittedUserModel:
                                returns or self.returns, self.start_activity)
 
     def with_start_activity(self, start_activity: str) -> "FittedUserModel":
-        """A copy whose new users start with the leave hazard's activity ``"total"`` (the default, and the
-        lifetime env's, :meth:`for_lifetime`) or ``"drawn"`` (opt-in); see :attr:`start_activity`."""
+        """A copy whose new users start as ``start_activity`` says: ``"sessions"`` (the default), ``"total"``
+        (the lifetime env's, :meth:`for_lifetime`) or ``"drawn"``; see :attr:`start_activity`.
+
+        Examples:
+            >>> model.with_start_activity("total").start_activity  # doctest: +SKIP
+            'total'
+        """
         return FittedUserModel(self.arrays, self.scales, self.dynamics, self.meta, self.leave, self.returns,
                                start_activity)
 
     def for_lifetime(self) -> "FittedUserModel":
-        """The model a lifetime env runs (it calls this): new users start at their logged user's whole count."""
+        """The model a lifetime env runs (it calls this): new users start at their logged user's whole history
+        (``"total"``), since a lifetime continues the logged user."""
         return self if self.start_activity == "total" else self.with_start_activity("total")
 
     def with_no_click_leave(self, probability: float) -> "FittedUserModel":

@@ -4,9 +4,9 @@
   lookup tables, so that the log-odds of leaving after a consumed item is a few gathers and adds:
   ``position[p] + item[i] + w_a·log1p(activity) + w_r·r + w_s·max(0, t - r) + w_o·overlap``, every
   standardisation folded into the tables and the raw-unit weights; ``activity`` is the user's interactions
-  before the session: its start activity (:meth:`LeaveTerms.start_activity`) plus the items of its
-  earlier simulated sessions. The one-user path does the same float64 operations in the same order in
-  Python floats, so both give the same bits.
+  before the session: its start activity (:meth:`LeaveTerms.start_activity`, or a training session's,
+  :meth:`LeaveTerms.session_states`) plus the items of its earlier simulated sessions. The one-user path
+  does the same float64 operations in the same order in Python floats, so both give the same bits.
 * The **leave clock**: instead of one Bernoulli draw per consumed item, each session draws one
   ``E ~ Exp(1)`` and every step spends ``-log(1 - p) = softplus(logit)`` of it; the user leaves when
   it is spent. ``P(leave at step t | still there) = 1 - exp(-(-log(1 - p_t))) = p_t``: the same
@@ -64,6 +64,9 @@ class LeaveTerms:
             raise ArtifactError(f"leave hazard session starts cover {len(self.start_offsets) - 1} users, the model "
                                 f"{n_users}")
         self.start_counts = np.diff(self.start_offsets)
+        self.start_days = np.asarray(hazard.session_start_days, np.float64)
+        # The logged user of each session start (starts are grouped by user).
+        self.start_users = np.repeat(np.arange(n_users, dtype=np.int64), self.start_counts)
         self.positions = self._position_table(64)
         no_click = float(hazard.no_click_probability)
         self.no_click_cost = np.float32(-math.log1p(-no_click) if no_click < 1.0 else np.inf)
@@ -103,6 +106,19 @@ class LeaveTerms:
         index = np.where(has, self.start_offsets.take(users) + pick, 0)
         drawn = self.session_starts.take(index) if len(self.session_starts) else np.zeros(len(users))
         return np.where(has, drawn, self.user_counts.take(users))
+
+    def session_states(self, sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The start state of logged sessions (indices into :attr:`~recsim_env.fit.leave.LeaveHazard.session_starts`):
+        ``(user, activity, sessions before, days)``, each ``(n,)``: its logged user (int64), interactions before
+        it, the user's sessions before it and days from the user's first interaction to its start (float64).
+
+        Examples:
+            >>> users, activity, before, days = terms.session_states(np.array([0, 3]))  # doctest: +SKIP
+        """
+        sessions = np.asarray(sessions, np.int64)
+        users = self.start_users.take(sessions)
+        before = (sessions - self.start_offsets.take(users)).astype(np.float64)
+        return users, self.session_starts.take(sessions), before, self.start_days.take(sessions)
 
     def logits(self, position: np.ndarray, items: np.ndarray, activity: np.ndarray,
                rating: np.ndarray | None, overlap: np.ndarray) -> np.ndarray:

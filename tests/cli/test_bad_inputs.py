@@ -96,3 +96,16 @@ def test_truncated_gzip_names_the_file(tmp_path, capsys):
     path.write_bytes(gzip.compress(f"{HEADER}\n1,1,1\n1,2,2\n".encode())[:-12])
     err = info(path, capsys)
     assert err.startswith(f"recsim data: error: {path}: cannot be ") and "truncated or corrupt" in err
+
+
+def test_fidelity_start_activity_defaults_to_sessions_and_refuses_an_unknown_mode(capsys):
+    from recsim_env.users.fitted import DEFAULT_START_ACTIVITY, START_ACTIVITY
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fidelity", "--start-activity", "median"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'median'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fidelity", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{" + ",".join(START_ACTIVITY) + "}" in text and f"(default: {DEFAULT_START_ACTIVITY})" in text

@@ -68,9 +68,14 @@ def test_report_shows_the_hazard_the_returns_and_where_each_parameter_comes_from
     assert sources == {"fitted", "calibrated", "assumed"}
     named = {row["parameter"] for row in report.provenance}
     assert {"no-click leave probability", "leave hazard: rating", "return gap: log1p_sessions",
-            "repeat_penalty ρ", "no_click_utility"} <= named
+            "repeat_penalty ρ", "no_click_utility", "simulated session's start state"} <= named
+    # The training log's interval beside the held-out one, at the held-out log's ratings.
+    rating = report.hazard["rating"]
+    assert (rating["train_at_risk"] > 0).all() and (rating["train_low"] <= rating["train_logged"]).all()
+    assert 0.0 <= m["hazard_by_rating_within_train_share"] <= 1.0
     text = report.write(tmp_path / "out").read_text()
     assert "## Leave hazard" in text and "## Return model" in text and "## Where every dynamics parameter" in text
+    assert "training log [95 % CI]" in text
     assert (tmp_path / "out" / "leave_hazard.png").read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(tmp_path / "out" / "provenance.csv").shape[0] == len(report.provenance)
 

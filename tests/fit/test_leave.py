@@ -58,10 +58,11 @@ def test_inputs_by_hand():
 
 def test_the_fit_keeps_each_users_session_start_activity():
     """Known answer: a's sessions start after 0 and 3 of its rows (the censored second one too: its start
-    is known), b's one after 0; saved and read back with the hazard."""
+    is known) at day 0 and 10000 s, b's one after 0 at day 0; saved and read back with the hazard."""
     hazard = fit_leave_hazard(_hand_log())
     np.testing.assert_array_equal(hazard.session_starts, [0, 3, 0])
     np.testing.assert_array_equal(hazard.session_start_offsets, [0, 2, 3])
+    np.testing.assert_allclose(hazard.session_start_days, [0, 10000 / 86400, 0], rtol=1e-15)
 
 
 def test_reference_counts_are_used_as_given():
@@ -180,7 +181,16 @@ def test_save_load_round_trip(tmp_path, known_log):
     assert loaded.feature_names == hazard.feature_names and loaded.meta == hazard.meta
     np.testing.assert_array_equal(loaded.session_starts, hazard.session_starts)
     np.testing.assert_array_equal(loaded.session_start_offsets, hazard.session_start_offsets)
+    np.testing.assert_array_equal(loaded.session_start_days, hazard.session_start_days)
     assert hazard.session_start_offsets[-1] == len(hazard.session_starts) > log.n_users  # several per user
+
+
+def test_session_start_days_that_do_not_match_the_starts_are_refused():
+    hazard = fit_leave_hazard(_hand_log())
+    header, arrays = hazard.to_parts()
+    for days in (np.zeros(2), np.array([0.0, -1.0, 0.0]), np.array([0.0, np.nan, 0.0])):
+        with pytest.raises(ArtifactError, match="starts and days"):
+            LeaveHazard.from_parts(header, arrays | {"session_start_days": days}, "hand")
 
 
 def test_an_artifact_of_the_previous_format_is_refused_saying_refit(tmp_path, known_log, monkeypatch):

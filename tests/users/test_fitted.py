@@ -13,7 +13,7 @@ from recsim_env.fit.leave import LeaveHazard
 from recsim_env.fit.returns import ReturnModel, genre_diversity
 from recsim_env.protocols import Responses, ReturningUserModel, UserModel
 from recsim_env.users import fitted as fitted_module
-from recsim_env.users.fitted import Dynamics, FittedUserModel
+from recsim_env.users.fitted import DEFAULT_START_ACTIVITY, Dynamics, FittedUserModel
 
 
 def _slates(model: FittedUserModel, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -43,7 +43,7 @@ one item long)."""
 
 
 def _hand_hazard(model: FittedUserModel, no_click: float = 0.0,
-                 starts: tuple[np.ndarray, np.ndarray] | None = None) -> LeaveHazard:
+                 starts: tuple[np.ndarray, ...] | None = None) -> LeaveHazard:
     hazard = LeaveHazard.from_raw(-2.0, HAND_LEAVE, model.leave.item_counts, model.leave.user_counts,
                                   session_starts=starts)
     return LeaveHazard(**{**vars(hazard), "no_click_probability": no_click})
@@ -63,7 +63,7 @@ HAND_RETURN = {"log1p_length": -0.3, "mean_rating": -0.2, "liked_share": -0.4, "
 
 
 def _long_term(model: FittedUserModel, no_click: float = 0.0,
-               starts: tuple[np.ndarray, np.ndarray] | None = None) -> FittedUserModel:
+               starts: tuple[np.ndarray, ...] | None = None) -> FittedUserModel:
     """``model`` with the hand-set hazard (``starts``: its session starts, as ``LeaveHazard.from_raw``'s)
     and a hand-set return model."""
     returns = ReturnModel.from_raw(1.0, HAND_RETURN, 0.8, "weibull")
@@ -264,10 +264,14 @@ def test_return_gaps_follow_the_return_model_on_the_sessions_totals(tiny_model):
                                       np.full(8, 1 / 3), genre_diversity(mass), start_sessions, start_days)
     expected = model.returns.sample_gaps(design, np.random.default_rng(7))
     np.testing.assert_allclose(model.return_gaps(state, np.arange(8), np.random.default_rng(7)), expected, rtol=1e-6)
-    # A simulated user continues the logged one: their logged sessions, and this one, count.
-    logged_sessions = np.diff(model.arrays.session_offsets)[state.logged]
-    np.testing.assert_array_equal(start_sessions, logged_sessions + 1)
-    np.testing.assert_array_equal(start_days, model.arrays.user_span_days[state.logged])
+    # The default starts at a training session's state: the hand-set hazard has one per user, its first.
+    np.testing.assert_array_equal(start_sessions, np.ones(8))
+    np.testing.assert_array_equal(start_days, np.zeros(8))
+    # "total": a simulated user continues the logged one: their logged sessions, and this one, count.
+    total = model.with_start_activity("total").sample(8, np.random.default_rng(6))
+    logged_sessions = np.diff(model.arrays.session_offsets)[total.logged]
+    np.testing.assert_array_equal(total.sessions, logged_sessions + 1)
+    np.testing.assert_array_equal(total.days, model.arrays.user_span_days[total.logged])
 
 
 def test_start_session_keeps_the_user_and_resets_the_session(tiny_model):
@@ -334,9 +338,9 @@ def test_start_activity_picks_the_users_logged_session_start_by_the_uniform():
 def test_new_sessions_start_at_the_logged_users_session_start_distribution(tiny_model):
     """Opt-in start state: each new user's activity is a draw from its logged user's own session starts
     (here 0, 4, 9 at 1/4, 1/4, 1/2 for every user), one per new user; the first item's clock spent is the
-    hazard at that activity. The default and a lifetime model start at the logged user's count."""
+    hazard at that activity. A lifetime model starts at the logged user's count."""
     default = _long_term(tiny_model, starts=_hand_starts(tiny_model))
-    assert default.start_activity == "total" and default.for_lifetime() is default
+    assert default.start_activity == "sessions" and default.for_lifetime().start_activity == "total"
     model = default.with_start_activity("drawn")
     assert model.start_activity == "drawn"
     n = 8000
@@ -363,6 +367,67 @@ def test_new_sessions_start_at_the_logged_users_session_start_distribution(tiny_
     np.testing.assert_array_equal(total.activity, model.leave.user_counts[total.logged])
     with pytest.raises(ConfigError, match="start_activity"):
         model.with_start_activity("median")
+
+
+def _uneven_starts(model: FittedUserModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """User ``u`` has ``1 + u % 3`` logged sessions; its ``k``-th starts at activity ``10u + k``, day ``3k + u``."""
+    counts = 1 + np.arange(model.n_logged_users) % 3
+    users = np.repeat(np.arange(model.n_logged_users), counts)
+    index = np.concatenate([np.arange(m) for m in counts])
+    return 10.0 * users + index, np.r_[0, np.cumsum(counts)], 3.0 * index + users
+
+
+def test_the_default_start_is_a_uniform_training_session_with_its_state(tiny_model):
+    """Known answer: every training session of an active user is equally likely (so users weigh by their
+    session count), and a new user takes that session's user, activity, sessions before it (+ this one)
+    and days; within a binomial tolerance over 30,000 draws."""
+    starts, offsets, days = _uneven_starts(tiny_model)
+    model = _long_term(tiny_model, starts=(starts, offsets, days))
+    assert model.start_activity == DEFAULT_START_ACTIVITY == "sessions"
+    n = 30000
+    state = model.sample(n, np.random.default_rng(11))
+    users = np.repeat(np.arange(model.n_logged_users), np.diff(offsets))
+    pool = np.flatnonzero(np.isin(users, model.arrays.active_users))
+    # Each drawn state is one logged session's: decode the session from (user, activity) and check the rest.
+    session = offsets[state.logged] + (state.activity - 10.0 * state.logged).astype(np.int64)
+    assert np.isin(session, pool).all()
+    np.testing.assert_array_equal(users[session], state.logged)
+    np.testing.assert_array_equal(state.sessions, session - offsets[state.logged] + 1.0)
+    np.testing.assert_array_equal(state.days, days[session])
+    share = np.bincount(session, minlength=len(starts))[pool] / n
+    expected = 1.0 / len(pool)
+    assert np.abs(share - expected).max() < 4.5 * np.sqrt(expected * (1 - expected) / n)
+    again = model.sample(n, np.random.default_rng(11))  # one seed, one stream
+    for name in ("logged", "activity", "sessions", "days", "patience"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(state, name), err_msg=name)
+    replaced = state.logged.copy()
+    model.replace(state, np.arange(n) < n // 2, np.random.default_rng(12))  # replaced users draw anew
+    assert (state.logged[: n // 2] != replaced[: n // 2]).mean() > 0.5
+    np.testing.assert_array_equal(state.logged[n // 2:], replaced[n // 2:])
+
+
+def test_total_start_draws_the_stream_it_always_drew(tiny_model):
+    """``"total"`` bit for bit as before the other modes: one integer per user over the active users, then
+    the leave clocks; the logged user's count, sessions (+ this one) and span."""
+    model = _long_term(tiny_model, starts=_hand_starts(tiny_model)).with_start_activity("total")
+    state = model.sample(64, np.random.default_rng(13))
+    rng = np.random.default_rng(13)
+    active = model.arrays.active_users
+    logged = active[rng.integers(0, len(active), size=64)]
+    clocks = np.maximum(rng.standard_exponential(64).astype(np.float32), np.float32(np.finfo(np.float32).tiny))
+    np.testing.assert_array_equal(state.logged, logged)
+    np.testing.assert_array_equal(state.patience, clocks)
+    np.testing.assert_array_equal(state.activity, model.leave.user_counts[logged])
+    np.testing.assert_array_equal(state.sessions, np.diff(model.arrays.session_offsets)[logged] + 1.0)
+    np.testing.assert_array_equal(state.days, model.arrays.user_span_days[logged])
+
+
+def test_an_unknown_start_mode_is_refused_by_name(tiny_model):
+    with pytest.raises(ConfigError, match="'latest'"):
+        tiny_model.with_start_activity("latest")
+    with pytest.raises(ConfigError, match="'Sessions'"):
+        FittedUserModel(tiny_model.arrays, tiny_model.scales, tiny_model.dynamics, tiny_model.meta,
+                        tiny_model.leave, tiny_model.returns, "Sessions")
 
 
 def test_a_lifetime_env_runs_the_model_that_continues_the_logged_user(tiny_model):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from recsim_env.users.fitted import DEFAULT_START_ACTIVITY, START_ACTIVITY
+
 log = logging.getLogger(__name__)
 
 
@@ -28,9 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--headroom-episodes", type=int, default=1000,
                         help="episodes per policy in the greedy vs non-myopic check, 0 to skip (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default: %(default)s)")
-    parser.add_argument("--start-activity", choices=("total", "drawn"), default="total",
-                        help="leave hazard's activity at a simulated session's start: the logged user's whole count, "
-                             "or a draw from its logged session starts (default: %(default)s)")
+    parser.add_argument("--start-activity", choices=START_ACTIVITY, default=DEFAULT_START_ACTIVITY,
+                        help="a simulated session's start state: a uniform training session's (its user, "
+                             "activity, sessions so far, days), a uniform user at one of its session starts' "
+                             "activity, or at its whole history (default: %(default)s)")
     parser.set_defaults(func=_fidelity)
 
 
