@@ -181,15 +181,16 @@ def greedy_search(vq: np.ndarray, v: np.ndarray, num: np.ndarray, den: np.ndarra
     the same in both, so the picks are torch's loop's exactly."""
     rows = np.arange(len(vq))
     picks = np.empty((len(vq), len(scale)), dtype=np.int64)
-    gain, denom = np.empty_like(vq), np.empty_like(v)
+    gain, denom, blocked = np.empty_like(vq), np.empty_like(v), np.zeros_like(vq)
     for slot, c in enumerate(scale):
         np.multiply(vq, c, out=gain)
         gain += num[:, None]
         np.multiply(v, c, out=denom)
         denom += den[:, None]
         gain /= denom
-        gain[rows[:, None], picks[:, :slot]] = -np.inf
+        gain += blocked
         pick = picks[:, slot] = gain.argmax(1)
+        blocked[rows, pick] = -np.inf
         num = num + c * vq[rows, pick]
         den = den + c * v[rows, pick]
     return picks
