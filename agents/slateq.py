@@ -238,7 +238,7 @@ class SlateQAgent(SlatePolicy):
         self.steps_since_update = 0
 
     # -- acting ------------------------------------------------------------------------------
-    @torch.inference_mode()
+    @torch.no_grad()
     def greedy_slates(self, obs_t: dict[str, torch.Tensor], q_net: ItemValueNet | None = None,
                       clicks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         cands = obs_t["candidates"]
@@ -248,7 +248,8 @@ class SlateQAgent(SlatePolicy):
                             self.config.slate_builder)
 
     def act(self, obs: dict[str, np.ndarray], explore: bool) -> np.ndarray:
-        slates = self.greedy_slates(self.users.mask(obs_to_tensors(obs))).numpy()
+        with torch.inference_mode():  # straight to numpy: no autograd bookkeeping at all
+            slates = self.greedy_slates(self.users.mask(obs_to_tensors(obs))).numpy()
         if not explore:
             return slates
         return epsilon_mix(slates, self.epsilon, self.spec.n_candidates, self.rng)
