@@ -93,8 +93,11 @@ class KnownUsers:
             if len(users) < MIN_USERS or self.features.shape[1] == 0:
                 return None
             feature_mean, operator = ridge_operator(self.features[users], DEFAULT_ALPHA)
-            self._ridge = (torch.from_numpy(users), torch.from_numpy(feature_mean.astype(np.float32)),
-                           torch.from_numpy(operator.astype(np.float32)))
+            # Ordinary tensors even when first asked for under inference_mode (SlateQ acts and builds its
+            # targets in it): the cache is reused by training's forward passes, which save it for backward.
+            with torch.inference_mode(False):
+                self._ridge = (torch.from_numpy(users), torch.from_numpy(feature_mean.astype(np.float32)),
+                               torch.from_numpy(operator.astype(np.float32)))
         return self._ridge
 
     def mask(self, obs: dict[str, torch.Tensor], drop: np.ndarray | None = None) -> dict[str, torch.Tensor]:

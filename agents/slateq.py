@@ -167,22 +167,33 @@ def build_slates(q: torch.Tensor, q_null: torch.Tensor, item_logits: torch.Tenso
     v = torch.exp(item_logits - shift)
     if method == "topk":
         return torch.topk(v * q, slate_size, dim=1).indices
-    # Per slot: the candidate that most raises (num + c·v_i·q_i) / (den + c·v_i), c = exp(slot bias).
     v_null = torch.exp(null_logit - shift.squeeze(1))
-    vq = v * q
-    num, den = v_null * q_null, v_null
-    blocked = torch.zeros_like(q)
-    scale = torch.exp(slot_bias[:slate_size])
-    picks = []
-    for slot in range(slate_size):
-        c = scale[slot]
-        gain = (num[:, None] + c * vq) / (den[:, None] + c * v) + blocked
-        pick = gain.argmax(1, keepdim=True)
-        picks.append(pick)
-        blocked.scatter_(1, pick, -torch.inf)
-        num = num + c * vq.gather(1, pick).squeeze(1)
-        den = den + c * v.gather(1, pick).squeeze(1)
-    return torch.cat(picks, 1)
+    return torch.from_numpy(greedy_search((v * q).numpy(), v.numpy(), (v_null * q_null).numpy(), v_null.numpy(),
+                                          torch.exp(slot_bias[:slate_size]).numpy()))
+
+
+def greedy_search(vq: np.ndarray, v: np.ndarray, num: np.ndarray, den: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``(b, k)`` picks: per slot, the candidate that most raises ``(num + c·v_i·q_i) / (den + c·v_i)``,
+    ``c = scale[slot]``, among those not yet picked (ties to the lowest position).
+
+    In numpy with buffers reused across slots: on these (b, 100) float32 arrays its elementwise ops
+    and argmax cost a fraction of torch's per-call overhead, and IEEE float32 ``*``, ``+``, ``/`` round
+    the same in both, so the picks are torch's loop's exactly."""
+    rows = np.arange(len(vq))
+    picks = np.empty((len(vq), len(scale)), dtype=np.int64)
+    gain, denom, blocked = np.empty_like(vq), np.empty_like(v), np.zeros_like(vq)
+    for slot, c in enumerate(scale):
+        np.multiply(vq, c, out=gain)
+        gain += num[:, None]
+        np.multiply(v, c, out=denom)
+        denom += den[:, None]
+        gain /= denom
+        gain += blocked
+        pick = picks[:, slot] = gain.argmax(1)
+        blocked[rows, pick] = -np.inf
+        num = num + c * vq[rows, pick]
+        den = den + c * v[rows, pick]
+    return picks
 
 
 class SlateQAgent(SlatePolicy):
@@ -237,7 +248,8 @@ class SlateQAgent(SlatePolicy):
                             self.config.slate_builder)
 
     def act(self, obs: dict[str, np.ndarray], explore: bool) -> np.ndarray:
-        slates = self.greedy_slates(self.users.mask(obs_to_tensors(obs))).numpy()
+        with torch.inference_mode():  # straight to numpy: no autograd bookkeeping at all
+            slates = self.greedy_slates(self.users.mask(obs_to_tensors(obs))).numpy()
         if not explore:
             return slates
         return epsilon_mix(slates, self.epsilon, self.spec.n_candidates, self.rng)
@@ -246,7 +258,7 @@ class SlateQAgent(SlatePolicy):
     def epsilon(self) -> float:
         return self.config.exploration(self.progress, 1.0)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def item_values(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """``(n, C)`` learned long-term values ``Q(s, i)`` of each user's candidates."""
         obs_t = self.users.mask(obs_to_tensors(obs))
@@ -276,22 +288,25 @@ class SlateQAgent(SlatePolicy):
             out = self.learn(self.replay.sample(self.config.batch_size))
         return {**out, "train/epsilon": self.epsilon}
 
-    @torch.no_grad()
     def td_target(self, batch: SlateBatch, nxt: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``r + γ (1 - terminated) Q_target(s', A*)``, everything read from the NEXT observation
         (``nxt``: its tensors, already user-masked, when the caller has them)."""
-        if nxt is None:
-            nxt = self.users.mask(obs_to_tensors(batch.next_obs))
-        cands = nxt["candidates"]
-        selector = self.q if self.config.double_q else self.q_target
-        logits, null_logit = self.click(nxt, cands)
-        best = self.greedy_slates(nxt, selector, (logits, null_logit))
-        q_t, q_null_t = self.q_target(nxt, cands)
-        probs = choice_probabilities(logits, null_logit, self.click.slot_bias, best)
-        future = slate_value(q_t, q_null_t, probs, best)
-        horizon = 1 if batch.horizon is None else torch.as_tensor(batch.horizon)
-        discount = self.config.gamma**horizon * (1.0 - torch.as_tensor(batch.terminated))
-        return torch.as_tensor(batch.reward) + discount * future
+        # inference_mode, not no_grad: no version counters or views tracked for autograd in these
+        # three forward passes; the result is cloned out of it because the loss saves it for backward.
+        with torch.inference_mode():
+            if nxt is None:
+                nxt = self.users.mask(obs_to_tensors(batch.next_obs))
+            cands = nxt["candidates"]
+            selector = self.q if self.config.double_q else self.q_target
+            logits, null_logit = self.click(nxt, cands)
+            best = self.greedy_slates(nxt, selector, (logits, null_logit))
+            q_t, q_null_t = self.q_target(nxt, cands)
+            probs = choice_probabilities(logits, null_logit, self.click.slot_bias, best)
+            future = slate_value(q_t, q_null_t, probs, best)
+            horizon = 1 if batch.horizon is None else torch.as_tensor(batch.horizon)
+            discount = self.config.gamma**horizon * (1.0 - torch.as_tensor(batch.terminated))
+            target = torch.as_tensor(batch.reward) + discount * future
+        return target.clone()
 
     def learn(self, batch: SlateBatch) -> dict[str, float]:
         drop = KnownUsers.draw_drop(len(batch.reward), self.config.user_dropout, self.rng)

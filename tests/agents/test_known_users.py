@@ -100,6 +100,19 @@ def test_start_rows_are_the_ridge_map_of_the_known_rows_and_train_through() -> N
     assert KnownUsers(60).start_rows(rows, new) is None  # no known users yet
 
 
+def test_start_rows_first_mapped_under_inference_mode_still_train_through() -> None:
+    """The map is cached on first use; SlateQ may first ask for it while acting, under inference_mode."""
+    rng = np.random.default_rng(0)
+    known = KnownUsers(20)
+    known.add(np.arange(10), rng.normal(size=(10, 3)).astype(np.float32))
+    rows = torch.tensor(rng.normal(size=(20, 4)), dtype=torch.float32, requires_grad=True)
+    new = torch.tensor(rng.normal(size=(5, 3)), dtype=torch.float32)
+    with torch.inference_mode():
+        known.start_rows(rows, new)
+    known.start_rows(rows, new).sum().backward()  # saving an inference tensor for backward would raise
+    assert rows.grad[:10].abs().sum() > 0
+
+
 def test_first_observed_features_are_kept_and_survive_a_checkpoint() -> None:
     known = KnownUsers(4)
     known.add(np.array([[1], [2]]), np.array([[1.0, 0.0], [0.0, 1.0]]))

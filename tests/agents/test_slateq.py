@@ -58,6 +58,35 @@ def test_greedy_slates_are_distinct_and_near_the_brute_force_optimum() -> None:
     assert min(ratios) > 0.97
 
 
+def _torch_slot_loop(q, q_null, logits, null_logit, slot_bias, slate_size):
+    """The greedy search as it was written in torch before the numpy one (the reference it must match)."""
+    shift = torch.maximum(logits.max(1).values, null_logit)[:, None]
+    v, v_null = torch.exp(logits - shift), torch.exp(null_logit - shift.squeeze(1))
+    vq, num, den = v * q, v_null * q_null, v_null
+    blocked, scale, picks = torch.zeros_like(q), torch.exp(slot_bias[:slate_size]), []
+    for slot in range(slate_size):
+        c = scale[slot]
+        pick = ((num[:, None] + c * vq) / (den[:, None] + c * v) + blocked).argmax(1, keepdim=True)
+        picks.append(pick)
+        blocked.scatter_(1, pick, -torch.inf)
+        num = num + c * vq.gather(1, pick).squeeze(1)
+        den = den + c * v.gather(1, pick).squeeze(1)
+    return torch.cat(picks, 1)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_greedy_search_picks_exactly_what_the_torch_slot_loop_picks(ties: bool) -> None:
+    """Same math, bit for bit: a different pick anywhere would change what SlateQ learns from a seed."""
+    gen = torch.Generator().manual_seed(1)
+    q, q0 = torch.randn(512, 100, generator=gen) * 2, torch.randn(512, generator=gen)
+    logits, l0 = torch.randn(512, 100, generator=gen), torch.randn(512, generator=gen)
+    if ties:  # few distinct values: equal gains, where the first position must win in both
+        q, logits = q.round(), logits.round()
+    bias = torch.randn(10, generator=gen) * 0.5
+    assert torch.equal(build_slates(q, q0, logits, l0, bias, 10, "greedy"),
+                       _torch_slot_loop(q, q0, logits, l0, bias, 10))
+
+
 def test_topk_ranks_by_choice_score_times_value() -> None:
     q, logits = torch.tensor([[1.0, 4.0, 2.0, 0.1]]), torch.log(torch.tensor([[1.0, 1.0, 3.0, 9.0]]))
     slate = build_slates(q, torch.zeros(1), logits, torch.zeros(1), torch.zeros(2), 2, "topk")
@@ -109,6 +138,7 @@ def test_target_reads_the_next_state_through_the_target_network() -> None:
     for observation in (batch.obs, batch.next_obs):  # as training's observe() would have
         agent.users.add(observation["user_index"])
     target = agent.td_target(batch)
+    assert not target.is_inference()  # the loss saves it for backward
     torch.testing.assert_close(target, _manual_target(agent, batch, batch.next_obs))
     wrong = _manual_target(agent, batch, batch.obs)
     assert (target - wrong).abs().max() > 1e-3  # current and next states differ, and it matters
