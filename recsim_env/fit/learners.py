@@ -119,6 +119,12 @@ def fit_relevance(log: InteractionLog, content: np.ndarray, config: FitConfig) -
                 model.bias.weight[:, 0].numpy().copy())
 
 
+def skip_relevance_init(n_users: int, content: np.ndarray, config: FitConfig) -> None:
+    """Draw from torch's global RNG what :func:`fit_relevance`'s initialisation draws (and nothing else):
+    a process that fits only the rating model starts it from the state it has after the relevance fit."""
+    _Relevance(n_users, torch.from_numpy(content), config.embedding_dim)
+
+
 def fit_ratings(head: InteractionLog, tail: InteractionLog, content: np.ndarray,
                 config: FitConfig) -> tuple[dict[str, np.ndarray], float, float]:
     """Rating-model arrays, global mean and residual std (measured on ``tail``) fitted on ``head``."""
