@@ -269,7 +269,7 @@ def _autograd_drift_weights(base, drift, fatigue, positives):
 
 
 def test_drift_weights_match_the_autograd_fit(rng):
-    """Known answer: the blocked, written-out gradient reaches the autograd fit's optimum (float32 noise)."""
+    """Known answer: the blocked, written-out gradient reaches the autograd fit's optimum."""
     events, items = 300, 5000  # more items than one block holds: the blocks are summed
     base = rng.normal(size=(events, items)).astype(np.float32)
     drift = rng.normal(size=(events, items)).astype(np.float32)
@@ -277,4 +277,8 @@ def test_drift_weights_match_the_autograd_fit(rng):
     logits = 0.7 * (base + 0.5 * drift - 0.8 * fatigue)
     positives = np.array([rng.choice(items, p=np.exp(r - r.max()) / np.exp(r - r.max()).sum()) for r in logits])
     fitted = fit_drift_weights(base, drift, fatigue, positives)
-    np.testing.assert_allclose(fitted, _autograd_drift_weights(base, drift, fatigue, positives), rtol=2e-4, atol=2e-5)
+    # The reference in float64: the optimum is flat (the NLL agrees to 1e-8), and where L-BFGS stops in it
+    # moves by ~1e-3 with float32 noise (the float32 autograd fit stops 8e-4 from the float64 one in γ).
+    reference = _autograd_drift_weights(*(a.astype(np.float64) for a in (base, drift, fatigue)), positives)
+    np.testing.assert_allclose(fitted[0], reference[0], rtol=1e-7)
+    np.testing.assert_allclose(fitted[1:], reference[1:], rtol=1e-3, atol=2e-5)
