@@ -61,7 +61,7 @@ from recsim_env.users.fitted import Dynamics, FittedArrays, FittedUserModel, Sca
 
 logger = logging.getLogger(__name__)
 
-WORKER_MIN_INTERACTIONS = 1_000_000
+WORKER_MIN_INTERACTIONS = 500_000
 """Logs with at least this many interactions fit the rating model, the leave hazard and the return model
 in a forked worker process while this one fits the relevance model and the drift (where two or more
 cores are free to the process): the same fitted arrays, each process single-threaded, the rating model
