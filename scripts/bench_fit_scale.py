@@ -115,8 +115,10 @@ def generate(args: argparse.Namespace) -> tuple[Path, dict]:
 def timed(command: list[str], env: dict[str, str] | None = None, sample_every: float = 0.0) -> tuple[dict, str]:
     """Run ``command`` under ``/usr/bin/time -v``: (wall, user, sys seconds and peak RSS MB), its output.
 
-    ``sample_every`` > 0: also a timeline of the process's RSS and, where ``py-spy`` is installed, the
-    innermost ``recsim_env`` function it is in (where the time and memory go), every that many seconds.
+    ``sample_every`` > 0: also a timeline of the process's RSS, the PSS of it and its worker processes
+    (``/usr/bin/time``'s peak RSS is the largest single process's: the fit forks a worker from 500k
+    interactions) and, where ``py-spy`` is installed, the innermost ``recsim_env`` function it is in
+    (where the time and memory go), every that many seconds.
     """
     with subprocess.Popen(["/usr/bin/time", "-v", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, env=env or child_env(), cwd=ROOT) as process:
@@ -131,7 +133,9 @@ def timed(command: list[str], env: dict[str, str] | None = None, sample_every: f
              for key, label in TIME_FIELDS.items()}
     figures = {"wall_s": clock_seconds(found["wall"]), "user_s": float(found["user"]), "sys_s": float(found["sys"]),
                "peak_rss_mb": int(found["rss_kb"]) / 1024}
-    return figures | ({"timeline": timeline} if timeline else {}), stdout
+    if timeline:
+        figures |= {"sampled_peak_tree_pss_mb": max(point["tree_pss_mb"] for point in timeline), "timeline": timeline}
+    return figures, stdout
 
 
 def sample(process: subprocess.Popen, every: float, timeline: list[dict]) -> None:
@@ -144,6 +148,8 @@ def sample(process: subprocess.Popen, every: float, timeline: list[dict]) -> Non
         try:
             pid = int(children.read_text().split()[0])
             rss = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
+            workers = [int(w) for w in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            pss = sum(_pss_kb(w) for w in [pid, *workers]) / 1024
         except (OSError, IndexError, AttributeError, ValueError):
             continue
         where = ""
@@ -151,7 +157,14 @@ def sample(process: subprocess.Popen, every: float, timeline: list[dict]) -> Non
             dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True).stdout
             frames = re.findall(r"^\s+(\S+) \((?:\S*/)?(recsim_env/\S+)\)", dump, re.MULTILINE)
             where = f"{frames[0][0]} ({frames[0][1]})" if frames else ""
-        timeline.append({"s": round(time.perf_counter() - began, 1), "rss_mb": round(rss), "in": where})
+        timeline.append({"s": round(time.perf_counter() - began, 1), "rss_mb": round(rss), "tree_pss_mb": round(pss),
+                         "in": where})
+
+
+def _pss_kb(pid: int) -> int:
+    """Proportional set size of a process (kB): its shared pages split among their sharers, so the fit's
+    forked worker (copy-on-write) and the fitting process add up to their memory, not twice the shared part."""
+    return int(re.search(r"^Pss:\s+(\d+)", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.MULTILINE).group(1))
 
 
 def clock_seconds(text: str) -> float:

@@ -60,6 +60,10 @@ from recsim_env.fit.artifacts import check_kind, load_parts, save_parts
 
 logger = logging.getLogger(__name__)
 
+BLOCK_ROWS = 65_536
+"""Rows per block of the hazard's fit: its sums over the design never hold more than this many rows'
+temporaries (5.8 MB of an 11-feature design)."""
+
 FORMAT_VERSION = 4
 """Bumped whenever the saved arrays or their meaning change; other versions are refused on load (a cached
 fitted model of another version is refitted).
@@ -150,16 +154,22 @@ def session_overlap(unit: np.ndarray, items: np.ndarray, position: np.ndarray, d
 
     Rows are a log's rows (sessions contiguous, ``position`` 0-based). One pass per position, batched
     over all sessions: the profile of a row is ``decay * profile(previous row) + unit(previous item)``.
+    Only one position's profiles are held at a time (the whole table is ``(n, G)`` float64, 1.4 GB at
+    8M rows and 18 genres, and its product with ``unit[items]`` as much again).
     """
-    profile = np.zeros((len(items), unit.shape[1]))
+    overlap = np.zeros(len(items))
     order = np.argsort(position, kind="stable")
     bounds = np.searchsorted(position[order], np.arange(int(position.max(initial=0)) + 2))
+    previous_rows = order[bounds[0]:bounds[1]] if len(bounds) > 1 else order[:0]
+    previous = np.zeros((len(previous_rows), unit.shape[1]))  # position 0: an empty profile, overlap 0
     for step in range(1, len(bounds) - 1):
-        rows = order[bounds[step]:bounds[step + 1]]
-        profile[rows] = decay * profile[rows - 1] + unit[items[rows - 1]]
-    norm = np.linalg.norm(profile, axis=1)
-    dot = np.einsum("ng,ng->n", profile, unit[items])
-    return np.where(norm > 0, dot / np.maximum(norm, 1e-12), 0.0)
+        rows = order[bounds[step]:bounds[step + 1]]  # increasing, as are the rows before them
+        profile = decay * previous[np.searchsorted(previous_rows, rows - 1)] + unit[items[rows - 1]]
+        norm = np.linalg.norm(profile, axis=1)
+        dot = np.einsum("ng,ng->n", profile, unit[items[rows]])
+        overlap[rows] = np.where(norm > 0, dot / np.maximum(norm, 1e-12), 0.0)
+        previous_rows, previous = rows, profile
+    return overlap
 
 
 def timestamps_are_row_numbers(times: np.ndarray) -> bool:
@@ -244,19 +254,64 @@ def feature_names(config: LeaveConfig, has_rating: bool) -> tuple[str, ...]:
 def raw_features(position: np.ndarray, rating: np.ndarray | None, overlap: np.ndarray, popularity: np.ndarray,
                  activity: np.ndarray, like_threshold: float, bins: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Each feature's column (unstandardised), by name; rating columns only when ``rating`` is given."""
-    position = np.asarray(position, np.float64)
-    columns = {"log1p_position": np.log1p(position)}
-    edges = (0,) + tuple(bins)
-    for name, (low, high) in zip(position_feature_names(bins)[1:], itertools.pairwise(edges)):
-        columns[name] = ((position >= low) & (position < high)).astype(np.float64)
-    if rating is not None:
+    rated = ("rating", "shortfall") if rating is not None else ()
+    names = position_feature_names(tuple(bins)) + rated + ("overlap", "log1p_popularity", "log1p_activity")
+    return {name: raw_column(name, position, rating, overlap, popularity, activity, like_threshold, bins)
+            for name in names}
+
+
+def raw_column(name: str, position: np.ndarray, rating: np.ndarray | None, overlap: np.ndarray,
+               popularity: np.ndarray, activity: np.ndarray, like_threshold: float,
+               bins: tuple[int, ...]) -> np.ndarray:
+    """One feature's column (unstandardised, float64) by its name in :func:`feature_names`."""
+    if name == "log1p_position":
+        return np.log1p(np.asarray(position, np.float64))
+    if name.startswith("position_"):
+        edges = (0,) + tuple(bins)
+        low, high = dict(zip(position_feature_names(bins)[1:], itertools.pairwise(edges)))[name]
+        return ((position >= low) & (position < high)).astype(np.float64)
+    if name in ("rating", "shortfall"):
         rating = np.asarray(rating, np.float64)
-        columns["rating"] = rating
-        columns["shortfall"] = np.maximum(like_threshold - rating, 0.0)
-    columns["overlap"] = np.asarray(overlap, np.float64)
-    columns["log1p_popularity"] = np.log1p(np.asarray(popularity, np.float64))
-    columns["log1p_activity"] = np.log1p(np.asarray(activity, np.float64))
-    return columns
+        return rating if name == "rating" else np.maximum(like_threshold - rating, 0.0)
+    if name == "overlap":
+        return np.asarray(overlap, np.float64)
+    if name == "log1p_popularity":
+        return np.log1p(np.asarray(popularity, np.float64))
+    if name == "log1p_activity":
+        return np.log1p(np.asarray(activity, np.float64))
+    raise ConfigError(f"unknown leave hazard feature {name!r}")
+
+
+def raw_design(names: tuple[str, ...], position: np.ndarray, rating: np.ndarray | None, overlap: np.ndarray,
+               popularity: np.ndarray, activity: np.ndarray, like_threshold: float,
+               bins: tuple[int, ...]) -> np.ndarray:
+    """``(n, F)`` float64 raw design, columns ``names``, filled one column at a time (a dict of columns
+    and then their stack would hold the design twice: 0.7 GB each at 8M rows)."""
+    design = np.empty((len(np.asarray(position)), len(names)))
+    for column, name in enumerate(names):
+        design[:, column] = raw_column(name, position, rating, overlap, popularity, activity, like_threshold, bins)
+    return design
+
+
+def standardise(design: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``(design - mean) / scale`` in place (no copy of the design); returns ``design``."""
+    design -= mean
+    design /= scale
+    return design
+
+
+def column_moments(design: np.ndarray, block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, standard deviation) of each column, over blocks of rows (two passes; ``design.std`` would
+    make a centred copy of the whole design)."""
+    n_rows = max(len(design), 1)
+    total = np.zeros(design.shape[1])
+    for start in range(0, len(design), block_rows):
+        total += design[start:start + block_rows].sum(axis=0)
+    mean = total / n_rows
+    squares = np.zeros(design.shape[1])
+    for start in range(0, len(design), block_rows):
+        squares += ((design[start:start + block_rows] - mean) ** 2).sum(axis=0)
+    return mean, np.sqrt(squares / n_rows)
 
 
 @dataclass(frozen=True, eq=False)
@@ -326,11 +381,9 @@ class LeaveHazard:
         """
         if self.has_rating and rating is None:
             raise ConfigError("LeaveHazard.features: this hazard was fitted with ratings; pass rating")
-        columns = raw_features(position, rating if self.has_rating else None, overlap, popularity, activity,
-                               self.like_threshold, self.position_bins)
-        raw = np.column_stack([columns[name] for name in self.feature_names]) if self.feature_names \
-            else np.zeros((len(np.asarray(position)), 0))
-        return (raw - self.feature_mean) / self.feature_scale
+        raw = raw_design(self.feature_names, position, rating if self.has_rating else None, overlap, popularity,
+                         activity, self.like_threshold, self.position_bins)
+        return standardise(raw, self.feature_mean, self.feature_scale)
 
     def features_for(self, users: np.ndarray, items: np.ndarray, position: np.ndarray, rating: np.ndarray | None,
                      overlap: np.ndarray, earlier: np.ndarray | float = 0.0) -> np.ndarray:
@@ -474,26 +527,37 @@ def session_start_activity(inputs: LeaveInputs, n_users: int) -> tuple[np.ndarra
 
 
 # ---------------------------------------------------------------------------- fitting
-def _logistic_newton(design: np.ndarray, labels: np.ndarray, l2: float,
-                     max_iterations: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Penalised logistic regression: (params [intercept, coefficients], covariance, converged)."""
+def _logistic_newton(design: np.ndarray, labels: np.ndarray, l2: float, max_iterations: int,
+                     block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Penalised logistic regression: (params [intercept, coefficients], covariance, converged).
+
+    The gradient, Hessian and objective are sums over blocks of ``block_rows`` rows, so neither the
+    design with its column of ones nor its weighted copy exists whole (0.7 GB each at 8M x 11).
+    """
     n_rows = len(labels)
-    with_ones = np.column_stack([np.ones(n_rows), design])
-    penalty = np.full(with_ones.shape[1], l2)
+    penalty = np.full(design.shape[1] + 1, l2)
     penalty[0] = 0.0  # the intercept carries the base rate: never shrunk
     rate = np.clip(labels.mean(), 1e-6, 1 - 1e-6)
-    params = np.zeros(with_ones.shape[1])
+    params = np.zeros(design.shape[1] + 1)
     params[0] = np.log(rate / (1 - rate))
 
+    def blocks():
+        for start in range(0, n_rows, block_rows):
+            rows = slice(start, start + block_rows)
+            yield design[rows], labels[rows]
+
     def objective(candidate: np.ndarray) -> float:
-        logits = with_ones @ candidate
-        return float(np.mean(np.logaddexp(0.0, logits) - labels * logits) + 0.5 * penalty @ candidate ** 2)
+        total = 0.0
+        for block, block_labels in blocks():
+            logits = candidate[0] + block @ candidate[1:]
+            total += float(np.sum(np.logaddexp(0.0, logits) - block_labels * logits))
+        return total / n_rows + 0.5 * float(penalty @ candidate ** 2)
 
     converged = False
     for _ in range(max_iterations):
-        prob = expit(with_ones @ params)
-        gradient = with_ones.T @ (prob - labels) / n_rows + penalty * params
-        hessian = (with_ones.T * (prob * (1 - prob))) @ with_ones / n_rows + np.diag(penalty)
+        gradient, hessian = _newton_terms(blocks(), params, design.shape[1])
+        gradient = gradient / n_rows + penalty * params
+        hessian = hessian / n_rows + np.diag(penalty)
         if np.max(np.abs(gradient)) < 1e-9:
             converged = True
             break
@@ -504,6 +568,25 @@ def _logistic_newton(design: np.ndarray, labels: np.ndarray, l2: float,
         params = params - size * step
     covariance = np.linalg.pinv(hessian * n_rows)
     return params, covariance, converged
+
+
+def _newton_terms(blocks, params: np.ndarray, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unnormalised ``X^T (p - y)`` and ``X^T W X`` (``X`` the design with a leading column of ones,
+    ``W = diag(p (1 - p))``) summed over ``blocks`` of (design rows, labels)."""
+    gradient = np.zeros(n_features + 1)
+    hessian = np.zeros((n_features + 1, n_features + 1))
+    for block, block_labels in blocks:
+        prob = expit(params[0] + block @ params[1:])
+        residual = prob - block_labels
+        weight = prob * (1 - prob)
+        gradient[0] += residual.sum()
+        gradient[1:] += block.T @ residual
+        cross = block.T @ weight
+        hessian[0, 0] += weight.sum()
+        hessian[0, 1:] += cross
+        hessian[1:, 0] += cross
+        hessian[1:, 1:] += (block.T * weight) @ block
+    return gradient, hessian
 
 
 def _no_click(config: LeaveConfig, constant: float) -> tuple[float, str]:
@@ -528,14 +611,13 @@ def fit_hazard(inputs: LeaveInputs, names: tuple[str, ...], config: LeaveConfig,
     if inputs.rating is None and any(k in names for k in ("rating", "shortfall")):
         raise DataError(f"{(meta or {}).get('dataset', 'log')}: the leave hazard's rating features need a "
                         f"rating column; the log has none")
-    columns = raw_features(inputs.position[rows], None if inputs.rating is None else inputs.rating[rows],
-                           inputs.overlap[rows], inputs.popularity[rows], inputs.activity[rows],
-                           config.like_threshold, config.position_bins)
-    raw = np.column_stack([columns[name] for name in names]) if names else np.zeros((rows.size, 0))
-    mean = raw.mean(axis=0)
-    scale = raw.std(axis=0)
+    design = raw_design(names, inputs.position[rows], None if inputs.rating is None else inputs.rating[rows],
+                        inputs.overlap[rows], inputs.popularity[rows], inputs.activity[rows], config.like_threshold,
+                        config.position_bins)
+    mean, scale = column_moments(design)
     scale = np.where(scale > 1e-12, scale, 1.0)
-    params, covariance, converged = _logistic_newton((raw - mean) / scale, labels, config.l2, config.max_iterations)
+    params, covariance, converged = _logistic_newton(standardise(design, mean, scale), labels, config.l2,
+                                                     config.max_iterations)
     if not converged:
         logger.warning("leave hazard: Newton's method stopped after %d steps before converging", config.max_iterations)
     constant = float(labels.mean())

@@ -38,7 +38,10 @@ sequence is cut in time into a *head* and the last ``holdout_fraction`` *tail*):
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,11 +55,18 @@ from recsim_env.data.sessions import sessionize
 from recsim_env.errors import DataError
 from recsim_env.fit.calibration import calibrate_ctr
 from recsim_env.fit.config import FitConfig, _jsonable
-from recsim_env.fit.leave import LeaveConfig, fit_leave_hazard, timestamps_are_row_numbers
+from recsim_env.fit.leave import LeaveConfig, LeaveHazard, fit_leave_hazard, timestamps_are_row_numbers
 from recsim_env.fit.returns import DAY, ReturnConfig, ReturnModel, fit_return_model
 from recsim_env.users.fitted import Dynamics, FittedArrays, FittedUserModel, Scales
 
 logger = logging.getLogger(__name__)
+
+WORKER_MIN_INTERACTIONS = 500_000
+"""Logs with at least this many interactions fit the rating model, the leave hazard and the return model
+in a forked worker process while this one fits the relevance model and the drift (where two or more
+cores are free to the process): the same fitted arrays, each process single-threaded, the rating model
+started from the torch RNG state it has in turn. Shorter logs fit them in turn (a fork and the
+results' transfer cost more than they save there)."""
 
 
 # ---------------------------------------------------------------------------- data preparation
@@ -264,6 +274,18 @@ def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> Fitt
     tail = log.with_interactions(inter[is_tail], f"{log.name}/tail")
     bar = tqdm(total=5, desc=f"fitting user model on {log.name}", disable=None)
 
+    def responses_and_sessions() -> tuple[dict[str, np.ndarray], Scales, LeaveHazard, ReturnModel | None, str | None]:
+        rating_arrays, scales = _fit_responses(head, tail, content, config, log)
+        leave = fit_leave_hazard(log, _leave_config(config), constant_if_degenerate=True)
+        return (rating_arrays, scales, leave, *_fit_returns(log, config))
+
+    def in_worker() -> tuple[dict[str, np.ndarray], Scales, LeaveHazard, ReturnModel | None, str | None]:
+        from recsim_env.fit.learners import skip_relevance_init
+
+        skip_relevance_init(head.n_users, content, config)  # the rating model's RNG state, as in turn
+        return responses_and_sessions()
+
+    worker = _in_worker(in_worker) if _worker_wanted(log.n_interactions) else None
     pref, vectors, bias = fit_relevance(head, content, config)
     cold = np.bincount(head.interactions["user"].to_numpy(), minlength=log.n_users) == 0
     pref[cold] = 0.0  # never trained: their random init would be noise, zero is the population prior
@@ -272,12 +294,9 @@ def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> Fitt
     _, _, interest0 = sequence_states(log, vectors, genres, drift.rate, config.fatigue_decay, config.session_gap,
                                       rows=np.zeros(0, dtype=np.int64))
     bar.update()
-    rating_arrays, scales = _fit_responses(head, tail, content, config, log)
+    rating_arrays, scales, leave, returns, return_error = responses_and_sessions() if worker is None else worker()
     rating_arrays["rating_user"][cold] = 0.0
-    bar.update()
-    leave = fit_leave_hazard(log, _leave_config(config), constant_if_degenerate=True)
-    returns, return_error = _fit_returns(log, config)
-    bar.update()
+    bar.update(2)
     lengths, offsets = session_table(log, config.session_gap)
     features, feature_names = user_feature_matrix(log.users, config.max_categories)
     dynamics = Dynamics(
@@ -309,6 +328,51 @@ def fit_user_model(log: InteractionLog, config: FitConfig | None = None) -> Fitt
                 dynamics.fatigue_strength, meta["fatigue_source"], model.dynamics.no_click_utility,
                 leave.meta["source"], "fitted" if returns is not None else f"none ({return_error})")
     return model
+
+
+def _worker_wanted(n_interactions: int) -> bool:
+    """Fit the responses and sessions in a worker: a long log, and a second core free to this process."""
+    return n_interactions >= WORKER_MIN_INTERACTIONS and len(os.sched_getaffinity(0)) >= 2
+
+
+def _in_worker(task: Callable[[], object]) -> Callable[[], object]:
+    """Start ``task`` in a forked process now; the returned call waits for its result (re-raising its error).
+
+    Forked, so the process reads this one's arrays as they are (copy-on-write), not a pickled copy.
+    """
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_run_and_send, args=(task, send), name="recsim-fit-worker", daemon=True)
+    process.start()
+    send.close()
+
+    def result() -> object:
+        try:
+            status, value = receive.recv()
+        except EOFError:
+            process.join()
+            raise RuntimeError(f"the fit's worker process ended without a result (exit code {process.exitcode}; "
+                               f"a signal -9 is usually the out-of-memory killer)") from None
+        finally:
+            receive.close()
+        process.join()
+        if status == "error":
+            raise value
+        return value
+
+    return result
+
+
+def _run_and_send(task: Callable[[], object], send) -> None:
+    try:
+        outcome = ("ok", task())
+    except Exception as exc:  # sent back and raised in the fitting process
+        outcome = ("error", exc)
+    try:
+        send.send(outcome)
+    except Exception as exc:  # an error that does not pickle: its text
+        send.send(("error", RuntimeError(f"the fit's worker process failed: {outcome[1]!r} ({exc})")))
+    send.close()
 
 
 def _leave_config(config: FitConfig) -> LeaveConfig:

@@ -9,17 +9,24 @@ import pandas as pd
 import pytest
 from longterm_truth import TRUE_LEAVE, TRUE_LEAVE_INTERCEPT, generate_log, true_models
 
+from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.log import ColumnMapping, InteractionLog
 from recsim_env.data.splits import temporal_split
 from recsim_env.errors import ArtifactError, ConfigError, DataError
 from recsim_env.fit.leave import (
     LeaveConfig,
     LeaveHazard,
+    _logistic_newton,
+    column_moments,
     feature_names,
     fit_hazard,
     fit_leave_hazard,
     hazard_table,
     leave_inputs,
+    raw_design,
+    session_overlap,
+    standardise,
+    unit_genres,
     validate_leave_hazard,
     wilson_interval,
 )
@@ -125,6 +132,56 @@ def test_known_coefficients_are_recovered(known_log):
     for name, value in coefficients.items():
         assert errors[name] < 0.15, name
         assert abs(value - TRUE_LEAVE.get(name, 0.0)) < 4 * errors[name], name
+
+
+def _one_shot_newton(design: np.ndarray, labels: np.ndarray, l2: float) -> np.ndarray:
+    """The textbook Newton fit on the whole design with its column of ones (what the block sums replace)."""
+    with_ones = np.column_stack([np.ones(len(labels)), design])
+    penalty = np.r_[0.0, np.full(design.shape[1], l2)]
+    params = np.zeros(with_ones.shape[1])
+    for _ in range(50):
+        prob = 1 / (1 + np.exp(-(with_ones @ params)))
+        gradient = with_ones.T @ (prob - labels) / len(labels) + penalty * params
+        hessian = (with_ones.T * (prob * (1 - prob))) @ with_ones / len(labels) + np.diag(penalty)
+        params = params - np.linalg.solve(hessian, gradient)
+    return params
+
+
+def test_the_newton_fit_over_row_blocks_is_the_one_shot_fit(known_log):
+    """Blocks of 97 rows (none aligned with anything), one block of them all, and the whole-design fit agree;
+    the design's moments over blocks are numpy's, and standardising happens in place."""
+    truth, log, end = known_log
+    config = LeaveConfig()
+    inputs = leave_inputs(log, config, truth.item_counts, truth.user_counts, end_time=end)
+    rows = np.flatnonzero(inputs.observed)
+    design = raw_design(feature_names(config, True), inputs.position[rows], inputs.rating[rows], inputs.overlap[rows],
+                        inputs.popularity[rows], inputs.activity[rows], config.like_threshold, config.position_bins)
+    mean, scale = column_moments(design, block_rows=97)
+    np.testing.assert_allclose(mean, design.mean(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(scale, design.std(axis=0), rtol=1e-12, atol=1e-12)
+    assert standardise(design, mean, scale) is design
+    labels = inputs.ended[rows].astype(np.float64)
+    blocked, covariance, converged = _logistic_newton(design, labels, 1e-4, 100, block_rows=97)
+    whole, whole_covariance, _ = _logistic_newton(design, labels, 1e-4, 100, block_rows=len(rows))
+    assert converged
+    np.testing.assert_allclose(blocked, whole, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(covariance, whole_covariance, rtol=1e-8, atol=1e-15)
+    np.testing.assert_allclose(blocked, _one_shot_newton(design, labels, 1e-4), rtol=1e-8, atol=1e-10)
+
+
+def test_session_overlap_holding_one_position_is_the_whole_table(known_log):
+    """The overlap kept one position's profiles at a time equals the profile table of every row at once."""
+    _, log, _ = known_log
+    inputs = leave_inputs(log)
+    items = log.interactions["item"].to_numpy()
+    unit = unit_genres(ItemCatalog.from_log(log).genres)
+    profile = np.zeros((len(items), unit.shape[1]))
+    for row in np.flatnonzero(inputs.position > 0):  # rows are in time order within sessions
+        profile[row] = 0.7 * profile[row - 1] + unit[items[row - 1]]
+    norm = np.linalg.norm(profile, axis=1)
+    expected = np.where(norm > 0, (profile * unit[items]).sum(1) / np.maximum(norm, 1e-12), 0.0)
+    np.testing.assert_allclose(session_overlap(unit, items, inputs.position, 0.7), expected, atol=1e-12)
+    np.testing.assert_allclose(inputs.overlap, expected, atol=1e-12)
 
 
 def test_simulator_batch_features_match_the_log_design(known_log):
