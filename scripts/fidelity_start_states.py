@@ -22,7 +22,7 @@ import pandas as pd
 
 FIGURES = ("session_ks", "session_ks_train", "sim_median_length", "sim_gap_ks_vs_train_km", "sim_return_within_7d",
            "train_km_return_within_7d", "sim_return_within_30d", "train_km_return_within_30d", "rating_in_heldout_ci",
-           "rating_in_train_ci")
+           "rating_in_train_ci", "position_in_heldout_share", "position_in_train_share")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +58,8 @@ def seed_figures(model, train, heldout, seed: int, users: int) -> dict[str, floa
     rating = tables["rating"]
     figures["rating_in_heldout_ci"] = float(rating["within"].sum())
     figures["rating_in_train_ci"] = float(rating["within_train"].sum())
+    figures["position_in_heldout_share"] = metrics["hazard_by_position_within_share"]
+    figures["position_in_train_share"] = metrics["hazard_by_position_within_train_share"]
     returns = return_fidelity(model, train, heldout, rollout, rng)
     return figures | {name: returns[name] for name in FIGURES if name in returns}
 

@@ -3,10 +3,14 @@
 * **Leave hazard**: held-out log-loss of the fitted hazard beside a constant and a position-only one
   (fitted on the same training rows); the hazard by position (0..``max_position``) and by rating
   (items at those positions), logged on the held-out log with Wilson 95 % intervals, beside the fitted
-  hazard's mean prediction on the same items and the share that ends simulated sessions (reference
-  policy, with its own intervals), and whether the simulated share lies in the logged interval; the
-  same interval of the training log beside it (the log the hazard was fitted on, whose start states the
-  session env draws: on ML-100K it is flat by rating where the held-out log falls).
+  hazard's mean prediction on the same items, and the simulated hazard (reference policy): the mean leave
+  probability the simulator applied after the simulated items with each key, with a 95 % interval over
+  sessions, and whether it lies in the logged interval; the same interval of the training log beside it
+  (the log the hazard was fitted on, whose start states the session env draws). The simulated hazard is
+  the applied probability, not the share of simulated items that ended their session: that share (kept
+  beside it as ``sim_share``) adds one Bernoulli draw per item, and at 1,000 simulated sessions its noise is
+  as large as the logged interval's half-width, so a simulator with the logged hazard would fall outside
+  the interval by chance at some of five ratings in most seeds.
 * **Return model**: held-out concordance against a covariate-free model, predicted against Kaplan-Meier
   ``P(return within 7 / 30 days)``, gap KS (model CDF against Kaplan-Meier; simulated against logged
   returns at each record's follow-up); and the gaps the simulator draws after its own sessions
@@ -35,7 +39,9 @@ def _leave_config(model: FittedUserModel) -> LeaveConfig:
 
 def simulated_items(rollout: Rollout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(position, rating, ended) of every consumed item of recorded simulated sessions; as in a log, an
-    item ends its session when it is the last one of a session the user left (capped ones are censored)."""
+    item ends its session when it is the last one of a session the user left (capped ones are censored).
+    The items' session indices are ``np.repeat(arange(n), lengths)``; their applied hazards
+    ``np.concatenate(rollout.leave_probabilities)``."""
     lengths = np.array([len(items) for items in rollout.consumed], dtype=np.int64)
     position = np.concatenate([np.arange(length) for length in lengths]) if lengths.size else np.zeros(0, np.int64)
     last = np.zeros(position.size, dtype=bool)
@@ -46,6 +52,32 @@ def simulated_items(rollout: Rollout) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return position, rating, ended
 
 
+def applied_hazard(keys: np.ndarray, probability: np.ndarray, session: np.ndarray, values: np.ndarray,
+                   z: float = 1.96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, low, high) of the applied leave ``probability`` of the items with each key in ``values``.
+
+    The mean is the expected share of those items that end their session; the interval is a ratio
+    estimator's over sessions (items of one session share a user and a state, so they are not independent
+    draws): ``var = m / (m - 1) * sum_s (P_s - mean * N_s)^2 / N^2`` with ``P_s`` and ``N_s`` session ``s``'s sum
+    of probabilities and count of items with the key, ``m`` the sessions that have any. NaN where none.
+    """
+    values = np.asarray(values)
+    index = np.minimum(np.searchsorted(values, keys), max(len(values) - 1, 0))
+    hit = values[index] == keys if len(values) else np.zeros(len(keys), dtype=bool)
+    n_sessions = int(session.max(initial=-1)) + 1
+    cell = index[hit] * n_sessions + session[hit]  # one (key, session) cell per pair
+    size = len(values) * n_sessions
+    mass = np.bincount(cell, weights=probability[hit], minlength=size).reshape(len(values), n_sessions)
+    count = np.bincount(cell, minlength=size).reshape(len(values), n_sessions).astype(np.float64)
+    total = count.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = mass.sum(axis=1) / total
+        clusters = (count > 0).sum(axis=1)
+        spread = ((mass - mean[:, None] * count) ** 2).sum(axis=1) / total ** 2
+        half = z * np.sqrt(spread * clusters / np.maximum(clusters - 1, 1))
+    return mean, mean - half, mean + half
+
+
 def leave_fidelity(model: FittedUserModel, train: InteractionLog, heldout: InteractionLog, rollout: Rollout,
                    max_position: int = 20) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
     """Held-out log-losses, and the logged / fitted / simulated hazard by position and by rating."""
@@ -53,17 +85,22 @@ def leave_fidelity(model: FittedUserModel, train: InteractionLog, heldout: Inter
     metrics = {f"leave_log_loss_{name}": value for name, value in result.log_loss.items()}
     metrics |= {"leave_heldout_items": float(result.rows), "leave_heldout_ends": float(result.events)}
     position, rating, ended = simulated_items(rollout)
+    lengths = np.array([len(items) for items in rollout.consumed], dtype=np.int64)
+    session = np.repeat(np.arange(len(lengths)), lengths)
+    applied = np.concatenate(rollout.leave_probabilities) if lengths.size else np.zeros(0)
     simulated_keys = {"position": position, "rating": rating}
     early = position <= max_position
     tables = {}
     for key, logged in result.tables.items():
-        keys = simulated_keys[key] if key == "position" else simulated_keys[key][early]
-        outcome = ended if key == "position" else ended[early]
+        rows = slice(None) if key == "position" else early
+        keys, outcome = simulated_keys[key][rows], ended[rows]
         sim = hazard_table(key, keys, outcome, outcome.astype(np.float64), logged.values)
         frame = pd.DataFrame(logged.rows()).rename(columns={"predicted": "fitted"})
         frame["sim_at_risk"] = sim.at_risk
-        frame["simulated"] = sim.logged
-        frame["sim_low"], frame["sim_high"] = wilson_interval(sim.leaves, sim.at_risk)
+        frame["simulated"], frame["sim_low"], frame["sim_high"] = applied_hazard(keys, applied[rows], session[rows],
+                                                                                logged.values)
+        frame["sim_share"] = sim.logged
+        frame["sim_share_low"], frame["sim_share_high"] = wilson_interval(sim.leaves, sim.at_risk)
         frame["within"] = (frame["simulated"] >= frame["low"]) & (frame["simulated"] <= frame["high"])
         train = result.train_tables.get(key)
         for column in ("at_risk", "logged", "low", "high"):

@@ -72,7 +72,7 @@ def leave_hazard_plot(tables: dict[str, pd.DataFrame], path: Path) -> None:
         ax.plot(x, frame["fitted"], ls="--", color="tab:green", label="fitted (held-out items)")
         sim = frame["simulated"].to_numpy(np.float64)
         errors = np.abs(np.vstack([sim - frame["sim_low"], frame["sim_high"] - sim]))
-        ax.errorbar(x, sim, yerr=errors, fmt="s", color="tab:orange", capsize=2, label="simulated")
+        ax.errorbar(x, sim, yerr=errors, fmt="s", color="tab:orange", capsize=2, label="simulated (applied hazard)")
         ax.set(xlabel=f"{key} of the consumed item", ylabel="P(session ends after it)",
                title=f"Leave hazard by {key}")
         ax.legend(fontsize="small")

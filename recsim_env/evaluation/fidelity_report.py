@@ -23,7 +23,8 @@ class FidelityReport:
     logged_lengths: np.ndarray
     extra: dict[str, object] = field(default_factory=dict)
     hazard: dict[str, pd.DataFrame] = field(default_factory=dict)
-    """The leave hazard by ``position`` and by ``rating``: logged (held-out, 95 % interval), fitted, simulated."""
+    """The leave hazard by ``position`` and by ``rating``: logged (held-out, 95 % interval), fitted, simulated
+    (the applied hazard with its interval over sessions, and the realised share)."""
     provenance: list[dict[str, str]] = field(default_factory=list)
     """One row per dynamics parameter: value, source (fitted / calibrated / assumed), figure or reason."""
 
@@ -77,18 +78,21 @@ class FidelityReport:
         for key, frame in self.hazard.items():
             within = m.get(f"hazard_by_{key}_within_share", float("nan"))
             within_train = m.get(f"hazard_by_{key}_within_train_share", float("nan"))
-            lines += ["", f"| {key} | at risk | logged [95 % CI] | fitted | simulated [95 % CI] (n) | in CI | "
-                          f"training log [95 % CI] | in training CI |",
-                      "|---|---:|---|---:|---|:---:|---|:---:|"]
+            lines += ["", f"| {key} | at risk | logged [95 % CI] | fitted | simulated hazard [95 % CI] (n) | "
+                          f"simulated share | in CI | training log [95 % CI] | in training CI |",
+                      "|---|---:|---|---:|---|---:|:---:|---|:---:|"]
             for row in frame.itertuples(index=False):
                 lines.append(f"| {getattr(row, key):g} | {row.at_risk} | {row.logged:.3f} [{row.low:.3f}, "
                              f"{row.high:.3f}] | {row.fitted:.3f} | {row.simulated:.3f} [{row.sim_low:.3f}, "
-                             f"{row.sim_high:.3f}] ({row.sim_at_risk}) | {'yes' if row.within else 'no'} | "
+                             f"{row.sim_high:.3f}] ({row.sim_at_risk}) | {row.sim_share:.3f} | "
+                             f"{'yes' if row.within else 'no'} | "
                              f"{row.train_logged:.3f} [{row.train_low:.3f}, {row.train_high:.3f}] | "
                              f"{'yes' if row.within_train else 'no'} |")
-            lines += ["", f"Simulated share inside the logged interval: {100 * within:.0f} % of {key} values "
-                          f"(held-out log); {100 * within_train:.0f} % inside the training log's (the log the "
-                          f"hazard was fitted on and the start states are drawn from)."]
+            lines += ["", f"Simulated hazard (the leave probability the simulator applied, mean over its items) "
+                          f"inside the logged interval: {100 * within:.0f} % of {key} values (held-out log); "
+                          f"{100 * within_train:.0f} % inside the training log's (the log the hazard was fitted on "
+                          f"and the start states are drawn from). The simulated share, one Bernoulli draw per "
+                          f"item, is beside it."]
         return lines
 
     def _return_lines(self) -> list[str]:

@@ -35,6 +35,10 @@ class Rollout:
     """Consumed items of each session in order (only when asked for)."""
     ratings: list[np.ndarray]
     """Ratings of those items, in the same order (only when asked for)."""
+    leave_probabilities: list[np.ndarray]
+    """The leave hazard the simulator applied after each of those items, in the same order (only when asked
+    for): the expected share of them that end their session, known exactly where the realised share is one
+    Bernoulli draw per item (``recsim fidelity`` compares the hazard by rating and position by it)."""
     gap_days: np.ndarray
     """``(n,)`` days to each user's next session, drawn by ``return_gaps`` where the session ended (left
     or capped); empty unless asked for."""
@@ -59,8 +63,8 @@ def simulate_sessions(model: FittedUserModel, n_users: int, rng: np.random.Gener
                       n_candidates: int = 20, slate_size: int = 10, record: bool = False,
                       gaps: bool = False) -> Rollout:
     """Run ``n_users`` sessions of the reference policy until every user left or ``step_cap`` steps;
-    ``record``: keep each session's items and ratings; ``gaps``: draw each user's return gap where the
-    session ends (the model must have a return model)."""
+    ``record``: keep each session's items, ratings and the leave hazard applied after each; ``gaps``: draw each
+    user's return gap where the session ends (the model must have a return model)."""
     state = model.sample(n_users, rng)
     gap_days = np.full(n_users if gaps else 0, np.nan)
     alive = np.arange(n_users)
@@ -69,21 +73,25 @@ def simulate_sessions(model: FittedUserModel, n_users: int, rng: np.random.Gener
     left = np.zeros(n_users, dtype=bool)
     consumed: list[list[int]] = [[] for _ in range(n_users)] if record else []
     ratings: list[list[float]] = [[] for _ in range(n_users)] if record else []
+    hazards: list[list[float]] = [[] for _ in range(n_users)] if record else []
     slate_size = min(slate_size, n_candidates)
     valid = np.ones((n_users, slate_size), dtype=bool)
     for _ in range(step_cap):
         slates = reference_slates(model, state, rng, n_candidates, slate_size)
         responses = model.respond(state, slates, valid[: len(alive)], rng)
+        clock = state.patience.copy() if record else None
         model.update(state, slates, responses, rng)
         steps[alive] += 1
         hit = responses.choice >= 0
         clicks[alive[hit]] += 1
         if record:
             rows = hit.nonzero()[0]
-            for user, item, rating in zip(alive[rows], slates[rows, responses.choice[rows]],
-                                          responses.rating[rows, responses.choice[rows]]):
+            applied = spent_probability(clock[rows], state.patience[rows])
+            for user, item, rating, hazard in zip(alive[rows], slates[rows, responses.choice[rows]],
+                                                  responses.rating[rows, responses.choice[rows]], applied):
                 consumed[user].append(int(item))
                 ratings[user].append(float(rating))
+                hazards[user].append(float(hazard))
         gone = model.left(state)
         left[alive[gone]] = True
         if gaps and gone.any():
@@ -95,7 +103,16 @@ def simulate_sessions(model: FittedUserModel, n_users: int, rng: np.random.Gener
     if gaps and alive.size:  # sessions that reached the cap end there, and a gap follows them too
         gap_days[alive] = model.return_gaps(state, np.arange(alive.size), rng)
     return Rollout(clicks, steps, left, [np.asarray(c, dtype=np.int64) for c in consumed],
-                   [np.asarray(r, dtype=np.float64) for r in ratings], gap_days)
+                   [np.asarray(r, dtype=np.float64) for r in ratings],
+                   [np.asarray(h, dtype=np.float64) for h in hazards], gap_days)
+
+
+def spent_probability(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``(n,)`` float64 leave probability a step applied, from the leave clock before and after it: the step
+    spent ``-log(1 - p)`` of it (:mod:`recsim_env.users.fitted_longterm`), so ``p = 1 - exp(-spent)``. The
+    clock is float32: the difference is exact in float64, the step's own rounding is below 1e-7."""
+    spent = np.asarray(before, np.float64) - np.asarray(after, np.float64)
+    return -np.expm1(-np.maximum(spent, 0.0))
 
 
 def calibrate_ctr(model: FittedUserModel, target_ctr: float, rng: np.random.Generator,

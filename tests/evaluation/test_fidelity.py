@@ -150,3 +150,45 @@ def test_fit_and_fidelity_commands(split_and_model, tmp_path, monkeypatch):
                      "--max-events", "50", "--negatives", "20", "--headroom-episodes", "0"]) == 0
     assert (tmp_path / "rep" / "report.md").exists()
     assert cli.main(["fit", "--out", str(tmp_path / "bad.txt")]) == 2  # a clear error, exit code 2
+
+
+def test_applied_hazard_by_hand():
+    """Two sessions: session 0 has items with key 1 at 0.1 and 0.3, session 1 one at 0.2 and a key-2 item
+    at 0.5. Key 1: mean 0.6 / 3 = 0.2; residuals by session 0.4 - 0.2 * 2 = 0 and 0.2 - 0.2 = 0: no spread.
+    Key 2 has a single session: its interval is a point. Key 3 has no item: NaN."""
+    from recsim_env.evaluation.fidelity_longterm import applied_hazard
+
+    keys = np.array([1, 1, 1, 2])
+    probability = np.array([0.1, 0.3, 0.2, 0.5])
+    session = np.array([0, 0, 1, 1])
+    mean, low, high = applied_hazard(keys, probability, session, np.array([1, 2, 3]))
+    assert np.allclose(mean[:2], [0.2, 0.5]) and np.allclose(low[:2], mean[:2]) and np.allclose(high[:2], mean[:2])
+    assert np.isnan(mean[2])
+    # Session sums that differ: 0.1 + 0.3 over two items in session 0, 0.6 over one in session 1: mean 1.0 / 3,
+    # residuals 0.4 - 2 / 3 and 0.6 - 1 / 3, m = 2 sessions.
+    mean, low, high = applied_hazard(keys[:3], np.array([0.1, 0.3, 0.6]), session[:3], np.array([1]))
+    spread = ((0.4 - 2 / 3) ** 2 + (0.6 - 1 / 3) ** 2) / 9 * 2
+    assert np.isclose(mean[0], 1 / 3) and np.isclose(high[0] - mean[0], 1.96 * np.sqrt(spread))
+
+
+def test_the_simulated_hazard_is_the_one_the_simulator_applied(sessions_split_and_model):
+    """The report's simulated column is the mean applied leave probability (a known hand-set hazard gives
+    it exactly), the realised share sits beside it in ``sim_share``, and "in CI" judges the former."""
+    from recsim_env.evaluation.fidelity_longterm import leave_fidelity
+    from recsim_env.fit.calibration import simulate_sessions
+    from recsim_env.fit.leave import LeaveHazard
+
+    early, later, model = sessions_split_and_model
+    leave = model.leave
+    hazard = LeaveHazard.from_raw(-2.5, {"rating": 0.2}, leave.item_counts, leave.user_counts)
+    hand = model.with_long_term(leave=hazard)
+    rollout = simulate_sessions(hand, 200, np.random.default_rng(0), step_cap=40, record=True)
+    _, tables = leave_fidelity(hand, early, later, rollout, 20)
+    rating = tables["rating"]
+    seen = rating["sim_at_risk"] > 0
+    expected = 1 / (1 + np.exp(2.5 - 0.2 * rating["rating"]))
+    assert np.allclose(rating["simulated"][seen], expected[seen], atol=1e-5)
+    assert (rating["sim_low"][seen] <= rating["simulated"][seen] + 1e-12).all()
+    assert ((rating["within"] == ((rating["simulated"] >= rating["low"]) & (rating["simulated"] <= rating["high"])))
+            | ~seen).all()
+    assert "sim_share" in rating and (rating["sim_share"][seen] >= 0).all()
