@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 
 GROUPS = {"position": ("log1p_position", "position_"), "rating": ("rating", "shortfall"), "overlap": ("overlap",),
-          "popularity": ("log1p_popularity",), "activity": ("log1p_activity",)}
+          "popularity": ("log1p_popularity",), "activity": ("log1p_activity",), "first session": ("first_",)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

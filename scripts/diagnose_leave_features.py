@@ -17,13 +17,13 @@ import numpy as np
 BINS = ((0, 1), (1, 3), (3, 6), (6, 11))
 
 VARIANTS = {
-    "fitted (linear rating + shortfall)": (),
+    "the hazard's features (linear rating + shortfall)": (),
+    "without the first session's curve (leave format 4)": ("drop_first",),
     "no rating features": ("drop_rating",),
     "a term per rating level instead": ("drop_rating", "levels"),
     "+ rating x log1p position": ("rating_x_log_position",),
     "+ rating x position bins": ("rating_x_bins",),
     "+ rating and shortfall x position bins": ("rating_x_bins", "shortfall_x_bins"),
-    "+ first session (activity 0)": ("first_session",),
     "+ activity bins": ("activity_bins",),
     "+ rating x log1p activity": ("rating_x_activity",),
     "+ rating x bins incl. [11, 21) (edge from the target's window)": ("rating_x_bins", "rating_x_11_21"),
@@ -42,7 +42,8 @@ def design(inputs, names, config, extras: tuple[str, ...]) -> np.ndarray:
     """The fitted hazard's raw design with ``extras`` applied (columns dropped or added)."""
     from recsim_env.fit.leave import raw_design
 
-    keep = [n for n in names if not ("drop_rating" in extras and n in ("rating", "shortfall"))]
+    keep = [n for n in names if not ("drop_rating" in extras and n in ("rating", "shortfall"))
+            and not ("drop_first" in extras and n.startswith("first_"))]
     columns = [raw_design(tuple(keep), inputs.position, inputs.rating, inputs.overlap, inputs.popularity,
                           inputs.activity, config.like_threshold, config.position_bins)]
     rating, activity, position = inputs.rating, inputs.activity, inputs.position
@@ -53,7 +54,6 @@ def design(inputs, names, config, extras: tuple[str, ...]) -> np.ndarray:
         "rating_x_bins": [rating * ((position >= low) & (position < high)) for low, high in BINS],
         "shortfall_x_bins": [shortfall * ((position >= low) & (position < high)) for low, high in BINS],
         "rating_x_11_21": [rating * ((position >= 11) & (position < 21))],
-        "first_session": [activity == 0],
         "activity_bins": [(activity >= low) & (activity < high) for low, high in ((1, 20), (20, 100), (100, np.inf))],
         "rating_x_activity": [rating * np.log1p(activity)],
     }

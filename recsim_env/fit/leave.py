@@ -20,6 +20,11 @@ Newton's method in numpy (convex, exact, well under a second on ML-100K; no torc
                        a training session drawn from :attr:`LeaveHazard.session_starts`, plus what it
                        consumed in earlier simulated sessions). It never counts the session itself or
                        anything after it, which would tell the hazard how long the session runs.
+``first_session``      1 in a user's first session (``activity`` 0), else 0; with ``first_log1p_position``
+``first_position_a_b`` and ``first_position_a_b``, the position basis times it: the first session has a
+                       position curve of its own (on ML-100K a user's first session is the sign-up, where
+                       at least 20 ratings are asked for: it almost never ends early; held-out log-loss
+                       0.1197 -> 0.1168 with it)
 =====================  ===========================================================================
 
 Censoring: a session whose last logged item lies within ``gap_seconds`` of the log's end may still
@@ -64,7 +69,7 @@ BLOCK_ROWS = 65_536
 """Rows per block of the hazard's fit: its sums over the design never hold more than this many rows'
 temporaries (5.8 MB of an 11-feature design)."""
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Bumped whenever the saved arrays or their meaning change; other versions are refused on load (a cached
 fitted model of another version is refitted).
 2: ``log1p_activity`` counts the user's interactions before the session (was: outside it, which leaked
@@ -72,7 +77,8 @@ the session's own length and the user's future).
 3: ``session_starts`` / ``session_start_offsets``, each logged user's activity at its sessions' starts
 (the session env draws a simulated session's start activity from them).
 4: ``session_start_days``, days from the user's first interaction to each of those sessions' starts (the
-session env draws a whole training session's start state: its user, activity, sessions so far and days)."""
+session env draws a whole training session's start state: its user, activity, sessions so far and days).
+5: the first session's own position curve (``first_session``, ``first_log1p_position``, ``first_position_*``)."""
 
 DAY = 86400.0
 """Seconds per day: gaps and days since a user's first session are in days."""
@@ -245,17 +251,24 @@ def position_feature_names(bins: tuple[int, ...]) -> tuple[str, ...]:
     return ("log1p_position",) + indicators
 
 
+def first_session_feature_names(bins: tuple[int, ...]) -> tuple[str, ...]:
+    """Names of the first session's own position curve: its indicator and the position basis times it."""
+    return ("first_session",) + tuple(f"first_{name}" for name in position_feature_names(bins))
+
+
 def feature_names(config: LeaveConfig, has_rating: bool) -> tuple[str, ...]:
     """Every feature of the full hazard, in design-column order."""
     rating = ("rating", "shortfall") if has_rating else ()
-    return position_feature_names(config.position_bins) + rating + ("overlap", "log1p_popularity", "log1p_activity")
+    return (position_feature_names(config.position_bins) + rating + ("overlap", "log1p_popularity", "log1p_activity")
+            + first_session_feature_names(config.position_bins))
 
 
 def raw_features(position: np.ndarray, rating: np.ndarray | None, overlap: np.ndarray, popularity: np.ndarray,
                  activity: np.ndarray, like_threshold: float, bins: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Each feature's column (unstandardised), by name; rating columns only when ``rating`` is given."""
     rated = ("rating", "shortfall") if rating is not None else ()
-    names = position_feature_names(tuple(bins)) + rated + ("overlap", "log1p_popularity", "log1p_activity")
+    names = (position_feature_names(tuple(bins)) + rated + ("overlap", "log1p_popularity", "log1p_activity")
+             + first_session_feature_names(tuple(bins)))
     return {name: raw_column(name, position, rating, overlap, popularity, activity, like_threshold, bins)
             for name in names}
 
@@ -264,6 +277,12 @@ def raw_column(name: str, position: np.ndarray, rating: np.ndarray | None, overl
                popularity: np.ndarray, activity: np.ndarray, like_threshold: float,
                bins: tuple[int, ...]) -> np.ndarray:
     """One feature's column (unstandardised, float64) by its name in :func:`feature_names`."""
+    if name == "first_session":
+        return (np.asarray(activity) == 0).astype(np.float64)
+    if name.startswith("first_"):
+        first = np.asarray(activity) == 0
+        return np.where(first, raw_column(name[len("first_"):], position, rating, overlap, popularity, activity,
+                                          like_threshold, bins), 0.0)
     if name == "log1p_position":
         return np.log1p(np.asarray(position, np.float64))
     if name.startswith("position_"):
@@ -632,6 +651,16 @@ def fit_hazard(inputs: LeaveInputs, names: tuple[str, ...], config: LeaveConfig,
                        float(no_click), meta)
 
 
+def default_feature_names(config: LeaveConfig, inputs: LeaveInputs) -> tuple[str, ...]:
+    """:func:`feature_names`, less the first session's curve where the observed rows are all of first sessions
+    (a log without timestamps: one session per user; the curve would copy the position basis) or none are."""
+    names = feature_names(config, inputs.rating is not None)
+    first = inputs.activity[inputs.observed] == 0
+    if first.all() or not first.any():
+        names = tuple(n for n in names if n not in first_session_feature_names(config.position_bins))
+    return names
+
+
 def fit_leave_hazard(log: InteractionLog, config: LeaveConfig | None = None, names: tuple[str, ...] | None = None,
                      end_time: float | None = None, constant_if_degenerate: bool = False) -> LeaveHazard:
     """Fit the leave hazard on ``log`` (pass the training split); ``names`` default to every feature.
@@ -642,7 +671,7 @@ def fit_leave_hazard(log: InteractionLog, config: LeaveConfig | None = None, nam
     config = config or LeaveConfig()
     began = time.perf_counter()
     inputs = leave_inputs(log, config, end_time=end_time)
-    names = feature_names(config, inputs.rating is not None) if names is None else tuple(names)
+    names = default_feature_names(config, inputs) if names is None else tuple(names)
     item_counts = np.bincount(log.interactions["item"].to_numpy(), minlength=log.n_items)
     user_counts = np.bincount(log.interactions["user"].to_numpy(), minlength=log.n_users)
     meta = {"dataset": log.name, "fingerprint": log.fingerprint()}

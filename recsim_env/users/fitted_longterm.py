@@ -2,11 +2,13 @@
 
 * :class:`LeaveTerms`: the fitted leave hazard (:class:`~recsim_env.fit.leave.LeaveHazard`) folded into
   lookup tables, so that the log-odds of leaving after a consumed item is a few gathers and adds:
-  ``position[p] + item[i] + w_a·log1p(activity) + w_r·r + w_s·max(0, t - r) + w_o·overlap``, every
-  standardisation folded into the tables and the raw-unit weights; ``activity`` is the user's interactions
-  before the session: its start activity (:meth:`LeaveTerms.start_activity`, or a training session's,
-  :meth:`LeaveTerms.session_states`) plus the items of its earlier simulated sessions. The one-user path
-  does the same float64 operations in the same order in Python floats, so both give the same bits.
+  ``position[p] + item[i] + w_a·log1p(activity) [+ first[p] in a first session] + w_r·r + w_s·max(0, t - r)
+  + w_o·overlap``, every standardisation folded into the tables and the raw-unit weights; a first session is
+  one at ``activity`` 0, and ``first[p]`` its own position curve (``first_session``, ``first_position_*``);
+  ``activity`` is the user's interactions before the session: its start activity
+  (:meth:`LeaveTerms.start_activity`, or a training session's, :meth:`LeaveTerms.session_states`) plus the
+  items of its earlier simulated sessions. The one-user path does the same float64 operations in the same
+  order in Python floats, so both give the same bits.
 * The **leave clock**: instead of one Bernoulli draw per consumed item, each session draws one
   ``E ~ Exp(1)`` and every step spends ``-log(1 - p) = softplus(logit)`` of it; the user leaves when
   it is spent. ``P(leave at step t | still there) = 1 - exp(-(-log(1 - p_t))) = p_t``: the same
@@ -23,7 +25,7 @@ import math
 import numpy as np
 
 from recsim_env.errors import ArtifactError
-from recsim_env.fit.leave import LeaveHazard, position_feature_names, raw_features
+from recsim_env.fit.leave import LeaveHazard, first_session_feature_names, position_feature_names, raw_features
 from recsim_env.fit.returns import RATING_COVARIATES, ReturnModel, genre_diversity
 
 LINEAR_FEATURES = ("rating", "shortfall", "overlap")
@@ -38,7 +40,9 @@ class LeaveTerms:
     def __init__(self, hazard: LeaveHazard, n_items: int, n_users: int) -> None:
         names = hazard.feature_names
         position_names = position_feature_names(hazard.position_bins)
-        known = set(position_names) | set(LINEAR_FEATURES) | {"log1p_popularity", "log1p_activity"}
+        first_names = first_session_feature_names(hazard.position_bins)
+        known = (set(position_names) | set(first_names) | set(LINEAR_FEATURES)
+                 | {"log1p_popularity", "log1p_activity"})
         if set(names) - known:
             raise ArtifactError(f"leave hazard features {sorted(set(names) - known)} are not ones the simulator "
                                 f"computes ({sorted(known)})")
@@ -55,6 +59,10 @@ class LeaveTerms:
         # The intercept and every feature's mean go into the position table: one add fewer per step.
         self._offset = hazard.intercept - float(np.dot(hazard.coefficients / hazard.feature_scale, hazard.feature_mean))
         self._position_weights = {name: weight[name] for name in position_names if name in weight}
+        # The first session's curve, by the position basis name each of its columns multiplies.
+        self._first_weights = {name[len("first_"):]: weight[name] for name in first_names[1:] if name in weight}
+        self._first_base = weight.get("first_session", 0.0)
+        self.has_first = bool(self._first_weights) or "first_session" in weight
         self.item = weight.get("log1p_popularity", 0.0) * np.log1p(hazard.item_counts)
         self.activity = weight.get("log1p_activity", 0.0)
         self.user_counts = np.asarray(hazard.user_counts, np.float64)
@@ -67,26 +75,37 @@ class LeaveTerms:
         self.start_days = np.asarray(hazard.session_start_days, np.float64)
         # The logged user of each session start (starts are grouped by user).
         self.start_users = np.repeat(np.arange(n_users, dtype=np.int64), self.start_counts)
-        self.positions = self._position_table(64)
+        self.positions, self.first_positions = self._position_table(64)
         no_click = float(hazard.no_click_probability)
         self.no_click_cost = np.float32(-math.log1p(-no_click) if no_click < 1.0 else np.inf)
         """Leave clock spent by a step without a click: ``-log(1 - q)``, ``q`` the assumed no-click probability."""
 
-    def _position_table(self, size: int) -> np.ndarray:
+    def _position_table(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(position term, first session's extra term) of positions ``0..size-1``."""
         zeros = np.zeros(size)
         columns = raw_features(np.arange(size), None, zeros, zeros, zeros, self.like_threshold,
                                self.hazard.position_bins)
         table = np.full(size, self._offset)
         for name, weight in self._position_weights.items():
             table += weight * columns[name]
-        return table
+        first = np.full(size, self._first_base)
+        for name, weight in self._first_weights.items():
+            first += weight * columns[name]
+        return table, first
+
+    def _grow(self, longest: int) -> None:
+        if longest >= len(self.positions):
+            self.positions, self.first_positions = self._position_table(max(2 * len(self.positions), longest + 1))
 
     def position_terms(self, position: np.ndarray) -> np.ndarray:
         """``(n,)`` float64 position term of each 0-based position (the table grows as sessions do)."""
-        longest = int(position.max(initial=0))
-        if longest >= len(self.positions):
-            self.positions = self._position_table(max(2 * len(self.positions), longest + 1))
+        self._grow(int(position.max(initial=0)))
         return self.positions.take(position)
+
+    def first_session_terms(self, position: np.ndarray, activity: np.ndarray) -> np.ndarray:
+        """``(n,)`` float64 first session's extra term: its curve at ``position`` where ``activity`` is 0, else 0."""
+        self._grow(int(position.max(initial=0)))
+        return np.where(activity == 0, self.first_positions.take(position), 0.0)
 
     def start_activity(self, users: np.ndarray, uniforms: np.ndarray | None) -> np.ndarray:
         """``(n,)`` float64 activity before a simulated user's first simulated session, for logged ``users``.
@@ -127,6 +146,8 @@ class LeaveTerms:
         a model without ratings), with genre ``overlap``."""
         logit = self.position_terms(position) + self.item.take(items)
         logit += self.activity * np.log1p(activity)
+        if self.has_first:
+            logit += self.first_session_terms(position, activity)
         if rating is not None:
             rating = rating.astype(np.float64)
             logit += self.rating * rating
@@ -142,11 +163,12 @@ class LeaveTerms:
     def cost_one(self, position: int, item: int, activity: float, rating: float | None,
                  overlap: float) -> np.float32:
         """:meth:`costs` of one consumed item: the same float64 operations, in the same order."""
-        if position >= len(self.positions):
-            self.position_terms(np.array([position]))
+        self._grow(position)
         logit = float(self.positions[position]) + float(self.item[item])
         # numpy's log1p, not math's: the batched path's bits.
         logit += self.activity * float(np.log1p(np.array([activity]))[0])
+        if self.has_first:
+            logit += float(self.first_positions[position]) if activity == 0 else 0.0
         if rating is not None:
             rating = float(rating)
             logit += self.rating * rating

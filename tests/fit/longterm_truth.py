@@ -24,6 +24,9 @@ ITEM_SECONDS = 60
 
 TRUE_LEAVE = {"log1p_position": -0.3, "position_0": 0.8, "rating": -0.1, "shortfall": 0.4, "overlap": 0.8,
               "log1p_popularity": -0.2, "log1p_activity": 0.15}
+TRUE_FIRST_SESSION = {"first_session": -1.5, "first_log1p_position": 0.5}
+"""The first session's own curve: it rarely ends early, less so the longer it runs (only users who are new at
+the log's start, ``new_share`` of :func:`true_models`, have one in the log)."""
 TRUE_LEAVE_INTERCEPT = -2.0
 TRUE_RETURN = {"log1p_length": -0.3, "mean_rating": 0.2, "liked_share": -0.5, "disliked_share": 0.5,
                "genre_diversity": -0.4, "log1p_sessions": -0.3, "log1p_days_since_first": 0.2}
@@ -31,10 +34,15 @@ TRUE_RETURN_INTERCEPT = 0.5
 TRUE_RETURN_SCALE = 1.2
 
 
-def true_models(n_users: int, n_items: int, rng: np.random.Generator) -> tuple[LeaveHazard, ReturnModel]:
+def true_models(n_users: int, n_items: int, rng: np.random.Generator,
+                new_share: float = 0.0) -> tuple[LeaveHazard, ReturnModel]:
+    """``new_share``: the share of users with no interaction before the log (their first generated session is
+    a first session, at activity 0); the rest bring a log-normal count (never 0)."""
     item_counts = np.round(rng.lognormal(3.0, 1.0, n_items))
-    user_counts = np.round(rng.lognormal(4.0, 0.8, n_users))
-    hazard = LeaveHazard.from_raw(TRUE_LEAVE_INTERCEPT, TRUE_LEAVE, item_counts, user_counts)
+    user_counts = np.maximum(np.round(rng.lognormal(4.0, 0.8, n_users)), 1.0)
+    if new_share > 0:
+        user_counts[rng.random(n_users) < new_share] = 0.0
+    hazard = LeaveHazard.from_raw(TRUE_LEAVE_INTERCEPT, TRUE_LEAVE | TRUE_FIRST_SESSION, item_counts, user_counts)
     returns = ReturnModel.from_raw(TRUE_RETURN_INTERCEPT, TRUE_RETURN, TRUE_RETURN_SCALE, "weibull")
     return hazard, returns
 

@@ -37,9 +37,10 @@ def _no_click(n: int, k: int) -> Responses:
 
 
 HAND_LEAVE = {"log1p_position": -0.4, "position_0": 0.5, "rating": -0.2, "shortfall": 0.3, "overlap": 0.8,
-              "log1p_popularity": -0.1, "log1p_activity": 0.05}
-"""A hazard with every feature the simulator computes (the tiny log's own is a constant: its sessions are
-one item long)."""
+              "log1p_popularity": -0.1, "log1p_activity": 0.05, "first_session": -1.0, "first_log1p_position": 0.3,
+              "first_position_0": 0.4}
+"""A hazard with every feature the simulator computes, the first session's curve included (the tiny log's
+own is a constant: its sessions are one item long)."""
 
 
 def _hand_hazard(model: FittedUserModel, no_click: float = 0.0,
@@ -721,3 +722,24 @@ def test_the_leave_hazard_and_return_model_travel_in_the_artifact(tiny_model, tm
         np.testing.assert_array_equal(a, b)
     no_returns = FittedUserModel.load(tiny_model.save(tmp_path / "tiny.npz"))
     assert no_returns.returns is None and no_returns.meta["return_model_error"] == tiny_model.meta["return_model_error"]
+
+
+def test_the_first_session_curve_in_the_simulator_is_the_hazards():
+    """At activity 0 the simulator's log-odds adds ``first_session + 0.3 log1p(p) + 0.4 [p = 0]`` (HAND_LEAVE)
+    to the curve of a later session; batched, one-user and the hazard's own design agree, past the table's
+    first 64 positions too."""
+    from recsim_env.users.fitted_longterm import LeaveTerms
+
+    hazard = LeaveHazard.from_raw(-2.0, HAND_LEAVE, np.full(3, 5.0), np.array([0.0, 7.0, 3.0]))
+    terms = LeaveTerms(hazard, 3, 3)
+    position = np.array([0, 3, 70, 0, 3, 70])
+    activity = np.array([0.0, 0.0, 0.0, 1e-9, 1e-9, 1e-9])  # a later session all but at activity 0
+    items, rating, overlap = np.array([0, 1, 2, 0, 1, 2]), np.full(6, 3.0), np.full(6, 0.25)
+    logits = terms.logits(position, items, activity, rating, overlap)
+    extra = -1.0 + 0.3 * np.log1p(position[:3]) + 0.4 * (position[:3] == 0)
+    np.testing.assert_allclose(logits[:3] - logits[3:], extra, atol=1e-8)
+    one = [terms.cost_one(int(p), int(i), float(a), 3.0, 0.25) for p, i, a in zip(position, items, activity)]
+    np.testing.assert_array_equal(np.array(one, np.float32), terms.costs(position, items, activity, rating, overlap))
+    design = hazard.features(position, rating, overlap, hazard.item_counts[items], activity)
+    np.testing.assert_allclose(terms.probability(position, items, activity, rating, overlap),
+                               hazard.probability(design), rtol=1e-12)
