@@ -62,7 +62,8 @@ class LeaveTerms:
         # The first session's curve, by the position basis name each of its columns multiplies.
         self._first_weights = {name[len("first_"):]: weight[name] for name in first_names[1:] if name in weight}
         self._first_base = weight.get("first_session", 0.0)
-        self.has_first = bool(self._first_weights) or "first_session" in weight
+        # A hazard without the curve (or with it at 0, as a hand-set one) skips its gather per step.
+        self.has_first = self._first_base != 0.0 or any(w != 0.0 for w in self._first_weights.values())
         self.item = weight.get("log1p_popularity", 0.0) * np.log1p(hazard.item_counts)
         self.activity = weight.get("log1p_activity", 0.0)
         self.user_counts = np.asarray(hazard.user_counts, np.float64)
