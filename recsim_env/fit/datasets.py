@@ -85,13 +85,16 @@ def movielens_user_model(split: str = "train", cache_dir: str | Path | None = No
 
 def _config_key(config: FitConfig) -> str:
     """Short hash of a config: artifacts fitted with other settings live under other names. Without item
-    vectors the field is left out (the keys of artifacts cached before it existed stay valid); with them,
+    vectors the field is left out (the keys of artifacts cached before it existed stay valid), and so is the
+SGD step budget when there is none; with them,
     the file's bytes count too (the same path rewritten is another fit). The artifact formats of the user
     model, leave hazard and return model count as well, so checkouts of different formats keep their own
     files rather than refitting over each other's."""
     fields = _jsonable(config)
     if not config.item_vectors:
         del fields["item_vectors"]
+    if config.sgd_step_budget == FitConfig.sgd_step_budget:
+        del fields["sgd_step_budget"]  # none: the fit as before the field existed
     fields["formats"] = [USER_MODEL_FORMAT, LEAVE_FORMAT, RETURN_FORMAT]
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     vectors = Path(config.item_vectors).expanduser()

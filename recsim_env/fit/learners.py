@@ -6,6 +6,7 @@ Kept apart so that loading or stepping a fitted model never imports torch.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,8 @@ from recsim_env.data.log import InteractionLog
 
 if TYPE_CHECKING:
     from recsim_env.fit.config import FitConfig
+
+logger = logging.getLogger(__name__)
 
 
 class _Relevance(torch.nn.Module):
@@ -85,15 +88,21 @@ def _train(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...], config: Fi
     Adam is the fused kernel: the same update in one pass over each parameter instead of about ten, which
     matters because dense Adam touches every user's and item's row at every step (at 100k users it was
     two thirds of a step). The tensors are permuted once per epoch and the batches are slices of that.
+    The batch size and learning rate are :meth:`FitConfig.sgd_schedule`'s for the rows: a long log's
+    fit takes at most ``sgd_step_budget`` steps.
     """
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     n = tensors[0].shape[0]
+    batch_size, lr = config.sgd_schedule(n)
+    if batch_size != config.batch_size:
+        logger.info("%s: %d rows x %d epochs over the budget of %d steps: batch %d, learning rate %.4g",
+                    desc, n, config.epochs, config.sgd_step_budget, batch_size, lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     gen = torch.Generator().manual_seed(config.seed)
     for _ in tqdm(range(config.epochs), desc=desc, leave=False, disable=None):
         order = torch.randperm(n, generator=gen)
         shuffled = [t[order] for t in tensors]
-        for start in range(0, n, config.batch_size):
-            batch = [t[start:start + config.batch_size] for t in shuffled]
+        for start in range(0, n, batch_size):
+            batch = [t[start:start + batch_size] for t in shuffled]
             opt.zero_grad()
             loss = step(model, batch, gen)
             loss.backward()

@@ -1,5 +1,5 @@
-"""``recsim fit [--dataset ml-100k] [--split train|later] [--item-vectors PATH] [--out PATH]``: fit a user
-model from logs."""
+"""``recsim fit [--dataset ml-100k] [--split train|later] [--item-vectors PATH] [--sgd-step-budget STEPS]
+[--out PATH]``: fit a user model from logs."""
 
 from __future__ import annotations
 
@@ -27,7 +27,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--item-vectors", default="", metavar="PATH",
                         help="precomputed item vectors (CSV/TSV/Parquet with item_id, .npz or .npy) used as "
                              "item content beside the genres; every item of the log needs one")
+    parser.add_argument("--sgd-step-budget", type=_step_budget, default=None, metavar="STEPS",
+                        help="most SGD steps of the relevance and the rating model each; a longer log is fitted "
+                             "with larger batches, at a cost in held-out fit (default: 0, none; 8192 fits "
+                             "10M interactions in under 10 minutes on 2 cores)")
     parser.set_defaults(func=_fit)
+
+
+def _step_budget(text: str) -> int:
+    """argparse type of ``--sgd-step-budget``: refused at parse time unless a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (0: no budget), got {text!r}")
+    return value
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -36,7 +51,8 @@ def _fit(args: argparse.Namespace) -> int:
 
     if args.out is not None and not str(args.out).endswith(".npz"):
         raise ConfigError(f"--out must name a .npz file, got {args.out!r}")
-    config = FitConfig(seed=args.seed, item_vectors=args.item_vectors)
+    budget = {} if args.sgd_step_budget is None else {"sgd_step_budget": args.sgd_step_budget}
+    config = FitConfig(seed=args.seed, item_vectors=args.item_vectors, **budget)
     model, _ = fitted_user_model(args.dataset, args.split, args.cache_dir, config)
     if args.out is not None:
         model.save(Path(args.out))
