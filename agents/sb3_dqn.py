@@ -39,6 +39,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import DictReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
@@ -61,7 +62,7 @@ from agents.training import (
     env_state,
 )
 from agents.warm_start import Embeddings, apply_to_tower
-from recsim_env.env.wrappers import CreditedView
+from recsim_env.env.wrappers import CREDITS, CreditedView, slot_reward_fn
 from recsim_env.errors import ArtifactError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -211,6 +212,68 @@ shown items clickbait), its own Q 13.0 (75 %); at gamma 0.9, 12.9. In ``ml100k-t
 9.3) popularity 21.1 ± 1.1, Q 18.6 ± 1.1 (BENCHMARKS.md, issue #12)."""
 
 
+VIEW_CREDITS = (*CREDITS, "choice")
+"""What the batched view credits its learner with: the slate's reward, slot 0's own (``"pick"``), or the
+slate's reward credited to the candidate the user chose (``"choice"``: the replay buffer stores that
+candidate as the action, slot 0's pick on a step without a click), as REINFORCE's choice credit does:
+the budget a clickbait click drains is then charged to the clickbait, wherever it was shown."""
+CREDITED_ACTION = "credited_action"
+"""``infos`` key of the action :class:`CreditReplayBuffer` stores in place of the one taken."""
+
+
+class CreditReplayBuffer(DictReplayBuffer):
+    """SB3's ``DictReplayBuffer`` with n-step returns and credited actions.
+
+    * ``n_steps > 1``: a sample's reward is the discounted sum of up to ``n_steps`` rewards of its env's
+      row, cut at the first end of episode, and it bootstraps from the observation after the last one
+      with ``gamma ** k`` (``k`` the rewards summed) — SB3 2.9's ``NStepReplayBuffer``, which refuses
+      Dict observations, for the Dict ones the Q-network reads.
+    * An ``infos`` entry :data:`CREDITED_ACTION` (the view's ``credit="choice"``) is stored as the action.
+
+    :param n_steps: rewards summed per sample (1: SB3's one-step target).
+    :param gamma: their discount (the DQN's ``gamma``).
+    """
+
+    def __init__(self, *args: Any, n_steps: int = 1, gamma: float = 0.99, **kwargs: Any) -> None:
+        if int(n_steps) != n_steps or n_steps < 1:
+            raise ConfigError(f"n_steps must be a positive integer, got {n_steps!r}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ConfigError(f"gamma must be in [0, 1], got {gamma!r}")
+        super().__init__(*args, **kwargs)
+        self.n_steps, self.gamma = int(n_steps), float(gamma)
+
+    def add(self, obs: Any, next_obs: Any, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
+            infos: list[dict[str, Any]]) -> None:
+        if infos and CREDITED_ACTION in infos[0]:
+            action = np.array([info[CREDITED_ACTION] for info in infos], dtype=np.asarray(action).dtype)
+        super().add(obs, next_obs, action, reward, done, infos)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> DictReplayBufferSamples:
+        if self.n_steps == 1:
+            return super()._get_samples(batch_inds, env)
+        env_inds = np.random.randint(0, self.n_envs, size=(len(batch_inds),))
+        # The newest row's successor is the oldest data (or empty): treat it as an episode's end.
+        newest = (self.pos - 1) % self.buffer_size
+        ends = self.dones.astype(bool) | self.timeouts.astype(bool)
+        ends[newest] = True
+        rows = (batch_inds[:, None] + np.arange(self.n_steps)) % self.buffer_size
+        seq_ends = ends[rows, env_inds[:, None]]
+        last = np.where(seq_ends.any(1), seq_ends.argmax(1), self.n_steps - 1)
+        mask = np.arange(self.n_steps) <= last[:, None]
+        discounts = self.gamma ** np.arange(self.n_steps, dtype=np.float32)
+        returns = (self.rewards[rows, env_inds[:, None]] * discounts * mask).sum(1, keepdims=True)
+        last_rows = rows[np.arange(len(rows)), last]
+        # Bootstrap unless the episode terminated (a timeout, or the buffer's edge, bootstraps).
+        terminated = self.dones[last_rows, env_inds] * (1.0 - self.timeouts[last_rows, env_inds])
+        obs = {key: self.to_torch(array[batch_inds, env_inds]) for key, array in self.observations.items()}
+        next_obs = {key: self.to_torch(array[last_rows, env_inds]) for key, array in self.next_observations.items()}
+        return DictReplayBufferSamples(
+            observations=obs, actions=self.to_torch(self.actions[batch_inds, env_inds]),
+            next_observations=next_obs, dones=self.to_torch(terminated.reshape(-1, 1)),
+            rewards=self.to_torch(returns.reshape(-1, 1)),
+            discounts=self.to_torch((self.gamma ** (last + 1)).astype(np.float32).reshape(-1, 1)))
+
+
 class DiscreteVecView(CreditedView, VecEnvWrapper):
     """A slate SB3 ``VecEnv`` seen through ``Discrete(n_candidates)`` actions, batched: row ``i``'s
     action fills slot 0 and :func:`fill_slates` the rest (by ``scorer``, else cyclically). ``credit``
@@ -231,18 +294,39 @@ class DiscreteVecView(CreditedView, VecEnvWrapper):
         self.catalog: Any = None
         """The vector env's item catalogue (Q-network item features), set by :func:`batched_discrete_env`."""
         self._last_obs: Any = None
+        self._slates: np.ndarray | None = None
 
     def step_async(self, actions: np.ndarray) -> None:
         scores = None if self.scorer is None else self.scorer(self._last_obs)
-        self.venv.step_async(fill_slates(actions, self.slate_size, self.n_candidates, scores))
+        self._slates = fill_slates(actions, self.slate_size, self.n_candidates, scores)
+        self.venv.step_async(self._slates)
 
     def reset(self) -> Any:
         self._last_obs = self.venv.reset()
         return self._last_obs
 
+    @property
+    def credit(self) -> str:
+        return self._credit
+
+    @credit.setter
+    def credit(self, value: str) -> None:
+        if value not in VIEW_CREDITS:
+            raise ConfigError(f"credit must be one of {list(VIEW_CREDITS)}, got {value!r}")
+        self._slot_reward = slot_reward_fn(self._reward_source, "pick" if value == "pick" else "slate")
+        self._credit = value
+
     def step_wait(self) -> Any:
         obs, rewards, dones, infos = self.venv.step_wait()
         self._last_obs = obs
+        if self._credit == "choice":
+            if "choice" not in infos[0]:
+                raise ConfigError("credit='choice' needs the responses in infos: "
+                                  "SB3VecEnvAdapter(..., include_responses=True)")
+            # The candidate the user took (slot 0's without a click) earned the slate's reward.
+            for info, slate in zip(infos, self._slates):
+                info[CREDITED_ACTION] = int(slate[max(int(info["choice"]), 0)])
+            return obs, rewards, dones, infos
         if self._slot_reward is not None:
             if "click" not in infos[0]:
                 raise ConfigError("credit='pick' needs per-slot responses in infos: "
@@ -321,12 +405,18 @@ def make_sb3_dqn(env: Any, seed: int = 0, embedding_dim: int = 32, hidden: int =
                                   gamma=0.2, train_freq=1, gradient_steps=1, target_update_interval=1_000,
                                   exploration_fraction=0.2, exploration_final_eps=0.02, verbose=0)
     kwargs.update(dqn_kwargs)
+    # SB3 refuses n-step returns on Dict observations; the buffer here sums them (and stores credited actions).
+    n_steps = kwargs.pop("n_steps", 1)
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ConfigError(f"n_steps must be a positive integer, got {n_steps!r}")
+    kwargs["replay_buffer_kwargs"] = {**kwargs.get("replay_buffer_kwargs", {}), "n_steps": int(n_steps),
+                                      "gamma": float(kwargs["gamma"])}
     catalog = _env_catalog(env) if use_item_features else None
     extractor_kwargs: dict[str, Any] = dict(embedding_dim=dim, hidden=hidden)
     if catalog is not None:
         extractor_kwargs["item_features"] = item_features(catalog)
     model = DQN(CandidateDQNPolicy, env, policy_kwargs=_policy_kwargs(extractor_kwargs, [hidden]), seed=seed,
-                device="cpu", tensorboard_log=tensorboard_log, **kwargs)
+                device="cpu", tensorboard_log=tensorboard_log, replay_buffer_class=CreditReplayBuffer, **kwargs)
     if warm_start is not None:
         warm_start_in_place(model, warm_start)
     if isinstance(getattr(env, "scorer", None), QScorer):
@@ -588,8 +678,8 @@ def _check_rebuildable(model: DQN) -> None:
         raise ConfigError("an SB3 DQN checkpoint keeps models built by agents.sb3_dqn.make_sb3_dqn "
                           f"(CandidateDQNPolicy and its policy arguments), not {model.policy_class.__name__} "
                           f"with policy arguments {sorted(kwargs)}")
-    if type(model.replay_buffer) is not DictReplayBuffer:
-        raise ConfigError(f"an SB3 DQN checkpoint keeps a DictReplayBuffer, not {type(model.replay_buffer).__name__}")
+    if type(model.replay_buffer) is not CreditReplayBuffer:
+        raise ConfigError(f"an SB3 DQN checkpoint keeps a CreditReplayBuffer, not {type(model.replay_buffer).__name__}")
 
 
 def _rebuild_dqn(state: dict[str, Any]) -> DQN:
@@ -598,6 +688,7 @@ def _rebuild_dqn(state: dict[str, Any]) -> DQN:
     policy_kwargs = _policy_kwargs(dict(state["extractor"]), [int(width) for width in state["net_arch"]])
     arguments = {name: state["arguments"][name] for name in _DQN_ARGUMENTS}
     model = DQN(CandidateDQNPolicy, None, policy_kwargs=policy_kwargs, train_freq=tuple(state["train_freq"]),
+                replay_buffer_class=CreditReplayBuffer,
                 stats_window_size=int(state["stats_window_size"]), device="cpu", _init_setup_model=False, **arguments)
     # No env yet (evaluation has none; a resume attaches its own after), so the spaces come from the file.
     model.observation_space = _space_from_data(state["observation_space"])
