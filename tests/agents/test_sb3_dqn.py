@@ -398,3 +398,15 @@ def test_resume_with_n_step_returns_and_choice_credit_continues_the_same_run(tmp
     straight = load_sb3_checkpoint(tmp_path / "straight" / "checkpoint.pt")[0]
     for p, q in zip(straight.policy.state_dict().values(), resumed.policy.state_dict().values()):
         assert torch.equal(p, q)
+
+
+def test_the_q_head_is_the_shared_mlp_on_each_candidates_state_and_own_features() -> None:
+    model = _model()
+    obs, _ = one_item_vector_env(num_envs=4).reset(seed=0)
+    obs_t, _ = model.policy.obs_to_tensor(obs)
+    extractor, head = model.q_net.features_extractor, model.q_net.q_net
+    with torch.no_grad():
+        features = extractor(obs_t)
+        state, own = features[:, : extractor.state_dim], features[:, extractor.state_dim:].reshape(4, 6, -1)
+        repeated = torch.cat([state.unsqueeze(1).expand(-1, 6, -1), own], -1)  # the state once per candidate
+        torch.testing.assert_close(head(features), head.net(repeated).squeeze(-1))
