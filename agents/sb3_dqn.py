@@ -229,6 +229,11 @@ VIEW_CREDITS = (*CREDITS, "choice")
 slate's reward credited to the candidate the user chose (``"choice"``: the replay buffer stores that
 candidate as the action, slot 0's pick on a step without a click), as REINFORCE's choice credit does:
 the budget a clickbait click drains is then charged to the clickbait, wherever it was shown."""
+DEFAULT_CREDIT = "choice"
+"""Chosen in the synthetic simulator (seed 0, 48k steps, own-Q fill, greedy return over 256 episodes; random
+14.66): at gamma 0.9 and 10-step returns, choice 15.99 against pick 13.05; one-step, choice 11.22 (the max
+over 100 candidates' Q, most of them never chosen, is the target) — see :func:`make_sb3_dqn` and
+BENCHMARKS.md, issue #12."""
 CREDITED_ACTION = "credited_action"
 """``infos`` key of the action :class:`CreditReplayBuffer` stores in place of the one taken."""
 
@@ -356,7 +361,7 @@ class DiscreteVecView(CreditedView, VecEnvWrapper):
         return self._reward_source
 
 
-def batched_discrete_env(vector_env: Any, fill: str = DEFAULT_FILL, credit: str = "pick") -> DiscreteVecView:
+def batched_discrete_env(vector_env: Any, fill: str = DEFAULT_FILL, credit: str = DEFAULT_CREDIT) -> DiscreteVecView:
     """A :class:`~recsim_env.env.vector.RecVectorEnv` as a ``Discrete`` SB3 ``VecEnv`` (responses in infos).
 
     ``fill`` (:data:`FILLS`) chooses slots 1..: ``"q"``, the DQN's own next picks by Q (the slate is
@@ -366,13 +371,14 @@ def batched_discrete_env(vector_env: Any, fill: str = DEFAULT_FILL, credit: str 
     (the synthetic simulator) that fill is the trap, whatever slot 0 learns; ``"cyclic"``, the
     wrapper's policy-independent rule.
 
-    ``credit="pick"`` (default) rewards the learner with its own slot's reward (the env's reward
-    function on slot 0), ``"slate"`` with the whole slate's. Measured in the ML-100K simulator
+    ``credit`` (:data:`VIEW_CREDITS`; default :data:`DEFAULT_CREDIT`): ``"choice"`` stores the candidate the
+    user took as the action, with the slate's reward; ``"pick"`` rewards the learner with its own slot's
+    reward (the env's reward function on slot 0), ``"slate"`` with the whole slate's. Measured in the ML-100K simulator
     (``scripts/diagnose_sb3_dqn.py``, seed 0, 120k steps): under ``"slate"`` the trained Q ranked
     candidates with a Spearman correlation of 0.37 to the users' true utilities and its picks were
     worth less than popularity's (mean utility 1.39 vs 1.59); under ``"pick"`` 0.52, and 2.28 vs 1.64
-    (BENCHMARKS.md, Agents). Episode statistics and TensorBoard returns are always the slate's
-    (``info["slate_reward"]``).
+    (BENCHMARKS.md, Agents), at gamma 0.2 and one-step targets. Episode statistics and TensorBoard
+    returns are always the slate's (``info["slate_reward"]``).
     """
     from agents.sb3_vec_env import SB3VecEnvAdapter
 
@@ -406,15 +412,20 @@ def make_sb3_dqn(env: Any, seed: int = 0, embedding_dim: int = 32, hidden: int =
 
     With ``use_item_features`` and a catalogue behind the env, Q also reads each candidate's
     popularity and content features (:func:`item_features`). ``dqn_kwargs`` override the defaults
-    below (any ``DQN`` constructor argument). gamma 0.2: the slot-0 pick changes at most one
-    click's worth now, while the discounted future is much the same for every pick, and its noise
-    (several clicks' worth at 0.9) drowned that difference; seed-0 probes in the ML-100K simulator
-    (120k steps, own-slot credit): 23.64 at gamma 0, 24.03 at 0.2 (popularity 23.87).
+    below (any ``DQN`` constructor argument) and ``n_steps`` the rewards each target sums before it
+    bootstraps (:class:`CreditReplayBuffer`). gamma 0.95 with 30-step returns, under the view's choice
+    credit: the target is then close to the discounted return after the user took the item, and leans
+    little on the max over 100 candidates' Q (most never chosen), which taught one-step DQN the click.
+    Chosen in the synthetic simulator (seed 0, 48k steps, greedy return over 256 episodes; random 14.66,
+    myopic oracle 13.09): gamma 0.2 one-step (the old default) 12.10; choice credit at 0.9 one-step 11.22,
+    3-step 11.57, 10-step 15.99, 30-step 17.00; at 0.95 10-step 17.34, **30-step 18.65**. In
+    ``ml100k-train`` (24k steps, random 10.10) the old default 17.56 ± 2.23, this one 16.79 ± 2.00, gamma
+    0.9 30-step 17.35 ± 2.05 (BENCHMARKS.md, issue #12).
     """
     check_discrete(env)
     dim = warm_start.dim if warm_start is not None else embedding_dim
     kwargs: dict[str, Any] = dict(learning_rate=5e-4, buffer_size=50_000, learning_starts=2_000, batch_size=256,
-                                  gamma=0.2, train_freq=1, gradient_steps=1, target_update_interval=1_000,
+                                  gamma=0.95, n_steps=30, train_freq=1, gradient_steps=1, target_update_interval=1_000,
                                   exploration_fraction=0.2, exploration_final_eps=0.02, verbose=0)
     kwargs.update(dqn_kwargs)
     # SB3 refuses n-step returns on Dict observations; the buffer here sums them (and stores credited actions).

@@ -26,8 +26,8 @@ from recsim_env.errors import ArtifactError, ConfigError
 QUIET = TrainConfig(total_steps=400, log_interval=200, progress=False)
 
 
-def _model(seed: int = 0, **kwargs):
-    env = batched_discrete_env(one_item_vector_env(num_envs=8))
+def _model(seed: int = 0, credit: str = "choice", **kwargs):
+    env = batched_discrete_env(one_item_vector_env(num_envs=8), credit=credit)
     return make_sb3_dqn(env, seed=seed, embedding_dim=8, hidden=16, learning_starts=50, batch_size=32,
                         target_update_interval=100, **kwargs)
 
@@ -143,8 +143,7 @@ def test_q_reads_the_candidates_popularity_and_content_features(tmp_path: Path) 
 
 
 def test_pick_credit_in_the_batched_view_and_slate_returns_in_the_curve(monkeypatch) -> None:
-    env = batched_discrete_env(one_item_vector_env(num_envs=8), fill="popularity")  # a fill without the model
-    assert env.credit == "pick"
+    env = batched_discrete_env(one_item_vector_env(num_envs=8), fill="popularity", credit="pick")  # no model needed
     env.seed(0)
     env.reset()
     picked_and_clicked = other_clicks = 0
@@ -168,7 +167,7 @@ def test_pick_credit_in_the_batched_view_and_slate_returns_in_the_curve(monkeypa
             super().update(reward, info, done)
 
     monkeypatch.setattr(sb3_dqn, "EpisodeTracker", Recording)
-    model = _model()
+    model = _model(credit="pick")
     model.get_env().scorer = None  # cyclic fill: item 3, which the users always take, shows in any slot
     train_sb3_dqn(model, TrainConfig(total_steps=400, log_interval=200, progress=False))
     reward, choice = (np.concatenate(x) for x in zip(*seen))
@@ -182,7 +181,8 @@ def test_resume_keeps_the_credit_the_run_was_trained_with(tmp_path: Path) -> Non
     model = make_sb3_dqn(batched_discrete_env(one_item_vector_env(num_envs=8), credit="slate"), embedding_dim=8,
                          hidden=16, learning_starts=50, batch_size=32)
     train_sb3_dqn(model, QUIET, out_dir=tmp_path)
-    view = batched_discrete_env(one_item_vector_env(8))  # credit "pick" by default
+    view = batched_discrete_env(one_item_vector_env(8))  # credit "choice" by default
+    assert view.credit == "choice"
     loaded, _ = load_sb3_checkpoint(tmp_path / "checkpoint.pt", view)
     assert view.credit == "slate" and loaded.get_env().credit == "slate"
 
@@ -390,7 +390,7 @@ def test_resume_with_n_step_returns_and_choice_credit_continues_the_same_run(tmp
     with pytest.raises(Crash):
         train_sb3_dqn(build(), config, tmp_path / "crashed")
     monkeypatch.undo()
-    fresh = batched_discrete_env(one_item_vector_env(num_envs=8))  # credit "pick", one-step: the file's win
+    fresh = batched_discrete_env(one_item_vector_env(num_envs=8), credit="pick")  # the file's credit wins
     resumed, curve = load_sb3_checkpoint(tmp_path / "crashed" / "checkpoint.pt", fresh)
     assert fresh.credit == "choice" and resumed.replay_buffer.n_steps == 3 and resumed.replay_buffer.gamma == 0.9
     result = train_sb3_dqn(resumed, config, tmp_path / "crashed", curve)
