@@ -50,11 +50,12 @@ def build_agent(name: str, env: Any, seed: int = 0, warm_start: Embeddings | Non
     if name not in AGENTS:
         raise ConfigError(f"unknown agent {name!r}; choose one of {list(AGENTS)}")
     if name == "sb3-dqn":
-        from agents.sb3_dqn import DEFAULT_FILL, batched_discrete_env, make_sb3_dqn
+        from agents.sb3_dqn import DEFAULT_CREDIT, DEFAULT_FILL, batched_discrete_env, make_sb3_dqn
 
         kwargs = dict(config or {})
         # The view's rules, not DQN arguments.
-        view = batched_discrete_env(env, fill=kwargs.pop("fill", DEFAULT_FILL), credit=kwargs.pop("credit", "pick"))
+        view = batched_discrete_env(env, fill=kwargs.pop("fill", DEFAULT_FILL),
+                                    credit=kwargs.pop("credit", DEFAULT_CREDIT))
         return make_sb3_dqn(view, seed=seed, warm_start=warm_start, **kwargs)
     spec = ObservationSpec.from_space(env.single_observation_space)
     slate_size = len(env.single_action_space.nvec)

@@ -26,8 +26,8 @@ from recsim_env.errors import ArtifactError, ConfigError
 QUIET = TrainConfig(total_steps=400, log_interval=200, progress=False)
 
 
-def _model(seed: int = 0, **kwargs):
-    env = batched_discrete_env(one_item_vector_env(num_envs=8))
+def _model(seed: int = 0, credit: str = "choice", **kwargs):
+    env = batched_discrete_env(one_item_vector_env(num_envs=8), credit=credit)
     return make_sb3_dqn(env, seed=seed, embedding_dim=8, hidden=16, learning_starts=50, batch_size=32,
                         target_update_interval=100, **kwargs)
 
@@ -143,8 +143,7 @@ def test_q_reads_the_candidates_popularity_and_content_features(tmp_path: Path) 
 
 
 def test_pick_credit_in_the_batched_view_and_slate_returns_in_the_curve(monkeypatch) -> None:
-    env = batched_discrete_env(one_item_vector_env(num_envs=8), fill="popularity")  # a fill without the model
-    assert env.credit == "pick"
+    env = batched_discrete_env(one_item_vector_env(num_envs=8), fill="popularity", credit="pick")  # no model needed
     env.seed(0)
     env.reset()
     picked_and_clicked = other_clicks = 0
@@ -168,7 +167,7 @@ def test_pick_credit_in_the_batched_view_and_slate_returns_in_the_curve(monkeypa
             super().update(reward, info, done)
 
     monkeypatch.setattr(sb3_dqn, "EpisodeTracker", Recording)
-    model = _model()
+    model = _model(credit="pick")
     model.get_env().scorer = None  # cyclic fill: item 3, which the users always take, shows in any slot
     train_sb3_dqn(model, TrainConfig(total_steps=400, log_interval=200, progress=False))
     reward, choice = (np.concatenate(x) for x in zip(*seen))
@@ -182,7 +181,8 @@ def test_resume_keeps_the_credit_the_run_was_trained_with(tmp_path: Path) -> Non
     model = make_sb3_dqn(batched_discrete_env(one_item_vector_env(num_envs=8), credit="slate"), embedding_dim=8,
                          hidden=16, learning_starts=50, batch_size=32)
     train_sb3_dqn(model, QUIET, out_dir=tmp_path)
-    view = batched_discrete_env(one_item_vector_env(8))  # credit "pick" by default
+    view = batched_discrete_env(one_item_vector_env(8))  # credit "choice" by default
+    assert view.credit == "choice"
     loaded, _ = load_sb3_checkpoint(tmp_path / "checkpoint.pt", view)
     assert view.credit == "slate" and loaded.get_env().credit == "slate"
 
@@ -320,3 +320,93 @@ def test_q_fill_shows_the_models_own_next_picks_and_survives_a_resume(tmp_path: 
     assert fresh.fill == "q" and fresh.scorer.model is loaded
     with pytest.raises(ConfigError, match="fill must be one of"):
         batched_discrete_env(one_item_vector_env(num_envs=8), fill="best")
+
+
+def test_choice_credit_stores_the_chosen_candidate_with_the_slates_reward() -> None:
+    from agents.sb3_dqn import CREDITED_ACTION, CreditReplayBuffer
+
+    view = batched_discrete_env(one_item_vector_env(num_envs=8), fill="cyclic", credit="choice")
+    model = make_sb3_dqn(view, seed=0, embedding_dim=8, hidden=16, learning_starts=50, batch_size=32)
+    assert type(model.replay_buffer) is CreditReplayBuffer
+    obs = view.reset()
+    actions = np.arange(8) % 6
+    view.step_async(actions)
+    _, rewards, _, infos = view.step_wait()
+    slates = (actions[:, None] + np.arange(2)) % 6  # the cyclic fill
+    choice = np.array([i["choice"] for i in infos])
+    assert (choice == 1).any() and (choice == -1).any()  # a click in slot 1, and steps without a click
+    np.testing.assert_array_equal(rewards, np.stack([i["click"] for i in infos]).sum(1))  # the slate's reward
+    credited = np.where(choice >= 0, slates[np.arange(8), np.maximum(choice, 0)], actions)
+    np.testing.assert_array_equal([i[CREDITED_ACTION] for i in infos], credited)
+    model.replay_buffer.add(obs, obs, actions.reshape(8, 1), rewards, np.zeros(8), infos)
+    np.testing.assert_array_equal(model.replay_buffer.actions[0, :, 0], credited)
+    with pytest.raises(ConfigError, match=r"credit must be one of \['slate', 'pick', 'choice'\]"):
+        batched_discrete_env(one_item_vector_env(num_envs=8), credit="mine")
+
+
+def test_n_step_samples_sum_the_rewards_to_the_episodes_end_and_bootstrap_after() -> None:
+    from gymnasium import spaces
+
+    from agents.sb3_dqn import CreditReplayBuffer
+
+    space = spaces.Dict({"x": spaces.Box(0, 100, (1,), dtype=np.float32)})
+    buffer = CreditReplayBuffer(16, space, spaces.Discrete(3), device="cpu", n_envs=1, n_steps=3, gamma=0.5)
+    dones = [0, 0, 0, 1, 0, 0, 0, 0]  # an episode ends at row 3 (terminated); row 7 is the newest
+    timeouts = [0, 0, 0, 0, 0, 1, 0, 0]  # row 5 is cut by the step cap: it bootstraps
+    for row, (done, timeout) in enumerate(zip(dones, timeouts)):
+        obs = {"x": np.array([[row]], dtype=np.float32)}
+        buffer.add(obs, {"x": obs["x"] + 0.5}, np.array([[row % 3]]), np.array([row + 1.0]), np.array([done]),
+                   [{"TimeLimit.truncated": bool(timeout)}])
+    sample = buffer._get_samples(np.array([0, 1, 2, 3, 4, 6, 7]))
+    # rewards are row + 1; a sum stops at the first end (done or timeout) or at the newest row.
+    expected = [1 + 2 * .5 + 3 * .25, 2 + 3 * .5 + 4 * .25, 3 + 4 * .5, 4, 5 + 6 * .5, 7 + 8 * .5, 8]
+    np.testing.assert_allclose(sample.rewards.numpy().ravel(), expected)
+    np.testing.assert_allclose(sample.next_observations["x"].numpy().ravel(), [2.5, 3.5, 3.5, 3.5, 5.5, 7.5, 7.5])
+    np.testing.assert_allclose(sample.discounts.numpy().ravel(), [.125, .125, .25, .5, .25, .25, .5])
+    np.testing.assert_array_equal(sample.dones.numpy().ravel(), [0, 1, 1, 1, 0, 0, 0])  # row 5's timeout bootstraps
+    np.testing.assert_array_equal(sample.observations["x"].numpy().ravel(), [0, 1, 2, 3, 4, 6, 7])
+    one_step = CreditReplayBuffer(16, space, spaces.Discrete(3), device="cpu", n_envs=1)
+    assert one_step._get_samples(np.array([0])).discounts is None  # SB3's own one-step samples
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "3", True])
+def test_n_steps_must_be_a_positive_integer(value: Any) -> None:
+    with pytest.raises(ConfigError, match="n_steps must be a positive integer"):
+        _model(n_steps=value)
+
+
+def test_resume_with_n_step_returns_and_choice_credit_continues_the_same_run(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    config = TrainConfig(total_steps=1_200, log_interval=200, checkpoint_interval=480, progress=False)
+
+    def build() -> Any:
+        base = one_item_vector_env(num_envs=8)
+        vec = CrashingVectorEnv(base.user_model, None, base.config, num_envs=8)
+        return make_sb3_dqn(batched_discrete_env(vec, credit="choice"), seed=2, embedding_dim=8, hidden=16,
+                            learning_starts=50, batch_size=32, target_update_interval=100, gamma=0.9, n_steps=3)
+
+    expected = train_sb3_dqn(build(), config, tmp_path / "straight")
+    monkeypatch.setattr(CrashingVectorEnv, "crash_at", 700)
+    with pytest.raises(Crash):
+        train_sb3_dqn(build(), config, tmp_path / "crashed")
+    monkeypatch.undo()
+    fresh = batched_discrete_env(one_item_vector_env(num_envs=8), credit="pick")  # the file's credit wins
+    resumed, curve = load_sb3_checkpoint(tmp_path / "crashed" / "checkpoint.pt", fresh)
+    assert fresh.credit == "choice" and resumed.replay_buffer.n_steps == 3 and resumed.replay_buffer.gamma == 0.9
+    result = train_sb3_dqn(resumed, config, tmp_path / "crashed", curve)
+    assert _without_timing(result.curve) == _without_timing(expected.curve)
+    straight = load_sb3_checkpoint(tmp_path / "straight" / "checkpoint.pt")[0]
+    for p, q in zip(straight.policy.state_dict().values(), resumed.policy.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_the_q_head_is_the_shared_mlp_on_each_candidates_state_and_own_features() -> None:
+    model = _model()
+    obs, _ = one_item_vector_env(num_envs=4).reset(seed=0)
+    obs_t, _ = model.policy.obs_to_tensor(obs)
+    extractor, head = model.q_net.features_extractor, model.q_net.q_net
+    with torch.no_grad():
+        features = extractor(obs_t)
+        state, own = features[:, : extractor.state_dim], features[:, extractor.state_dim:].reshape(4, 6, -1)
+        repeated = torch.cat([state.unsqueeze(1).expand(-1, 6, -1), own], -1)  # the state once per candidate
+        torch.testing.assert_close(head(features), head.net(repeated).squeeze(-1))
