@@ -93,7 +93,7 @@ SGD step budget when there is none; with them,
     fields = _jsonable(config)
     if not config.item_vectors:
         del fields["item_vectors"]
-    if config.sgd_step_budget == FitConfig.sgd_step_budget:
+    if config.sgd_step_budget == 0:
         del fields["sgd_step_budget"]  # none: the fit as before the field existed
     fields["formats"] = [USER_MODEL_FORMAT, LEAVE_FORMAT, RETURN_FORMAT]
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())

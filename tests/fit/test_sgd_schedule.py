@@ -36,6 +36,16 @@ def test_above_the_budget_the_batch_grows_at_the_same_rate():
     assert FitConfig(sgd_step_budget=8192, lr=0.003).sgd_schedule(7_240_000) == (7071, 0.003)
 
 
+def test_the_default_budget_leaves_ml100k_and_1m_logs_alone_and_bites_at_10m():
+    default = FitConfig()
+    assert default.sgd_step_budget == 8192
+    assert default.sgd_schedule(72_000) == (1024, 0.01)  # ML-100K's head: 8 x 71 = 568 steps
+    assert default.sgd_schedule(748_000) == (1024, 0.01)  # the 1M log's head: 8 x 731 = 5,848 steps
+    assert default.sgd_schedule(1024 * 1024) == (1024, 0.01)  # 8 x 1,024 = 8,192: the last log within it
+    assert default.sgd_schedule(1024 * 1024 + 1) == (1025, 0.01)  # one row more: the batch grows
+    assert default.sgd_schedule(7_240_000) == (7071, 0.01)  # the 10M log's head: 8,192 steps
+
+
 @pytest.mark.parametrize("n", [1, 999, 65_537, 409_601, 1_000_003, 7_240_000])
 @pytest.mark.parametrize("budget", [8, 100, 8191])
 def test_the_grown_batch_is_the_smallest_within_the_budget(n, budget):
@@ -83,12 +93,14 @@ def test_a_budget_that_bites_changes_the_fit(tiny_log, tiny_model):
 
 
 def test_no_budget_keeps_the_cache_key_of_fits_before_it_and_a_budget_changes_it():
-    fields = _jsonable(FitConfig())
+    fields = _jsonable(FitConfig(sgd_step_budget=0))
     del fields["item_vectors"], fields["sgd_step_budget"]  # the key's fields before the budget existed
     fields["formats"] = [USER_MODEL_FORMAT, LEAVE_FORMAT, RETURN_FORMAT]
     before = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
-    assert fitting._config_key(FitConfig()) == before
-    assert fitting._config_key(FitConfig(sgd_step_budget=8192)) != before
+    assert fitting._config_key(FitConfig(sgd_step_budget=0)) == before
+    # A budget is another fit of a log longer than it: the default's artifacts are cached under their own key.
+    assert fitting._config_key(FitConfig()) != before
+    assert fitting._config_key(FitConfig(sgd_step_budget=4096)) not in (before, fitting._config_key(FitConfig()))
 
 
 @pytest.mark.parametrize("value", [-1, 3, 2.5, True, "8192", None])
