@@ -12,6 +12,7 @@ from agents.reinforce import (
     item_credit,
     plackett_luce_log_prob,
     topk_correction,
+    user_mean,
 )
 from agents.replay import Episodes
 from agents.training import TrainConfig, train
@@ -224,3 +225,34 @@ def test_credit_and_value_coef_are_validated() -> None:
         ReinforceConfig(credit="slate")
     with pytest.raises(ConfigError, match="value_coef"):
         ReinforceConfig(value_coef=-1.0)
+
+
+def test_user_mean_is_the_mean_over_each_users_rows() -> None:
+    got = user_mean(np.array([1.0, 2.0, 3.0, 10.0, -1.0]), np.array([[0], [0], [0], [4], [-1]]))
+    np.testing.assert_allclose(got, [2.0, 2.0, 2.0, 10.0, -1.0])
+
+
+def test_returns_that_only_depend_on_the_user_move_the_policy_only_without_the_user_baseline() -> None:
+    # Every step of user u has return-to-go 1 + 4u: nothing in it tells the items apart. The batch mean
+    # does not cancel that under choice credit (the clicked item carries the user's level), the user
+    # baseline does: the policy gradient is then exactly zero.
+    env = FakeSlateVecEnv(Scenario(slate_size=2), num_envs=4)
+    data = collect_logged(env, _agent(env), 64, gamma=0.9, seed=0)
+    users = np.asarray(data.obs["user_index"]).reshape(-1)
+    assert len(np.unique(users)) > 1 and (data.choice >= 0).any() and (data.choice < 0).any()
+    data = Episodes(data.obs, data.slate, data.choice, data.reward, (1.0 + 4.0 * users).astype(np.float32))
+    moved = {}
+    for user_baseline in (False, True):
+        agent = _agent(env, user_baseline=user_baseline, user_dropout=0.0)
+        before = [p.detach().clone() for p in agent.net.policy.parameters()]
+        row = agent.learn(data, off_policy=False)
+        moved[user_baseline] = max((p - b).abs().max().item() for p, b in zip(agent.net.policy.parameters(), before))
+        if user_baseline:
+            assert row["train/loss"] == 0.0
+    assert moved[False] > 1e-4
+    assert moved[True] == 0.0
+
+
+def test_user_baseline_excludes_the_critic() -> None:
+    with pytest.raises(ConfigError, match="user_baseline"):
+        ReinforceConfig(user_baseline=True, value_baseline=True)
