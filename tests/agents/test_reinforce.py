@@ -207,7 +207,7 @@ def test_choice_credit_learns_to_avoid_the_clickbait_that_shared_credit_chases()
 
 def test_critic_regresses_the_returns_to_go_and_is_checkpointed() -> None:
     env = FakeSlateVecEnv(Scenario(slate_size=2), num_envs=4)
-    agent = _agent(env, value_baseline=True, lr=3e-3, user_dropout=0.0)
+    agent = _agent(env, value_baseline=True, user_baseline=False, lr=3e-3, user_dropout=0.0)
     data = collect_logged(env, agent, 64, gamma=0.9, seed=0)
     data = Episodes(data.obs, data.slate, data.choice, data.reward, np.full(len(data), 2.5, dtype=np.float32))
     rows = [agent.learn(data, off_policy=False) for _ in range(150)]
@@ -254,5 +254,9 @@ def test_returns_that_only_depend_on_the_user_move_the_policy_only_without_the_u
 
 
 def test_user_baseline_excludes_the_critic() -> None:
+    assert ReinforceConfig().user_baseline  # the default
+    with pytest.raises(ConfigError, match="user_baseline=False"):
+        ReinforceConfig(value_baseline=True)
     with pytest.raises(ConfigError, match="user_baseline"):
         ReinforceConfig(user_baseline=True, value_baseline=True)
+    assert ReinforceConfig(value_baseline=True, user_baseline=False).value_baseline
