@@ -72,7 +72,8 @@ class ReinforceConfig:
     default is the discount whose worse share of the best probe over the two *training* simulators is
     largest: 0.9 (0.69 of synthetic's best, 0.88 of ML-100K's) against 0.99 (1.0, 0.59) and 0.5
     (ML-100K's best, myopic in synthetic). At full budgets, 5 seeds, 0.9 gives 23.58 in synthetic
-    (random 14.81, paired +8.77 [7.36, 10.18]); 0.99 gave 39.82 there (BENCHMARKS.md, issue #12)."""
+    (random 14.81, paired +8.77 [7.36, 10.18]) without ``user_baseline`` and 19.73 (+4.92 [2.76, 7.07])
+    with it; 0.99 gave 39.82 there (BENCHMARKS.md, issue #12)."""
     embedding_dim: int = 32
     """Item / user embedding width (a warm start's file sets it)."""
     hidden: int = 64
