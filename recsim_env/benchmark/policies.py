@@ -70,9 +70,11 @@ def _agent_train_config(ctx: TrainingContext, name: str) -> Any:
                        progress=ctx.progress)
 
 
-def _agent_builder(name: str) -> Callable[[TrainingContext], BuiltPolicy]:
+def agent_builder(name: str, agent_config: Any = None) -> Callable[[TrainingContext], BuiltPolicy]:
     """Train agent ``name`` through :func:`agents.factory.train_agent`, the path ``recsim train`` takes,
-    so the benchmark acts with exactly what that trains (e.g. SB3 DQN's slot fill)."""
+    so the benchmark acts with exactly what that trains (e.g. SB3 DQN's slot fill). ``agent_config``
+    (e.g. a :class:`agents.slateq.SlateQConfig`; ``None``: the agent's defaults) lets a variant be
+    registered under another policy name; it trains for ``name``'s budget."""
 
     def build(ctx: TrainingContext) -> BuiltPolicy:
         from agents.factory import read_warm_start, train_agent
@@ -83,7 +85,7 @@ def _agent_builder(name: str) -> Callable[[TrainingContext], BuiltPolicy]:
             read_warm_start(_export_warm_start(ctx), env, items_only_if_users_differ=True) if ctx.warm_start else None
         )
         policy, result = train_agent(name, env, _agent_train_config(ctx, name), ctx.seed, out_dir=ctx.out_dir,
-                                     warm_start=warm)
+                                     warm_start=warm, agent_config=agent_config)
         return BuiltPolicy(policy, _curve(result.curve, "step"))
 
     return build
@@ -106,7 +108,7 @@ def _export_warm_start(ctx: TrainingContext) -> Any:
     return path
 
 
-build_slateq, build_reinforce, build_sb3_dqn = (_agent_builder(n) for n in ("slateq", "reinforce", "sb3-dqn"))
+build_slateq, build_reinforce, build_sb3_dqn = (agent_builder(n) for n in ("slateq", "reinforce", "sb3-dqn"))
 
 
 def build_oracle(ctx: TrainingContext) -> BuiltPolicy:

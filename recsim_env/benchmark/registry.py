@@ -6,7 +6,10 @@ new simulator with :func:`register_simulator`; configs, the CLI and the report p
 Simulators belong to a *training context*: the data and env the policies evaluated on them train on.
 ``ml100k-train`` and ``ml100k-later`` share the ``ml-100k`` context (policies train on the earlier
 part of ML-100K and in the simulator fitted on it; the later-split simulator is one they never saw);
-``synthetic`` is its own context (its generated log and env).
+``synthetic`` is its own context (its generated log and env). The lifetime simulators have contexts
+of their own, ``ml-100k-lifetime`` and ``synthetic-lifetime``: the same data as ``ml-100k`` and
+``synthetic``, but their ``train_simulator`` is a lifetime simulator, so the RL agents evaluated over
+lifetimes also trained over lifetimes (:mod:`recsim_env.benchmark.simulators`).
 
 This module is where the library meets ``baselines`` and ``agents``: the default builders live in
 :mod:`recsim_env.benchmark.policies` (and :mod:`recsim_env.benchmark.simulators`) and import them only
@@ -124,7 +127,8 @@ class ContextSpec:
     load: Callable[[Any], ContextData]
     """``BenchmarkConfig -> ContextData``."""
     train_simulator: str
-    """The simulator the RL agents of this context train in."""
+    """The simulator the RL agents of this context train in (``TrainingContext.simulator``): a session
+    simulator for the session contexts, a lifetime one for the lifetime contexts."""
     description: str = ""
 
 

@@ -9,15 +9,21 @@
   It exposes true utilities, so the ``oracle`` runs there.
 - Lifetime simulators ``ml100k-train-lifetime``, ``ml100k-later-lifetime`` and ``synthetic-lifetime``:
   the same users over a horizon of sessions (:class:`~recsim_env.env.lifetime.LifetimeVectorEnv`,
-  default :class:`~recsim_env.env.lifetime.LifetimeConfig`: 60 days, no return bonus), in the same
-  contexts, so the policies trained for the session simulators act there too; an episode's return is
-  its clicks over the horizon, and the report adds the long-term metrics
-  (:mod:`recsim_env.evaluation.longterm`). The ML-100K ones wrap the same fitted models (their leave
-  hazard ends sessions, their return model draws the gaps); the synthetic one is
+  default :class:`~recsim_env.env.lifetime.LifetimeConfig`: 60 days, no return bonus); an episode's
+  return is its clicks over the horizon, and the report adds the long-term metrics
+  (:mod:`recsim_env.evaluation.longterm`). They have training contexts of their own,
+  ``ml-100k-lifetime`` and ``synthetic-lifetime``, which load the same data as ``ml-100k`` and
+  ``synthetic`` (the supervised baselines fit the same log, split and seed) but whose agents train IN
+  the lifetime simulator (``ml100k-train-lifetime``, ``synthetic-lifetime``): a lifetime episode runs
+  across sessions, so the agents learn what a session does to the next ones, which an agent trained
+  on single sessions never sees. ``ml100k-later-lifetime`` stays a simulator no policy trained against.
+  The ML-100K ones wrap the same fitted models (their leave hazard ends sessions, their return model
+  draws the gaps); the synthetic one is
   :class:`~recsim_env.users.synthetic.ReturningSyntheticUserModel` with its default ground truth
   (sessions end by its known hazard instead of the session simulator's time budget), over the same
   catalogue. They are not in the default set (:func:`default_simulators`): name them with
-  ``--simulators``.
+  ``--simulators``. A run that names session and lifetime simulators of one dataset trains each
+  policy once per context (the baselines twice, on the same data).
 """
 
 from __future__ import annotations
@@ -118,20 +124,28 @@ register_context(ContextSpec("ml-100k", load_movielens, train_simulator="ml100k-
                              description="MovieLens-100K, earlier part for training"))
 register_context(ContextSpec("synthetic", load_synthetic, train_simulator="synthetic",
                              description="synthetic ground-truth users and their generated log"))
+# The lifetime contexts: the same data, but the agents train in the lifetime simulator (module docstring).
+register_context(ContextSpec("ml-100k-lifetime", load_movielens, train_simulator="ml100k-train-lifetime",
+                             description="MovieLens-100K, earlier part for training; agents train over lifetimes"))
+register_context(ContextSpec("synthetic-lifetime", load_synthetic, train_simulator="synthetic-lifetime",
+                             description="synthetic users and their generated log; agents train over lifetimes"))
 register_simulator(SimulatorSpec("ml100k-train", "ml-100k", _movielens_simulator("ml100k-train", "train"),
                                  description="users fitted on the earlier part of ML-100K (agents train here)"))
 register_simulator(SimulatorSpec("ml100k-later", "ml-100k", _movielens_simulator("ml100k-later", "later"),
                                  description="users fitted on the later part of ML-100K (never trained against)"))
 register_simulator(SimulatorSpec("synthetic", "synthetic", _build_synthetic, has_oracle=True,
                                  description="synthetic users with known ground truth (oracle available)"))
-register_simulator(SimulatorSpec("ml100k-train-lifetime", "ml-100k",
+register_simulator(SimulatorSpec("ml100k-train-lifetime", "ml-100k-lifetime",
                                  _movielens_simulator("ml100k-train-lifetime", "train", lifetime=True), default=False,
                                  lifetime=True,
-                                 description="ml100k-train's users over 60 days of sessions (fitted leave and return)"))
-register_simulator(SimulatorSpec("ml100k-later-lifetime", "ml-100k",
+                                 description="ml100k-train's users over 60 days of sessions (fitted leave and "
+                                             "return; lifetime agents train here)"))
+register_simulator(SimulatorSpec("ml100k-later-lifetime", "ml-100k-lifetime",
                                  _movielens_simulator("ml100k-later-lifetime", "later", lifetime=True), default=False,
                                  lifetime=True,
-                                 description="ml100k-later's users over 60 days of sessions (fitted leave and return)"))
-register_simulator(SimulatorSpec("synthetic-lifetime", "synthetic", _build_synthetic_lifetime, has_oracle=True,
-                                 default=False, lifetime=True,
-                                 description="synthetic users over 60 days of sessions (known leave and return)"))
+                                 description="ml100k-later's users over 60 days of sessions (fitted leave and "
+                                             "return; never trained against)"))
+register_simulator(SimulatorSpec("synthetic-lifetime", "synthetic-lifetime", _build_synthetic_lifetime,
+                                 has_oracle=True, default=False, lifetime=True,
+                                 description="synthetic users over 60 days of sessions (known leave and return; "
+                                             "lifetime agents train here)"))

@@ -1,0 +1,26 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `scripts`
+
+from recsim_env.benchmark import registry  # noqa: E402
+from recsim_env.benchmark.defaults import policy_spec  # noqa: E402
+from scripts import bench_lifetime_slateq as script  # noqa: E402
+
+
+def test_a_variant_parses_to_typed_slateq_fields_and_registers_an_agent(monkeypatch):
+    values = script.parse_variant("gamma=0.95,n_step=10")
+    assert values == {"gamma": 0.95, "n_step": 10} and isinstance(values["n_step"], int)
+    monkeypatch.setattr(registry, "POLICIES", dict(registry.POLICIES))  # leave the real table alone
+    monkeypatch.setattr("recsim_env.benchmark.defaults.POLICIES", registry.POLICIES)
+    name = script.register_variant(values)
+    assert name == "slateq-gamma0.95-n_step10"
+    spec = policy_spec(name)
+    assert spec.kind == "agent" and not spec.default  # never in a run that names no policies
+
+
+def test_a_field_slateq_lacks_is_refused():
+    with pytest.raises(SystemExit, match="'gama' is not a SlateQConfig field"):
+        script.parse_variant("gama=0.95")
