@@ -22,16 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
-
-class RandomSlates:
-    """Uniformly random candidates, without replacement (a seeded stream)."""
-
-    def __init__(self, slate_size: int, seed: int = 0) -> None:
-        self.slate_size, self.rng = slate_size, np.random.default_rng(seed)
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        n, n_candidates = np.shape(observation["candidates"])
-        return np.argsort(self.rng.random((n, n_candidates)), axis=1)[:, : self.slate_size], state
+from scripts.probe_sb3_dqn import RandomSlates  # one home for the probes' random slates
 
 
 def make_factory(sim: str, start_activity: str | None, no_click_leave: float | None):
