@@ -38,6 +38,7 @@ from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import DictReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
@@ -814,6 +815,10 @@ def train_sb3_dqn(model: DQN, config: TrainConfig, out_dir: str | Path | None = 
         # between (another model's training) cannot change this run.
         model.set_random_seed(model.seed)
     callback = RecCallback(config, scalars, ckpt)
+    if model.tensorboard_log is None and model.verbose == 0:
+        # SB3's default logger for this case writes nothing yet makes an empty /tmp/SB3-<date> folder per
+        # run; one with no outputs still records the loss the curve reads (``name_to_value``).
+        model.set_logger(Logger(folder=None, output_formats=[]))
     if remaining > 0:
         model.learn(remaining, callback=callback, reset_num_timesteps=False)
     if ckpt is not None:

@@ -80,6 +80,15 @@ def test_same_seed_same_weights_and_checkpoint_resume(tmp_path: Path) -> None:
     assert "episode/ctr" in result.curve[-1] and "train/epsilon" in result.curve[-1]
 
 
+def test_training_without_a_tensorboard_log_makes_no_sb3_temp_folder(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3's default logger makes SB3-<date>
+    result = train_sb3_dqn(_model(seed=1), QUIET)
+    assert not list(tmp_path.glob("SB3-*"))
+    assert "train/loss" in result.curve[-1]  # the loss still reaches the curve
+
+
 @pytest.mark.slow
 def test_finds_the_item_that_is_always_chosen() -> None:
     model = _model(exploration_fraction=0.5, learning_rate=3e-3)
@@ -262,7 +271,8 @@ def test_a_checkpoint_rebuilds_the_model_exactly_and_unpickles_nothing(tmp_path:
         monkeypatch.setattr(owner, name, refuse)
     loaded, _ = load_sb3_checkpoint(tmp_path / "checkpoint.pt", batched_discrete_env(one_item_vector_env(8)))
     monkeypatch.undo()
-    assert _differing(model.__dict__, loaded.__dict__, skip=("start_time",)) == []  # counters, _last_obs, epsilon
+    # Counters, _last_obs, epsilon; the logger is train_sb3_dqn's per run (set again on a resumed model).
+    assert _differing(model.__dict__, loaded.__dict__, skip=("start_time", "_custom_logger")) == []
     assert _differing(model.replay_buffer.__dict__, loaded.replay_buffer.__dict__) == []  # arrays, pos, full
     assert model.replay_buffer.pos > 0 and loaded._n_calls == model._n_calls > 0
     for key, tensor in model.policy.state_dict().items():  # online and target networks
