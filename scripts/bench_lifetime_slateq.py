@@ -28,7 +28,12 @@ def parse_variant(text: str) -> dict[str, float | int]:
         name, _, value = part.partition("=")
         if name not in fields:
             raise SystemExit(f"--variant: {name!r} is not a SlateQConfig field")
-        out[name] = int(value) if fields[name] in ("int", int) else float(value)
+        kind = int if fields[name] in ("int", int) else float
+        try:
+            out[name] = kind(value)
+        except ValueError:
+            raise SystemExit(f"--variant: {name}={value!r} is not a {kind.__name__} "
+                             f"(give FIELD=VALUE pairs, e.g. gamma=0.98,n_step=10)") from None
     return out
 
 

@@ -22,27 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from scripts.probe_sb3_dqn import RandomSlates  # one home for the probes' random slates
-
-
-def make_factory(sim: str, start_activity: str | None, no_click_leave: float | None):
-    from recsim_env.env.config import EnvConfig
-    from recsim_env.env.vector import RecVectorEnv
-
-    if sim == "synthetic":
-        from recsim_env.users.synthetic import SyntheticUserModel
-
-        model = SyntheticUserModel()
-        catalog = model.catalog()
-    else:
-        from recsim_env.fit.datasets import movielens_user_model
-
-        model, catalog = movielens_user_model(split="train")
-        if start_activity is not None:
-            model = model.with_start_activity(start_activity)
-        if no_click_leave is not None:
-            model = model.with_no_click_leave(no_click_leave)
-    return (lambda n: RecVectorEnv(model, catalog, EnvConfig(), num_envs=n)), catalog
+from scripts.probe_sb3_dqn import RandomSlates, make_factory  # one home for the probes' env and random slates
 
 
 def main(argv: list[str] | None = None) -> int:

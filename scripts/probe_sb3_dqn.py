@@ -32,7 +32,9 @@ class RandomSlates:
         return np.argsort(self.rng.random((n, n_candidates)), axis=1)[:, : self.slate_size], state
 
 
-def make_factory(sim: str):
+def make_factory(sim: str, start_activity: str | None = None, no_click_leave: float | None = None):
+    """``(num_envs -> RecVectorEnv, catalog)`` of ``sim``; the ML-100K simulator optionally with another start
+    state or no-click leave probability (train and evaluation alike)."""
     from recsim_env.env.config import EnvConfig
     from recsim_env.env.vector import RecVectorEnv
 
@@ -45,7 +47,11 @@ def make_factory(sim: str):
         from recsim_env.fit.datasets import movielens_user_model
 
         model, catalog = movielens_user_model(split="train")
-    return lambda n: RecVectorEnv(model, catalog, EnvConfig(), num_envs=n)
+        if start_activity is not None:
+            model = model.with_start_activity(start_activity)
+        if no_click_leave is not None:
+            model = model.with_no_click_leave(no_click_leave)
+    return (lambda n: RecVectorEnv(model, catalog, EnvConfig(), num_envs=n)), catalog
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     overrides = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.set)}
-    make = make_factory(args.sim)
+    make, _ = make_factory(args.sim)
     config = TrainConfig(total_steps=args.steps, log_interval=max(args.steps // 6, 1), checkpoint_interval=0,
                          progress=False)
     profiler = cProfile.Profile() if args.profile else None

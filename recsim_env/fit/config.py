@@ -32,7 +32,7 @@ class FitConfig:
     at the same learning rate (:meth:`sgd_schedule`): a step's cost is mostly fixed (dense Adam over every
     user's and item's row), so at 10M interactions the steps, not the interactions, are the fit's time.
     The default bites only above ~1.05M head interactions (8 epochs at batch 1,024): ML-100K and a 1M log
-    are fitted exactly as without a budget; a 10M log in 7.1 min instead of 23.4 on 2 cores, with no
+    are fitted exactly as without a budget; a 10M log in 7.9 min instead of 23.4 on 2 cores, with no
     held-out cost measured there (BENCHMARKS.md "Fitting at scale"). A budget that grows the batch 7x
     on a 1M log (816) cost a third of the relevance model's held-out gain: ``0`` fits every log at
     ``batch_size``."""

@@ -24,3 +24,9 @@ def test_a_variant_parses_to_typed_slateq_fields_and_registers_an_agent(monkeypa
 def test_a_field_slateq_lacks_is_refused():
     with pytest.raises(SystemExit, match="'gama' is not a SlateQConfig field"):
         script.parse_variant("gama=0.95")
+
+
+@pytest.mark.parametrize("text", ["n_step=2.5", "gamma", "gamma=high"])
+def test_a_value_of_the_wrong_type_is_refused_naming_the_field(text):
+    with pytest.raises(SystemExit, match=r"--variant: (n_step|gamma)=.* is not a (int|float)"):
+        script.parse_variant(text)

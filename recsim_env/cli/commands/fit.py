@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sgd-step-budget", type=_step_budget, default=None, metavar="STEPS",
                         help="most SGD steps of the relevance and the rating model each; a longer log is fitted "
                              "with larger batches (default: 8192, which ML-100K and 1M logs stay within and "
-                             "which fits 10M interactions in about 7 minutes on 2 cores; 0: none)")
+                             "which fits 10M interactions in about 8 minutes on 2 cores; 0: none)")
     parser.set_defaults(func=_fit)
 
 
