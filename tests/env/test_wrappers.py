@@ -8,6 +8,7 @@ from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.sb3_vec_env import SB3VecEnvAdapter
@@ -18,6 +19,8 @@ from recsim_env.env.wrappers import FlattenRecObservation, SingleItemDiscrete
 from recsim_env.errors import ActionError, ConfigError
 
 CONFIG = EnvConfig(slate_size=3, n_candidates=8, step_cap=20)
+QUIET = Logger(folder=None, output_formats=[])
+"""SB3's default logger would leave an empty /tmp/SB3-<date> folder per ``learn``."""
 
 
 def test_single_item_discrete_fills_the_rest_in_order(fake_model):
@@ -62,6 +65,7 @@ def test_flatten_selects_keys_as_float32(fake_model):
 def test_dqn_trains_on_the_discrete_view(fake_model):
     env = FlattenRecObservation(SingleItemDiscrete(RecEnv(fake_model, config=CONFIG)))
     model = DQN("MlpPolicy", env, learning_starts=50, buffer_size=500, seed=0, device="cpu")
+    model.set_logger(QUIET)
     model.learn(200)
     action, _ = model.predict(env.reset(seed=1)[0], deterministic=True)
     assert env.action_space.contains(int(action))
@@ -93,6 +97,7 @@ def test_sb3_adapter_can_carry_responses(fake_model):
 def test_ppo_trains_on_the_sb3_adapter(fake_model):
     venv = SB3VecEnvAdapter(RecVectorEnv(fake_model, config=CONFIG, num_envs=8))
     model = PPO("MultiInputPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(QUIET)
     model.learn(256)
     assert model.num_timesteps >= 256
 
