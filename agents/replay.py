@@ -27,6 +27,10 @@ class Transition(NamedTuple):
     horizon: np.ndarray | None = None
     """``(b,)`` int64 steps from ``obs`` to ``next_obs`` (:class:`NStepReturns`; ``reward`` is then
     their discounted sum); None: one step."""
+    gap_days: np.ndarray | None = None
+    """``(b,)`` float days the user was away between ``obs`` and ``next_obs``: a lifetime env's gap
+    where the step ended a session and the user came back (its ``info["gap_days"]``), 0 within a
+    session; None: the env has no clock (or a replay minibatch stored without one)."""
 
 
 SlateBatch = Transition
@@ -58,12 +62,19 @@ class ReplayBuffer:
         return self.size
 
     def add(self, obs: dict[str, np.ndarray], slate: np.ndarray, choice: np.ndarray, reward: np.ndarray,
-            next_obs: dict[str, np.ndarray], terminated: np.ndarray, horizon: np.ndarray | None = None) -> None:
+            next_obs: dict[str, np.ndarray], terminated: np.ndarray, horizon: np.ndarray | None = None,
+            gap_days: np.ndarray | None = None) -> None:
         """Append ``n`` transitions (one per user of a batched step); ``horizon``: their steps to
-        ``next_obs`` (1 where None)."""
+        ``next_obs`` (1 where None); ``gap_days`` (:attr:`Transition.gap_days`): stored when given,
+        and then to be given on every call, as the store's fields are fixed by the first."""
         if horizon is None:
             horizon = np.ones(len(reward), dtype=np.int64)
         fields = {"slate": slate, "choice": choice, "reward": reward, "terminated": terminated, "horizon": horizon}
+        if gap_days is not None:
+            fields["gap_days"] = np.asarray(gap_days, dtype=np.float32)
+        if self._store is not None and ("gap_days" in self._store) != (gap_days is not None):
+            raise ValueError(f"ReplayBuffer.add: gap_days given: {gap_days is not None}, but the buffer "
+                             f"{'stores' if 'gap_days' in self._store else 'does not store'} them")
         fields.update({f"obs/{k}": v for k, v in obs.items()})
         fields.update({f"next_obs/{k}": v for k, v in next_obs.items()})
         if self._store is None:
@@ -86,7 +97,8 @@ class ReplayBuffer:
         obs = {k[4:]: v for k, v in store.items() if k.startswith("obs/")}
         next_obs = {k[9:]: v for k, v in store.items() if k.startswith("next_obs/")}
         return SlateBatch(obs, store["slate"], store["choice"], store["reward"].astype(np.float32), next_obs,
-                          store["terminated"].astype(np.float32), horizon=store["horizon"])
+                          store["terminated"].astype(np.float32), horizon=store["horizon"],
+                          gap_days=store.get("gap_days"))
 
     def state_dict(self) -> dict[str, Any]:
         store = None if self._store is None else {k: v[: self.size].copy() for k, v in self._store.items()}

@@ -74,6 +74,12 @@ class SlateQConfig:
     + γ^m Q_target(s_{t+m}, A*)``, ``m = n_step`` or fewer where the episode ended
     (:class:`agents.replay.NStepReturns`). A value then travels ``n_step`` steps back per target-network
     copy instead of one."""
+    day_discount: float = 1.0
+    """Discount per day a user is away between two sessions of a lifetime episode (a semi-MDP discount):
+    the step that ends a session bootstraps from the next session's first state with
+    ``gamma * day_discount ** gap_days``, so a user back tomorrow is worth more than one back in 50 days.
+    1.0: a gap counts as one step whatever its length; no effect in session envs (no gaps). Needs
+    ``n_step`` 1."""
     target_update_interval: int = 125
     """Gradient steps between copies of the online into the target network."""
     max_grad_norm: float = 10.0
@@ -108,6 +114,11 @@ class SlateQConfig:
                 raise ConfigError(f"SlateQConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.train_interval < 0:
             raise ConfigError(f"SlateQConfig.train_interval must be >= 0, got {self.train_interval}")
+        if not 0.0 < self.day_discount <= 1.0:
+            raise ConfigError(f"SlateQConfig.day_discount must lie in (0, 1], got {self.day_discount}")
+        if self.day_discount < 1.0 and self.n_step > 1:
+            raise ConfigError(f"SlateQConfig.day_discount {self.day_discount} needs n_step 1 (the n-step sums do "
+                              f"not discount gaps), got n_step {self.n_step}")
         if not 0.0 <= self.user_dropout < 1.0:
             raise ConfigError(f"SlateQConfig.user_dropout must lie in [0, 1), got {self.user_dropout}")
         if self.lr <= 0 or self.learning_starts < 0:
@@ -268,6 +279,11 @@ class SlateQAgent(SlatePolicy):
     def observe(self, t: Transition) -> None:
         self.users.add(t.obs["user_index"], t.obs["user_features"])
         self.steps_since_update += len(t.reward)
+        if self.config.day_discount < 1.0:  # n_step is 1 (the config says so): the step is the transition
+            gaps = np.zeros(len(t.reward), np.float32) if t.gap_days is None else t.gap_days
+            self.replay.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated.astype(np.float32),
+                            gap_days=gaps)
+            return
         for done in [t] if self.n_step is None else self.n_step.add(t):
             self.replay.add(done.obs, done.slate, done.choice, done.reward, done.next_obs,
                             done.terminated.astype(np.float32), done.horizon)
@@ -289,7 +305,8 @@ class SlateQAgent(SlatePolicy):
         return {**out, "train/epsilon": self.epsilon}
 
     def td_target(self, batch: SlateBatch, nxt: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """``r + γ (1 - terminated) Q_target(s', A*)``, everything read from the NEXT observation
+        """``r + γ δ^gap (1 - terminated) Q_target(s', A*)`` (``δ`` the config's ``day_discount``, ``gap``
+        the days away before ``s'``, 0 within a session), everything read from the NEXT observation
         (``nxt``: its tensors, already user-masked, when the caller has them)."""
         # inference_mode, not no_grad: no version counters or views tracked for autograd in these
         # three forward passes; the result is cloned out of it because the loss saves it for backward.
@@ -305,6 +322,8 @@ class SlateQAgent(SlatePolicy):
             future = slate_value(q_t, q_null_t, probs, best)
             horizon = 1 if batch.horizon is None else torch.as_tensor(batch.horizon)
             discount = self.config.gamma**horizon * (1.0 - torch.as_tensor(batch.terminated))
+            if batch.gap_days is not None:
+                discount = discount * self.config.day_discount ** torch.as_tensor(batch.gap_days)
             target = torch.as_tensor(batch.reward) + discount * future
         return target.clone()
 

@@ -86,6 +86,17 @@ def clicked_slots(info: dict[str, Any], n: int) -> np.ndarray:
     return np.where(click.any(axis=1), click.argmax(axis=1), -1).astype(np.int64)
 
 
+def session_gaps(info: dict[str, Any], n: int) -> np.ndarray | None:
+    """``(n,)`` days each user was away before the observation the step led to: a lifetime env's
+    ``info["gap_days"]`` where the step ended a session and the user came back, else 0; None for an
+    env without it (a session env)."""
+    if "gap_days" not in info:
+        return None
+    gaps = np.asarray(info["gap_days"], dtype=np.float64).reshape(n)
+    returned = np.asarray(info.get("returned", np.isfinite(gaps)), dtype=bool).reshape(n)
+    return np.where(returned, gaps, 0.0).astype(np.float32)
+
+
 def final_observations(obs: dict[str, np.ndarray], info: dict[str, Any], done: np.ndarray) -> dict[str, np.ndarray]:
     """The observation each step led to: with SAME_STEP autoreset, rows of ended episodes hold the
     next user's first observation and the departed user's last one is in ``info["final_obs"]``."""
@@ -262,6 +273,7 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
                 final_observations(next_obs, info, done),
                 np.asarray(terminated),
                 np.asarray(truncated),
+                gap_days=session_gaps(info, n),
             )
         )
         stats.update(reward, info, done)

@@ -98,3 +98,17 @@ def test_n_step_state_round_trips_and_the_buffer_keeps_the_horizon() -> None:
     assert sorted(buf.gather(np.arange(len(buf))).horizon.tolist()) == [1, 2, 3, 4, 4]  # t=0: both slots
     with pytest.raises(ValueError, match="n must be"):
         NStepReturns(1, 0.9)
+
+
+def test_gap_days_are_stored_when_given_and_never_half_given() -> None:
+    buf = ReplayBuffer(8, np.random.default_rng(0))
+    t = _one_step(0, [1, 2], [False, False])
+    buf.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated, gap_days=np.array([0.0, 3.5]))
+    assert sorted(buf.gather(np.array([0, 1])).gap_days.tolist()) == [0.0, 3.5]
+    with pytest.raises(ValueError, match="gap_days given: False, but the buffer stores them"):
+        buf.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated)
+    plain = ReplayBuffer(8, np.random.default_rng(0))
+    plain.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated)
+    assert plain.gather(np.array([0])).gap_days is None
+    with pytest.raises(ValueError, match="does not store them"):
+        plain.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated, gap_days=np.zeros(2))

@@ -170,6 +170,35 @@ def test_an_m_step_transition_discounts_its_bootstrap_by_gamma_to_the_m() -> Non
     torch.testing.assert_close(many, one * torch.as_tensor(0.8 ** (horizon - 1), dtype=torch.float32))
 
 
+def test_a_session_gap_discounts_the_bootstrap_by_its_days() -> None:
+    """Semi-MDP target: ``r + γ δ^gap Q(s')``; a gap of 0 days (within a session) is the one-step target."""
+    env = FakeSlateVecEnv(Scenario(leave_prob=0.0, budget=1e9), num_envs=8)
+    plain, gapped = _agent(env, gamma=0.8), _agent(env, gamma=0.8, day_discount=0.5)
+    batch = _batch(env)._replace(terminated=np.zeros(8, np.float32))
+    one = plain.td_target(batch) - torch.as_tensor(batch.reward)
+    gaps = np.array([0, 1, 2, 0.5, 0, 3, 10, 0], np.float32)
+    got = gapped.td_target(batch._replace(gap_days=gaps)) - torch.as_tensor(batch.reward)
+    torch.testing.assert_close(got, one * torch.as_tensor(0.5**gaps))
+    torch.testing.assert_close(gapped.td_target(batch), plain.td_target(batch))  # no clock: no gap discount
+
+
+def test_the_day_discount_reaches_the_replay_through_training() -> None:
+    """In a lifetime env the loop hands each returned user's gap to the agent; replay keeps it."""
+    from recsim_env.env.config import EnvConfig
+    from recsim_env.env.lifetime import LifetimeConfig, LifetimeVectorEnv
+    from recsim_env.users.synthetic import ReturningSyntheticUserModel
+
+    model = ReturningSyntheticUserModel()
+    env = LifetimeVectorEnv(model, model.catalog(), EnvConfig(), LifetimeConfig(horizon=30), num_envs=16)
+    spec = ObservationSpec.from_space(env.single_observation_space)
+    agent = SlateQAgent(spec, env.single_action_space.shape[0], SlateQConfig(day_discount=0.9, learning_starts=10**6))
+    train(agent, env, TrainConfig(total_steps=1600, log_interval=1600, checkpoint_interval=0, progress=False), seed=0)
+    store = agent.replay._store
+    gaps, terminated = store["gap_days"][: len(agent.replay)], store["terminated"][: len(agent.replay)]
+    assert (gaps > 0).sum() > 10 and np.all(gaps >= 0) and np.isfinite(gaps).all()
+    assert np.all(gaps[terminated > 0] == 0)  # a user who never came back has no gap to discount
+
+
 def test_config_and_slate_size_are_validated() -> None:
     with pytest.raises(ConfigError, match="slate_builder"):
         SlateQConfig(slate_builder="best")
@@ -177,6 +206,11 @@ def test_config_and_slate_size_are_validated() -> None:
         SlateQConfig(gamma=1.0)
     with pytest.raises(ConfigError, match="n_step"):
         SlateQConfig(n_step=0)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="day_discount"):
+            SlateQConfig(day_discount=bad)
+    with pytest.raises(ConfigError, match="needs n_step 1"):
+        SlateQConfig(day_discount=0.9, n_step=3)
     env = FakeSlateVecEnv(Scenario(n_candidates=3, slate_size=2))
     with pytest.raises(ConfigError, match="exceeds"):
         SlateQAgent(ObservationSpec.from_space(env.single_observation_space), 4)

@@ -9,7 +9,7 @@ from fakes import Crash, FakeSlateVecEnv, Scenario, crashing
 from agents.networks import ObservationSpec
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from agents.slateq import SlateQAgent, SlateQConfig
-from agents.training import TrainConfig, final_observations, train
+from agents.training import TrainConfig, final_observations, session_gaps, train
 from recsim_env.errors import ArtifactError, ConfigError
 
 SCENARIO = Scenario(budget=6.0, step_cap=8)
@@ -92,6 +92,12 @@ def test_final_observations_swap_in_the_departed_users_last_state() -> None:
     assert out["x"][:, 0].tolist() == [1.0, 20.0, 3.0] and obs["x"][1, 0] == 2.0
     as_dict = final_observations(obs, {"final_obs": {"x": np.array([[0.0], [7.0], [0.0]])}}, np.array([0, 1, 0], bool))
     assert as_dict["x"][1, 0] == 7.0
+
+
+def test_session_gaps_count_only_returned_users() -> None:
+    info = {"gap_days": np.array([0.0, 2.5, np.inf, 4.0]), "returned": np.array([False, True, False, True])}
+    np.testing.assert_array_equal(session_gaps(info, 4), [0.0, 2.5, 0.0, 4.0])
+    assert session_gaps({"click": np.zeros((4, 2))}, 4) is None  # a session env has no clock
 
 
 @pytest.mark.parametrize("kwargs", [{"total_steps": 0}, {"log_interval": 0}, {"checkpoint_interval": -1}])
