@@ -122,6 +122,8 @@ def check_fits(policy: Any, env: Any, source: str | Path, env_name: str) -> None
         have = {"n_candidates": int(policy.model.action_space.n), "slate_size": policy.slate_size}
     want = {**vars(spec), "slate_size": slate_size}
     for field, value in have.items():
+        if field == "lifetime" and not value:
+            continue  # an agent that does not read the lifetime keys acts in any env (it ignores them)
         if want[field] != value:
             raise ConfigError(f"{source}: the agent was trained with {field}={value}, but {env_name} has "
                               f"{field}={want[field]}; evaluate it in an env of the shape it was trained in")

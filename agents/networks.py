@@ -20,6 +20,8 @@ from recsim_env.errors import ConfigError
 
 OBS_KEYS = ("user_index", "user_features", "history_items", "history_responses", "candidates", "context")
 INT_KEYS = ("user_index", "history_items", "candidates")
+LIFETIME_KEYS = ("session_index", "days_since_last_session")
+"""A lifetime env's extra keys (:mod:`recsim_env.env.lifetime`): read where the space has them."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class ObservationSpec:
     """``C``, candidates per step."""
     n_context: int
     """Length of ``context``."""
+    lifetime: bool = False
+    """Whether the observation has :data:`LIFETIME_KEYS` (a lifetime env): the state then reads which
+    session this is and how long the user was away before it, on which a user's future sessions depend."""
 
     @classmethod
     def from_space(cls, space: spaces.Space) -> "ObservationSpec":
@@ -50,18 +55,28 @@ class ObservationSpec:
         s = space.spaces
         return cls(n_items=int(s["candidates"].high.max()) + 1, n_users=max(int(s["user_index"].high.max()) + 1, 0),
                    n_user_features=int(s["user_features"].shape[0]), history=int(s["history_items"].shape[0]),
-                   n_candidates=int(s["candidates"].shape[0]), n_context=int(s["context"].shape[0]))
+                   n_candidates=int(s["candidates"].shape[0]), n_context=int(s["context"].shape[0]),
+                   lifetime=all(k in s for k in LIFETIME_KEYS))
 
 
 def obs_to_tensors(obs: dict[str, np.ndarray], batched: bool = True) -> dict[str, torch.Tensor]:
     """Numpy observation dict -> torch tensors (int64 for index keys, float32 otherwise)."""
     out = {}
-    for key in OBS_KEYS:
+    for key in OBS_KEYS + tuple(k for k in LIFETIME_KEYS if k in obs):
         value = np.asarray(obs[key])
         if not batched:
             value = value[None]
         out[key] = torch.as_tensor(value, dtype=torch.long if key in INT_KEYS else torch.float32)
     return out
+
+
+def lifetime_features(obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(b, 2)``: ``log1p`` of the session index and of the days away before this session."""
+    missing = [k for k in LIFETIME_KEYS if k not in obs]
+    if missing:
+        raise ConfigError(f"this network reads a lifetime env's {list(LIFETIME_KEYS)}, which the observation "
+                          f"lacks ({missing}): it was trained in a lifetime env; act with it in one")
+    return torch.log1p(torch.cat([obs[k].reshape(-1, 1).float().clamp(min=0) for k in LIFETIME_KEYS], -1))
 
 
 class ItemTower(nn.Module):
@@ -111,7 +126,9 @@ class StateEncoder(nn.Module):
         self.tower = tower
         d = tower.dim
         self.history_proj = nn.Linear(d + 3, d)
-        self.net = mlp([spec.n_user_features + 2 * d + spec.n_context, hidden, out_dim], activate_last=True)
+        self.lifetime = spec.lifetime
+        extra = len(LIFETIME_KEYS) if spec.lifetime else 0
+        self.net = mlp([spec.n_user_features + 2 * d + spec.n_context + extra, hidden, out_dim], activate_last=True)
         self.out_dim = out_dim
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -120,7 +137,10 @@ class StateEncoder(nn.Module):
         hist = torch.relu(self.history_proj(torch.cat([self.tower.item(items), obs["history_responses"]], -1)))
         pooled = (hist * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         user = self.tower.user(obs["user_index"].reshape(-1), obs["user_features"])
-        return self.net(torch.cat([obs["user_features"], user, pooled, obs["context"]], -1))
+        parts = [obs["user_features"], user, pooled, obs["context"]]
+        if self.lifetime:
+            parts.append(lifetime_features(obs))
+        return self.net(torch.cat(parts, -1))
 
 
 FULL_CATALOG_RATIO = 32
