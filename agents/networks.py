@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,10 +60,15 @@ class ObservationSpec:
                    lifetime=all(k in s for k in LIFETIME_KEYS))
 
 
+def observation_keys(obs: Any) -> tuple[str, ...]:
+    """The keys the networks read from ``obs``: :data:`OBS_KEYS`, then the :data:`LIFETIME_KEYS` it has."""
+    return OBS_KEYS + tuple(k for k in LIFETIME_KEYS if k in obs)
+
+
 def obs_to_tensors(obs: dict[str, np.ndarray], batched: bool = True) -> dict[str, torch.Tensor]:
     """Numpy observation dict -> torch tensors (int64 for index keys, float32 otherwise)."""
     out = {}
-    for key in OBS_KEYS + tuple(k for k in LIFETIME_KEYS if k in obs):
+    for key in observation_keys(obs):
         value = np.asarray(obs[key])
         if not batched:
             value = value[None]

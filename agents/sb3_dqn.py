@@ -49,12 +49,11 @@ from tqdm.auto import tqdm
 from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.networks import (
     INT_KEYS,
-    LIFETIME_KEYS,
-    OBS_KEYS,
     ItemTower,
     ObservationSpec,
     StateEncoder,
     mlp,
+    observation_keys,
 )
 from agents.training import (
     EpisodeTracker,
@@ -102,8 +101,8 @@ class CandidateFeaturesExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         # SB3 hands every Box over as float; item and user indices are ids, so round them back.
-        keys = OBS_KEYS + tuple(k for k in LIFETIME_KEYS if k in observations)
-        obs = {k: (observations[k].round().long() if k in INT_KEYS else observations[k]) for k in keys}
+        obs = {k: (observations[k].round().long() if k in INT_KEYS else observations[k])
+               for k in observation_keys(observations)}
         obs["user_index"] = obs["user_index"].reshape(-1, 1)
         state = self.encoder(obs)
         emb = self.tower.item(obs["candidates"])

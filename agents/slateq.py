@@ -279,14 +279,12 @@ class SlateQAgent(SlatePolicy):
     def observe(self, t: Transition) -> None:
         self.users.add(t.obs["user_index"], t.obs["user_features"])
         self.steps_since_update += len(t.reward)
-        if self.config.day_discount < 1.0:  # n_step is 1 (the config says so): the step is the transition
+        gaps = None  # stored only for a day discount, whose config keeps n_step 1: each step is its transition
+        if self.config.day_discount < 1.0:
             gaps = np.zeros(len(t.reward), np.float32) if t.gap_days is None else t.gap_days
-            self.replay.add(t.obs, t.slate, t.choice, t.reward, t.next_obs, t.terminated.astype(np.float32),
-                            gap_days=gaps)
-            return
         for done in [t] if self.n_step is None else self.n_step.add(t):
             self.replay.add(done.obs, done.slate, done.choice, done.reward, done.next_obs,
-                            done.terminated.astype(np.float32), done.horizon)
+                            done.terminated.astype(np.float32), done.horizon, gap_days=gaps)
 
     def discard_unfinished_episodes(self) -> int:
         """Forget the steps still summing n-step rewards (a resume onto fresh users cut them)."""

@@ -93,7 +93,7 @@ def session_gaps(info: dict[str, Any], n: int) -> np.ndarray | None:
     if "gap_days" not in info:
         return None
     gaps = np.asarray(info["gap_days"], dtype=np.float64).reshape(n)
-    returned = np.asarray(info.get("returned", np.isfinite(gaps)), dtype=bool).reshape(n)
+    returned = np.asarray(info["returned"], dtype=bool).reshape(n)
     return np.where(returned, gaps, 0.0).astype(np.float32)
 
 
