@@ -137,12 +137,12 @@ register_simulator(SimulatorSpec("synthetic", "synthetic", _build_synthetic, has
                                  description="synthetic users with known ground truth (oracle available)"))
 register_simulator(SimulatorSpec("ml100k-train-lifetime", "ml-100k-lifetime",
                                  _movielens_simulator("ml100k-train-lifetime", "train", lifetime=True), default=False,
-                                 lifetime=True,
+                                 lifetime=True, has_oracle=True,
                                  description="ml100k-train's users over 60 days of sessions (fitted leave and "
                                              "return; lifetime agents train here)"))
 register_simulator(SimulatorSpec("ml100k-later-lifetime", "ml-100k-lifetime",
                                  _movielens_simulator("ml100k-later-lifetime", "later", lifetime=True), default=False,
-                                 lifetime=True,
+                                 lifetime=True, has_oracle=True,
                                  description="ml100k-later's users over 60 days of sessions (fitted leave and "
                                              "return; never trained against)"))
 register_simulator(SimulatorSpec("synthetic-lifetime", "synthetic-lifetime", _build_synthetic_lifetime,

@@ -459,6 +459,14 @@ class FittedUserModel:
             np.subtract(util, np.float32(self.dynamics.repeat_penalty), out=util, where=self._repeats(state, slates))
         return util
 
+    def true_utilities(self, state: FittedState, items: np.ndarray) -> np.ndarray:
+        """``(n, m)`` utilities the simulated users choose by (:meth:`utilities`), for the oracle and the planner.
+
+        In a simulator built from this model they are the ground truth: the myopic oracle is greedy on them
+        and the rollout planner rolls this model out. They are the fitted model's, not the logged users'
+        (which no one knows)."""
+        return self.utilities(state, items)
+
     def _utilities_one(self, state: FittedState, slate: np.ndarray) -> np.ndarray:
         """``(k,)`` utilities of one user's slate: :meth:`utilities` without the batch axes."""
         util = self._item_table.take(slate, axis=0).dot(self._query(state)[0])

@@ -140,6 +140,9 @@ def test_the_planner_is_a_reference_run_by_name_where_the_true_model_is():
     assert runs_on("planner", "synthetic") and not runs_on("planner", "ml100k-train")
     # It plans session simulators only; the oracle also reads the lifetime simulator's true utilities.
     assert not runs_on("planner", "synthetic-lifetime") and runs_on("oracle", "synthetic-lifetime")
+    # The fitted lifetime simulators' truth is their fitted model: the myopic oracle stands beside their agents.
+    assert runs_on("oracle", "ml100k-train-lifetime") and runs_on("oracle", "ml100k-later-lifetime")
+    assert not runs_on("planner", "ml100k-later-lifetime")
     assert "planner" not in BenchmarkConfig().policies and "oracle" in BenchmarkConfig().policies
     assert BenchmarkConfig(policies=("random", "planner")).policies == ("random", "planner")
 

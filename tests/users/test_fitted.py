@@ -743,3 +743,19 @@ def test_the_first_session_curve_in_the_simulator_is_the_hazards():
     design = hazard.features(position, rating, overlap, hazard.item_counts[items], activity)
     np.testing.assert_allclose(terms.probability(position, items, activity, rating, overlap),
                                hazard.probability(design), rtol=1e-12)
+
+
+def test_true_utilities_are_the_utilities_the_users_choose_by(tiny_model, rng):
+    """The oracle's and planner's view of a fitted simulator is its own choice model: greedy on
+    true_utilities shows the items of highest click probability, in that order (a hand check over one slate)."""
+    state = tiny_model.sample(6, rng)
+    items = rng.integers(0, tiny_model.n_items, size=(6, 12))
+    truth = tiny_model.true_utilities(state, items)
+    np.testing.assert_array_equal(truth, tiny_model.utilities(state, items))
+    # Under the multinomial logit, the item of highest utility is the one most often chosen when all are shown.
+    probs = tiny_model.choice_probabilities(state, items, np.ones(items.shape, dtype=bool))[:, :-1]
+    slot_effect = tiny_model.choice_probabilities(state, np.repeat(items[:, :1], 12, axis=1),
+                                                  np.ones(items.shape, dtype=bool))[:, :-1]
+    ratio = probs / slot_effect  # each slot's probability over a slate of copies: the position effect divided out
+    order = np.argsort(-truth, axis=1, kind="stable")
+    np.testing.assert_array_equal(np.argmax(ratio, axis=1), order[:, 0])
