@@ -116,6 +116,9 @@ class SimulatorSpec:
     """Whether the ``oracle`` policy can read its users' true utilities."""
     lifetime: bool = False
     """Whether an episode is a user's sessions over a horizon (the ``planner`` plans session simulators only)."""
+    has_planner: bool = False
+    """Whether the ``planner`` can run: a session simulator whose true model has the planner's item term
+    (:attr:`~recsim_env.benchmark.planner.PlannerConfig.item_term`, the synthetic users' item quality)."""
     description: str = ""
     default: bool = True
     """Whether a config that names no simulators runs it (the lifetime simulators are opt-in)."""

@@ -130,10 +130,12 @@ register_context(ContextSpec("ml-100k-lifetime", load_movielens, train_simulator
 register_context(ContextSpec("synthetic-lifetime", load_synthetic, train_simulator="synthetic-lifetime",
                              description="synthetic users and their generated log; agents train over lifetimes"))
 register_simulator(SimulatorSpec("ml100k-train", "ml-100k", _movielens_simulator("ml100k-train", "train"),
+                                 has_oracle=True,
                                  description="users fitted on the earlier part of ML-100K (agents train here)"))
 register_simulator(SimulatorSpec("ml100k-later", "ml-100k", _movielens_simulator("ml100k-later", "later"),
+                                 has_oracle=True,
                                  description="users fitted on the later part of ML-100K (never trained against)"))
-register_simulator(SimulatorSpec("synthetic", "synthetic", _build_synthetic, has_oracle=True,
+register_simulator(SimulatorSpec("synthetic", "synthetic", _build_synthetic, has_oracle=True, has_planner=True,
                                  description="synthetic users with known ground truth (oracle available)"))
 register_simulator(SimulatorSpec("ml100k-train-lifetime", "ml-100k-lifetime",
                                  _movielens_simulator("ml100k-train-lifetime", "train", lifetime=True), default=False,

@@ -73,11 +73,11 @@ def contexts_of(config: BenchmarkConfig) -> dict[str, list[str]]:
 
 def runs_on(policy: str, simulator: str) -> bool:
     """Whether the (policy, simulator) cell exists: the oracle only where the simulator has one, the planner
-    only where it has one and is a session simulator (:class:`~recsim_env.benchmark.planner.RolloutPlanner`
-    plans a :class:`~recsim_env.env.vector.RecVectorEnv`)."""
+    only where the simulator says it can (``has_planner``: a session simulator with the planner's item term;
+    :class:`~recsim_env.benchmark.planner.RolloutPlanner` plans a :class:`~recsim_env.env.vector.RecVectorEnv`)."""
     kind, spec = policy_spec(policy).kind, simulator_spec(simulator)
     if kind == "planner":
-        return spec.has_oracle and not spec.lifetime
+        return spec.has_planner and not spec.lifetime
     return kind != "oracle" or spec.has_oracle
 
 

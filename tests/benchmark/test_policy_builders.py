@@ -20,7 +20,9 @@ def test_every_policy_of_the_issue_and_every_simulator_is_registered():
     assert {"random", "popularity", "item-knn", "mf-bpr", "neumf", "lightgcn", "content", "slateq", "reinforce",
             "oracle"} <= set(POLICIES)
     assert {"ml100k-train", "ml100k-later", "synthetic"} <= set(SIMULATORS)
-    assert simulator_spec("synthetic").has_oracle and not simulator_spec("ml100k-train").has_oracle
+    assert simulator_spec("synthetic").has_oracle and simulator_spec("synthetic").has_planner
+    # The fitted simulators' truth is their fitted model: the oracle reads it; it has no item quality to plan on.
+    assert simulator_spec("ml100k-train").has_oracle and not simulator_spec("ml100k-train").has_planner
     with pytest.raises(ConfigError, match="unknown policy 'x'; valid: random"):
         policy_spec("x")
 
