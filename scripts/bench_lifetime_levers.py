@@ -27,40 +27,31 @@ import pandas as pd
 
 from recsim_env.benchmark.config import BenchmarkConfig
 from recsim_env.benchmark.planner import greedy_slates
+from recsim_env.benchmark.policies import OraclePolicy
 from recsim_env.benchmark.registry import BuiltPolicy
 from recsim_env.benchmark.tasks import evaluate_on, load_context
+from recsim_env.evaluation.metrics import mean_confidence_interval
 
 SIMULATORS = ("ml100k-train-lifetime", "ml100k-later-lifetime")
 
 
-class RatingLever:
-    """Greedy on ``true utility + weight · expected rating`` (reads the users' hidden state, as the oracle)."""
+class RatingLever(OraclePolicy):
+    """Greedy on ``true utility + weight · expected rating``: the oracle's view (the users' hidden state) with the
+    return model's rating lever added; ``weight = 0`` is :class:`OraclePolicy` itself."""
 
     def __init__(self, slate_size: int, weight: float) -> None:
-        self.slate_size, self.weight, self.env = slate_size, weight, None
-
-    def bind_env(self, env: Any) -> "RatingLever":
-        self.env = env.unwrapped if hasattr(env, "unwrapped") else env
-        return self
+        super().__init__(slate_size)
+        self.weight = weight
 
     def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        if self.weight == 0 or self.env is None:
+            return super().predict(observation, state, episode_start, deterministic)
         candidates = np.asarray(observation["candidates"], dtype=np.int64)
         model, users = self.env.user_model, self.env.user_state
-        scores = model.true_utilities(users, candidates)
-        if self.weight:
-            scores = scores + np.float32(self.weight) * model.expected_rating(users, candidates)
-        if self.weight == 0:  # the oracle's own rule and tie order, so that w = 0 reproduces its cells
-            return np.argsort(-scores, axis=1, kind="stable")[:, : self.slate_size].astype(np.int64), state
+        scores = model.true_utilities(users, candidates) + np.float32(self.weight) * model.expected_rating(users,
+                                                                                                           candidates)
         return greedy_slates(scores, self.slate_size), state
-
-
-def t_interval(values: np.ndarray) -> tuple[float, float, float]:
-    from scipy import stats
-
-    mean = float(values.mean())
-    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    return mean, mean - half, mean + half
 
 
 def main() -> int:
@@ -75,6 +66,10 @@ def main() -> int:
         weights = [float(w) for w in args.weights.split(",")]
     except ValueError:
         parser.error(f"--weights must be comma-separated numbers, got {args.weights!r}")
+    if args.seeds < 2:
+        parser.error(f"--seeds must be >= 2 (an interval over seeds), got {args.seeds}")
+    if args.paired_with is not None and not (args.paired_with / "episodes.csv").is_file():
+        parser.error(f"--paired-with {args.paired_with}: no episodes.csv there (give a recsim benchmark run dir)")
     config = BenchmarkConfig.build(quick=True, seeds=args.seeds, episodes=args.episodes,
                                    simulators=SIMULATORS, policies=("oracle",))
     loaded = load_context(config, "ml-100k-lifetime", list(SIMULATORS))
@@ -89,12 +84,15 @@ def main() -> int:
                                              loaded.simulators[name], config, seed).episodes["return"].mean()
                                  for seed in range(args.seeds)])
             line: dict[str, Any] = {"simulator": name, "weight": weight, "per_seed": per_seed.round(3).tolist(),
-                                    "lifetime_clicks": t_interval(per_seed),
+                                    "lifetime_clicks": mean_confidence_interval(per_seed),
                                     "wall_s": round(time.perf_counter() - start, 1)}
             if others is not None:
                 for policy in others.loc[name].index.get_level_values(0).unique():
                     theirs = others.loc[(name, policy)].reindex(range(args.seeds)).to_numpy()
-                    line[f"minus_{policy}"] = t_interval(per_seed - theirs)
+                    if np.isnan(theirs).any():
+                        raise SystemExit(f"--paired-with {args.paired_with}: {policy} in {name} lacks seeds "
+                                         f"{np.flatnonzero(np.isnan(theirs)).tolist()} of the {args.seeds} asked for")
+                    line[f"minus_{policy}"] = mean_confidence_interval(per_seed - theirs)
             print(json.dumps(line), flush=True)
     return 0
 
