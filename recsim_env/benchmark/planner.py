@@ -67,7 +67,9 @@ class PlannerConfig:
     random_slates: int = 0
     """Uniformly random first slates per user and step, each continued by the base policy."""
     item_term: str = "item_quality"
-    """The user model's ``(n_items,)`` array read as each item's long-term side; needed when a weight is not 0."""
+    """The user model's attribute read as each candidate's long-term side, needed when a weight is not 0: an
+    ``(n_items,)`` array (the synthetic users' ``item_quality``) or a method ``(user_state, items) -> (n, m)``
+    (the fitted users' ``expected_rating``, which their return model rewards with sooner returns)."""
     seed: int = 0
     """Seed of the planning streams (the rollouts' candidates and responses, the random slates)."""
 
@@ -127,18 +129,22 @@ class RolloutPlanner:
         self._decisions = 0
 
     def bind_env(self, env: Any) -> "RolloutPlanner":
-        """Plan for ``env``'s users from now on (a ``RecVectorEnv`` over a model with true utilities)."""
+        """Plan for ``env``'s users from now on: a ``RecVectorEnv`` (sessions) or a ``LifetimeVectorEnv``
+        (lifetimes: its rollouts run on through gaps and later sessions) over a model with true utilities."""
+        from recsim_env.env.lifetime import LifetimeVectorEnv
         from recsim_env.env.vector import RecVectorEnv
 
         env = env.unwrapped if hasattr(env, "unwrapped") else env
-        if type(env) is not RecVectorEnv:  # a subclass (the lifetime env) has dynamics the copy would not
-            raise ConfigError(f"RolloutPlanner plans in a RecVectorEnv, got {type(env).__name__}")
+        if type(env) not in (RecVectorEnv, LifetimeVectorEnv):  # a subclass has dynamics the copy would not
+            raise ConfigError(f"RolloutPlanner plans in a RecVectorEnv or a LifetimeVectorEnv, "
+                              f"got {type(env).__name__}")
         if not callable(getattr(env.user_model, "true_utilities", None)):
             raise ConfigError(f"RolloutPlanner needs a user model with true_utilities (the true model); "
                               f"{type(env.user_model).__name__} has none")
-        if any(self.config.weights) and self._item_term(env.user_model) is None:
-            raise ConfigError(f"PlannerConfig.item_term={self.config.item_term!r} is not an (n_items,) array of "
-                              f"{type(env.user_model).__name__}; set every weight to 0 for such a model")
+        if any(self.config.weights) and not self._has_term(env.user_model):
+            raise ConfigError(f"PlannerConfig.item_term={self.config.item_term!r} is neither an (n_items,) array nor "
+                              f"a method (user_state, items) of {type(env.user_model).__name__}; set every weight "
+                              f"to 0 for such a model")
         self.env = env
         self._copy = None
         self._decisions = 0  # each evaluation plans from the same seeds, whatever ran before it
@@ -161,7 +167,7 @@ class RolloutPlanner:
         slates = self.candidate_slates(self.env.user_state, candidates, np.random.default_rng(slate_seed))
         # One set of streams per rollout step, the same for every candidate: common random numbers that a
         # response drawn differently at one step (a click in one rollout, none in the other) cannot shift.
-        steps = [_stream_states(child) for child in rollout_seed.spawn(self.config.horizon)]
+        steps = self.rollout_streams(rollout_seed)
         weights = self.config.weights
         continuations = (*weights, *(weights[0],) * self.config.random_slates)
         scores = np.stack([self._score(real, slates[:, j], w, steps) for j, w in enumerate(continuations)], axis=1)
@@ -183,28 +189,42 @@ class RolloutPlanner:
         model = self.env.user_model
         scores = model.true_utilities(user_state, candidates)
         if weight:
-            scores += weight * self._item_term(model)[candidates]
+            scores += weight * self._term(model, user_state, candidates)
         return greedy_slates(scores, self.slate_size)
 
-    def _item_term(self, model: Any) -> np.ndarray | None:
+    def _has_term(self, model: Any) -> bool:
         term = getattr(model, self.config.item_term, None)
-        if not isinstance(term, np.ndarray) or term.shape != (model.n_items,):
-            return None
-        return term
+        return callable(term) or (isinstance(term, np.ndarray) and term.shape == (model.n_items,))
+
+    def _term(self, model: Any, user_state: Any, candidates: np.ndarray) -> np.ndarray:
+        """``(n, m)`` item term of ``candidates``: the model's per-item array indexed, or its method called."""
+        term = getattr(model, self.config.item_term)
+        return term(user_state, candidates) if callable(term) else term[candidates]
 
     # --- rollouts -------------------------------------------------------------------------------
+    def rollout_streams(self, seed: np.random.SeedSequence) -> list[dict[str, Any]]:
+        """The streams of each rollout step (:attr:`PlannerConfig.horizon` of them), spawned from ``seed``:
+        bit-generator states of the users', candidates' and responses' streams and (read by a lifetime
+        simulation only) the gaps' and new sessions' ``returns`` stream."""
+        return [_stream_states(child) for child in seed.spawn(self.config.horizon)]
+
     def _score(self, real: dict[str, Any], first: np.ndarray, weight: float,
                steps: list[dict[str, Any]]) -> np.ndarray:
         """``(n,)`` mean return of showing ``first`` (``(n, slate_size)`` positions), then following the
         policy greedy with ``weight``; ``steps[t]`` are the streams of rollout step ``t``."""
+        from recsim_env.env.simulation import RandomStreams
+
         n, rollouts = len(first), self.config.rollouts
         sim = self._simulation(n * rollouts)
+        lifetime = hasattr(sim, "returns")
         sim.set_state(_tiled_state(real, rollouts, steps[0]))
         total = np.zeros(n * rollouts)
         active = np.ones(n * rollouts, dtype=bool)
         for step, streams in enumerate(steps):
-            for stream, bit_state in zip(sim.streams, streams.values()):
-                stream.bit_generator.state = bit_state
+            for name, stream in zip(RandomStreams._fields, sim.streams):
+                stream.bit_generator.state = streams[name]
+            if lifetime:
+                sim.returns.bit_generator.state = streams["returns"]
             # Row r * n + i is rollout r of user i.
             action = np.tile(first, (rollouts, 1)) if step == 0 else self._greedy(sim.state, sim.candidates, weight)
             reward, terminated, truncated, _ = sim.step(action)
@@ -215,13 +235,19 @@ class RolloutPlanner:
         return total.reshape(rollouts, n).mean(axis=0)
 
     def _simulation(self, rows: int) -> Any:
-        """The bound env's simulation core with ``rows`` users (built once per size): same model, config,
-        reward. Its users are never replaced: a rollout whose user left stops counting, as its episode ended."""
+        """The bound env's simulation core with ``rows`` users (built once per size): same class, model, config,
+        reward (and lifetime config). Its users are never replaced: a rollout whose user left for good stops
+        counting, as its episode ended."""
+        from recsim_env.env.lifetime import LifetimeSimulation, LifetimeVectorEnv
         from recsim_env.env.simulation import SlateSimulation
 
         if self._copy is None or self._copy.n != rows:
             env = self.env
-            self._copy = SlateSimulation(env.user_model, env.catalog, env.config, env.reward_fn, n=rows)
+            if isinstance(env, LifetimeVectorEnv):
+                self._copy = LifetimeSimulation(env.user_model, env.catalog, env.config, env.reward_fn, rows,
+                                                env.lifetime)
+            else:
+                self._copy = SlateSimulation(env.user_model, env.catalog, env.config, env.reward_fn, n=rows)
         return self._copy
 
 
@@ -241,18 +267,26 @@ def greedy_slates(scores: np.ndarray, slate_size: int) -> np.ndarray:
 
 
 def _stream_states(seed: np.random.SeedSequence) -> dict[str, Any]:
-    """Bit-generator states of the planning streams (users, candidates, responses) spawned from ``seed``."""
+    """Bit-generator states of the planning streams spawned from ``seed``: the session simulation's (users,
+    candidates, responses), then the lifetime simulation's ``returns`` (spawned last, so that the first three
+    are the same whether or not it is)."""
     from recsim_env.env.simulation import RandomStreams
 
-    streams = RandomStreams(*(np.random.default_rng(child) for child in seed.spawn(len(RandomStreams._fields))))
-    return {name: stream.bit_generator.state for name, stream in zip(RandomStreams._fields, streams)}
+    names = (*RandomStreams._fields, "returns")
+    children = seed.spawn(len(names))
+    return {name: np.random.default_rng(child).bit_generator.state for name, child in zip(names, children)}
 
 
 def _tiled_state(real: dict[str, Any], rollouts: int, streams: dict[str, Any]) -> dict[str, Any]:
-    """``real`` (a ``SlateSimulation.get_state``) with every per-user array repeated ``rollouts`` times along
-    its rows (row ``r * n + i`` is user ``i``) and the planning ``streams`` in place of the real ones."""
+    """``real`` (a simulation's ``get_state``) with every per-user array repeated ``rollouts`` times along its
+    rows (row ``r * n + i`` is user ``i``) and the planning ``streams`` in place of the real ones."""
     def tile(array: np.ndarray | None) -> np.ndarray | None:
         return None if array is None else np.tile(array, (rollouts,) + (1,) * (array.ndim - 1))
 
-    return {"arrays": {name: tile(a) for name, a in real["arrays"].items()},
-            "user_state": {name: tile(a) for name, a in real["user_state"].items()}, "streams": streams}
+    tiled = {"arrays": {name: tile(a) for name, a in real["arrays"].items()},
+             "user_state": {name: tile(a) for name, a in real["user_state"].items()},
+             "streams": {name: streams[name] for name in real["streams"]}}
+    if "lifetime" in real:
+        tiled["lifetime"] = {name: tile(a) for name, a in real["lifetime"].items()}
+        tiled["returns_stream"] = streams["returns"]
+    return tiled

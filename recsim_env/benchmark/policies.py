@@ -19,7 +19,9 @@ from recsim_env.benchmark.registry import (
     PolicySpec,
     TrainingContext,
     register_policy,
+    simulator_spec,
 )
+from recsim_env.errors import ConfigError
 
 
 def _curve(history: list[dict[str, float]] | None, step_key: str) -> pd.DataFrame | None:
@@ -116,10 +118,15 @@ def build_oracle(ctx: TrainingContext) -> BuiltPolicy:
 
 
 def build_planner(ctx: TrainingContext) -> BuiltPolicy:
-    """The rollout planner over the true model (:mod:`~recsim_env.benchmark.planner`), seeded by ``ctx.seed``."""
-    from recsim_env.benchmark.planner import PlannerConfig, RolloutPlanner
+    """The rollout planner over the true model (:mod:`~recsim_env.benchmark.planner`) with the settings of the
+    context's training simulator (:attr:`~recsim_env.benchmark.registry.SimulatorSpec.planner`), seeded by
+    ``ctx.seed``."""
+    from recsim_env.benchmark.planner import RolloutPlanner
 
-    return BuiltPolicy(RolloutPlanner(ctx.slate_size, PlannerConfig(seed=ctx.seed)))
+    settings = simulator_spec(ctx.simulator.name).planner
+    if settings is None:
+        raise ConfigError(f"the planner has no settings for {ctx.simulator.name!r}, the simulator it is built in")
+    return BuiltPolicy(RolloutPlanner(ctx.slate_size, replace(settings, seed=ctx.seed)))
 
 
 class OraclePolicy:
@@ -141,8 +148,6 @@ class OraclePolicy:
     def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
         if self.env is None:
-            from recsim_env.errors import ConfigError
-
             raise ConfigError("OraclePolicy needs bind_env(vector_env) before predict")
         cands = np.asarray(observation["candidates"], dtype=np.int64)
         # The users' hidden state (the env's documented `user_state`): only an oracle may read it.

@@ -115,13 +115,19 @@ class SimulatorSpec:
     has_oracle: bool = False
     """Whether the ``oracle`` policy can read its users' true utilities."""
     lifetime: bool = False
-    """Whether an episode is a user's sessions over a horizon (the ``planner`` plans session simulators only)."""
-    has_planner: bool = False
-    """Whether the ``planner`` can run: a session simulator whose true model has the planner's item term
-    (:attr:`~recsim_env.benchmark.planner.PlannerConfig.item_term`, the synthetic users' item quality)."""
+    """Whether an episode is a user's sessions over a horizon."""
+    planner: Any = None
+    """The ``planner``'s :class:`~recsim_env.benchmark.planner.PlannerConfig` for this simulator's users (its
+    item term and weights; the benchmark sets its seed), or ``None``: no planner runs here. A planner built in
+    a context keeps the settings of the context's training simulator wherever it is evaluated."""
     description: str = ""
     default: bool = True
     """Whether a config that names no simulators runs it (the lifetime simulators are opt-in)."""
+
+    @property
+    def has_planner(self) -> bool:
+        """Whether the ``planner`` runs here (:attr:`planner` is set)."""
+        return self.planner is not None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from recsim_env.benchmark.planner import PlannerConfig
 from recsim_env.benchmark.registry import (
     ContextData,
     ContextSpec,
@@ -124,6 +125,14 @@ register_context(ContextSpec("ml-100k", load_movielens, train_simulator="ml100k-
                              description="MovieLens-100K, earlier part for training"))
 register_context(ContextSpec("synthetic", load_synthetic, train_simulator="synthetic",
                              description="synthetic ground-truth users and their generated log"))
+FITTED_LIFETIME_PLANNER = PlannerConfig(rollouts=2, horizon=60, weights=(2.0, 0.0, 0.5, 1.0, 4.0),
+                                        item_term="expected_rating")
+"""The planner's settings in the fitted lifetime simulators: policies greedy on ``true utility + w · expected
+rating`` (the fitted return model's rating lever), with the weights of ``scripts/bench_lifetime_levers.py``;
+its base ``w = 2`` was the best of them in ``ml100k-train-lifetime`` (BENCHMARKS.md), the others as given.
+2 rollouts of 60 steps (the myopic oracle's lifetimes there last 74 steps on average), for cost: one decision
+for 100 users takes ~0.6 s on this machine, 4 rollouts of 100 steps ~1.7 s."""
+
 # The lifetime contexts: the same data, but the agents train in the lifetime simulator (module docstring).
 register_context(ContextSpec("ml-100k-lifetime", load_movielens, train_simulator="ml100k-train-lifetime",
                              description="MovieLens-100K, earlier part for training; agents train over lifetimes"))
@@ -135,19 +144,19 @@ register_simulator(SimulatorSpec("ml100k-train", "ml-100k", _movielens_simulator
 register_simulator(SimulatorSpec("ml100k-later", "ml-100k", _movielens_simulator("ml100k-later", "later"),
                                  has_oracle=True,
                                  description="users fitted on the later part of ML-100K (never trained against)"))
-register_simulator(SimulatorSpec("synthetic", "synthetic", _build_synthetic, has_oracle=True, has_planner=True,
+register_simulator(SimulatorSpec("synthetic", "synthetic", _build_synthetic, has_oracle=True, planner=PlannerConfig(),
                                  description="synthetic users with known ground truth (oracle available)"))
 register_simulator(SimulatorSpec("ml100k-train-lifetime", "ml-100k-lifetime",
                                  _movielens_simulator("ml100k-train-lifetime", "train", lifetime=True), default=False,
-                                 lifetime=True, has_oracle=True,
+                                 lifetime=True, has_oracle=True, planner=FITTED_LIFETIME_PLANNER,
                                  description="ml100k-train's users over 60 days of sessions (fitted leave and "
                                              "return; lifetime agents train here)"))
 register_simulator(SimulatorSpec("ml100k-later-lifetime", "ml-100k-lifetime",
                                  _movielens_simulator("ml100k-later-lifetime", "later", lifetime=True), default=False,
-                                 lifetime=True, has_oracle=True,
+                                 lifetime=True, has_oracle=True, planner=FITTED_LIFETIME_PLANNER,
                                  description="ml100k-later's users over 60 days of sessions (fitted leave and "
                                              "return; never trained against)"))
 register_simulator(SimulatorSpec("synthetic-lifetime", "synthetic-lifetime", _build_synthetic_lifetime,
-                                 has_oracle=True, default=False, lifetime=True,
+                                 has_oracle=True, default=False, lifetime=True, planner=PlannerConfig(),
                                  description="synthetic users over 60 days of sessions (known leave and return; "
                                              "lifetime agents train here)"))

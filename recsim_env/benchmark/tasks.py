@@ -73,11 +73,10 @@ def contexts_of(config: BenchmarkConfig) -> dict[str, list[str]]:
 
 def runs_on(policy: str, simulator: str) -> bool:
     """Whether the (policy, simulator) cell exists: the oracle only where the simulator has one, the planner
-    only where the simulator says it can (``has_planner``: a session simulator with the planner's item term;
-    :class:`~recsim_env.benchmark.planner.RolloutPlanner` plans a :class:`~recsim_env.env.vector.RecVectorEnv`)."""
+    only where the simulator gives it settings (``has_planner``: a true model with the planner's item term)."""
     kind, spec = policy_spec(policy).kind, simulator_spec(simulator)
     if kind == "planner":
-        return spec.has_planner and not spec.lifetime
+        return spec.has_planner
     return kind != "oracle" or spec.has_oracle
 
 

@@ -10,6 +10,7 @@ from recsim_env.benchmark.config import BenchmarkConfig
 from recsim_env.benchmark.defaults import policy_spec
 from recsim_env.benchmark.planner import PlannerConfig, RolloutPlanner
 from recsim_env.benchmark.policies import OraclePolicy
+from recsim_env.benchmark.registry import simulator_spec
 from recsim_env.benchmark.tasks import runs_on
 from recsim_env.env.config import EnvConfig
 from recsim_env.env.vector import RecVectorEnv
@@ -138,11 +139,12 @@ def test_the_planner_is_a_reference_run_by_name_where_the_true_model_is():
     spec = policy_spec("planner")
     assert spec.kind == "planner" and not spec.default
     assert runs_on("planner", "synthetic") and not runs_on("planner", "ml100k-train")
-    # It plans session simulators only; the oracle also reads the lifetime simulator's true utilities.
-    assert not runs_on("planner", "synthetic-lifetime") and runs_on("oracle", "synthetic-lifetime")
-    # The fitted lifetime simulators' truth is their fitted model: the myopic oracle stands beside their agents.
-    assert runs_on("oracle", "ml100k-train-lifetime") and runs_on("oracle", "ml100k-later-lifetime")
-    assert not runs_on("planner", "ml100k-later-lifetime")
+    # It plans lifetimes too, where it has an item term: the synthetic users' quality, the fitted users' rating.
+    assert runs_on("planner", "synthetic-lifetime") and runs_on("oracle", "synthetic-lifetime")
+    # The fitted lifetime simulators' truth is their fitted model: both references stand beside their agents.
+    for name in ("ml100k-train-lifetime", "ml100k-later-lifetime"):
+        assert runs_on("oracle", name) and runs_on("planner", name)
+        assert simulator_spec(name).planner.item_term == "expected_rating"
     assert "planner" not in BenchmarkConfig().policies and "oracle" in BenchmarkConfig().policies
     assert BenchmarkConfig(policies=("random", "planner")).policies == ("random", "planner")
 
@@ -163,10 +165,97 @@ def test_the_planner_refuses_an_env_it_cannot_copy_or_a_model_without_the_item_t
     env = RecVectorEnv(model, model.catalog(), EnvConfig(slate_size=2, n_candidates=10), num_envs=2)
     with pytest.raises(ConfigError, match="bind_env"):
         RolloutPlanner(2).predict(env.reset(seed=0)[0])
-    with pytest.raises(ConfigError, match="item_term='popularity' is not"):
+    with pytest.raises(ConfigError, match="item_term='popularity' is neither"):
         RolloutPlanner(2, PlannerConfig(item_term="popularity")).bind_env(env)
     RolloutPlanner(2, PlannerConfig(item_term="popularity", weights=(0.0,))).bind_env(env)  # needs no term
     returning = ReturningSyntheticUserModel(SyntheticConfig(n_items=30, n_users=10))
-    lifetime = LifetimeVectorEnv(returning, returning.catalog(), EnvConfig(slate_size=2, n_candidates=10), num_envs=2)
-    with pytest.raises(ConfigError, match="plans in a RecVectorEnv, got LifetimeVectorEnv"):
-        RolloutPlanner(2).bind_env(lifetime)
+
+    class Subclassed(LifetimeVectorEnv):  # its dynamics could differ from the copy's
+        pass
+
+    other = Subclassed(returning, returning.catalog(), EnvConfig(slate_size=2, n_candidates=10), num_envs=2)
+    with pytest.raises(ConfigError, match="plans in a RecVectorEnv or a LifetimeVectorEnv, got Subclassed"):
+        RolloutPlanner(2).bind_env(other)
+
+
+class ReplayedStreams(RolloutPlanner):
+    """A planner whose rollout steps meet the given streams (one dict per step) instead of its own."""
+
+    def __init__(self, slate_size: int, config: PlannerConfig, streams: list[dict]) -> None:
+        super().__init__(slate_size, config)
+        self.streams = streams
+
+    def rollout_streams(self, seed: np.random.SeedSequence) -> list[dict]:
+        return self.streams
+
+
+def lifetime_env(seed: int):
+    from recsim_env.env.lifetime import LifetimeConfig, LifetimeVectorEnv
+    from recsim_env.users.synthetic import ReturningSyntheticUserModel
+
+    model = ReturningSyntheticUserModel(SyntheticConfig(n_items=40, n_users=30))
+    env = LifetimeVectorEnv(model, model.catalog(), EnvConfig(slate_size=2, n_candidates=10, step_cap=12),
+                            LifetimeConfig(horizon=20.0), num_envs=1)
+    return env, env.reset(seed=seed)[0]
+
+
+def test_a_lifetime_rollout_on_the_real_streams_is_the_real_lifetime():
+    # Known answer: a rollout of the oracle's rule that meets, step by step, the streams the real env met
+    # (users, candidates, responses, and the gaps' and new sessions' returns stream) earns exactly the
+    # lifetime clicks the oracle earned in the real env, across its gaps and later sessions. The real env's
+    # streams are set afresh before every step, so the rollout must read each step's streams, not run on.
+    from recsim_env.benchmark.planner import _stream_states
+
+    env, obs = lifetime_env(seed=4)
+    oracle = OraclePolicy(2).bind_env(env)
+    streams, total, returned, done = [], 0.0, 0, False
+    observation = obs
+    twin, _ = lifetime_env(seed=4)  # the planner's env, still at the lifetime's start
+    while not done:
+        fresh = _stream_states(np.random.SeedSequence([99, len(streams)]))
+        state = env.get_state()
+        state["simulation"]["streams"] = {name: fresh[name] for name in state["simulation"]["streams"]}
+        state["simulation"]["returns_stream"] = fresh["returns"]
+        env.set_state(state)
+        streams.append(fresh)
+        action, _ = oracle.predict(observation)
+        observation, reward, terminated, truncated, info = env.step(action)
+        total += float(reward[0])
+        done = bool(terminated[0] or truncated[0])
+        returned += 0 if done else int(info["returned"][0])  # the last step's info sits in final_info
+    assert returned >= 2 and total > 0  # the lifetime held later sessions
+    planner = ReplayedStreams(2, PlannerConfig(rollouts=1, horizon=len(streams), weights=(0.0,)), streams)
+    planner.bind_env(twin).predict(obs)
+    assert planner.last_scores[0, 0] == total
+    # One step short of the end, the score is the lifetime's clicks less its last step's.
+    short = ReplayedStreams(2, PlannerConfig(rollouts=1, horizon=len(streams) - 1, weights=(0.0,)), streams[:-1])
+    short.bind_env(twin).predict(obs)
+    assert short.last_scores[0, 0] == total - float(reward[0])
+
+
+def test_the_planner_plans_lifetimes_on_a_per_user_item_term_and_leaves_the_real_lifetime_alone():
+    from recsim_env.env.lifetime import LifetimeConfig, LifetimeVectorEnv
+    from recsim_env.users.synthetic import ReturningSyntheticUserModel
+
+    class RatedUsers(ReturningSyntheticUserModel):  # a per-(user, item) term, as the fitted model's expected_rating
+        def affinity(self, state, items):
+            return np.take_along_axis(state.interest, self.item_topic[items], axis=1)
+
+    model = RatedUsers(SyntheticConfig(n_items=40, n_users=30))
+    config = EnvConfig(slate_size=2, n_candidates=10, step_cap=12)
+    planned, untouched = (LifetimeVectorEnv(model, model.catalog(), config, LifetimeConfig(horizon=10.0), num_envs=4)
+                          for _ in range(2))
+    obs, _ = planned.reset(seed=5)
+    untouched.reset(seed=5)
+    planner = RolloutPlanner(2, PlannerConfig(rollouts=2, horizon=8, weights=(0.0, 1.0), item_term="affinity"))
+    planner.bind_env(planned)
+    for _ in range(15):
+        before = planned.get_state()
+        action, _ = planner.predict(obs)
+        after = planned.get_state()
+        assert_same_state(after, before)
+        assert after["simulation"]["returns_stream"] == before["simulation"]["returns_stream"]
+        obs, reward, *_ = planned.step(action)
+        np.testing.assert_array_equal(reward, untouched.step(action)[1])
+    assert planner.last_scores.shape == (4, 2)
+    assert_same_state(planned.get_state(), untouched.get_state())
