@@ -4,12 +4,15 @@
 longer sessions can earn. At every step, for every user of the vector env it is bound to, it scores a
 few candidates by Monte-Carlo rollouts in a copy of the env's simulation started from the user's true
 current state (the env's documented hidden ``user_state`` and its per-user counters), and shows the
-first slate of the best one:
+first slate of the best one. In a lifetime env (:class:`~recsim_env.env.lifetime.LifetimeVectorEnv`) the
+copy is a lifetime simulation: a rollout runs on through the session's end, the drawn gap and the user's
+later sessions, up to the horizon of days, so a score counts the clicks of sessions not yet begun.
 
 1. Candidates are policies (parallel rollout, Chang, Givan & Chong 2004): greedy on
    ``true utility + w · item term`` for each weight ``w`` of :attr:`PlannerConfig.weights` (``w = 0`` is
    the myopic oracle's rule; the item term, by default the synthetic users' ``item_quality``, is an item's
-   long-term side), each followed for the whole rollout; plus :attr:`PlannerConfig.random_slates` random
+   long-term side: in the fitted lifetime simulators the user's expected rating, which their return model
+   rewards with a sooner return), each followed for the whole rollout; plus :attr:`PlannerConfig.random_slates` random
    first slates continued by the base policy (the first weight's).
 2. Each candidate runs :attr:`PlannerConfig.rollouts` rollouts of :attr:`PlannerConfig.horizon` steps per
    user; its score is the mean summed reward (an episode that ends, by leaving or the step cap, stops
@@ -30,12 +33,14 @@ least as good as every candidate policy (policy switching); ties keep the base p
 With Monte-Carlo scores that holds up to their noise, and with a horizon shorter than the episode up to
 what lies beyond it.
 
-What it reads: the true model (user model, reward, step cap, candidate generator) and each user's true
-state now. What it does not read: the real episode's future randomness. The copy draws from its own
-streams, spawned from :attr:`PlannerConfig.seed` and the decision's count, and the real env's streams
-and state are never touched (``get_state`` reads them without a draw), so the real trajectory is the
-one any policy showing the same slates would meet. No real system has the true model: the planner is a
-reference, as the oracle is, and runs only where a simulator has one (``has_oracle``).
+What it reads: the true model (user model, reward, step cap, candidate generator; in a lifetime env also
+the return model and the lifetime config) and each user's true state now (in a lifetime env also their
+clock, session count and days since the last session). What it does not read: the real episode's future
+randomness. The copy draws from its own streams, spawned from :attr:`PlannerConfig.seed` and the
+decision's count, and the real env's streams and state are never touched (``get_state`` reads them without
+a draw), so the real trajectory is the one any policy showing the same slates would meet. No real system
+has the true model: the planner is a reference, as the oracle is, and runs only where a simulator gives it
+settings (``SimulatorSpec.planner``).
 
 Cost: one decision simulates at most ``candidates · rollouts · horizon`` user-steps per user
 (:meth:`RolloutPlanner.cost`), batched: all users' rollouts of one candidate are one simulation of

@@ -145,7 +145,8 @@ register_simulator(SimulatorSpec("ml100k-later", "ml-100k", _movielens_simulator
                                  has_oracle=True,
                                  description="users fitted on the later part of ML-100K (never trained against)"))
 register_simulator(SimulatorSpec("synthetic", "synthetic", _build_synthetic, has_oracle=True, planner=PlannerConfig(),
-                                 description="synthetic users with known ground truth (oracle available)"))
+                                 description="synthetic users with known ground truth (item quality: the planner's "
+                                             "item term)"))
 register_simulator(SimulatorSpec("ml100k-train-lifetime", "ml-100k-lifetime",
                                  _movielens_simulator("ml100k-train-lifetime", "train", lifetime=True), default=False,
                                  lifetime=True, has_oracle=True, planner=FITTED_LIFETIME_PLANNER,
