@@ -192,6 +192,22 @@ def test_jobs_below_one_and_a_ray_address_without_ray_backend_are_refused(tmp_pa
         ExecutorConfig.from_options("local", 2, "10.0.0.5:6379")
 
 
+def test_max_envs_reaches_the_run_config_and_below_one_is_refused(tmp_path, fake_context, capsys):
+    from recsim_env.benchmark.config import read_toml
+
+    for value in ("0", "-1", "many"):
+        with pytest.raises(SystemExit) as exited:
+            main(["benchmark", "--max-envs", value, "--out", str(tmp_path / "refused")])
+        assert exited.value.code == 2
+        assert f"argument --max-envs: must be a positive integer, got '{value}'" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    root = tmp_path / "run"
+    argv = ["benchmark", "--policies", "first", "--simulators", "fake-a", "--seeds", "1", "--episodes", "4",
+            "--max-envs", "3", "--out", str(root)]
+    assert main(argv) == 0
+    assert read_toml(root / "config.toml")["max_envs"] == 3
+
+
 def test_backend_ray_without_ray_names_the_extra(tmp_path, fake_context, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     argv = ["benchmark", "--policies", "fav", "--simulators", "fake-a", "--seeds", "1", "--out", str(tmp_path / "r"),

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", dest="out_dir", metavar="DIR", help="run directory (default: runs/benchmark)")
     parser.add_argument("--seeds", type=int, metavar="N", help="seeds per policy and simulator (default: 5)")
     parser.add_argument("--episodes", type=int, metavar="N", help="evaluation episodes per policy, simulator and seed")
+    parser.add_argument("--max-envs", type=positive_int, metavar="N",
+                        help="most users stepped at once in an evaluation (default: 512); with fewer, each runs "
+                             "several episodes in turn (other users, as the evaluation seed draws them)")
     parser.add_argument("--policies", metavar="A,B", help=f"comma-separated; known: {','.join(POLICIES)}")
     parser.add_argument("--simulators", metavar="A,B", help=f"comma-separated; known: {','.join(SIMULATORS)}")
     parser.add_argument("--metrics", metavar="A,B", help=f"metrics to show; known: {','.join(ALL_METRICS)}")
@@ -60,7 +63,8 @@ def _run(args: argparse.Namespace) -> int:
         _print_registry()
         return 0
     config = BenchmarkConfig.build(args.config, quick=bool(args.quick), out_dir=args.out_dir, seeds=args.seeds,
-                                   episodes=args.episodes, policies=args.policies, simulators=args.simulators,
+                                   episodes=args.episodes, max_envs=args.max_envs, policies=args.policies,
+                                   simulators=args.simulators,
                                    metrics=args.metrics, offline=args.offline,
                                    retrain_per_seed=args.retrain_per_seed,
                                    warm_start=None if args.warm_start is None else
