@@ -217,19 +217,13 @@ class RolloutPlanner:
                steps: list[dict[str, Any]]) -> np.ndarray:
         """``(n,)`` mean return of showing ``first`` (``(n, slate_size)`` positions), then following the
         policy greedy with ``weight``; ``steps[t]`` are the streams of rollout step ``t``."""
-        from recsim_env.env.simulation import RandomStreams
-
         n, rollouts = len(first), self.config.rollouts
         sim = self._simulation(n * rollouts)
-        lifetime = hasattr(sim, "returns")
         sim.set_state(_tiled_state(real, rollouts, steps[0]))
         total = np.zeros(n * rollouts)
         active = np.ones(n * rollouts, dtype=bool)
         for step, streams in enumerate(steps):
-            for name, stream in zip(RandomStreams._fields, sim.streams):
-                stream.bit_generator.state = streams[name]
-            if lifetime:
-                sim.returns.bit_generator.state = streams["returns"]
+            sim.set_streams(streams)
             # Row r * n + i is rollout r of user i.
             action = np.tile(first, (rollouts, 1)) if step == 0 else self._greedy(sim.state, sim.candidates, weight)
             reward, terminated, truncated, _ = sim.step(action)

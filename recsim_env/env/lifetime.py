@@ -188,6 +188,11 @@ class LifetimeSimulation(SlateSimulation):
         for per_session in (self.steps, self.clicks, self.last_click, self.last_rating):
             per_session[rows] = 0
 
+    def set_streams(self, states: dict[str, Any]) -> None:
+        """The session streams', then the gaps' and new sessions' stream's state (``states["returns"]``)."""
+        super().set_streams(states)
+        self.returns.bit_generator.state = states["returns"]
+
     def observe(self, rows: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
         obs = super().observe(rows)
         obs["session_index"] = self.session_index[rows].reshape(-1, 1).copy()

@@ -173,6 +173,13 @@ class SlateSimulation:
         else:
             self.state = dataclasses.replace(self.state, **user_arrays)
 
+    def set_streams(self, states: dict[str, Any]) -> None:
+        """Set every random stream's ``bit_generator.state`` from ``states`` (by stream name, as
+        :meth:`get_state`'s ``"streams"``; other names are not this simulation's and are left): a planner's
+        copy meets the same draws at one step of every rollout."""
+        for name, stream in zip(RandomStreams._fields, self.streams):
+            stream.bit_generator.state = states[name]
+
     # --- one step ---------------------------------------------------------------------------------
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """Show the slates; returns ``(reward, terminated, truncated, info)`` with ``(n, ...)`` arrays."""
