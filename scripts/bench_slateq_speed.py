@@ -6,6 +6,7 @@ per run, with the 1-min load average at its start and the training curve against
 
     python scripts/bench_slateq_speed.py --steps 24000 --seeds 0,1,2 --schedules default,old [--episodes 200]
     python scripts/bench_slateq_speed.py --learn-ms 256,512,1024   # CPU ms of one gradient step
+    python scripts/bench_slateq_speed.py --learn-ms 512 --threads 2 [--compile]   # wall ms, other set-ups
 """
 
 from __future__ import annotations
@@ -86,9 +87,13 @@ def train_schedule(name: str, seed: int, steps: int, episodes: int) -> dict[str,
             "curve_wall_s_return": [(round(sec, 2), None if ret is None else round(ret, 2)) for sec, ret in curve]}
 
 
-def learn_ms(batch_sizes: list[int], repeats: int = 30) -> None:
-    """Median CPU milliseconds of one ``learn()`` (click model + TD target + Q step) per batch size, on
-    a replay filled by 60 steps of 64 synthetic users (the same data for every batch size)."""
+def learn_ms(batch_sizes: list[int], repeats: int = 30, compile_nets: bool = False) -> None:
+    """Median CPU and wall milliseconds of one ``learn()`` (click model + TD target + Q step) per batch
+    size, on a replay filled by 60 steps of 64 synthetic users (the same data for every batch size).
+    ``compile_nets``: ``torch.compile`` each network's state encoder and candidate scorer first (the
+    seconds the first two steps take, compilation included, are printed as ``compile_s``)."""
+    import torch
+
     from agents.networks import ObservationSpec
     from agents.replay import Transition
     from agents.slateq import SlateQAgent, SlateQConfig
@@ -109,12 +114,24 @@ def learn_ms(batch_sizes: list[int], repeats: int = 30) -> None:
                                      final_observations(nxt, info, done), terminated, truncated))
             obs = nxt
         batch = agent.replay.sample(batch_size)
-        times = []
+        compile_s = None
+        if compile_nets:
+            start = time.perf_counter()
+            for net in (agent.q, agent.click, agent.q_target):
+                net.encoder.compile(dynamic=False)
+                net.item.compile(dynamic=False)
+            for _ in range(2):
+                agent.learn(batch)
+            compile_s = round(time.perf_counter() - start, 1)
+        cpu, wall = [], []
         for _ in range(repeats + 1):
-            start = time.process_time()
+            start, cpu_start = time.perf_counter(), time.process_time()
             agent.learn(batch)
-            times.append(time.process_time() - start)
-        print(json.dumps({"batch_size": batch_size, "learn_cpu_ms": round(1e3 * float(np.median(times[1:])), 2),
+            cpu.append(time.process_time() - cpu_start)
+            wall.append(time.perf_counter() - start)
+        print(json.dumps({"batch_size": batch_size, "learn_cpu_ms": round(1e3 * float(np.median(cpu[1:])), 2),
+                          "learn_wall_ms": round(1e3 * float(np.median(wall[1:])), 2),
+                          "threads": torch.get_num_threads(), "compile_s": compile_s,
                           "load": os.getloadavg()[0]}), flush=True)
 
 
@@ -129,12 +146,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--schedules", default="default,old")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--learn-ms", default="", help="only time learn() at these batch sizes (e.g. 256,1024)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (training uses 1)")
+    parser.add_argument("--compile", action="store_true", help="with --learn-ms: torch.compile the networks first")
     parser.add_argument("--extra", default="{}", help='more schedules as JSON: {"name": [num_envs, {field: value}]}')
     args = parser.parse_args(argv)
     SCHEDULES.update({name: (envs, fields) for name, (envs, fields) in json.loads(args.extra).items()})
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     if args.learn_ms:
-        return learn_ms([int(b) for b in args.learn_ms.split(",")])
+        return learn_ms([int(b) for b in args.learn_ms.split(",")], compile_nets=args.compile)
     for seed in (int(s) for s in args.seeds.split(",")):
         refs = {"random": evaluated_return(RandomSlates(10, seed), 1000 + seed, args.episodes),
                 "oracle": evaluated_return(OraclePolicy(10), 1000 + seed, args.episodes)}
