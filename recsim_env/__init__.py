@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # data
     "InteractionLog": "recsim_env.data.log",
-    "ColumnMapping": "recsim_env.data.log",
+    "ColumnMapping": "recsim_env.data.schema",
     "load_dataset": "recsim_env.data.loaders",
     "load_frames": "recsim_env.data.loaders",
     "leave_one_out": "recsim_env.data.splits",
@@ -86,7 +86,8 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from recsim_env.benchmark.run import run_benchmark
     from recsim_env.data.catalog import ItemCatalog
     from recsim_env.data.loaders import load_dataset, load_frames
-    from recsim_env.data.log import ColumnMapping, InteractionLog
+    from recsim_env.data.log import InteractionLog
+    from recsim_env.data.schema import ColumnMapping
     from recsim_env.data.sessions import sessionize
     from recsim_env.data.splits import leave_one_out, temporal_split
     from recsim_env.env.config import EnvConfig

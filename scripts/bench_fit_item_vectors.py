@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.fit.config import FitConfig
 from recsim_env.fit.pipeline import fit_user_model, tail_mask
 from recsim_env.users.fitted import FittedUserModel

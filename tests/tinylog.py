@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.schema import ColumnMapping
 
 GENRES = ("Action", "Comedy", "Drama", "Horror")
 

@@ -2,7 +2,8 @@
 
 from recsim_env.data.fetch import default_cache_dir, fetch_dataset
 from recsim_env.data.loaders import load_atomic, load_dataset, load_frames
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.data.sessions import (
            SessionSummary,
            session_lengths,

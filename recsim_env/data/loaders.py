@@ -46,8 +46,9 @@ import pandas as pd
 from recsim_env.data.fetch import DATASETS, default_cache_dir, fetch_dataset
 from recsim_env.data.files import DataFiles, open_files, read_delimited, read_table_file
 from recsim_env.data.filters import check_bounds, kcore
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
 from recsim_env.data.reviews import load_amazon, load_review_dataset, load_yelp
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -33,43 +33,12 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from recsim_env.data.schema import ColumnMapping, index_frames
+
 log = logging.getLogger(__name__)
 
 RESPONSE_COLUMNS = ("rating", "click", "dwell", "purchase")
 CORE_COLUMNS = ("user", "item", "timestamp")
-
-
-@dataclass(frozen=True)
-class ColumnMapping:
-    """Names of the source columns that hold each canonical field (``None``: the data lacks it)."""
-
-    user: str = "user_id"
-    """Column with the user id."""
-    item: str = "item_id"
-    """Column with the item id (in the interactions and in the item table)."""
-    timestamp: str | None = "timestamp"
-    """Column with the time of the interaction (epoch seconds, or a date string); ``None``: row order."""
-    rating: str | None = None
-    """Column with explicit ratings."""
-    click: str | None = None
-    """Column with 0/1 clicks."""
-    dwell: str | None = None
-    """Column with dwell time in seconds."""
-    purchase: str | None = None
-    """Column with 0/1 purchases / conversions."""
-    title: str | None = None
-    """Item-table column with the title or item text."""
-    genres: str | None = None
-    """Item-table column with genres: a list, or a string split on ``genre_sep``."""
-    genre_sep: str = "|"
-    """Separator of genres inside one string (``|`` for MovieLens, a space for RecBole)."""
-    year: str | None = None
-    """Item-table column with the release year (or a date from which the year is taken)."""
-
-    def responses(self) -> dict[str, str]:
-        """Canonical response name -> source column, for the responses this data has."""
-        named = {"rating": self.rating, "click": self.click, "dwell": self.dwell, "purchase": self.purchase}
-        return {k: v for k, v in named.items() if v is not None}
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,9 +133,8 @@ class InteractionLog:
         on_unknown_items: str = "error",
     ) -> "InteractionLog":
         """Validate and index raw frames. See :mod:`recsim_env.data.schema` for every check."""
-        from recsim_env.data.schema import build_log
-
-        return build_log(
-            interactions, items, users, mapping or ColumnMapping(), name=name, source=source,
+        inter, item_table, user_table = index_frames(
+            interactions, items, users, mapping or ColumnMapping(), source=source,
             on_duplicates=on_duplicates, on_unknown_items=on_unknown_items,
         )
+        return cls(inter, item_table, user_table, name, {"source": source})

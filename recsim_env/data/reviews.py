@@ -39,8 +39,9 @@ import pandas as pd
 from recsim_env.data.files import DataFiles, open_files
 from recsim_env.data.filters import check_bounds, kcore
 from recsim_env.data.jsonlines import first_record, records
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
 from recsim_env.data.review_lines import ReviewFormat, numbers, read_reviews, reviewed_items
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Raw frames -> validated, indexed :class:`InteractionLog`.
+"""Raw frames and a :class:`ColumnMapping` -> the validated, indexed frames of an :class:`InteractionLog`.
 
 Every check names the source, the column and an offending row. Documented repairs, each logged:
 exact duplicate interaction rows are dropped (``on_duplicates="drop"``, the default; ``"error"``
@@ -22,14 +22,56 @@ file in ``frame.attrs["source"]``; messages then name that file and ``line N`` i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from recsim_env.data.log import ColumnMapping, InteractionLog
 from recsim_env.errors import DataError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Names of the source columns that hold each canonical field (``None``: the data lacks it)."""
+
+    user: str = "user_id"
+    """Column with the user id."""
+    item: str = "item_id"
+    """Column with the item id (in the interactions and in the item table)."""
+    timestamp: str | None = "timestamp"
+    """Column with the time of the interaction (epoch seconds, or a date string); ``None``: row order."""
+    rating: str | None = None
+    """Column with explicit ratings."""
+    click: str | None = None
+    """Column with 0/1 clicks."""
+    dwell: str | None = None
+    """Column with dwell time in seconds."""
+    purchase: str | None = None
+    """Column with 0/1 purchases / conversions."""
+    title: str | None = None
+    """Item-table column with the title or item text."""
+    genres: str | None = None
+    """Item-table column with genres: a list, or a string split on ``genre_sep``."""
+    genre_sep: str = "|"
+    """Separator of genres inside one string (``|`` for MovieLens, a space for RecBole)."""
+    year: str | None = None
+    """Item-table column with the release year (or a date from which the year is taken)."""
+
+    def responses(self) -> dict[str, str]:
+        """Canonical response name -> source column, for the responses this data has."""
+        named = {"rating": self.rating, "click": self.click, "dwell": self.dwell, "purchase": self.purchase}
+        return {k: v for k, v in named.items() if v is not None}
+
+
+class IndexedFrames(NamedTuple):
+    """The three frames of an :class:`~recsim_env.data.log.InteractionLog`, validated and indexed."""
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame
 
 _FLOAT_EXACT = 2.0**53  # from here on, float64 cannot tell neighbouring integers apart
 _BINARY_RESPONSES = ("click", "purchase")
@@ -212,10 +254,11 @@ def _user_table(users: pd.DataFrame | None, user_ids: np.ndarray, m: ColumnMappi
     return out.reset_index(drop=True)
 
 
-def build_log(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None,
-              m: ColumnMapping, *, name: str, source: str, on_duplicates: str = "drop",
-              on_unknown_items: str = "error") -> InteractionLog:
-    """Validate raw frames against ``m`` and return an indexed log (see the module docstring)."""
+def index_frames(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None,
+                 m: ColumnMapping, *, source: str, on_duplicates: str = "drop",
+                 on_unknown_items: str = "error") -> IndexedFrames:
+    """Validate raw frames against ``m`` and index them (see the module docstring); the log itself is
+    :meth:`InteractionLog.from_frames <recsim_env.data.log.InteractionLog.from_frames>`."""
     if on_duplicates not in ("drop", "error"):
         raise DataError(f"on_duplicates must be 'drop' or 'error', got {on_duplicates!r}")
     if on_unknown_items not in ("drop", "error"):
@@ -267,7 +310,7 @@ def build_log(interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.
     for canon in m.responses():
         inter[canon] = frame[canon].to_numpy(np.float32)
     inter = inter.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
-    return InteractionLog(inter, item_table, user_table, name, {"source": source})
+    return IndexedFrames(inter, item_table, user_table)
 
 
 def _user_ids_in_table(frame: pd.DataFrame, users: pd.DataFrame, interactions: pd.DataFrame, m: ColumnMapping,

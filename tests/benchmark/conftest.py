@@ -39,7 +39,8 @@ class ItemScorer:
 def _tiny_log():
     import pandas as pd
 
-    from recsim_env.data.log import ColumnMapping, InteractionLog
+    from recsim_env.data.log import InteractionLog
+    from recsim_env.data.schema import ColumnMapping
 
     rng = np.random.default_rng(0)
     rows = [(f"u{u}", f"i{i}", 1000 + 60 * t, int(rng.integers(1, 6)))

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from recsim_env.data.filters import kcore, kcore_mask
 from recsim_env.data.loaders import load_dataset
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.errors import ConfigError, DataError
 
 # A chain that unravels from its end: u4 has one interaction; dropping it leaves i3 with one, which

@@ -27,7 +27,7 @@ from recsim_env.data.loaders import (
     load_movielens_100k,
     load_movielens_latest,
 )
-from recsim_env.data.log import ColumnMapping
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.errors import DataError
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.errors import DataError
 
 RATED = ColumnMapping(rating="rating")

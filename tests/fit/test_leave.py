@@ -10,7 +10,8 @@ import pytest
 from longterm_truth import TRUE_FIRST_SESSION, TRUE_LEAVE, TRUE_LEAVE_INTERCEPT, generate_log, true_models
 
 from recsim_env.data.catalog import ItemCatalog
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.data.splits import temporal_split
 from recsim_env.errors import ArtifactError, ConfigError, DataError
 from recsim_env.fit.leave import (

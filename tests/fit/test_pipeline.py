@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.data.splits import leave_one_out
 from recsim_env.errors import ConfigError, DataError
 from recsim_env.fit import datasets as fitting

@@ -15,7 +15,8 @@ from longterm_truth import (
 )
 from scipy import special
 
-from recsim_env.data.log import ColumnMapping, InteractionLog
+from recsim_env.data.log import InteractionLog
+from recsim_env.data.schema import ColumnMapping
 from recsim_env.data.splits import temporal_split
 from recsim_env.errors import ArtifactError, ConfigError, DataError
 from recsim_env.fit.leave import LeaveHazard, fit_leave_hazard
