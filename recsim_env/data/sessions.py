@@ -19,6 +19,9 @@ from recsim_env.errors import ConfigError, DataError
 
 DEFAULT_GAP_SECONDS = 1800
 
+DAY_SECONDS = 86400.0
+"""Seconds per day: session gaps, return gaps and days since a first session are counted in days."""
+
 
 def _check_gap(gap_seconds: float) -> None:
     if isinstance(gap_seconds, bool) or not isinstance(gap_seconds, (int, float, np.integer, np.floating)) \

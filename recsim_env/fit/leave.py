@@ -59,7 +59,7 @@ from scipy.special import expit
 
 from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.log import InteractionLog
-from recsim_env.data.sessions import DEFAULT_GAP_SECONDS, sessionize
+from recsim_env.data.sessions import DAY_SECONDS, DEFAULT_GAP_SECONDS, sessionize
 from recsim_env.errors import ArtifactError, ConfigError, DataError
 from recsim_env.fit.artifacts import check_kind, load_parts, save_parts
 
@@ -79,9 +79,6 @@ the session's own length and the user's future).
 4: ``session_start_days``, days from the user's first interaction to each of those sessions' starts (the
 session env draws a whole training session's start state: its user, activity, sessions so far and days).
 5: the first session's own position curve (``first_session``, ``first_log1p_position``, ``first_position_*``)."""
-
-DAY = 86400.0
-"""Seconds per day: gaps and days since a user's first session are in days."""
 
 
 @dataclass(frozen=True)
@@ -231,7 +228,7 @@ def leave_inputs(log: InteractionLog, config: LeaveConfig | None = None, item_co
     user_first = np.maximum.accumulate(np.where(new_user, np.arange(n_rows), 0))
     activity = (np.arange(n_rows) - user_first - position).astype(np.float64)
     session_first = np.arange(n_rows) - position
-    start_days = (times[session_first] - times[user_first]).astype(np.float64) / DAY
+    start_days = (times[session_first] - times[user_first]).astype(np.float64) / DAY_SECONDS
     if user_counts is not None:
         activity += np.asarray(user_counts, np.float64)[users]
     genres = ItemCatalog.from_log(log).genres if item_genres is None else item_genres

@@ -51,12 +51,12 @@ from tqdm.auto import tqdm
 from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.item_vectors import load_item_vectors
 from recsim_env.data.log import InteractionLog
-from recsim_env.data.sessions import sessionize
+from recsim_env.data.sessions import DAY_SECONDS, sessionize
 from recsim_env.errors import DataError
 from recsim_env.fit.calibration import calibrate_ctr
 from recsim_env.fit.config import FitConfig, _jsonable
 from recsim_env.fit.leave import LeaveConfig, LeaveHazard, fit_leave_hazard, timestamps_are_row_numbers
-from recsim_env.fit.returns import DAY, ReturnConfig, ReturnModel, fit_return_model
+from recsim_env.fit.returns import ReturnConfig, ReturnModel, fit_return_model
 from recsim_env.users.fitted import Dynamics, FittedArrays, FittedUserModel, Scales
 
 logger = logging.getLogger(__name__)
@@ -403,7 +403,7 @@ def user_span_days(log: InteractionLog) -> np.ndarray:
     last = np.full(log.n_users, -np.inf)
     np.minimum.at(first, users, times)
     np.maximum.at(last, users, times)
-    return np.where(np.isfinite(first), (last - first) / DAY, 0.0)
+    return np.where(np.isfinite(first), (last - first) / DAY_SECONDS, 0.0)
 
 
 def _fit_responses(head: InteractionLog, tail: InteractionLog, content: np.ndarray, config: FitConfig,

@@ -44,10 +44,10 @@ from scipy import optimize, special
 
 from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.log import InteractionLog
-from recsim_env.data.sessions import DEFAULT_GAP_SECONDS, sessionize
+from recsim_env.data.sessions import DAY_SECONDS, DEFAULT_GAP_SECONDS, sessionize
 from recsim_env.errors import ArtifactError, ConfigError, DataError
 from recsim_env.fit.artifacts import check_kind, load_parts, save_parts
-from recsim_env.fit.leave import DAY, timestamps_are_row_numbers
+from recsim_env.fit.leave import timestamps_are_row_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def session_records(log: InteractionLog, config: ReturnConfig | None = None, his
     # Records of log's own sessions whose end the log saw: the user was idle >= gap_seconds after them.
     keep = from_log[first] & (same_user_next | (end - times[last] >= config.gap_seconds))
     return SessionRecords(users[keep], times[last][keep], {k: v[keep] for k, v in columns.items()},
-                          gap[keep] / DAY, same_user_next[keep], (end - times[last][keep]) / DAY)
+                          gap[keep] / DAY_SECONDS, same_user_next[keep], (end - times[last][keep]) / DAY_SECONDS)
 
 
 def raw_covariates(length: np.ndarray, mean_rating: np.ndarray | None, liked_share: np.ndarray | None,
@@ -208,7 +208,7 @@ def _covariates(log: InteractionLog, session: np.ndarray, first: np.ndarray, las
     new_user = np.r_[True, users[1:] != users[:-1]]
     session_index = np.arange(len(users)) - np.maximum.accumulate(np.where(new_user, np.arange(len(users)), 0))
     user_first_row = np.maximum.accumulate(np.where(new_user, first, 0))
-    days = (times[last] - times[user_first_row]) / DAY
+    days = (times[last] - times[user_first_row]) / DAY_SECONDS
     return raw_covariates(length, *shares, diversity, session_index + 1.0, days)
 
 
@@ -322,7 +322,7 @@ class ReturnModel:
         location = self.location(design)
         if days.ndim == 2:
             location = location[:, None]
-        excess = days - self.gap_seconds / DAY
+        excess = days - self.gap_seconds / DAY_SECONDS
         with np.errstate(divide="ignore"):
             z = (np.log(np.maximum(excess, 0.0)) - location) / self.scale
         return np.where(excess > 0, _standard_survival(z, self.distribution), 1.0)
@@ -336,7 +336,7 @@ class ReturnModel:
             noise = special.logit(rng.random(n_rows))
         else:  # log of a unit exponential is a standard minimum-extreme-value draw
             noise = np.log(rng.standard_exponential(n_rows))
-        return self.gap_seconds / DAY + np.exp(self.location(design) + self.scale * noise)
+        return self.gap_seconds / DAY_SECONDS + np.exp(self.location(design) + self.scale * noise)
 
     def raw_coefficients(self) -> tuple[float, dict[str, float], dict[str, float]]:
         """(raw intercept, coefficient per raw covariate unit, standard errors of those and of ``log_scale``)."""
@@ -424,7 +424,7 @@ ARRAY_FIELDS = ("coefficients", "covariate_mean", "covariate_scale", "covariance
 # ---------------------------------------------------------------------------- fitting
 def _log_excess(records: SessionRecords, gap_seconds: float) -> np.ndarray:
     """log days beyond the session gap (floored at one second: a gap of exactly ``gap_seconds``)."""
-    return np.log(np.maximum(records.gap_days - gap_seconds / DAY, 1.0 / DAY))
+    return np.log(np.maximum(records.gap_days - gap_seconds / DAY_SECONDS, 1.0 / DAY_SECONDS))
 
 
 def _objective(params: np.ndarray, design: np.ndarray, log_time: np.ndarray, event: np.ndarray,
@@ -488,7 +488,7 @@ def _check_returns(records: SessionRecords, log: InteractionLog, config: ReturnC
         if np.ptp(excess) < 1e-9:
             # One gap shared by every return: the likelihood grows without bound as the scale shrinks.
             raise DataError(f"{log.name}: the return model needs gaps that vary, and all {excess.size} returns "
-                            f"come {records.gap_days[records.returned][0] * DAY:g} s after their session's end "
+                            f"come {records.gap_days[records.returned][0] * DAY_SECONDS:g} s after their session's end "
                             f"(a log on a clock, e.g. one interaction an hour); the leave hazard can still be "
                             f"fitted on this log")
         return

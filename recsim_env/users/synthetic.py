@@ -37,6 +37,7 @@ import pandas as pd
 
 from recsim_env.data.catalog import ItemCatalog
 from recsim_env.data.log import InteractionLog
+from recsim_env.data.sessions import DAY_SECONDS
 from recsim_env.errors import ConfigError
 from recsim_env.protocols import Responses
 from recsim_env.users.choice import MultinomialLogit
@@ -304,7 +305,6 @@ class SyntheticUserModel:
 LEAVE_RULES = ("hazard", "budget")
 ITEM_SECONDS = 60.0
 """Seconds of the user's clock a consumed item takes (a slate without a click takes none): log timestamps."""
-DAY_SECONDS = 86400.0
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ import pandas as pd
 
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.schema import ColumnMapping
+from recsim_env.data.sessions import DAY_SECONDS
 from recsim_env.fit.leave import LeaveHazard
-from recsim_env.fit.returns import DAY, ReturnModel
+from recsim_env.fit.returns import ReturnModel
 
 N_GENRES = 6
 START = 1_000_000_000
@@ -86,8 +87,8 @@ def generate_log(hazard: LeaveHazard, returns: ReturnModel, horizon_days: float,
     n_users, n_items = len(hazard.user_counts), len(hazard.item_counts)
     genres = _item_genres(n_items, rng)
     user_bias = rng.normal(0, 0.5, n_users)
-    end = START + horizon_days * DAY
-    start = START + rng.uniform(0, horizon_days / 3, n_users) * DAY
+    end = START + horizon_days * DAY_SECONDS
+    start = START + rng.uniform(0, horizon_days / 3, n_users) * DAY_SECONDS
     first_time = np.floor(start)
     sessions = np.zeros(n_users)
     consumed_before = np.zeros(n_users)
@@ -107,8 +108,9 @@ def generate_log(hazard: LeaveHazard, returns: ReturnModel, horizon_days: float,
         diversity = 1 - ((mass / mass.sum(axis=1, keepdims=True)) ** 2).sum(axis=1)
         shares = [np.where(consumed, values, 0).sum(axis=1) / length
                   for values in (ratings, ratings >= 4, ratings <= 2)]
-        design = returns.covariates(length, *shares, diversity, sessions[active], (ended_at - first_time[active]) / DAY)
-        start[active] = ended_at + np.ceil(returns.sample_gaps(design, rng) * DAY)
+        design = returns.covariates(length, *shares, diversity, sessions[active],
+                                    (ended_at - first_time[active]) / DAY_SECONDS)
+        start[active] = ended_at + np.ceil(returns.sample_gaps(design, rng) * DAY_SECONDS)
         active = active[start[active] < end]
     inter = pd.concat(frames, ignore_index=True)
     inter = inter[inter["timestamp"] < end]

@@ -17,11 +17,11 @@ from scipy import special
 
 from recsim_env.data.log import InteractionLog
 from recsim_env.data.schema import ColumnMapping
+from recsim_env.data.sessions import DAY_SECONDS
 from recsim_env.data.splits import temporal_split
 from recsim_env.errors import ArtifactError, ConfigError, DataError
 from recsim_env.fit.leave import LeaveHazard, fit_leave_hazard
 from recsim_env.fit.returns import (
-    DAY,
     ReturnConfig,
     ReturnModel,
     SessionRecords,
@@ -53,8 +53,8 @@ def test_records_by_hand():
     records = session_records(_hand_log(), end_time=10060 + 3600)
     np.testing.assert_array_equal(records.user, [0, 0, 1])
     np.testing.assert_array_equal(records.returned, [True, False, False])
-    np.testing.assert_allclose(records.gap_days, np.array([10000 - 120, 3600, 3600 + 10000]) / DAY)
-    np.testing.assert_allclose(records.follow_up_days, np.array([13540, 3600, 13600]) / DAY)
+    np.testing.assert_allclose(records.gap_days, np.array([10000 - 120, 3600, 3600 + 10000]) / DAY_SECONDS)
+    np.testing.assert_allclose(records.follow_up_days, np.array([13540, 3600, 13600]) / DAY_SECONDS)
     columns = records.columns
     np.testing.assert_allclose(columns["log1p_length"], np.log1p([3, 2, 2]))
     np.testing.assert_allclose(columns["mean_rating"], [10 / 3, 2.5, 5])
@@ -63,7 +63,7 @@ def test_records_by_hand():
     # Genre mass (Action, Comedy): a's first session (2, 2) -> 0.5; second (2, 0) -> 0; b's (1, 1) -> 0.5.
     np.testing.assert_allclose(columns["genre_diversity"], [0.5, 0.0, 0.5])
     np.testing.assert_allclose(columns["log1p_sessions"], np.log1p([1, 2, 1]))
-    np.testing.assert_allclose(columns["log1p_days_since_first"], np.log1p(np.array([120, 10060, 60]) / DAY))
+    np.testing.assert_allclose(columns["log1p_days_since_first"], np.log1p(np.array([120, 10060, 60]) / DAY_SECONDS))
 
 
 def test_a_session_ending_within_the_gap_of_the_log_end_gives_no_record():
@@ -175,7 +175,7 @@ def test_log_logistic_truth_is_recovered_and_chosen(rng):
     n = 4000
     gap = np.exp(1.0 + 0.6 * special.logit(rng.random(n)))
     follow = rng.uniform(2.0, 40.0, n)
-    records = SessionRecords(np.arange(n), np.zeros(n, np.int64), {}, np.minimum(gap, follow) + 1800 / DAY,
+    records = SessionRecords(np.arange(n), np.zeros(n, np.int64), {}, np.minimum(gap, follow) + 1800 / DAY_SECONDS,
                              gap < follow, follow)
     config = ReturnConfig()
     scores = choose_distribution(records, (), config)
@@ -193,11 +193,11 @@ def test_sampled_gaps_follow_the_survival_function(distribution, rng):
     design = model.covariates(np.full(n_draws, 5.0), np.full(n_draws, 3.0), np.full(n_draws, 0.5),
                               np.zeros(n_draws), np.full(n_draws, 0.3), np.full(n_draws, 2.0), np.full(n_draws, 10.0))
     gaps = model.sample_gaps(design, rng)
-    assert gaps.min() >= model.gap_seconds / DAY
+    assert gaps.min() >= model.gap_seconds / DAY_SECONDS
     grid = np.quantile(gaps, np.linspace(0.05, 0.95, 19))
     empirical = (gaps[:, None] > grid[None, :]).mean(axis=0)
     np.testing.assert_allclose(empirical, model.survival(grid, design[:19]), atol=0.015)
-    assert model.survival(model.gap_seconds / DAY, design[:1])[0] == 1.0
+    assert model.survival(model.gap_seconds / DAY_SECONDS, design[:1])[0] == 1.0
 
 
 def test_survival_on_a_grid_per_session():
