@@ -5,7 +5,7 @@ evaluates it with common random numbers against random slates and the myopic ora
 per run, with the 1-min load average at its start and the training curve against wall-clock seconds.
 
     python scripts/bench_slateq_speed.py --steps 24000 --seeds 0,1,2 --schedules default,old [--episodes 200]
-    python scripts/bench_slateq_speed.py --learn-ms 256,512,1024   # CPU ms of one gradient step
+    python scripts/bench_slateq_speed.py --learn-ms 256,512,1024   # CPU and wall ms of one gradient step
     python scripts/bench_slateq_speed.py --learn-ms 512 --threads 2 [--compile]   # wall ms, other set-ups
 """
 
@@ -146,10 +146,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--schedules", default="default,old")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--learn-ms", default="", help="only time learn() at these batch sizes (e.g. 256,1024)")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (training uses 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for --learn-ms (training runs: 1, set by agents.training)")
     parser.add_argument("--compile", action="store_true", help="with --learn-ms: torch.compile the networks first")
     parser.add_argument("--extra", default="{}", help='more schedules as JSON: {"name": [num_envs, {field: value}]}')
     args = parser.parse_args(argv)
+    if args.compile and not args.learn_ms:
+        parser.error("--compile times one gradient step: give --learn-ms too")
     SCHEDULES.update({name: (envs, fields) for name, (envs, fields) in json.loads(args.extra).items()})
     torch.set_num_threads(args.threads)
     if args.learn_ms:

@@ -73,6 +73,7 @@ class IndexedFrames(NamedTuple):
     items: pd.DataFrame
     users: pd.DataFrame
 
+
 _FLOAT_EXACT = 2.0**53  # from here on, float64 cannot tell neighbouring integers apart
 _BINARY_RESPONSES = ("click", "purchase")
 # Epoch units by the largest |value| they are read from: 1e11 s is the year 5138, 1e11 ms is 1973.
