@@ -1,14 +1,17 @@
-"""``recsim benchmark`` with SlateQ variants registered beside ``slateq``: other discounts or n-step returns
-for training over lifetimes, chosen on ``ml100k-train-lifetime`` only (issue #12's lifetime target).
+"""``recsim benchmark`` with SlateQ (or REINFORCE) variants registered beside ``slateq`` (``reinforce``): other
+discounts or n-step returns for training over lifetimes, chosen on ``ml100k-train-lifetime`` only (issue #12's
+lifetime target).
 
     python scripts/bench_lifetime_slateq.py --variant gamma=0.98,n_step=10 -- \\
         benchmark --quick --policies neumf,slateq,slateq-gamma0.98-n_step10 \\
         --simulators ml100k-train-lifetime --out runs/lifetime-gamma
+    python scripts/bench_lifetime_slateq.py --agent reinforce --variant gamma=0.99 -- benchmark ... reinforce-gamma0.99
 
-Each ``--variant`` registers a policy ``slateq-<field><value>-...`` that trains SlateQ through the benchmark's
-own builder (:func:`recsim_env.benchmark.policies.agent_builder`) with those
-:class:`~agents.slateq.SlateQConfig` fields and SlateQ's budget; everything after ``--`` is the
-``recsim`` command line. Figures: BENCHMARKS.md, "SlateQ trained in the lifetime simulators".
+Each ``--variant`` registers a policy ``<agent>-<field><value>-...`` that trains the agent through the benchmark's
+own builder (:func:`recsim_env.benchmark.policies.agent_builder`) with those fields of its config
+(:class:`~agents.slateq.SlateQConfig`, :class:`~agents.reinforce.ReinforceConfig`) and the agent's budget;
+everything after ``--`` is the ``recsim`` command line. Figures: BENCHMARKS.md, "SlateQ trained in the lifetime
+simulators" and "All three agents trained in the fitted lifetime simulators".
 """
 
 from __future__ import annotations
@@ -17,17 +20,29 @@ import argparse
 import dataclasses
 import sys
 
+AGENTS = ("slateq", "reinforce")
 
-def parse_variant(text: str) -> dict[str, float | int]:
-    """``"gamma=0.98,n_step=10"`` -> ``{"gamma": 0.98, "n_step": 10}`` (each a SlateQConfig field)."""
+
+def config_class(agent: str) -> type:
+    """The config dataclass of ``agent`` (one of :data:`AGENTS`)."""
+    if agent == "reinforce":
+        from agents.reinforce import ReinforceConfig
+
+        return ReinforceConfig
     from agents.slateq import SlateQConfig
 
-    fields = {f.name: f.type for f in dataclasses.fields(SlateQConfig)}
+    return SlateQConfig
+
+
+def parse_variant(text: str, agent: str = "slateq") -> dict[str, float | int]:
+    """``"gamma=0.98,n_step=10"`` -> ``{"gamma": 0.98, "n_step": 10}`` (each a field of the agent's config)."""
+    config = config_class(agent)
+    fields = {f.name: f.type for f in dataclasses.fields(config)}
     out: dict[str, float | int] = {}
     for part in text.split(","):
         name, _, value = part.partition("=")
         if name not in fields:
-            raise SystemExit(f"--variant: {name!r} is not a SlateQConfig field")
+            raise SystemExit(f"--variant: {name!r} is not a {config.__name__} field")
         kind = int if fields[name] in ("int", int) else float
         try:
             out[name] = kind(value)
@@ -37,14 +52,13 @@ def parse_variant(text: str) -> dict[str, float | int]:
     return out
 
 
-def register_variant(values: dict[str, float | int]) -> str:
-    from agents.slateq import SlateQConfig
+def register_variant(values: dict[str, float | int], agent: str = "slateq") -> str:
     from recsim_env.benchmark.policies import agent_builder
     from recsim_env.benchmark.registry import PolicySpec, register_policy
 
-    name = "slateq-" + "-".join(f"{k}{v}" for k, v in values.items())
-    register_policy(PolicySpec(name, agent_builder("slateq", SlateQConfig(**values)), "agent",
-                               f"SlateQ with {values}", default=False))
+    name = f"{agent}-" + "-".join(f"{k}{v}" for k, v in values.items())
+    register_policy(PolicySpec(name, agent_builder(agent, config_class(agent)(**values)), "agent",
+                               f"{agent} with {values}", default=False))
     return name
 
 
@@ -52,10 +66,11 @@ def main() -> int:
     argv = sys.argv[1:]
     rest = argv[argv.index("--") + 1:] if "--" in argv else []
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", action="append", default=[], help="SlateQConfig fields, e.g. gamma=0.98,n_step=10")
+    parser.add_argument("--agent", choices=AGENTS, default="slateq", help="whose config the variants set")
+    parser.add_argument("--variant", action="append", default=[], help="config fields, e.g. gamma=0.98,n_step=10")
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     for text in args.variant:
-        print("registered", register_variant(parse_variant(text)), file=sys.stderr)
+        print("registered", register_variant(parse_variant(text, args.agent), args.agent), file=sys.stderr)
     from recsim_env.cli.main import main as recsim
 
     return recsim(rest)

@@ -30,3 +30,15 @@ def test_a_field_slateq_lacks_is_refused():
 def test_a_value_of_the_wrong_type_is_refused_naming_the_field(text):
     with pytest.raises(SystemExit, match=r"--variant: (n_step|gamma)=.* is not a (int|float)"):
         script.parse_variant(text)
+
+
+def test_reinforce_variants_parse_its_own_fields_and_register_under_its_name(monkeypatch):
+    values = script.parse_variant("gamma=0.99,batch_size=256", "reinforce")
+    assert values == {"gamma": 0.99, "batch_size": 256} and isinstance(values["batch_size"], int)
+    monkeypatch.setattr(registry, "POLICIES", dict(registry.POLICIES))
+    monkeypatch.setattr("recsim_env.benchmark.defaults.POLICIES", registry.POLICIES)
+    name = script.register_variant(values, "reinforce")
+    assert name == "reinforce-gamma0.99-batch_size256"
+    assert policy_spec(name).kind == "agent" and "reinforce" in policy_spec(name).description
+    with pytest.raises(SystemExit, match="'n_step' is not a ReinforceConfig field"):  # SlateQ's, not REINFORCE's
+        script.parse_variant("n_step=3", "reinforce")
