@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 AGENTS = ("sb3-dqn", "slateq", "reinforce")
 _CLASSES = {"slateq": SlateQAgent, "reinforce": ReinforceAgent}
+CONFIGS = {"slateq": SlateQConfig, "reinforce": ReinforceConfig}
+"""The config dataclass of each agent of ours (SB3 DQN takes keyword arguments instead)."""
 
 
 def env_item_ids(env: Any) -> Any:
@@ -59,8 +61,7 @@ def build_agent(name: str, env: Any, seed: int = 0, warm_start: Embeddings | Non
         return make_sb3_dqn(view, seed=seed, warm_start=warm_start, **kwargs)
     spec = ObservationSpec.from_space(env.single_observation_space)
     slate_size = len(env.single_action_space.nvec)
-    default = SlateQConfig() if name == "slateq" else ReinforceConfig()
-    return _CLASSES[name](spec, slate_size, config or default, seed=seed, warm_start=warm_start)
+    return _CLASSES[name](spec, slate_size, config or CONFIGS[name](), seed=seed, warm_start=warm_start)
 
 
 def train_agent(

@@ -21,17 +21,14 @@ import dataclasses
 import sys
 
 AGENTS = ("slateq", "reinforce")
+"""The agents whose config a variant sets (:data:`agents.factory.CONFIGS`)."""
 
 
 def config_class(agent: str) -> type:
     """The config dataclass of ``agent`` (one of :data:`AGENTS`)."""
-    if agent == "reinforce":
-        from agents.reinforce import ReinforceConfig
+    from agents.factory import CONFIGS
 
-        return ReinforceConfig
-    from agents.slateq import SlateQConfig
-
-    return SlateQConfig
+    return CONFIGS[agent]
 
 
 def parse_variant(text: str, agent: str = "slateq") -> dict[str, float | int]:

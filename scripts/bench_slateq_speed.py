@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true", help="with --learn-ms: torch.compile the networks first")
     parser.add_argument("--extra", default="{}", help='more schedules as JSON: {"name": [num_envs, {field: value}]}')
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
     if args.compile and not args.learn_ms:
         parser.error("--compile times one gradient step: give --learn-ms too")
     SCHEDULES.update({name: (envs, fields) for name, (envs, fields) in json.loads(args.extra).items()})
