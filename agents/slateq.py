@@ -80,6 +80,10 @@ class SlateQConfig:
     ``gamma * day_discount ** gap_days``, so a user back tomorrow is worth more than one back in 50 days.
     1.0: a gap counts as one step whatever its length; no effect in session envs (no gaps). Needs
     ``n_step`` 1."""
+    click_interval: int = 1
+    """Q gradient steps per click-model gradient step (1: both every step). The click model is a
+    supervised fit of the logged choice, the Q network a bootstrapped one; a larger interval spends
+    fewer of the run's gradient seconds on the former."""
     target_update_interval: int = 125
     """Gradient steps between copies of the online into the target network."""
     max_grad_norm: float = 10.0
@@ -109,7 +113,7 @@ class SlateQConfig:
         if self.slate_builder not in ("greedy", "topk"):
             raise ConfigError(f"SlateQConfig.slate_builder must be 'greedy' or 'topk', got {self.slate_builder!r}")
         for name in ("embedding_dim", "hidden", "batch_size", "replay_capacity", "updates_per_step",
-                     "target_update_interval", "n_step"):
+                     "target_update_interval", "n_step", "click_interval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"SlateQConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.train_interval < 0:
@@ -312,10 +316,12 @@ class SlateQAgent(SlatePolicy):
             if nxt is None:
                 nxt = self.users.mask(obs_to_tensors(batch.next_obs))
             cands = nxt["candidates"]
-            selector = self.q if self.config.double_q else self.q_target
             logits, null_logit = self.click(nxt, cands)
-            best = self.greedy_slates(nxt, selector, (logits, null_logit))
             q_t, q_null_t = self.q_target(nxt, cands)
+            # double Q picks with the online network; otherwise the target network's values pick too
+            q_pick, q_null_pick = self.q(nxt, cands) if self.config.double_q else (q_t, q_null_t)
+            best = build_slates(q_pick, q_null_pick, logits, null_logit, self.click.slot_bias, self.slate_size,
+                                self.config.slate_builder)
             probs = choice_probabilities(logits, null_logit, self.click.slot_bias, best)
             future = slate_value(q_t, q_null_t, probs, best)
             horizon = 1 if batch.horizon is None else torch.as_tensor(batch.horizon)
@@ -329,7 +335,9 @@ class SlateQAgent(SlatePolicy):
         drop = KnownUsers.draw_drop(len(batch.reward), self.config.user_dropout, self.rng)
         obs = self.users.mask(obs_to_tensors(batch.obs), drop)
         slate, choice = torch.as_tensor(batch.slate), torch.as_tensor(batch.choice)
-        click_loss = self._learn_clicks(obs, slate, choice)
+        click_loss = None
+        if self.n_updates % self.config.click_interval == 0:
+            click_loss = self._learn_clicks(obs, slate, choice)
         target = self.td_target(batch, self.users.mask(obs_to_tensors(batch.next_obs), drop))
         clicked = choice >= 0
         items = obs["candidates"].gather(1, slate.gather(1, choice.clamp(min=0)[:, None]))
@@ -343,7 +351,8 @@ class SlateQAgent(SlatePolicy):
         self.n_updates += 1
         if self.n_updates % self.config.target_update_interval == 0:
             self.q_target.load_state_dict(self.q.state_dict())
-        return {"train/loss": loss.item(), "train/click_loss": click_loss, "train/q_mean": pred.mean().item()}
+        out = {"train/loss": loss.item(), "train/q_mean": pred.mean().item()}
+        return out if click_loss is None else {**out, "train/click_loss": click_loss}
 
     def _learn_clicks(self, obs: dict[str, torch.Tensor], slate: torch.Tensor, choice: torch.Tensor) -> float:
         shown = obs["candidates"].gather(1, slate)

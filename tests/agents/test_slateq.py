@@ -199,6 +199,53 @@ def test_the_day_discount_reaches_the_replay_through_training() -> None:
     assert np.all(gaps[terminated > 0] == 0)  # a user who never came back has no gap to discount
 
 
+def test_plain_dqn_picks_and_values_with_one_pass_of_the_target_network() -> None:
+    """Without double Q the target network both picks A* and values it: one forward pass, the same
+    target as picking with it through ``greedy_slates``."""
+    env = FakeSlateVecEnv(Scenario(leave_prob=0.0, budget=1e9), num_envs=16)
+    agent = _agent(env, double_q=False)
+    with torch.no_grad():
+        for p in agent.q_target.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    batch = _batch(env)
+    for observation in (batch.obs, batch.next_obs):  # as training's observe() would have
+        agent.users.add(observation["user_index"])
+    calls = {"q": 0, "q_target": 0}
+    hooks = [getattr(agent, name).register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+             for name in calls]
+    target = agent.td_target(batch)
+    for hook in hooks:
+        hook.remove()
+    assert calls == {"q": 0, "q_target": 1}
+    o = obs_to_tensors(batch.next_obs)
+    with torch.no_grad():
+        best = agent.greedy_slates(o, agent.q_target)
+        q_t, q0_t = agent.q_target(o, o["candidates"])
+        logits, l0 = agent.click(o, o["candidates"])
+        future = slate_value(q_t, q0_t, choice_probabilities(logits, l0, agent.click.slot_bias, best), best)
+    alive = 1 - torch.as_tensor(batch.terminated)
+    torch.testing.assert_close(target, torch.as_tensor(batch.reward) + agent.config.gamma * alive * future)
+
+
+def test_click_interval_steps_the_click_model_on_every_kth_gradient_step() -> None:
+    """``click_interval`` 3: the click model moves on gradient steps 0 and 3 of six, the Q network on
+    all six, and only the steps that trained it report a click loss."""
+    env = FakeSlateVecEnv(Scenario(), num_envs=16)
+    agent = _agent(env, click_interval=3)
+    batch = _batch(env)
+    moved, reported = [], []
+    for _ in range(6):
+        click, q = (copy.deepcopy(net.state_dict()) for net in (agent.click, agent.q))
+        out = agent.learn(batch)
+        moved.append([any(not torch.equal(before[k], net.state_dict()[k]) for k in before)
+                      for before, net in ((click, agent.click), (q, agent.q))])
+        reported.append("train/click_loss" in out)
+    assert moved == [[True, True], [False, True], [False, True], [True, True], [False, True], [False, True]]
+    assert reported == [True, False, False, True, False, False]
+    with pytest.raises(ConfigError, match="click_interval"):
+        SlateQConfig(click_interval=0)
+
+
 def test_config_and_slate_size_are_validated() -> None:
     with pytest.raises(ConfigError, match="slate_builder"):
         SlateQConfig(slate_builder="best")
