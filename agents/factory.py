@@ -5,7 +5,9 @@ The names are those of ``recsim train --agent``: ``sb3-dqn``, ``slateq``, ``rein
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,49 @@ AGENTS = ("sb3-dqn", "slateq", "reinforce")
 _CLASSES = {"slateq": SlateQAgent, "reinforce": ReinforceAgent}
 CONFIGS = {"slateq": SlateQConfig, "reinforce": ReinforceConfig}
 """The config dataclass of each agent of ours (SB3 DQN takes keyword arguments instead)."""
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def config_fields(agent: str, pairs: Sequence[str], flag: str = "--set") -> dict[str, Any]:
+    """``["gamma=0.98", "double_q=false"]`` -> ``{"gamma": 0.98, "double_q": False}``: fields of the agent's
+    config (:data:`CONFIGS`), each value read as its field's type (int, float, bool, str). A ConfigError
+    names the pair at fault (``flag``: the option they came from); the ranges are the config's own checks.
+    """
+    if agent not in CONFIGS:
+        raise ConfigError(f"{flag} sets fields of {' / '.join(c.__name__ for c in CONFIGS.values())} "
+                          f"(agents {', '.join(CONFIGS)}); {agent!r} takes none")
+    config = CONFIGS[agent]
+    kinds = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in dataclasses.fields(config)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = (part.strip() for part in pair.partition("="))
+        if not sep or not name:
+            raise ConfigError(f"{flag} {pair!r}: give FIELD=VALUE, e.g. {flag} gamma=0.98")
+        if name not in kinds:
+            raise ConfigError(f"{flag} {pair!r}: {name!r} is not a {config.__name__} field "
+                              f"(its fields: {', '.join(kinds)})")
+        out[name] = _read_value(kinds[name], name, text, flag, config.__name__)
+    return out
+
+
+def _read_value(kind: str, name: str, text: str, flag: str, config: str) -> Any:
+    if kind == "bool":
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+    elif kind == "str":
+        return text
+    elif kind in ("int", "float"):
+        try:
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            pass
+    else:
+        raise ConfigError(f"{flag}: {config}.{name} is a {kind}; set it from Python ({config}({name}=...))")
+    article = "an" if kind == "int" else "a"
+    raise ConfigError(f"{flag}: {name}={text!r} is not {article} {kind}"
+                      + (f" (one of {', '.join(_TRUE + _FALSE)})" if kind == "bool" else ""))
 
 
 def env_item_ids(env: Any) -> Any:

@@ -18,6 +18,7 @@ two users' steps into one episode.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -75,6 +76,20 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.checkpoint_interval < 0:
             raise ConfigError(f"TrainConfig.checkpoint_interval must be >= 0, got {self.checkpoint_interval}")
+
+
+def _check_same_config(agent: Any, state: dict[str, Any], path: Path) -> None:
+    """ConfigError unless the agent resuming ``path`` has the config its checkpoint was trained with
+    (``load_state_dict`` restores weights and counters, not the config: resuming under another one
+    would go on silently with other hyperparameters, or fail deep inside torch on a shape)."""
+    saved, mine = state.get("config"), getattr(agent, "config", None)
+    if saved is None or mine is None or saved == mine:
+        return
+    differ = [f.name for f in dataclasses.fields(mine) if getattr(saved, f.name, None) != getattr(mine, f.name)]
+    was = ", ".join(f"{k}={getattr(saved, k, None)!r}" for k in differ)
+    now = ", ".join(f"{k}={getattr(mine, k)!r}" for k in differ)
+    raise ConfigError(f"checkpoint {path} was trained with {was}; this run asks for {now}: resume with the "
+                      f"run's own config (recsim train: the same --set and --warm-start)")
 
 
 def clicked_slots(info: dict[str, Any], n: int) -> np.ndarray:
@@ -238,6 +253,7 @@ def train(agent: TrainableAgent, env: Any, config: TrainConfig, seed: int, out_d
         if loop.get("format") != LOOP_FORMAT:
             raise ArtifactError(f"checkpoint {ckpt_path} has training-loop format {loop.get('format', 1)}; this "
                                 f"version resumes format {LOOP_FORMAT}: train again without resume")
+        _check_same_config(agent, payload["agent"], ckpt_path)
         agent.load_state_dict(payload["agent"])
         step = loop["step"]
         scalars.curve = loop["curve"]

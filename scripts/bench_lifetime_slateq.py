@@ -17,8 +17,8 @@ simulators" and "All three agents trained in the fitted lifetime simulators".
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
+from typing import Any
 
 AGENTS = ("slateq", "reinforce")
 """The agents whose config a variant sets (:data:`agents.factory.CONFIGS`)."""
@@ -31,25 +31,19 @@ def config_class(agent: str) -> type:
     return CONFIGS[agent]
 
 
-def parse_variant(text: str, agent: str = "slateq") -> dict[str, float | int]:
-    """``"gamma=0.98,n_step=10"`` -> ``{"gamma": 0.98, "n_step": 10}`` (each a field of the agent's config)."""
-    config = config_class(agent)
-    fields = {f.name: f.type for f in dataclasses.fields(config)}
-    out: dict[str, float | int] = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        if name not in fields:
-            raise SystemExit(f"--variant: {name!r} is not a {config.__name__} field")
-        kind = int if fields[name] in ("int", int) else float
-        try:
-            out[name] = kind(value)
-        except ValueError:
-            raise SystemExit(f"--variant: {name}={value!r} is not a {kind.__name__} "
-                             f"(give FIELD=VALUE pairs, e.g. gamma=0.98,n_step=10)") from None
-    return out
+def parse_variant(text: str, agent: str = "slateq") -> dict[str, Any]:
+    """``"gamma=0.98,n_step=10"`` -> ``{"gamma": 0.98, "n_step": 10}`` (each a field of the agent's config,
+    read by :func:`agents.factory.config_fields`)."""
+    from agents.factory import config_fields
+    from recsim_env.errors import ConfigError
+
+    try:
+        return config_fields(agent, text.split(","), "--variant")
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
-def register_variant(values: dict[str, float | int], agent: str = "slateq") -> str:
+def register_variant(values: dict[str, Any], agent: str = "slateq") -> str:
     from recsim_env.benchmark.policies import agent_builder
     from recsim_env.benchmark.registry import PolicySpec, register_policy
 

@@ -19,6 +19,27 @@ def test_train_writes_a_checkpoint_and_resumes(agent: str, tmp_path: Path, capsy
     assert "for 320 user-steps" in capsys.readouterr().out
 
 
+def test_set_trains_with_those_config_fields_and_a_resume_must_repeat_them(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    from agents.factory import load_agent
+
+    out = tmp_path / "slateq"
+    fields = ["--set", "click_interval=2", "--set", "double_q=false"]
+    assert main(["train", "--agent", "slateq", "--steps", "160", "--out", str(out), *fields, *SMALL]) == 0
+    config = load_agent(out / "checkpoint.pt").config
+    assert (config.click_interval, config.double_q, config.gamma) == (2, False, 0.9)
+    capsys.readouterr()
+    assert main(["train", "--agent", "slateq", "--steps", "320", "--out", str(out), "--resume", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "trained with click_interval=2, double_q=False; this run asks for click_interval=1, double_q=True" in err
+    assert main(["train", "--agent", "slateq", "--steps", "320", "--out", str(out), "--resume", *fields, *SMALL]) == 0
+    assert "for 320 user-steps" in capsys.readouterr().out
+    assert main(["train", "--agent", "slateq", "--steps", "16", "--set", "click_interval=0", *SMALL]) == 2
+    assert "click_interval must be >= 1" in capsys.readouterr().err
+    assert main(["train", "--agent", "sb3-dqn", "--steps", "16", "--set", "gamma=0.5", *SMALL]) == 2
+    assert "'sb3-dqn' takes none" in capsys.readouterr().err
+
+
 def test_bad_warm_start_resume_and_env_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     np.savez(tmp_path / "emb.npz", item_embeddings=np.zeros((7, 4), np.float32))
     assert main(["train", "--agent", "slateq", "--steps", "16", "--warm-start", str(tmp_path / "emb.npz"), *SMALL]) == 2

@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/train/<agent>-seed<S>)")
     parser.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
                         help="user-steps between checkpoints (default: a fifth of --steps, at least 50000)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="fields",
+                        help="a field of the agent's config (SlateQConfig, ReinforceConfig), e.g. --set gamma=0.95 "
+                             "--set double_q=false; repeat for more (a resumed run needs the same ones)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.set_defaults(func=_run)
@@ -50,20 +53,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from agents.factory import read_warm_start, train_agent
+    from agents.factory import CONFIGS, config_fields, read_warm_start, train_agent
     from agents.training import TrainConfig
 
     torch.set_num_threads(1)
     for name in ("steps", "num_envs", "checkpoint_every"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    fields = config_fields(args.agent, args.fields) if args.fields else None  # refuses sb3-dqn, naming it
+    agent_config = CONFIGS[args.agent](**fields) if fields is not None else None
     out = Path(args.out or f"runs/train/{args.agent}-seed{args.seed}")
     env = make_train_env(args.env, args.num_envs, args.slate_size)
     warm = read_warm_start(args.warm_start, env) if args.warm_start else None
     config = TrainConfig(total_steps=args.steps, log_interval=max(args.steps // 50, args.num_envs),
                          checkpoint_interval=args.checkpoint_every or max(args.steps // 5, 50_000),
                          progress=args.progress)
-    _, result = train_agent(args.agent, env, config, args.seed, out, args.resume, warm)
+    _, result = train_agent(args.agent, env, config, args.seed, out, args.resume, warm, agent_config)
     last = next((row for row in reversed(result.curve) if "episode/return" in row), {})
     print(f"trained {args.agent} for {result.steps} user-steps; last mean episode return "
           f"{last.get('episode/return', float('nan')):.3f}; checkpoint {result.checkpoint}; "
