@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -40,7 +41,8 @@ def config_fields(agent: str, pairs: Sequence[str], flag: str = "--set") -> dict
         raise ConfigError(f"{flag} sets fields of {' / '.join(c.__name__ for c in CONFIGS.values())} "
                           f"(agents {', '.join(CONFIGS)}); {agent!r} takes none")
     config = CONFIGS[agent]
-    kinds = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in dataclasses.fields(config)}
+    kinds = {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+             for f in dataclasses.fields(config)}
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = (part.strip() for part in pair.partition("="))
@@ -49,6 +51,8 @@ def config_fields(agent: str, pairs: Sequence[str], flag: str = "--set") -> dict
         if name not in kinds:
             raise ConfigError(f"{flag} {pair!r}: {name!r} is not a {config.__name__} field "
                               f"(its fields: {', '.join(kinds)})")
+        if name in out:
+            raise ConfigError(f"{flag} {pair!r}: {name} is set twice")
         out[name] = _read_value(kinds[name], name, text, flag, config.__name__)
     return out
 
@@ -58,16 +62,20 @@ def _read_value(kind: str, name: str, text: str, flag: str, config: str) -> Any:
         if text.lower() in _TRUE + _FALSE:
             return text.lower() in _TRUE
     elif kind == "str":
-        return text
+        if text:
+            return text
+        raise ConfigError(f"{flag}: {name} is empty")
     elif kind in ("int", "float"):
         try:
-            return int(text) if kind == "int" else float(text)
+            value = int(text) if kind == "int" else float(text)
         except ValueError:
-            pass
+            value = None
+        if value is not None and math.isfinite(value):
+            return value
     else:
         raise ConfigError(f"{flag}: {config}.{name} is a {kind}; set it from Python ({config}({name}=...))")
-    article = "an" if kind == "int" else "a"
-    raise ConfigError(f"{flag}: {name}={text!r} is not {article} {kind}"
+    what = {"int": "an int", "float": "a finite float"}.get(kind, "a bool")  # nan / inf slip past range checks
+    raise ConfigError(f"{flag}: {name}={text!r} is not {what}"
                       + (f" (one of {', '.join(_TRUE + _FALSE)})" if kind == "bool" else ""))
 
 

@@ -302,8 +302,8 @@ class SlateQAgent(SlatePolicy):
             return {}
         self.steps_since_update = 0
         out: dict[str, float] = {}
-        for _ in range(self.config.updates_per_step):
-            out = self.learn(self.replay.sample(self.config.batch_size))
+        for _ in range(self.config.updates_per_step):  # the round's last value of each metric (the click
+            out.update(self.learn(self.replay.sample(self.config.batch_size)))  # loss: of its last click step)
         return {**out, "train/epsilon": self.epsilon}
 
     def td_target(self, batch: SlateBatch, nxt: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -311,7 +311,8 @@ class SlateQAgent(SlatePolicy):
         the days away before ``s'``, 0 within a session), everything read from the NEXT observation
         (``nxt``: its tensors, already user-masked, when the caller has them)."""
         # inference_mode, not no_grad: no version counters or views tracked for autograd in these
-        # three forward passes; the result is cloned out of it because the loss saves it for backward.
+        # forward passes (three; two without double Q); the result is cloned out of it because the loss
+        # saves it for backward.
         with torch.inference_mode():
             if nxt is None:
                 nxt = self.users.mask(obs_to_tensors(batch.next_obs))

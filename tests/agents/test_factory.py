@@ -42,6 +42,9 @@ def test_config_fields_read_each_value_as_its_fields_type() -> None:
     (["click_interval=2.5"], "--set: click_interval='2.5' is not an int"),
     (["double_q=maybe"], "--set: double_q='maybe' is not a bool"),
     (["gamma"], "--set 'gamma': give FIELD=VALUE"),
+    (["gamma=nan"], "--set: gamma='nan' is not a finite float"),
+    (["gamma=0.9", "gamma=0.95"], "--set 'gamma=0.95': gamma is set twice"),
+    (["slate_builder="], "--set: slate_builder is empty"),
     (["exploration=0.1"], r"SlateQConfig.exploration is a LinearSchedule; set it from Python"),
 ])
 def test_config_fields_refuse_a_bad_pair_naming_it(pairs: list[str], message: str) -> None:

@@ -242,6 +242,11 @@ def test_click_interval_steps_the_click_model_on_every_kth_gradient_step() -> No
         reported.append("train/click_loss" in out)
     assert moved == [[True, True], [False, True], [False, True], [True, True], [False, True], [False, True]]
     assert reported == [True, False, False, True, False, False]
+    # an update round of 3 steps starts on a click step: its metrics still carry that step's click loss
+    agent = _agent(env, click_interval=3, updates_per_step=3, learning_starts=0, batch_size=16)
+    agent.replay.add(batch.obs, batch.slate, batch.choice, batch.reward, batch.next_obs, batch.terminated)
+    agent.steps_since_update = 1
+    assert {"train/click_loss", "train/loss", "train/epsilon"} <= set(agent.update(0.5)) and agent.n_updates == 3
     with pytest.raises(ConfigError, match="click_interval"):
         SlateQConfig(click_interval=0)
 
