@@ -34,7 +34,7 @@ defaults before issue #12 (a batch-256 step after every 64-user step, target eve
 ``fast``: one batch-512 step per 1,024 user-steps (0.5 samples per user-step), target every 16 steps.
 ``wide``: 512 users per step and four batch-512 steps per round (the default's 4 samples per user-step and
 gradient steps), the target network picking A* too (one target pass fewer), the click model stepped on
-every fourth gradient step (BENCHMARKS.md: 1.5-1.7x the default's env-steps/s at its return)."""
+every fourth gradient step (BENCHMARKS.md: 1.5-1.7x the default's env-steps/s, return not shown worse)."""
 
 
 class RandomSlates:
