@@ -6,6 +6,7 @@ per run, with the 1-min load average at its start and the training curve against
 
     python scripts/bench_slateq_speed.py --steps 24000 --seeds 0,1,2 --schedules default,old [--episodes 200]
     python scripts/bench_slateq_speed.py --steps 200000 --seeds 5,6,7,8,9 --schedules default,wide
+    python scripts/bench_slateq_speed.py --steps 200000 --seeds 10,11,12,13,14,15,16,17,18,19 --schedules u512,u512plain
     python scripts/bench_slateq_speed.py --learn-ms 256,512,1024   # CPU and wall ms of one gradient step
     python scripts/bench_slateq_speed.py --learn-ms 512 --threads 2 [--compile]   # wall ms, other set-ups
 """
@@ -27,6 +28,8 @@ SCHEDULES: dict[str, tuple[int, dict[str, Any]]] = {
     "old": (64, {"batch_size": 256, "train_interval": 0, "target_update_interval": 250}),
     "fast": (256, {"train_interval": 1024, "batch_size": 512, "target_update_interval": 16}),
     "wide": (512, {"train_interval": 512, "updates_per_step": 4, "double_q": False, "click_interval": 4}),
+    "u512": (512, {"train_interval": 512, "updates_per_step": 4}),
+    "u512plain": (512, {"train_interval": 512, "updates_per_step": 4, "double_q": False}),
 }
 """name -> (users stepped together, SlateQConfig fields). ``default``: today's defaults (a batch-512
 step per 128 user-steps, 4 samples per user-step, the target copied every 125 steps). ``old``: the
@@ -34,7 +37,8 @@ defaults before issue #12 (a batch-256 step after every 64-user step, target eve
 ``fast``: one batch-512 step per 1,024 user-steps (0.5 samples per user-step), target every 16 steps.
 ``wide``: 512 users per step and four batch-512 steps per round (the default's 4 samples per user-step and
 gradient steps), the target network picking A* too (one target pass fewer), the click model stepped on
-every fourth gradient step (BENCHMARKS.md: 1.5-1.7x the default's env-steps/s, return not shown worse)."""
+every fourth gradient step (BENCHMARKS.md: 1.5-1.7x the default's env-steps/s at 11 % less return over 15 seeds).
+``u512`` / ``u512plain``: wide's 512 users and rounds alone, then with the plain-DQN target (where its return goes)."""
 
 
 class RandomSlates:
