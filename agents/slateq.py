@@ -254,11 +254,11 @@ class SlateQAgent(SlatePolicy):
 
     # -- acting ------------------------------------------------------------------------------
     @torch.no_grad()
-    def greedy_slates(self, obs_t: dict[str, torch.Tensor], q_net: ItemValueNet | None = None,
-                      clicks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def greedy_slates(self, obs_t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(b, k)`` slates the online network and the click model pick (the TD target builds its own)."""
         cands = obs_t["candidates"]
-        q, q_null = (q_net if q_net is not None else self.q)(obs_t, cands)
-        logits, null_logit = clicks if clicks is not None else self.click(obs_t, cands)
+        q, q_null = self.q(obs_t, cands)
+        logits, null_logit = self.click(obs_t, cands)
         return build_slates(q, q_null, logits, null_logit, self.click.slot_bias, self.slate_size,
                             self.config.slate_builder)
 

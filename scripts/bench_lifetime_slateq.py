@@ -24,13 +24,6 @@ AGENTS = ("slateq", "reinforce")
 """The agents whose config a variant sets (:data:`agents.factory.CONFIGS`)."""
 
 
-def config_class(agent: str) -> type:
-    """The config dataclass of ``agent`` (one of :data:`AGENTS`)."""
-    from agents.factory import CONFIGS
-
-    return CONFIGS[agent]
-
-
 def parse_variant(text: str, agent: str = "slateq") -> dict[str, Any]:
     """``"gamma=0.98,n_step=10"`` -> ``{"gamma": 0.98, "n_step": 10}`` (each a field of the agent's config,
     read by :func:`agents.factory.config_fields`)."""
@@ -44,11 +37,12 @@ def parse_variant(text: str, agent: str = "slateq") -> dict[str, Any]:
 
 
 def register_variant(values: dict[str, Any], agent: str = "slateq") -> str:
+    from agents.factory import CONFIGS
     from recsim_env.benchmark.policies import agent_builder
     from recsim_env.benchmark.registry import PolicySpec, register_policy
 
     name = f"{agent}-" + "-".join(f"{k}{v}" for k, v in values.items())
-    register_policy(PolicySpec(name, agent_builder(agent, config_class(agent)(**values)), "agent",
+    register_policy(PolicySpec(name, agent_builder(agent, CONFIGS[agent](**values)), "agent",
                                f"{agent} with {values}", default=False))
     return name
 

@@ -120,7 +120,7 @@ def _batch(env: FakeSlateVecEnv, steps: int = 3) -> SlateBatch:
 def _manual_target(agent: SlateQAgent, batch: SlateBatch, observation: dict) -> torch.Tensor:
     o = obs_to_tensors(observation)
     with torch.no_grad():
-        best = agent.greedy_slates(o, agent.q)
+        best = agent.greedy_slates(o)
         q_t, q0_t = agent.q_target(o, o["candidates"])
         logits, l0 = agent.click(o, o["candidates"])
         future = slate_value(q_t, q0_t, choice_probabilities(logits, l0, agent.click.slot_bias, best), best)
@@ -201,7 +201,7 @@ def test_the_day_discount_reaches_the_replay_through_training() -> None:
 
 def test_plain_dqn_picks_and_values_with_one_pass_of_the_target_network() -> None:
     """Without double Q the target network both picks A* and values it: one forward pass, the same
-    target as picking with it through ``greedy_slates``."""
+    target as picking with its values through ``build_slates``."""
     env = FakeSlateVecEnv(Scenario(leave_prob=0.0, budget=1e9), num_envs=16)
     agent = _agent(env, double_q=False)
     with torch.no_grad():
@@ -219,9 +219,9 @@ def test_plain_dqn_picks_and_values_with_one_pass_of_the_target_network() -> Non
     assert calls == {"q": 0, "q_target": 1}
     o = obs_to_tensors(batch.next_obs)
     with torch.no_grad():
-        best = agent.greedy_slates(o, agent.q_target)
         q_t, q0_t = agent.q_target(o, o["candidates"])
         logits, l0 = agent.click(o, o["candidates"])
+        best = build_slates(q_t, q0_t, logits, l0, agent.click.slot_bias, agent.slate_size, agent.config.slate_builder)
         future = slate_value(q_t, q0_t, choice_probabilities(logits, l0, agent.click.slot_bias, best), best)
     alive = 1 - torch.as_tensor(batch.terminated)
     torch.testing.assert_close(target, torch.as_tensor(batch.reward) + agent.config.gamma * alive * future)
